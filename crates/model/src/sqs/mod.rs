@@ -1,0 +1,4 @@
+//! The sqs wire shapes, validators and dispatch, generated from the vendored botocore model.
+
+mod generated;
+pub use generated::*;
