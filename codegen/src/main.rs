@@ -104,6 +104,30 @@ fn strip_documentation(value: &mut serde_json::Value) {
     }
 }
 
+/// Formats generated code exactly as `cargo fmt` would, so the committed file stays stable.
+fn rustfmt(code: &str) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running rustfmt: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = code.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    writer
+        .join()
+        .map_err(|_| "rustfmt writer panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err("rustfmt rejected the generated code".into());
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
 fn generate(root: &Path, check: bool) -> Result<(), String> {
     let mut stale = Vec::new();
     for service in SERVICES {
@@ -112,7 +136,7 @@ fn generate(root: &Path, check: bool) -> Result<(), String> {
             .map_err(|e| format!("reading {}: {e}", model_path.display()))?;
         let model: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", model_path.display()))?;
-        let code = shapes::generate_service(service, &model)?;
+        let code = rustfmt(&shapes::generate_service(service, &model)?)?;
         let out_path = root
             .join("crates/model/src")
             .join(service.module)

@@ -329,10 +329,8 @@ impl Gen<'_> {
                         }
                         writeln!(checks, "            for (key, items) in map {{\n{inner}            }}").unwrap();
                     }
-                    "list" | "map" => {
-                        if self.needs_validation(&value)? {
-                            return Err(format!("map {target} of constrained collections is not supported"));
-                        }
+                    "list" | "map" if self.needs_validation(&value)? => {
+                        return Err(format!("map {target} of constrained collections is not supported"));
                     }
                     _ => {}
                 }

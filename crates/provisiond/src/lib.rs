@@ -1,1 +1,20 @@
-//! placeholder
+//! provisiond: a self-hostable control plane that speaks the AWS Service Catalog and AWS Proton
+//! APIs for infrastructure that an external engine provisions. See `ARCHITECTURE.md` for the map.
+//!
+//! Layers, from the top: `cli` → `server` (HTTP) → `protocol` (awsJson, SigV4, error rendering)
+//! → domain (`catalog`, with `auth` for identities) → `store`. Wire shapes come from the
+//! generated `provisiond_model` crate.
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod context;
+pub mod crypto;
+pub mod datadir;
+pub mod idempotency;
+pub mod ids;
+pub mod paging;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod time;

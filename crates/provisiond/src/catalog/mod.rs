@@ -1,0 +1,73 @@
+//! Service Catalog: the `servicecatalog::Handler` implementation that the server dispatches to,
+//! one file per resource. Operations not listed in `implements` answer
+//! `UnknownOperationException`.
+
+pub mod portfolio;
+
+use crate::context::RequestContext;
+use provisiond_model::servicecatalog::{self as sc, Operation};
+use provisiond_model::AwsError;
+
+/// The Service Catalog API over the store.
+pub struct ServiceCatalog;
+
+/// The IAM-style action name of an operation, as named in access-denied messages.
+pub fn action(operation: Operation) -> String {
+    format!("servicecatalog:{}", operation.name())
+}
+
+impl sc::Handler for ServiceCatalog {
+    type Context = RequestContext;
+
+    fn implements(&self, operation: Operation) -> bool {
+        use Operation::*;
+        matches!(
+            operation,
+            CreatePortfolio
+                | DescribePortfolio
+                | UpdatePortfolio
+                | DeletePortfolio
+                | ListPortfolios
+        )
+    }
+
+    fn create_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::CreatePortfolioInput,
+    ) -> Result<sc::CreatePortfolioOutput, AwsError> {
+        portfolio::create(ctx, input)
+    }
+
+    fn describe_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribePortfolioInput,
+    ) -> Result<sc::DescribePortfolioOutput, AwsError> {
+        portfolio::describe(ctx, input)
+    }
+
+    fn update_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::UpdatePortfolioInput,
+    ) -> Result<sc::UpdatePortfolioOutput, AwsError> {
+        portfolio::update(ctx, input)
+    }
+
+    fn delete_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DeletePortfolioInput,
+    ) -> Result<sc::DeletePortfolioOutput, AwsError> {
+        portfolio::delete(ctx, input)
+    }
+
+    fn list_portfolios(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListPortfoliosInput,
+    ) -> Result<sc::ListPortfoliosOutput, AwsError> {
+        portfolio::list(ctx, input)
+    }
+}

@@ -1,0 +1,40 @@
+//! Opaque page tokens over the store's list order: a token is the position after which the next
+//! page starts, so a page costs the same however many items there are.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+
+/// The token that continues after the item at `seq`.
+pub fn token_after(seq: i64) -> String {
+    B64.encode(format!("v1:{seq}"))
+}
+
+/// The position a token continues after; `None` when it is not a token we issued.
+pub fn position(token: &str) -> Option<i64> {
+    let raw = B64.decode(token).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    text.strip_prefix("v1:")?.parse().ok()
+}
+
+/// The page size to use: `requested` when in `1..=max`, else `default`.
+pub fn page_size(requested: Option<i32>, default: usize, max: usize) -> usize {
+    match requested {
+        Some(n) if n > 0 => (n as usize).min(max),
+        _ => default,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_strangers() {
+        assert_eq!(position(&token_after(42)), Some(42));
+        assert_eq!(position("garbage"), None);
+        assert_eq!(position(""), None);
+        assert_eq!(page_size(None, 20, 100), 20);
+        assert_eq!(page_size(Some(0), 20, 100), 20);
+        assert_eq!(page_size(Some(5), 20, 100), 5);
+    }
+}

@@ -1,0 +1,247 @@
+//! One request, start to finish, in one readable function: health → body limit → route by
+//! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
+//! blocking thread, since the store is synchronous) → render the answer or the error.
+
+use crate::auth::KeyRing;
+use crate::catalog::ServiceCatalog;
+use crate::context::RequestContext;
+use crate::protocol::awsjson::{self, Service};
+use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
+use crate::store::Store;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use provisiond_model::runtime::{unknown_operation, Json};
+use provisiond_model::{proton, servicecatalog, sqs, AwsError, CommonError};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest request body accepted: 1 MiB.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What the server serves with.
+pub struct App {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Access keys.
+    pub keys: KeyRing,
+    /// Service Catalog.
+    pub catalog: ServiceCatalog,
+}
+
+/// Proton and SQS operations are not served yet: every one answers
+/// `UnknownOperationException`, before its input is read.
+struct NotServed;
+
+impl proton::Handler for NotServed {
+    type Context = RequestContext;
+    fn implements(&self, _: proton::Operation) -> bool {
+        false
+    }
+}
+
+impl sqs::Handler for NotServed {
+    type Context = RequestContext;
+    fn implements(&self, _: sqs::Operation) -> bool {
+        false
+    }
+}
+
+fn respond(
+    status: u16,
+    request_id: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    error: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", content_type)
+        .header("x-amzn-RequestId", request_id);
+    if let Some(code) = error {
+        builder = builder.header("x-amzn-ErrorType", code);
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn error_response(
+    service: Option<Service>,
+    request_id: &str,
+    error: &AwsError,
+) -> Response<Full<Bytes>> {
+    let content_type = service.map_or("application/x-amz-json-1.1", Service::content_type);
+    respond(
+        error.status,
+        request_id,
+        content_type,
+        awsjson::error_body(error),
+        Some(error.code),
+    )
+}
+
+/// Serves one request.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let request_id = crate::ids::uuid();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = match serve(&app, req, &request_id, &target).await {
+        Ok(response) => response,
+        Err((service, error)) => {
+            if error.status >= 500 {
+                tracing::error!(request_id, target, code = error.code, "request failed");
+            }
+            error_response(service, &request_id, &error)
+        }
+    };
+    tracing::info!(
+        request_id,
+        target,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+type Failure = (Option<Service>, AwsError);
+
+async fn serve(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    request_id: &str,
+    target: &str,
+) -> Result<Response<Full<Bytes>>, Failure> {
+    if req.uri().path() == "/health" && req.method() == hyper::Method::GET {
+        return Ok(respond(
+            200,
+            request_id,
+            "application/json",
+            br#"{"status":"ok"}"#.to_vec(),
+            None,
+        ));
+    }
+    let routed = awsjson::parse_target(target);
+    let service = routed.map(|(s, _)| s);
+    let fail = |e: AwsError| (service, e);
+
+    let too_large = || {
+        CommonError::RequestEntityTooLarge.with(format!(
+            "The request body is larger than {BODY_LIMIT} bytes."
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(fail(too_large()));
+    }
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, BODY_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| fail(too_large()))?
+        .to_bytes();
+
+    let Some((service, operation)) = routed else {
+        let name = if target.is_empty() {
+            "(no X-Amz-Target)"
+        } else {
+            target
+        };
+        return Err(fail(unknown_operation(name)));
+    };
+
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let auth = sigv4::parse(&signed).map_err(fail)?;
+    let known = match app.keys.cached(&auth.access_key_id) {
+        Some(known) => known,
+        None => {
+            let app2 = app.clone();
+            let key_id = auth.access_key_id.clone();
+            tokio::task::spawn_blocking(move || app2.keys.lookup(&key_id))
+                .await
+                .map_err(|e| {
+                    fail(CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))
+                })?
+                .map_err(|e| fail(e.into()))?
+                .ok_or_else(|| {
+                    fail(
+                        CommonError::UnrecognizedClientException
+                            .with("The security token included in the request is invalid."),
+                    )
+                })?
+        }
+    };
+    let now_ms = crate::time::now_ms();
+    sigv4::verify(
+        &signed,
+        &auth,
+        known.secret.expose(),
+        service.info().signing_name,
+        PathStyle::DoubleEncoded,
+        now_ms / 1000,
+    )
+    .map_err(fail)?;
+
+    let ctx = RequestContext {
+        request_id: request_id.to_string(),
+        identity: known.identity.clone(),
+        region: auth.region.clone(),
+        now_ms,
+        store: app.store.clone(),
+    };
+    let operation = operation.to_string();
+    let app2 = app.clone();
+    let result =
+        tokio::task::spawn_blocking(move || dispatch(&app2, &ctx, service, &operation, &body))
+            .await
+            .map_err(|e| {
+                fail(CommonError::InternalFailure.with(format!("the operation panicked: {e}")))
+            })?;
+    match result {
+        Ok(out) => Ok(respond(200, request_id, service.content_type(), out, None)),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn dispatch(
+    app: &App,
+    ctx: &RequestContext,
+    service: Service,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, AwsError> {
+    match service {
+        Service::ServiceCatalog => {
+            let op = servicecatalog::Operation::from_name(operation)
+                .ok_or_else(|| unknown_operation(operation))?;
+            servicecatalog::dispatch::<_, Json>(&app.catalog, ctx, op, body)
+        }
+        Service::Proton => {
+            let op = proton::Operation::from_name(operation)
+                .ok_or_else(|| unknown_operation(operation))?;
+            proton::dispatch::<_, Json>(&NotServed, ctx, op, body)
+        }
+        Service::Sqs => {
+            let op =
+                sqs::Operation::from_name(operation).ok_or_else(|| unknown_operation(operation))?;
+            sqs::dispatch::<_, Json>(&NotServed, ctx, op, body)
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The store: one small document interface that every domain module writes through, with an
+//! embedded SQLite implementation (`sqlite`) and a conformance suite (`conformance`) that any
+//! implementation (PostgreSQL next) must pass.
+//!
+//! A document is `(kind, scope, id) → JSON body`, with an optional `parent` for listing the
+//! children of something in creation order. Scopes are `"<account>/<region>"` for regional
+//! resources, `"<account>"` for account-wide ones and `""` for global ones. Unique names and
+//! idempotency tokens are documents too (their key is the id), so uniqueness is enforced by the
+//! primary key and needs no index concept. The store holds no business rule.
+
+pub mod conformance;
+pub mod sqlite;
+
+use provisiond_model::{AwsError, CommonError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The kinds of document. The string is what the table stores; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An access key (global scope, id = access key id).
+    AccessKey,
+    /// A Service Catalog portfolio.
+    Portfolio,
+    /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
+    Idempotency,
+    /// A document used only by the conformance suite.
+    Test,
+}
+
+impl Kind {
+    /// The stored name of the kind.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::AccessKey => "access-key",
+            Kind::Portfolio => "portfolio",
+            Kind::Idempotency => "idempotency",
+            Kind::Test => "test",
+        }
+    }
+}
+
+/// A failure of the store itself (I/O, corruption, a busy database past its timeout).
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "store error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for AwsError {
+    /// Store failures answer `InternalFailure`; the cause goes to the log, never to the caller.
+    #[track_caller]
+    fn from(e: StoreError) -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %e, at = %at, "store failure");
+        CommonError::InternalFailure.with("The server failed to process the request; see its log.")
+    }
+}
+
+/// A listed document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Insertion order; stable across updates; the page cursor.
+    pub seq: i64,
+    /// The document's id.
+    pub id: String,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+/// Whether a transaction may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Reads only; may run beside other readers.
+    Read,
+    /// Reads and writes; serialized with other writers.
+    Write,
+}
+
+/// What a transaction can do. All calls see the transaction's own earlier writes.
+pub trait Tx {
+    /// The body of a document.
+    fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Creates a document; `false` (and no change) when one with this key exists.
+    fn insert(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Creates or replaces a document; a replaced document keeps its place in lists.
+    fn put(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Removes a document; `false` when there was none.
+    fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` documents of `kind` in `scope` under `parent`, in insertion order, after
+    /// the one with sequence number `after` (from the start when `None`).
+    fn list(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError>;
+}
+
+/// A place that keeps documents durably: a write transaction that returns is on disk.
+pub trait Store: Send + Sync + 'static {
+    /// Runs `body` in one transaction. It commits when `body` returns `true` (write mode) and
+    /// rolls back otherwise. An implementation may run `body` again after a conflict, so it must
+    /// not have effects outside the transaction.
+    fn run(&self, mode: Mode, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError>;
+}
+
+/// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and
+/// rolls back if it returns `Err`, which is passed on.
+pub fn transact<R, E: From<StoreError>>(
+    store: &dyn Store,
+    mode: Mode,
+    mut f: impl FnMut(&mut dyn Tx) -> Result<R, E>,
+) -> Result<R, E> {
+    let mut out = None;
+    store.run(mode, &mut |tx| {
+        let result = f(tx);
+        let commit = result.is_ok();
+        out = Some(result);
+        commit
+    })?;
+    out.expect("Store::run calls the body at least once")
+}
+
+/// Reads a document as `T`.
+pub fn get<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    match tx.get(kind, scope, id)? {
+        Some(body) => decode(kind, &body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Writes a document from `T`.
+pub fn put<T: Serialize>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+    parent: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    tx.put(kind, scope, id, parent, &encode(value)?)
+}
+
+/// Creates a document from `T`; `false` when the key is taken.
+pub fn insert<T: Serialize>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+    parent: &str,
+    value: &T,
+) -> Result<bool, StoreError> {
+    tx.insert(kind, scope, id, parent, &encode(value)?)
+}
+
+/// Lists documents as `(seq, T)`.
+pub fn list<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    parent: &str,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Vec<(i64, T)>, StoreError> {
+    tx.list(kind, scope, parent, after, limit)?
+        .into_iter()
+        .map(|row| Ok((row.seq, decode(kind, &row.body)?)))
+        .collect()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError(format!("encoding a document: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(kind: Kind, body: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(body)
+        .map_err(|e| StoreError(format!("a stored {} does not decode: {e}", kind.as_str())))
+}
