@@ -130,8 +130,10 @@ fn create_key(
     Ok(())
 }
 
-fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
-    let Opened { dir, store, key } = open(&data_dir)?;
+/// Opens the data directory (creating the first admin key and its credentials file for a
+/// newcomer) and returns the application the server serves.
+pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
+    let Opened { dir, store, key } = open(data_dir)?;
     if !auth::any_key_exists(store.as_ref()).map_err(|e| e.to_string())? {
         let first = auth::create_key(
             store.as_ref(),
@@ -151,11 +153,15 @@ fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
             datadir::PROFILE
         );
     }
-    let app = Arc::new(App {
+    Ok(Arc::new(App {
         keys: KeyRing::new(store.clone(), key),
         store,
         catalog: ServiceCatalog,
-    });
+    }))
+}
+
+fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
+    let app = prepare(&data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,7 +171,7 @@ fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
             .await
             .map_err(|e| format!("listening on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(data_dir = %dir.root().display(), "listening on http://{local}");
+        tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
         server::run(listener, app, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
