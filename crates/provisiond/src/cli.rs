@@ -4,6 +4,8 @@
 use crate::auth::{self, KeyRing};
 use crate::catalog::ServiceCatalog;
 use crate::datadir::{self, DataDir};
+use crate::queue::signal::QueueSignal;
+use crate::queue::EngineQueues;
 use crate::server::{self, App};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -157,6 +159,7 @@ pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
         keys: KeyRing::new(store.clone(), key),
         store,
         catalog: ServiceCatalog,
+        queues: EngineQueues::new(Arc::new(QueueSignal::default())),
     }))
 }
 

@@ -18,6 +18,8 @@ pub struct RequestContext {
     pub now_ms: i64,
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The `Host` the caller addressed (`127.0.0.1:8787`), for URLs handed back such as queue URLs.
+    pub host: String,
 }
 
 impl RequestContext {

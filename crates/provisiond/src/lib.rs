@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod paging;
 pub mod protocol;
+pub mod queue;
 pub mod server;
 pub mod store;
 pub mod time;

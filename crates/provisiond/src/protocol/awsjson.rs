@@ -48,13 +48,41 @@ pub fn parse_target(target: &str) -> Option<(Service, &str)> {
         .map(|s| (s, operation))
 }
 
-/// The JSON body of an error answer.
-pub fn error_body(error: &AwsError) -> Vec<u8> {
+/// The JSON body of an error answer: `{"__type": <Name>, "message": <text>}`. SQS, being
+/// query-compatible, qualifies the name with its namespace: `com.amazonaws.sqs#QueueDoesNotExist`.
+pub fn error_body(service: Option<Service>, error: &AwsError) -> Vec<u8> {
+    let name = match service {
+        Some(Service::Sqs) => format!("com.amazonaws.sqs#{}", error.code),
+        _ => error.code.to_string(),
+    };
     serde_json::to_vec(&serde_json::json!({
-        "__type": error.code,
+        "__type": name,
         "message": error.message,
     }))
     .expect("a JSON object of two strings encodes")
+}
+
+/// SQS's `x-amzn-query-error: <code>;<Sender|Receiver>` header, which query-compatible SDKs read
+/// for the error code of the older Query protocol.
+pub fn query_error(service: Service, error: &AwsError) -> Option<String> {
+    if service != Service::Sqs {
+        return None;
+    }
+    let code = match error.code {
+        "QueueDoesNotExist" => "AWS.SimpleQueueService.NonExistentQueue",
+        "EmptyBatchRequest" => "AWS.SimpleQueueService.EmptyBatchRequest",
+        "TooManyEntriesInBatchRequest" => "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+        "BatchEntryIdsNotDistinct" => "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+        "InvalidBatchEntryId" => "AWS.SimpleQueueService.InvalidBatchEntryId",
+        "MessageNotInflight" => "AWS.SimpleQueueService.MessageNotInflight",
+        other => other,
+    };
+    let fault = if error.status >= 500 {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    Some(format!("{code};{fault}"))
 }
 
 #[cfg(test)]
@@ -87,10 +115,26 @@ mod tests {
 
     #[test]
     fn errors_render_type_and_message() {
-        let body =
-            error_body(&CommonError::ValidationException.with("1 validation error detected: x"));
+        let body = error_body(
+            Some(Service::ServiceCatalog),
+            &CommonError::ValidationException.with("1 validation error detected: x"),
+        );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["__type"], "ValidationException");
         assert_eq!(v["message"], "1 validation error detected: x");
+    }
+
+    #[test]
+    fn sqs_errors_are_query_compatible() {
+        let e = provisiond_model::sqs::ErrorCode::QueueDoesNotExist
+            .with("The specified queue does not exist.");
+        let v: serde_json::Value =
+            serde_json::from_slice(&error_body(Some(Service::Sqs), &e)).unwrap();
+        assert_eq!(v["__type"], "com.amazonaws.sqs#QueueDoesNotExist");
+        assert_eq!(
+            query_error(Service::Sqs, &e).as_deref(),
+            Some("AWS.SimpleQueueService.NonExistentQueue;Sender")
+        );
+        assert_eq!(query_error(Service::Proton, &e), None);
     }
 }

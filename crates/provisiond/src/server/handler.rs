@@ -7,9 +7,10 @@ use crate::catalog::ServiceCatalog;
 use crate::context::RequestContext;
 use crate::protocol::awsjson::{self, Service};
 use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
+use crate::queue::EngineQueues;
 use crate::store::Store;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use provisiond_model::runtime::{unknown_operation, Json};
@@ -19,6 +20,32 @@ use std::time::Instant;
 
 /// Largest request body accepted: 1 MiB.
 pub const BODY_LIMIT: usize = 1 << 20;
+/// A body over the limit but under this much is read and dropped before the 413 answer, so the
+/// client, still sending, gets the answer rather than a reset connection.
+pub const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads the body whole, or reads and drops it (up to `DRAIN_LIMIT`) when it is over `BODY_LIMIT`.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ()> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > DRAIN_LIMIT {
+                return Err(());
+            }
+            if seen <= BODY_LIMIT {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > BODY_LIMIT {
+        Err(())
+    } else {
+        Ok(Bytes::from(kept))
+    }
+}
 
 /// What the server serves with.
 pub struct App {
@@ -28,22 +55,17 @@ pub struct App {
     pub keys: KeyRing,
     /// Service Catalog.
     pub catalog: ServiceCatalog,
+    /// The SQS-shaped engine queues.
+    pub queues: EngineQueues,
 }
 
-/// Proton and SQS operations are not served yet: every one answers
+/// Proton operations are not served yet: every one answers
 /// `UnknownOperationException`, before its input is read.
 struct NotServed;
 
 impl proton::Handler for NotServed {
     type Context = RequestContext;
     fn implements(&self, _: proton::Operation) -> bool {
-        false
-    }
-}
-
-impl sqs::Handler for NotServed {
-    type Context = RequestContext;
-    fn implements(&self, _: sqs::Operation) -> bool {
         false
     }
 }
@@ -73,13 +95,19 @@ fn error_response(
     error: &AwsError,
 ) -> Response<Full<Bytes>> {
     let content_type = service.map_or("application/x-amz-json-1.1", Service::content_type);
-    respond(
+    let mut response = respond(
         error.status,
         request_id,
         content_type,
-        awsjson::error_body(error),
+        awsjson::error_body(service, error),
         Some(error.code),
-    )
+    );
+    if let Some(query_error) = service.and_then(|s| awsjson::query_error(s, error)) {
+        if let Ok(value) = query_error.parse() {
+            response.headers_mut().insert("x-amzn-query-error", value);
+        }
+    }
+    response
 }
 
 /// Serves one request.
@@ -142,15 +170,11 @@ async fn serve(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(fail(too_large()));
     }
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, BODY_LIMIT)
-        .collect()
-        .await
-        .map_err(|_| fail(too_large()))?
-        .to_bytes();
+    let body = read_body(body).await.map_err(|()| fail(too_large()))?;
 
     let Some((service, operation)) = routed else {
         let name = if target.is_empty() {
@@ -205,6 +229,12 @@ async fn serve(
         region: auth.region.clone(),
         now_ms,
         store: app.store.clone(),
+        host: parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_string(),
     };
     let operation = operation.to_string();
     let app2 = app.clone();
@@ -241,7 +271,7 @@ fn dispatch(
         Service::Sqs => {
             let op =
                 sqs::Operation::from_name(operation).ok_or_else(|| unknown_operation(operation))?;
-            sqs::dispatch::<_, Json>(&NotServed, ctx, op, body)
+            sqs::dispatch::<_, Json>(&app.queues, ctx, op, body)
         }
     }
 }

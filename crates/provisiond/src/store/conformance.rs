@@ -1,6 +1,6 @@
 //! The behaviour every `Store` must have, as one suite that each implementation's tests run.
 
-use super::{transact, Kind, Mode, Store, StoreError};
+use super::{transact, Kind, Mode, QueuedMessage, Store, StoreError};
 
 /// Runs every check against `store`, which must be empty.
 pub fn run_all(store: &dyn Store) {
@@ -8,6 +8,7 @@ pub fn run_all(store: &dyn Store) {
     lists_keep_insertion_order_and_page(store);
     a_failed_transaction_leaves_nothing(store);
     scopes_and_kinds_are_separate(store);
+    queue_messages_follow_their_visibility(store);
 }
 
 fn w<R>(store: &dyn Store, f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError>) -> R {
@@ -94,5 +95,73 @@ fn scopes_and_kinds_are_separate(store: &dyn Store) {
     assert_eq!(
         r(store, |tx| tx.list(Kind::Test, "acct-a", "", None, 10)).len(),
         1
+    );
+}
+
+fn message(id: &str, queue: &str, visible_at_ms: i64) -> QueuedMessage {
+    QueuedMessage {
+        message_id: id.to_string(),
+        queue: queue.to_string(),
+        body: format!("body of {id}"),
+        sent_ms: 1,
+        visible_at_ms,
+        receive_count: 0,
+        first_receive_ms: None,
+        receipt: String::new(),
+    }
+}
+
+fn queue_messages_follow_their_visibility(store: &dyn Store) {
+    w(store, |tx| {
+        tx.enqueue("q/s", &message("m1", "work", 100))?;
+        tx.enqueue("q/s", &message("m2", "work", 100))?;
+        tx.enqueue("q/s", &message("m3", "work", 500))?;
+        tx.enqueue("q/s", &message("other", "elsewhere", 0))?;
+        tx.enqueue("q/other-scope", &message("m4", "work", 0))
+    });
+    let ids = |v: Vec<QueuedMessage>| v.into_iter().map(|m| m.message_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(r(store, |tx| tx.visible_messages("q/s", "work", 99, 10))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(r(store, |tx| tx.visible_messages("q/s", "work", 100, 10))),
+        ["m1", "m2"]
+    );
+    assert_eq!(
+        ids(r(store, |tx| tx.visible_messages("q/s", "work", 1000, 2))),
+        ["m1", "m2"]
+    );
+    assert_eq!(r(store, |tx| tx.queue_counts("q/s", "work", 100)), (2, 1));
+    assert_eq!(
+        r(store, |tx| tx.next_visible_at("q/s", "work", 100)),
+        Some(500)
+    );
+    assert_eq!(r(store, |tx| tx.next_visible_at("q/s", "work", 500)), None);
+
+    let mut m1 = r(store, |tx| tx.message("q/s", "work", "m1")).expect("m1 exists");
+    m1.visible_at_ms = 300;
+    m1.receive_count = 1;
+    m1.first_receive_ms = Some(100);
+    m1.receipt = "nonce".into();
+    assert!(w(store, |tx| tx.update_message("q/s", &m1)));
+    assert_eq!(
+        r(store, |tx| tx.message("q/s", "work", "m1")),
+        Some(m1.clone())
+    );
+    assert_eq!(
+        ids(r(store, |tx| tx.visible_messages("q/s", "work", 200, 10))),
+        ["m2"]
+    );
+    // Moving to another queue.
+    m1.queue = "work-dlq".into();
+    assert!(w(store, |tx| tx.update_message("q/s", &m1)));
+    assert_eq!(r(store, |tx| tx.message("q/s", "work", "m1")), None);
+    assert!(r(store, |tx| tx.message("q/s", "work-dlq", "m1")).is_some());
+    assert!(w(store, |tx| tx.delete_message("q/s", "work-dlq", "m1")));
+    assert!(!w(store, |tx| tx.delete_message("q/s", "work-dlq", "m1")));
+    assert_eq!(
+        r(store, |tx| tx.queue_counts("q/other-scope", "work", 0)),
+        (1, 0)
     );
 }

@@ -73,6 +73,27 @@ pub struct Row {
     pub body: Vec<u8>,
 }
 
+/// A message of a queue, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// The message id (a UUID).
+    pub message_id: String,
+    /// The queue it is in.
+    pub queue: String,
+    /// The body, as sent.
+    pub body: String,
+    /// When it was sent, epoch milliseconds.
+    pub sent_ms: i64,
+    /// When it becomes (or became) visible to receivers, epoch milliseconds.
+    pub visible_at_ms: i64,
+    /// How often it has been received.
+    pub receive_count: i64,
+    /// When it was first received, epoch milliseconds.
+    pub first_receive_ms: Option<i64>,
+    /// The nonce of the latest receipt handle; empty before the first receive.
+    pub receipt: String,
+}
+
 /// Whether a transaction may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -116,6 +137,48 @@ pub trait Tx {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Row>, StoreError>;
+
+    /// Adds a message to its queue in `scope`.
+    fn enqueue(&mut self, scope: &str, message: &QueuedMessage) -> Result<(), StoreError>;
+    /// Up to `limit` messages of `queue` visible at `now_ms`, oldest first.
+    fn visible_messages(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError>;
+    /// One message of `queue`, visible or not.
+    fn message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<Option<QueuedMessage>, StoreError>;
+    /// Replaces the mutable fields of a message (queue, visibility, receive count and times,
+    /// receipt) with those of `message`; `false` when it no longer exists.
+    fn update_message(&mut self, scope: &str, message: &QueuedMessage) -> Result<bool, StoreError>;
+    /// Removes a message; `false` when there was none.
+    fn delete_message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// How many messages of `queue` are visible and how many are not, at `now_ms`.
+    fn queue_counts(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<(i64, i64), StoreError>;
+    /// The earliest time after `now_ms` at which a message of `queue` becomes visible.
+    fn next_visible_at(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
 }
 
 /// A place that keeps documents durably: a write transaction that returns is on disk.

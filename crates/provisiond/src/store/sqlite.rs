@@ -2,7 +2,7 @@
 //! write survives a crash. One connection writes (`BEGIN IMMEDIATE`, serialized in-process by a
 //! mutex and across processes by SQLite's lock with a busy timeout); a few more read beside it.
 
-use super::{Kind, Mode, Row, Store, StoreError, Tx};
+use super::{Kind, Mode, QueuedMessage, Row, Store, StoreError, Tx};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
@@ -21,7 +21,37 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (kind, scope, id)
     );
     CREATE INDEX documents_by_parent ON documents (kind, scope, parent, seq);",
+    // 2: queue messages, found by visibility.
+    "CREATE TABLE queue_messages (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        scope            TEXT NOT NULL,
+        queue            TEXT NOT NULL,
+        message_id       TEXT NOT NULL UNIQUE,
+        body             TEXT NOT NULL,
+        sent_ms          INTEGER NOT NULL,
+        visible_at_ms    INTEGER NOT NULL,
+        receive_count    INTEGER NOT NULL DEFAULT 0,
+        first_receive_ms INTEGER,
+        receipt          TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX queue_messages_by_visibility ON queue_messages (scope, queue, visible_at_ms, seq);",
 ];
+
+const MESSAGE_COLUMNS: &str =
+    "message_id, queue, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt";
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
+    Ok(QueuedMessage {
+        message_id: r.get(0)?,
+        queue: r.get(1)?,
+        body: r.get(2)?,
+        sent_ms: r.get(3)?,
+        visible_at_ms: r.get(4)?,
+        receive_count: r.get(5)?,
+        first_receive_ms: r.get(6)?,
+        receipt: r.get(7)?,
+    })
+}
 
 const READERS: usize = 4;
 
@@ -203,6 +233,134 @@ impl Tx for SqliteTx<'_> {
             )
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO queue_messages (scope, queue, message_id, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(err)?
+            .execute(params![
+                scope,
+                m.queue,
+                m.message_id,
+                m.body,
+                m.sent_ms,
+                m.visible_at_ms,
+                m.receive_count,
+                m.first_receive_ms,
+                m.receipt
+            ])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn visible_messages(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM queue_messages
+             WHERE scope = ?1 AND queue = ?2 AND visible_at_ms <= ?3 ORDER BY seq LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
+        let rows = stmt
+            .query_map(params![scope, queue, now_ms, limit as i64], message_row)
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<Option<QueuedMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE scope = ?1 AND queue = ?2 AND message_id = ?3"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .map_err(err)?
+            .query_row(params![scope, queue, message_id], message_row)
+            .optional()
+            .map_err(err)
+    }
+
+    fn update_message(&mut self, scope: &str, m: &QueuedMessage) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE queue_messages SET queue = ?3, visible_at_ms = ?4, receive_count = ?5, first_receive_ms = ?6, receipt = ?7
+                 WHERE scope = ?1 AND message_id = ?2",
+            )
+            .map_err(err)?
+            .execute(params![
+                scope,
+                m.message_id,
+                m.queue,
+                m.visible_at_ms,
+                m.receive_count,
+                m.first_receive_ms,
+                m.receipt
+            ])
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn delete_message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM queue_messages WHERE scope = ?1 AND queue = ?2 AND message_id = ?3",
+            )
+            .map_err(err)?
+            .execute(params![scope, queue, message_id])
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn queue_counts(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(visible_at_ms <= ?3), 0), COALESCE(SUM(visible_at_ms > ?3), 0)
+                 FROM queue_messages WHERE scope = ?1 AND queue = ?2",
+            )
+            .map_err(err)?
+            .query_row(params![scope, queue, now_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(err)
+    }
+
+    fn next_visible_at(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT MIN(visible_at_ms) FROM queue_messages WHERE scope = ?1 AND queue = ?2 AND visible_at_ms > ?3",
+            )
+            .map_err(err)?
+            .query_row(params![scope, queue, now_ms], |r| r.get(0))
+            .map_err(err)
     }
 }
 

@@ -1,0 +1,565 @@
+//! The engine queues, served over the SQS JSON protocol (`AmazonSQS`, awsJson 1.0) so an engine
+//! written for AWS receives its work unchanged: GetQueueUrl, ListQueues, GetQueueAttributes,
+//! ReceiveMessage (long polling), DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility and
+//! SendMessage. Semantics are SQS's: a received message is invisible for the visibility timeout,
+//! then delivered again with its receive count raised; after `MAX_RECEIVES` receives it moves to
+//! the queue's `-dlq`. Only the latest receipt handle of a message deletes it.
+
+pub mod names;
+pub mod signal;
+
+use crate::context::RequestContext;
+use crate::store::{transact, Mode, QueuedMessage, Tx};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use md5::{Digest, Md5};
+use provisiond_model::sqs::{self, ErrorCode, Operation};
+use provisiond_model::AwsError;
+use signal::QueueSignal;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receives after which a message moves to the dead-letter queue (the reference engine's setting).
+pub const MAX_RECEIVES: i64 = 5;
+/// Default visibility timeout in seconds (the reference engine's setting).
+pub const DEFAULT_VISIBILITY_SECS: i64 = 180;
+/// Longest visibility timeout SQS allows: 12 hours.
+pub const MAX_VISIBILITY_SECS: i64 = 43_200;
+/// Longest long poll.
+pub const MAX_WAIT_SECS: i64 = 20;
+/// Largest message body: 256 KiB.
+pub const MAX_BODY_BYTES: usize = 262_144;
+
+/// The queue API and the wake-up signal shared with everything that enqueues.
+pub struct EngineQueues {
+    signal: Arc<QueueSignal>,
+}
+
+impl EngineQueues {
+    /// Queues that wake receivers through `signal`.
+    pub fn new(signal: Arc<QueueSignal>) -> Self {
+        EngineQueues { signal }
+    }
+}
+
+/// An SQS-style "invalid parameter" answer (SQS's JSON model has no shape for it).
+fn invalid_parameter(message: impl Into<String>) -> AwsError {
+    AwsError::new("InvalidParameterValue", 400, message)
+}
+
+fn no_such_queue() -> AwsError {
+    ErrorCode::QueueDoesNotExist.with("The specified queue does not exist.")
+}
+
+/// The queue a URL names, if it is one of the caller's: `http(s)://<host>/<account>/<name>`.
+fn queue_of_url(ctx: &RequestContext, url: &str) -> Result<String, AwsError> {
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let mut parts = path.rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    if account != ctx.identity.account || !names::exists(name) {
+        return Err(no_such_queue());
+    }
+    Ok(name.to_string())
+}
+
+fn queue_url(ctx: &RequestContext, name: &str) -> String {
+    format!("http://{}/{}/{name}", ctx.host, ctx.identity.account)
+}
+
+/// A receipt handle names the message and the receive it came from.
+fn receipt_handle(message_id: &str, nonce: &str) -> String {
+    B64.encode(format!("{message_id}:{nonce}"))
+}
+
+fn parse_receipt_handle(handle: &str) -> Result<(String, String), AwsError> {
+    let bad = || {
+        ErrorCode::ReceiptHandleIsInvalid.with(format!(
+            "The input receipt handle \"{handle}\" is not a valid receipt handle."
+        ))
+    };
+    let raw = B64.decode(handle).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (id, nonce) = text.split_once(':').ok_or_else(bad)?;
+    if id.is_empty() || nonce.is_empty() {
+        return Err(bad());
+    }
+    Ok((id.to_string(), nonce.to_string()))
+}
+
+/// The in-flight message a receipt handle may act on: `None` when the message is gone (a repeated
+/// delete succeeds, as in SQS); an error when the handle is not the latest one.
+fn message_for_handle(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    handle: &str,
+) -> Result<Option<QueuedMessage>, AwsError> {
+    let (id, nonce) = parse_receipt_handle(handle)?;
+    let Some(message) = tx.message(scope, queue, &id)? else {
+        return Ok(None);
+    };
+    if message.receipt != nonce {
+        return Err(ErrorCode::ReceiptHandleIsInvalid.with("The receipt handle has expired."));
+    }
+    Ok(Some(message))
+}
+
+fn md5_hex(body: &str) -> String {
+    hex::encode(Md5::digest(body.as_bytes()))
+}
+
+fn nonce() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    hex::encode(b)
+}
+
+/// Adds `body` to `queue` of `scope` in the caller's transaction. Call `QueueSignal::notify`
+/// after the transaction commits.
+pub fn enqueue(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    body: &str,
+    now_ms: i64,
+    delay_secs: i64,
+) -> Result<String, AwsError> {
+    let message_id = crate::ids::uuid();
+    tx.enqueue(
+        scope,
+        &QueuedMessage {
+            message_id: message_id.clone(),
+            queue: queue.to_string(),
+            body: body.to_string(),
+            sent_ms: now_ms,
+            visible_at_ms: now_ms + delay_secs * 1000,
+            receive_count: 0,
+            first_receive_ms: None,
+            receipt: String::new(),
+        },
+    )?;
+    Ok(message_id)
+}
+
+/// Takes up to `max` visible messages of `queue`, making each invisible for `visibility_ms` and
+/// moving those received `MAX_RECEIVES` times to the dead-letter queue.
+fn receive_once(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    now_ms: i64,
+    max: usize,
+    visibility_ms: i64,
+) -> Result<Vec<QueuedMessage>, AwsError> {
+    let mut taken = Vec::new();
+    // Each round either takes messages or moves them away, so this ends.
+    loop {
+        let candidates = tx.visible_messages(scope, queue, now_ms, max - taken.len())?;
+        if candidates.is_empty() {
+            return Ok(taken);
+        }
+        for mut m in candidates {
+            match names::dead_letter_queue(queue) {
+                Some(dlq) if m.receive_count >= MAX_RECEIVES => {
+                    m.queue = dlq;
+                    m.visible_at_ms = now_ms;
+                    m.receipt.clear();
+                }
+                _ => {
+                    m.receive_count += 1;
+                    m.first_receive_ms.get_or_insert(now_ms);
+                    m.receipt = nonce();
+                    m.visible_at_ms = now_ms + visibility_ms;
+                    taken.push(m.clone());
+                }
+            }
+            tx.update_message(scope, &m)?;
+        }
+        if taken.len() >= max {
+            return Ok(taken);
+        }
+    }
+}
+
+fn wants(attributes: &[String], name: &str) -> bool {
+    attributes.iter().any(|a| a == "All" || a == name)
+}
+
+impl sqs::Handler for EngineQueues {
+    type Context = RequestContext;
+
+    fn implements(&self, operation: Operation) -> bool {
+        use Operation::*;
+        matches!(
+            operation,
+            GetQueueUrl
+                | ListQueues
+                | GetQueueAttributes
+                | ReceiveMessage
+                | DeleteMessage
+                | DeleteMessageBatch
+                | ChangeMessageVisibility
+                | SendMessage
+        )
+    }
+
+    fn get_queue_url(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::GetQueueUrlRequest,
+    ) -> Result<sqs::GetQueueUrlResult, AwsError> {
+        let name = input.queue_name.unwrap_or_default();
+        let owner_ok = input
+            .queue_owner_aws_account_id
+            .as_deref()
+            .is_none_or(|a| a == ctx.identity.account);
+        if !owner_ok || !names::exists(&name) {
+            return Err(no_such_queue());
+        }
+        Ok(sqs::GetQueueUrlResult {
+            queue_url: Some(queue_url(ctx, &name)),
+        })
+    }
+
+    fn list_queues(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ListQueuesRequest,
+    ) -> Result<sqs::ListQueuesResult, AwsError> {
+        let prefix = input.queue_name_prefix.unwrap_or_default();
+        let max = match input.max_results {
+            None => None,
+            Some(n) if (1..=1000).contains(&n) => Some(n as usize),
+            Some(n) => return Err(invalid_parameter(format!("Value {n} for parameter MaxResults is invalid. Reason: must be between 1 and 1000."))),
+        };
+        let start = match input.next_token.as_deref() {
+            None | Some("") => 0,
+            Some(t) => crate::paging::position(t)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| invalid_parameter("Invalid NextToken value."))?
+                as usize,
+        };
+        let matching: Vec<String> = names::all()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        let end = max.map_or(matching.len(), |m| (start + m).min(matching.len()));
+        let page: Vec<String> = matching
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|n| queue_url(ctx, n))
+            .collect();
+        let next_token =
+            (max.is_some() && end < matching.len()).then(|| crate::paging::token_after(end as i64));
+        Ok(sqs::ListQueuesResult {
+            queue_urls: Some(page),
+            next_token,
+        })
+    }
+
+    fn get_queue_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::GetQueueAttributesRequest,
+    ) -> Result<sqs::GetQueueAttributesResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let wanted = input.attribute_names.unwrap_or_default();
+        let scope = ctx.scope();
+        let (visible, in_flight) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+            tx.queue_counts(&scope, &queue, ctx.now_ms)
+        })?;
+        let arn =
+            |name: &str| format!("arn:aws:sqs:{}:{}:{name}", ctx.region, ctx.identity.account);
+        let mut all: Vec<(&str, String)> = vec![
+            ("ApproximateNumberOfMessages", visible.to_string()),
+            (
+                "ApproximateNumberOfMessagesNotVisible",
+                in_flight.to_string(),
+            ),
+            ("ApproximateNumberOfMessagesDelayed", "0".into()),
+            ("VisibilityTimeout", DEFAULT_VISIBILITY_SECS.to_string()),
+            ("MaximumMessageSize", MAX_BODY_BYTES.to_string()),
+            ("MessageRetentionPeriod", "1209600".into()),
+            ("ReceiveMessageWaitTimeSeconds", "0".into()),
+            ("DelaySeconds", "0".into()),
+            ("QueueArn", arn(&queue)),
+        ];
+        if let Some(dlq) = names::dead_letter_queue(&queue) {
+            all.push((
+                "RedrivePolicy",
+                serde_json::json!({"deadLetterTargetArn": arn(&dlq), "maxReceiveCount": MAX_RECEIVES}).to_string(),
+            ));
+        }
+        let known: HashSet<&str> = all.iter().map(|(k, _)| *k).collect();
+        if let Some(unknown) = wanted.iter().find(|w| {
+            w.as_str() != "All" && !known.contains(w.as_str()) && w.as_str() != "RedrivePolicy"
+        }) {
+            return Err(
+                ErrorCode::InvalidAttributeName.with(format!("Unknown Attribute {unknown}."))
+            );
+        }
+        let attributes: BTreeMap<String, String> = all
+            .into_iter()
+            .filter(|(k, _)| wants(&wanted, k))
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Ok(sqs::GetQueueAttributesResult {
+            attributes: (!attributes.is_empty()).then_some(attributes),
+        })
+    }
+
+    fn receive_message(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ReceiveMessageRequest,
+    ) -> Result<sqs::ReceiveMessageResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let max = i64::from(input.max_number_of_messages.unwrap_or(1));
+        if !(1..=10).contains(&max) {
+            return Err(invalid_parameter(format!(
+                "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
+            )));
+        }
+        let visibility = i64::from(
+            input
+                .visibility_timeout
+                .unwrap_or(DEFAULT_VISIBILITY_SECS as i32),
+        );
+        if !(0..=MAX_VISIBILITY_SECS).contains(&visibility) {
+            return Err(invalid_parameter(format!(
+                "Value {visibility} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and {MAX_VISIBILITY_SECS}."
+            )));
+        }
+        let wait = i64::from(input.wait_time_seconds.unwrap_or(0));
+        if !(0..=MAX_WAIT_SECS).contains(&wait) {
+            return Err(invalid_parameter(format!(
+                "Value {wait} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= {MAX_WAIT_SECS}, if provided."
+            )));
+        }
+        let mut attribute_names = input.attribute_names.unwrap_or_default();
+        attribute_names.extend(input.message_system_attribute_names.unwrap_or_default());
+        let scope = ctx.scope();
+        let deadline = ctx.now_ms + wait * 1000;
+        let taken = loop {
+            let seen = self.signal.generation();
+            let now = crate::time::now_ms().max(ctx.now_ms);
+            let taken = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+                receive_once(tx, &scope, &queue, now, max as usize, visibility * 1000)
+            })?;
+            if !taken.is_empty() || now >= deadline {
+                break taken;
+            }
+            let next = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+                tx.next_visible_at(&scope, &queue, now)
+            })?;
+            let until = next.map_or(deadline, |n| n.min(deadline));
+            self.signal
+                .wait(seen, Duration::from_millis((until - now).max(1) as u64));
+        };
+        let messages = taken
+            .into_iter()
+            .map(|m| {
+                let mut attributes = BTreeMap::new();
+                let mut add = |name: &str, value: String| {
+                    if wants(&attribute_names, name) {
+                        attributes.insert(name.to_string(), value);
+                    }
+                };
+                add("ApproximateReceiveCount", m.receive_count.to_string());
+                add("SentTimestamp", m.sent_ms.to_string());
+                add(
+                    "ApproximateFirstReceiveTimestamp",
+                    m.first_receive_ms.unwrap_or(m.sent_ms).to_string(),
+                );
+                add("SenderId", ctx.identity.account.clone());
+                sqs::Message {
+                    receipt_handle: Some(receipt_handle(&m.message_id, &m.receipt)),
+                    md5_of_body: Some(md5_hex(&m.body)),
+                    message_id: Some(m.message_id),
+                    body: Some(m.body),
+                    attributes: (!attributes.is_empty()).then_some(attributes),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        Ok(sqs::ReceiveMessageResult {
+            messages: Some(messages),
+        })
+    }
+
+    fn delete_message(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::DeleteMessageRequest,
+    ) -> Result<(), AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let handle = input.receipt_handle.unwrap_or_default();
+        let scope = ctx.scope();
+        transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            if let Some(m) = message_for_handle(tx, &scope, &queue, &handle)? {
+                tx.delete_message(&scope, &queue, &m.message_id)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_message_batch(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::DeleteMessageBatchRequest,
+    ) -> Result<sqs::DeleteMessageBatchResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let entries = input.entries.unwrap_or_default();
+        if entries.is_empty() {
+            return Err(ErrorCode::EmptyBatchRequest.with(
+                "There should be at least one DeleteMessageBatchRequestEntry in the request.",
+            ));
+        }
+        if entries.len() > 10 {
+            return Err(ErrorCode::TooManyEntriesInBatchRequest.with(format!(
+                "Maximum number of entries per request are 10. You have sent {}.",
+                entries.len()
+            )));
+        }
+        let mut ids = HashSet::new();
+        for e in &entries {
+            let id = e.id.as_deref().unwrap_or_default();
+            if !ids.insert(id) {
+                return Err(ErrorCode::BatchEntryIdsNotDistinct.with(format!("Id {id} repeated.")));
+            }
+            let valid = !id.is_empty()
+                && id.len() <= 80
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(ErrorCode::InvalidBatchEntryId.with("A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long."));
+            }
+        }
+        let scope = ctx.scope();
+        transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            let mut result = sqs::DeleteMessageBatchResult {
+                successful: Some(Vec::new()),
+                failed: Some(Vec::new()),
+            };
+            for e in &entries {
+                let handle = e.receipt_handle.as_deref().unwrap_or_default();
+                match message_for_handle(tx, &scope, &queue, handle) {
+                    Ok(found) => {
+                        if let Some(m) = found {
+                            tx.delete_message(&scope, &queue, &m.message_id)?;
+                        }
+                        result
+                            .successful
+                            .get_or_insert_with(Vec::new)
+                            .push(sqs::DeleteMessageBatchResultEntry { id: e.id.clone() });
+                    }
+                    Err(err) => result.failed.get_or_insert_with(Vec::new).push(
+                        sqs::BatchResultErrorEntry {
+                            id: e.id.clone(),
+                            sender_fault: Some(true),
+                            code: Some(err.code.to_string()),
+                            message: Some(err.message),
+                        },
+                    ),
+                }
+            }
+            Ok(result)
+        })
+    }
+
+    fn change_message_visibility(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ChangeMessageVisibilityRequest,
+    ) -> Result<(), AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let handle = input.receipt_handle.unwrap_or_default();
+        let timeout = i64::from(input.visibility_timeout.unwrap_or(0));
+        if !(0..=MAX_VISIBILITY_SECS).contains(&timeout) {
+            return Err(invalid_parameter(format!(
+                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and {MAX_VISIBILITY_SECS}."
+            )));
+        }
+        let scope = ctx.scope();
+        transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            let mut m = message_for_handle(tx, &scope, &queue, &handle)?.ok_or_else(|| {
+                ErrorCode::ReceiptHandleIsInvalid.with("The receipt handle has expired.")
+            })?;
+            if m.visible_at_ms <= ctx.now_ms {
+                return Err(
+                    ErrorCode::MessageNotInflight.with("The message referred to is not in flight.")
+                );
+            }
+            m.visible_at_ms = ctx.now_ms + timeout * 1000;
+            tx.update_message(&scope, &m)?;
+            Ok(())
+        })?;
+        if timeout == 0 {
+            self.signal.notify();
+        }
+        Ok(())
+    }
+
+    fn send_message(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::SendMessageRequest,
+    ) -> Result<sqs::SendMessageResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let body = input.message_body.unwrap_or_default();
+        if body.is_empty() || body.len() > MAX_BODY_BYTES {
+            return Err(invalid_parameter(format!(
+                "The message body must be between 1 and {MAX_BODY_BYTES} bytes long."
+            )));
+        }
+        let delay = i64::from(input.delay_seconds.unwrap_or(0));
+        if !(0..=900).contains(&delay) {
+            return Err(invalid_parameter(format!(
+                "Value {delay} for parameter DelaySeconds is invalid. Reason: must be between 0 and 900."
+            )));
+        }
+        let scope = ctx.scope();
+        let id = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            enqueue(tx, &scope, &queue, &body, ctx.now_ms, delay)
+        })?;
+        self.signal.notify();
+        Ok(sqs::SendMessageResult {
+            message_id: Some(id),
+            md5_of_message_body: Some(md5_hex(&body)),
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_handles_round_trip_and_refuse_garbage() {
+        let h = receipt_handle("id-1", "abc");
+        assert_eq!(
+            parse_receipt_handle(&h).unwrap(),
+            ("id-1".to_string(), "abc".to_string())
+        );
+        assert_eq!(
+            parse_receipt_handle("garbage!").unwrap_err().code,
+            "ReceiptHandleIsInvalid"
+        );
+        assert_eq!(
+            parse_receipt_handle(&B64.encode("no-colon"))
+                .unwrap_err()
+                .code,
+            "ReceiptHandleIsInvalid"
+        );
+    }
+
+    #[test]
+    fn md5_of_body_is_the_hex_digest() {
+        assert_eq!(md5_hex("hello"), "5d41402abc4b2a76b9719d911017c592");
+    }
+}

@@ -1,0 +1,58 @@
+//! Wakes long-polling receivers as soon as a message may have become available: every commit that
+//! adds or releases a message calls `notify`; a waiter sleeps until then or its deadline.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// A generation counter with a condition variable.
+#[derive(Default)]
+pub struct QueueSignal {
+    generation: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl QueueSignal {
+    /// The current generation; read it before looking for messages.
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every waiter that messages may be available.
+    pub fn notify(&self) {
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        *g += 1;
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until the generation moves past `seen` or `timeout` passes.
+    pub fn wait(&self, seen: u64, timeout: Duration) {
+        let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_notify_wakes_a_waiter_before_its_deadline() {
+        let signal = Arc::new(QueueSignal::default());
+        let seen = signal.generation();
+        let s2 = signal.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s2.notify();
+        });
+        // Only the notify can end this wait: its timeout is an hour.
+        signal.wait(seen, Duration::from_secs(3600));
+        assert_eq!(signal.generation(), seen + 1);
+        t.join().unwrap();
+        // A stale generation returns at once.
+        signal.wait(seen, Duration::from_secs(3600));
+    }
+}
