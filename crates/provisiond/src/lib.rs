@@ -11,6 +11,7 @@ pub mod cli;
 pub mod context;
 pub mod crypto;
 pub mod datadir;
+pub mod engine;
 pub mod idempotency;
 pub mod ids;
 pub mod paging;

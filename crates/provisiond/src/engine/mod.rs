@@ -1,0 +1,4 @@
+//! What provisiond hands to external engines and gets back from them. For now: the workflow
+//! token (`token`) that an engine returns with every Notify call.
+
+pub mod token;
