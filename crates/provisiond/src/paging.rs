@@ -24,6 +24,29 @@ pub fn page_size(requested: Option<i32>, default: usize, max: usize) -> usize {
     }
 }
 
+/// The position a request's page token continues after; `None` for the first page. A token
+/// provisiond did not issue answers Service Catalog's `InvalidParametersException`.
+pub fn parse_token(token: Option<&str>) -> Result<Option<i64>, provisiond_model::AwsError> {
+    match token {
+        None | Some("") => Ok(None),
+        Some(t) => position(t).map(Some).ok_or_else(|| {
+            provisiond_model::servicecatalog::ErrorCode::InvalidParametersException
+                .with("The page token is not valid.")
+        }),
+    }
+}
+
+/// Splits `size + 1` listed rows into the page and the token for the next one.
+pub fn split_page<T>(mut rows: Vec<(i64, T)>, size: usize) -> (Vec<T>, Option<String>) {
+    let next = if rows.len() > size {
+        rows.truncate(size);
+        rows.last().map(|(seq, _)| token_after(*seq))
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(_, t)| t).collect(), next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

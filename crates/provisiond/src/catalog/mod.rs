@@ -3,6 +3,7 @@
 //! `UnknownOperationException`.
 
 pub mod portfolio;
+pub mod principal;
 
 use crate::context::RequestContext;
 use provisiond_model::servicecatalog::{self as sc, Operation};
@@ -28,6 +29,9 @@ impl sc::Handler for ServiceCatalog {
                 | UpdatePortfolio
                 | DeletePortfolio
                 | ListPortfolios
+                | AssociatePrincipalWithPortfolio
+                | DisassociatePrincipalFromPortfolio
+                | ListPrincipalsForPortfolio
         )
     }
 
@@ -69,5 +73,29 @@ impl sc::Handler for ServiceCatalog {
         input: sc::ListPortfoliosInput,
     ) -> Result<sc::ListPortfoliosOutput, AwsError> {
         portfolio::list(ctx, input)
+    }
+
+    fn associate_principal_with_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::AssociatePrincipalWithPortfolioInput,
+    ) -> Result<sc::AssociatePrincipalWithPortfolioOutput, AwsError> {
+        principal::associate(ctx, input)
+    }
+
+    fn disassociate_principal_from_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DisassociatePrincipalFromPortfolioInput,
+    ) -> Result<sc::DisassociatePrincipalFromPortfolioOutput, AwsError> {
+        principal::disassociate(ctx, input)
+    }
+
+    fn list_principals_for_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListPrincipalsForPortfolioInput,
+    ) -> Result<sc::ListPrincipalsForPortfolioOutput, AwsError> {
+        principal::list(ctx, input)
     }
 }

@@ -55,6 +55,11 @@ impl Portfolio {
     }
 }
 
+/// The portfolio `id` of `scope`, or `ResourceNotFoundException`.
+pub fn get(tx: &mut dyn crate::store::Tx, scope: &str, id: &str) -> Result<Portfolio, AwsError> {
+    store::get(tx, Kind::Portfolio, scope, id)?.ok_or_else(|| not_found(id))
+}
+
 fn not_found(id: &str) -> AwsError {
     ErrorCode::ResourceNotFoundException.with(format!("Portfolio {id} not found."))
 }
@@ -180,11 +185,17 @@ pub fn delete(
     let id = input.id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        if tx.delete(Kind::Portfolio, &scope, &id)? {
-            Ok(sc::DeletePortfolioOutput {})
-        } else {
-            Err(not_found(&id))
+        get(tx, &scope, &id)?;
+        if !tx
+            .list(Kind::PortfolioPrincipal, &scope, &id, None, 1)?
+            .is_empty()
+        {
+            return Err(ErrorCode::ResourceInUseException.with(format!(
+                "Portfolio {id} has associated principals; disassociate them first."
+            )));
         }
+        tx.delete(Kind::Portfolio, &scope, &id)?;
+        Ok(sc::DeletePortfolioOutput {})
     })
 }
 
@@ -196,25 +207,15 @@ pub fn list(
     ctx: &RequestContext,
     input: sc::ListPortfoliosInput,
 ) -> Result<sc::ListPortfoliosOutput, AwsError> {
-    let after = match input.page_token.as_deref() {
-        None | Some("") => None,
-        Some(token) => Some(paging::position(token).ok_or_else(|| {
-            ErrorCode::InvalidParametersException.with("The page token is not valid.")
-        })?),
-    };
+    let after = paging::parse_token(input.page_token.as_deref())?;
     let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
     let scope = ctx.scope();
-    let mut rows: Vec<(i64, Portfolio)> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+    let rows: Vec<(i64, Portfolio)> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         store::list(tx, Kind::Portfolio, &scope, "", after, size + 1)
     })?;
-    let next = if rows.len() > size {
-        rows.truncate(size);
-        rows.last().map(|(seq, _)| paging::token_after(*seq))
-    } else {
-        None
-    };
+    let (page, next) = paging::split_page(rows, size);
     Ok(sc::ListPortfoliosOutput {
-        portfolio_details: Some(rows.iter().map(|(_, p)| p.detail()).collect()),
+        portfolio_details: Some(page.iter().map(Portfolio::detail).collect()),
         next_page_token: next,
     })
 }

@@ -22,6 +22,8 @@ pub enum Kind {
     AccessKey,
     /// A Service Catalog portfolio.
     Portfolio,
+    /// A principal associated with a portfolio (parent = the portfolio id).
+    PortfolioPrincipal,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -34,6 +36,7 @@ impl Kind {
         match self {
             Kind::AccessKey => "access-key",
             Kind::Portfolio => "portfolio",
+            Kind::PortfolioPrincipal => "portfolio-principal",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }
