@@ -4,6 +4,7 @@
 
 pub mod portfolio;
 pub mod principal;
+pub mod terraform;
 
 use crate::context::RequestContext;
 use provisiond_model::servicecatalog::{self as sc, Operation};
