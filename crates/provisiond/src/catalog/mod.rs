@@ -2,8 +2,10 @@
 //! one file per resource. Operations not listed in `implements` answer
 //! `UnknownOperationException`.
 
+pub mod artifact_source;
 pub mod portfolio;
 pub mod principal;
+pub mod product;
 pub mod terraform;
 
 use crate::context::RequestContext;
@@ -33,6 +35,17 @@ impl sc::Handler for ServiceCatalog {
                 | AssociatePrincipalWithPortfolio
                 | DisassociatePrincipalFromPortfolio
                 | ListPrincipalsForPortfolio
+                | CreateProduct
+                | DescribeProductAsAdmin
+                | DeleteProduct
+                | SearchProductsAsAdmin
+                | AssociateProductWithPortfolio
+                | DisassociateProductFromPortfolio
+                | ListPortfoliosForProduct
+                | CreateProvisioningArtifact
+                | DescribeProvisioningArtifact
+                | ListProvisioningArtifacts
+                | DeleteProvisioningArtifact
         )
     }
 
@@ -98,5 +111,93 @@ impl sc::Handler for ServiceCatalog {
         input: sc::ListPrincipalsForPortfolioInput,
     ) -> Result<sc::ListPrincipalsForPortfolioOutput, AwsError> {
         principal::list(ctx, input)
+    }
+
+    fn create_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::CreateProductInput,
+    ) -> Result<sc::CreateProductOutput, AwsError> {
+        product::create(ctx, input)
+    }
+
+    fn describe_product_as_admin(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProductAsAdminInput,
+    ) -> Result<sc::DescribeProductAsAdminOutput, AwsError> {
+        product::describe_as_admin(ctx, input)
+    }
+
+    fn delete_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DeleteProductInput,
+    ) -> Result<sc::DeleteProductOutput, AwsError> {
+        product::delete(ctx, input)
+    }
+
+    fn search_products_as_admin(
+        &self,
+        ctx: &RequestContext,
+        input: sc::SearchProductsAsAdminInput,
+    ) -> Result<sc::SearchProductsAsAdminOutput, AwsError> {
+        product::search_as_admin(ctx, input)
+    }
+
+    fn associate_product_with_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::AssociateProductWithPortfolioInput,
+    ) -> Result<sc::AssociateProductWithPortfolioOutput, AwsError> {
+        product::associate(ctx, input)
+    }
+
+    fn disassociate_product_from_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DisassociateProductFromPortfolioInput,
+    ) -> Result<sc::DisassociateProductFromPortfolioOutput, AwsError> {
+        product::disassociate(ctx, input)
+    }
+
+    fn list_portfolios_for_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListPortfoliosForProductInput,
+    ) -> Result<sc::ListPortfoliosForProductOutput, AwsError> {
+        product::list_portfolios(ctx, input)
+    }
+
+    fn create_provisioning_artifact(
+        &self,
+        ctx: &RequestContext,
+        input: sc::CreateProvisioningArtifactInput,
+    ) -> Result<sc::CreateProvisioningArtifactOutput, AwsError> {
+        product::create_artifact(ctx, input)
+    }
+
+    fn describe_provisioning_artifact(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProvisioningArtifactInput,
+    ) -> Result<sc::DescribeProvisioningArtifactOutput, AwsError> {
+        product::describe_artifact(ctx, input)
+    }
+
+    fn list_provisioning_artifacts(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListProvisioningArtifactsInput,
+    ) -> Result<sc::ListProvisioningArtifactsOutput, AwsError> {
+        product::list_artifacts(ctx, input)
+    }
+
+    fn delete_provisioning_artifact(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DeleteProvisioningArtifactInput,
+    ) -> Result<sc::DeleteProvisioningArtifactOutput, AwsError> {
+        product::delete_artifact(ctx, input)
     }
 }

@@ -33,7 +33,8 @@ pub struct Portfolio {
 }
 
 impl Portfolio {
-    fn detail(&self) -> sc::PortfolioDetail {
+    /// The portfolio as `PortfolioDetail`.
+    pub fn detail(&self) -> sc::PortfolioDetail {
         sc::PortfolioDetail {
             id: Some(self.id.clone()),
             arn: Some(self.arn.clone()),
@@ -192,6 +193,14 @@ pub fn delete(
         {
             return Err(ErrorCode::ResourceInUseException.with(format!(
                 "Portfolio {id} has associated principals; disassociate them first."
+            )));
+        }
+        if !tx
+            .list(Kind::PortfolioProduct, &scope, &id, None, 1)?
+            .is_empty()
+        {
+            return Err(ErrorCode::ResourceInUseException.with(format!(
+                "Portfolio {id} has associated products; disassociate them first."
             )));
         }
         tx.delete(Kind::Portfolio, &scope, &id)?;

@@ -1,6 +1,6 @@
 //! The behaviour every `Store` must have, as one suite that each implementation's tests run.
 
-use super::{transact, Kind, Mode, QueuedMessage, Store, StoreError};
+use super::{transact, Kind, Mode, QueuedMessage, Store, StoreError, StoredObject};
 
 /// Runs every check against `store`, which must be empty.
 pub fn run_all(store: &dyn Store) {
@@ -9,6 +9,7 @@ pub fn run_all(store: &dyn Store) {
     a_failed_transaction_leaves_nothing(store);
     scopes_and_kinds_are_separate(store);
     queue_messages_follow_their_visibility(store);
+    objects_are_kept_per_scope_and_bucket(store);
 }
 
 fn w<R>(store: &dyn Store, f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError>) -> R {
@@ -164,4 +165,55 @@ fn queue_messages_follow_their_visibility(store: &dyn Store) {
         r(store, |tx| tx.queue_counts("q/other-scope", "work", 0)),
         (1, 0)
     );
+}
+
+fn object(key: &str, body: &[u8]) -> StoredObject {
+    StoredObject {
+        key: key.to_string(),
+        body: body.to_vec(),
+        size: body.len() as i64,
+        etag: format!("etag-{key}"),
+        created_ms: 7,
+    }
+}
+
+fn objects_are_kept_per_scope_and_bucket(store: &dyn Store) {
+    w(store, |tx| {
+        tx.put_object("o1", "b", &object("dir/b.txt", b"bb"))?;
+        tx.put_object("o1", "b", &object("dir/a.txt", b"a"))?;
+        tx.put_object("o1", "b", &object("top.txt", b"t"))?;
+        tx.put_object("o1", "other", &object("dir/c.txt", b"c"))?;
+        tx.put_object("o2", "b", &object("dir/z.txt", b"z"))
+    });
+    assert_eq!(
+        r(store, |tx| tx.get_object("o1", "b", "dir/a.txt")),
+        Some(object("dir/a.txt", b"a"))
+    );
+    assert_eq!(r(store, |tx| tx.get_object("o2", "b", "dir/a.txt")), None);
+    let keys = |v: Vec<StoredObject>| v.into_iter().map(|o| (o.key, o.size)).collect::<Vec<_>>();
+    assert_eq!(
+        keys(r(store, |tx| tx.list_objects("o1", "b", "dir/", "", 10))),
+        [("dir/a.txt".to_string(), 1), ("dir/b.txt".to_string(), 2)]
+    );
+    assert_eq!(
+        keys(r(store, |tx| tx.list_objects(
+            "o1",
+            "b",
+            "",
+            "dir/a.txt",
+            1
+        ))),
+        [("dir/b.txt".to_string(), 2)]
+    );
+    w(store, |tx| {
+        tx.put_object("o1", "b", &object("dir/a.txt", b"replaced"))
+    });
+    assert_eq!(
+        r(store, |tx| tx.get_object("o1", "b", "dir/a.txt"))
+            .unwrap()
+            .body,
+        b"replaced"
+    );
+    assert!(w(store, |tx| tx.delete_object("o1", "b", "dir/a.txt")));
+    assert!(!w(store, |tx| tx.delete_object("o1", "b", "dir/a.txt")));
 }

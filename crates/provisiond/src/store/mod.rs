@@ -24,6 +24,14 @@ pub enum Kind {
     Portfolio,
     /// A principal associated with a portfolio (parent = the portfolio id).
     PortfolioPrincipal,
+    /// A Service Catalog product.
+    Product,
+    /// A product version (parent = the product id).
+    Artifact,
+    /// A product in a portfolio, listed from the portfolio (parent = the portfolio id).
+    PortfolioProduct,
+    /// A product in a portfolio, listed from the product (parent = the product id).
+    ProductPortfolio,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -37,6 +45,10 @@ impl Kind {
             Kind::AccessKey => "access-key",
             Kind::Portfolio => "portfolio",
             Kind::PortfolioPrincipal => "portfolio-principal",
+            Kind::Product => "product",
+            Kind::Artifact => "provisioning-artifact",
+            Kind::PortfolioProduct => "portfolio-product",
+            Kind::ProductPortfolio => "product-portfolio",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }
@@ -95,6 +107,21 @@ pub struct QueuedMessage {
     pub first_receive_ms: Option<i64>,
     /// The nonce of the latest receipt handle; empty before the first receive.
     pub receipt: String,
+}
+
+/// An object of the object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// The object's key in its bucket.
+    pub key: String,
+    /// The bytes (empty in listings).
+    pub body: Vec<u8>,
+    /// The size in bytes.
+    pub size: i64,
+    /// The entity tag (hex MD5 of the body).
+    pub etag: String,
+    /// When it was written, epoch milliseconds.
+    pub created_ms: i64,
 }
 
 /// Whether a transaction may write.
@@ -182,6 +209,33 @@ pub trait Tx {
         queue: &str,
         now_ms: i64,
     ) -> Result<Option<i64>, StoreError>;
+
+    /// Writes (or replaces) an object.
+    fn put_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        object: &StoredObject,
+    ) -> Result<(), StoreError>;
+    /// Reads an object with its body.
+    fn get_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<StoredObject>, StoreError>;
+    /// Removes an object; `false` when there was none.
+    fn delete_object(&mut self, scope: &str, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` objects of `bucket` whose key starts with `prefix`, in key order, after
+    /// `start_after`; bodies are left empty.
+    fn list_objects(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredObject>, StoreError>;
 }
 
 /// A place that keeps documents durably: a write transaction that returns is on disk.

@@ -2,7 +2,7 @@
 //! write survives a crash. One connection writes (`BEGIN IMMEDIATE`, serialized in-process by a
 //! mutex and across processes by SQLite's lock with a busy timeout); a few more read beside it.
 
-use super::{Kind, Mode, QueuedMessage, Row, Store, StoreError, Tx};
+use super::{Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,6 +35,16 @@ const MIGRATIONS: &[&str] = &[
         receipt          TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX queue_messages_by_visibility ON queue_messages (scope, queue, visible_at_ms, seq);",
+    // 3: the object store (artifact copies, template bundles, rendered deployments).
+    "CREATE TABLE objects (
+        scope      TEXT NOT NULL,
+        bucket     TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        body       BLOB NOT NULL,
+        etag       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (scope, bucket, key)
+    );",
 ];
 
 const MESSAGE_COLUMNS: &str =
@@ -361,6 +371,89 @@ impl Tx for SqliteTx<'_> {
             .map_err(err)?
             .query_row(params![scope, queue, now_ms], |r| r.get(0))
             .map_err(err)
+    }
+
+    fn put_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        o: &StoredObject,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO objects (scope, bucket, key, body, etag, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (scope, bucket, key) DO UPDATE SET body = excluded.body, etag = excluded.etag, created_ms = excluded.created_ms",
+            )
+            .map_err(err)?
+            .execute(params![scope, bucket, o.key, o.body, o.etag, o.created_ms])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn get_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT key, body, etag, created_ms FROM objects WHERE scope = ?1 AND bucket = ?2 AND key = ?3")
+            .map_err(err)?
+            .query_row(params![scope, bucket, key], |r| {
+                let body: Vec<u8> = r.get(1)?;
+                Ok(StoredObject {
+                    key: r.get(0)?,
+                    size: body.len() as i64,
+                    body,
+                    etag: r.get(2)?,
+                    created_ms: r.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(err)
+    }
+
+    fn delete_object(&mut self, scope: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM objects WHERE scope = ?1 AND bucket = ?2 AND key = ?3")
+            .map_err(err)?
+            .execute(params![scope, bucket, key])
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn list_objects(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, length(body), etag, created_ms FROM objects
+                 WHERE scope = ?1 AND bucket = ?2 AND key > ?3 AND substr(key, 1, length(?4)) = ?4
+                 ORDER BY key LIMIT ?5",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(
+                params![scope, bucket, start_after, prefix, limit as i64],
+                |r| {
+                    Ok(StoredObject {
+                        key: r.get(0)?,
+                        body: Vec::new(),
+                        size: r.get(1)?,
+                        etag: r.get(2)?,
+                        created_ms: r.get(3)?,
+                    })
+                },
+            )
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 }
 

@@ -1,0 +1,718 @@
+//! Products and their versions (provisioning artifacts). A version's template is fetched from
+//! its `LoadTemplateFromURL` once, at creation, and kept as an immutable copy in provisiond's
+//! object store (bucket `provisiond-artifacts`, scoped to the account); engine product types
+//! must be a `.tar.gz` of `.tf` files whose variables become the version's parameters.
+//! Products join portfolios (`AssociateProductWithPortfolio`); a product in a portfolio cannot
+//! be deleted, nor can a product's last version.
+
+use super::{action, artifact_source, portfolio, terraform};
+use crate::context::RequestContext;
+use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
+use crate::{idempotency, paging};
+use md5::{Digest, Md5};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode, Operation};
+use provisiond_model::{AwsError, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The bucket holding the immutable copies of every version's template.
+pub const ARTIFACT_BUCKET: &str = "provisiond-artifacts";
+
+/// The product types whose operations an external engine performs.
+pub const ENGINE_PRODUCT_TYPES: [&str; 3] =
+    ["TERRAFORM_OPEN_SOURCE", "TERRAFORM_CLOUD", "EXTERNAL"];
+
+/// A stored product.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Product {
+    /// `prod-…`
+    pub id: String,
+    /// `arn:aws:catalog:<region>:<account>:product/<id>`
+    pub arn: String,
+    /// `prodview-…`
+    pub view_id: String,
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Distributor.
+    pub distributor: Option<String>,
+    /// Support description.
+    pub support_description: Option<String>,
+    /// Support email.
+    pub support_email: Option<String>,
+    /// Support URL.
+    pub support_url: Option<String>,
+    /// `TERRAFORM_OPEN_SOURCE`, `EXTERNAL`, …
+    pub product_type: String,
+    /// Tags in the order given.
+    pub tags: Vec<(String, String)>,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+/// A Terraform variable as stored with a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredVariable {
+    /// Name.
+    pub name: String,
+    /// Default as text.
+    pub default: Option<String>,
+    /// Type expression.
+    pub type_expr: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Sensitive.
+    pub sensitive: bool,
+}
+
+/// A stored product version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Artifact {
+    /// `pa-…`
+    pub id: String,
+    /// The product.
+    pub product_id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// `TERRAFORM_OPEN_SOURCE`, …
+    pub artifact_type: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+    /// Whether new provisioning may use it.
+    pub active: bool,
+    /// `DEFAULT` or `DEPRECATED`.
+    pub guidance: String,
+    /// Where the template was loaded from.
+    pub source_url: String,
+    /// The key of the immutable copy in `ARTIFACT_BUCKET`.
+    pub object_key: String,
+    /// The template's variables, sorted by name.
+    pub variables: Vec<StoredVariable>,
+}
+
+impl Product {
+    fn summary(&self) -> sc::ProductViewSummary {
+        sc::ProductViewSummary {
+            id: Some(self.view_id.clone()),
+            product_id: Some(self.id.clone()),
+            name: Some(self.name.clone()),
+            owner: Some(self.owner.clone()),
+            short_description: self.description.clone(),
+            r#type: Some(self.product_type.clone()),
+            distributor: self.distributor.clone(),
+            has_default_path: Some(false),
+            support_email: self.support_email.clone(),
+            support_description: self.support_description.clone(),
+            support_url: self.support_url.clone(),
+        }
+    }
+
+    /// The product as `ProductViewDetail`.
+    pub fn view_detail(&self) -> sc::ProductViewDetail {
+        sc::ProductViewDetail {
+            product_view_summary: Some(self.summary()),
+            status: Some("AVAILABLE".into()),
+            product_arn: Some(self.arn.clone()),
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            source_connection: None,
+        }
+    }
+
+    fn wire_tags(&self) -> Vec<sc::Tag> {
+        self.tags
+            .iter()
+            .map(|(k, v)| sc::Tag {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect()
+    }
+}
+
+impl Artifact {
+    /// The version as `ProvisioningArtifactDetail`.
+    pub fn detail(&self) -> sc::ProvisioningArtifactDetail {
+        sc::ProvisioningArtifactDetail {
+            id: Some(self.id.clone()),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            r#type: Some(self.artifact_type.clone()),
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            active: Some(self.active),
+            guidance: Some(self.guidance.clone()),
+            source_revision: None,
+        }
+    }
+
+    /// What `Info` shows: where the template came from and where provisiond keeps its copy.
+    pub fn info(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("LoadTemplateFromURL".to_string(), self.source_url.clone()),
+            (
+                "TemplateUrl".to_string(),
+                format!("s3://{ARTIFACT_BUCKET}/{}", self.object_key),
+            ),
+        ])
+    }
+
+    /// The variables as `ProvisioningArtifactParameters`.
+    pub fn parameters(&self) -> Vec<sc::ProvisioningArtifactParameter> {
+        self.variables
+            .iter()
+            .map(|v| sc::ProvisioningArtifactParameter {
+                parameter_key: Some(v.name.clone()),
+                default_value: v.default.clone(),
+                parameter_type: v.type_expr.clone(),
+                is_no_echo: Some(v.sensitive),
+                description: v.description.clone(),
+                parameter_constraints: Some(sc::ParameterConstraints {
+                    allowed_values: Some(Vec::new()),
+                    ..Default::default()
+                }),
+            })
+            .collect()
+    }
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    ErrorCode::InvalidParametersException.with(message)
+}
+
+fn product_not_found(id: &str) -> AwsError {
+    ErrorCode::ResourceNotFoundException.with(format!("Product {id} not found."))
+}
+
+/// The product `id` of `scope`, or `ResourceNotFoundException`.
+pub fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Product, AwsError> {
+    store::get(tx, Kind::Product, scope, id)?.ok_or_else(|| product_not_found(id))
+}
+
+fn find_by_name(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Product, AwsError> {
+    store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            ErrorCode::ResourceNotFoundException.with(format!("Product named {name} not found."))
+        })
+}
+
+/// The versions of a product, oldest first.
+pub fn artifacts(
+    tx: &mut dyn Tx,
+    scope: &str,
+    product_id: &str,
+) -> Result<Vec<Artifact>, AwsError> {
+    Ok(
+        store::list::<Artifact>(tx, Kind::Artifact, scope, product_id, None, 100_000)?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect(),
+    )
+}
+
+/// The version `artifact_id` of `product_id`, or `ResourceNotFoundException`.
+pub fn get_artifact(
+    tx: &mut dyn Tx,
+    scope: &str,
+    product_id: &str,
+    artifact_id: &str,
+) -> Result<Artifact, AwsError> {
+    store::get::<Artifact>(tx, Kind::Artifact, scope, artifact_id)?
+        .filter(|a| a.product_id == product_id)
+        .ok_or_else(|| {
+            ErrorCode::ResourceNotFoundException.with(format!(
+                "Provisioning artifact {artifact_id} of product {product_id} not found."
+            ))
+        })
+}
+
+/// Fetches, checks and parses a version's template: everything but the store writes, so no
+/// transaction waits on the network.
+fn prepare_artifact(
+    ctx: &RequestContext,
+    product_id: &str,
+    product_type: &str,
+    props: &sc::ProvisioningArtifactProperties,
+) -> Result<(Artifact, StoredObject), AwsError> {
+    let info = props.info.clone().unwrap_or_default();
+    let url = info.get("LoadTemplateFromURL").cloned().ok_or_else(|| {
+        invalid("Info must contain LoadTemplateFromURL (ImportFromPhysicalId is not supported).")
+    })?;
+    let default_type = match product_type {
+        "CLOUD_FORMATION_TEMPLATE" => "CLOUD_FORMATION_TEMPLATE",
+        "MARKETPLACE" => "MARKETPLACE_AMI",
+        other => other,
+    };
+    let artifact_type = props
+        .r#type
+        .clone()
+        .unwrap_or_else(|| default_type.to_string());
+    let engine = ENGINE_PRODUCT_TYPES.contains(&product_type);
+    if engine && artifact_type != product_type {
+        return Err(invalid(format!(
+            "A {product_type} product's provisioning artifacts must be of type {product_type}, not {artifact_type}."
+        )));
+    }
+    let bytes = artifact_source::fetch(ctx.store.as_ref(), &ctx.identity.account, &url)?;
+    let skip_checks = props.disable_template_validation == Some(true);
+    let variables = if engine {
+        match terraform::read_archive(&bytes) {
+            Ok(files) => match terraform::variables(&files) {
+                Ok(vars) => vars,
+                Err(_) if skip_checks => Vec::new(),
+                Err(reason) => {
+                    return Err(invalid(format!(
+                        "Error occurred during parameter parsing: {reason}"
+                    )))
+                }
+            },
+            Err(_) if skip_checks => Vec::new(),
+            Err(reason) => {
+                return Err(invalid(format!(
+                    "The provisioning artifact at {url} is not valid: {reason}"
+                )))
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let id = crate::ids::catalog_id("pa");
+    let object_key = format!("{product_id}/{id}{}", if engine { ".tar.gz" } else { "" });
+    let object = StoredObject {
+        key: object_key.clone(),
+        size: bytes.len() as i64,
+        etag: hex::encode(Md5::digest(&bytes)),
+        body: bytes,
+        created_ms: ctx.now_ms,
+    };
+    let artifact = Artifact {
+        id,
+        product_id: product_id.to_string(),
+        name: props.name.clone(),
+        description: props.description.clone(),
+        artifact_type,
+        created_ms: ctx.now_ms,
+        active: true,
+        guidance: "DEFAULT".into(),
+        source_url: url,
+        object_key,
+        variables: variables
+            .into_iter()
+            .map(|v| StoredVariable {
+                name: v.name,
+                default: v.default,
+                type_expr: v.type_expr,
+                description: v.description,
+                sensitive: v.sensitive,
+            })
+            .collect(),
+    };
+    Ok((artifact, object))
+}
+
+fn save_artifact(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    scope: &str,
+    artifact: &Artifact,
+    object: &StoredObject,
+) -> Result<(), AwsError> {
+    tx.put_object(&ctx.identity.account, ARTIFACT_BUCKET, object)?;
+    store::insert(
+        tx,
+        Kind::Artifact,
+        scope,
+        &artifact.id,
+        &artifact.product_id,
+        artifact,
+    )?;
+    Ok(())
+}
+
+/// `CreateProduct`.
+pub fn create(
+    ctx: &RequestContext,
+    input: sc::CreateProductInput,
+) -> Result<sc::CreateProductOutput, AwsError> {
+    ctx.require_admin(&action(Operation::CreateProduct))?;
+    let scope = ctx.scope();
+    let id = crate::ids::catalog_id("prod");
+    let product_type = input.product_type.clone().unwrap_or_default();
+    let prepared = match &input.provisioning_artifact_parameters {
+        Some(props) => Some(prepare_artifact(ctx, &id, &product_type, props)?),
+        None => None,
+    };
+    let mut tags = Vec::new();
+    for t in input.tags.as_deref().unwrap_or_default() {
+        let key = t.key.clone().unwrap_or_default();
+        if tags.iter().any(|(k, _): &(String, String)| *k == key) {
+            return Err(invalid(format!("Tag key {key} is given more than once.")));
+        }
+        tags.push((key, t.value.clone().unwrap_or_default()));
+    }
+    let product = Product {
+        arn: format!(
+            "arn:aws:catalog:{}:{}:product/{id}",
+            ctx.region, ctx.identity.account
+        ),
+        view_id: crate::ids::catalog_id("prodview"),
+        id,
+        name: input.name.clone().unwrap_or_default(),
+        owner: input.owner.clone().unwrap_or_default(),
+        description: input.description.clone(),
+        distributor: input.distributor.clone(),
+        support_description: input.support_description.clone(),
+        support_email: input.support_email.clone(),
+        support_url: input.support_url.clone(),
+        product_type,
+        tags,
+        created_ms: ctx.now_ms,
+    };
+    let token = input.idempotency_token.clone().unwrap_or_default();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "CreateProduct", &token, |tx| {
+            store::insert(tx, Kind::Product, &scope, &product.id, "", &product)?;
+            if let Some((artifact, object)) = &prepared {
+                save_artifact(tx, ctx, &scope, artifact, object)?;
+            }
+            Ok(sc::CreateProductOutput {
+                product_view_detail: Some(product.view_detail()),
+                provisioning_artifact_detail: prepared.as_ref().map(|(a, _)| a.detail()),
+                tags: Some(product.wire_tags()),
+            })
+        })
+    })
+}
+
+fn resolve(
+    tx: &mut dyn Tx,
+    scope: &str,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<Product, AwsError> {
+    match (id, name) {
+        (Some(id), _) => get(tx, scope, id),
+        (None, Some(name)) => find_by_name(tx, scope, name),
+        (None, None) => Err(invalid("Either Id or Name must be given.")),
+    }
+}
+
+/// `DescribeProductAsAdmin`.
+pub fn describe_as_admin(
+    ctx: &RequestContext,
+    input: sc::DescribeProductAsAdminInput,
+) -> Result<sc::DescribeProductAsAdminOutput, AwsError> {
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let product = resolve(tx, &scope, input.id.as_deref(), input.name.as_deref())?;
+        let summaries = artifacts(tx, &scope, &product.id)?
+            .into_iter()
+            .map(|a| sc::ProvisioningArtifactSummary {
+                id: Some(a.id.clone()),
+                name: a.name.clone(),
+                description: a.description.clone(),
+                created_time: Some(Timestamp::from_millis(a.created_ms)),
+                provisioning_artifact_metadata: None,
+            })
+            .collect();
+        Ok(sc::DescribeProductAsAdminOutput {
+            product_view_detail: Some(product.view_detail()),
+            provisioning_artifact_summaries: Some(summaries),
+            tags: Some(product.wire_tags()),
+            tag_options: Some(Vec::new()),
+            budgets: Some(Vec::new()),
+        })
+    })
+}
+
+/// `DeleteProduct`: refused while the product is in a portfolio; removes its versions and
+/// their template copies.
+pub fn delete(
+    ctx: &RequestContext,
+    input: sc::DeleteProductInput,
+) -> Result<sc::DeleteProductOutput, AwsError> {
+    ctx.require_admin(&action(Operation::DeleteProduct))?;
+    let id = input.id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        get(tx, &scope, &id)?;
+        if !tx
+            .list(Kind::ProductPortfolio, &scope, &id, None, 1)?
+            .is_empty()
+        {
+            return Err(ErrorCode::ResourceInUseException.with(format!(
+                "Product {id} is associated with a portfolio; disassociate it first."
+            )));
+        }
+        for artifact in artifacts(tx, &scope, &id)? {
+            tx.delete_object(&ctx.identity.account, ARTIFACT_BUCKET, &artifact.object_key)?;
+            tx.delete(Kind::Artifact, &scope, &artifact.id)?;
+        }
+        tx.delete(Kind::Product, &scope, &id)?;
+        Ok(sc::DeleteProductOutput {})
+    })
+}
+
+/// Products listed per page when the caller does not say.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+
+/// `SearchProductsAsAdmin`: every product of the account (or of one portfolio), in creation
+/// order. Filters and sorting are not applied yet.
+pub fn search_as_admin(
+    ctx: &RequestContext,
+    input: sc::SearchProductsAsAdminInput,
+) -> Result<sc::SearchProductsAsAdminOutput, AwsError> {
+    let after = paging::parse_token(input.page_token.as_deref())?;
+    let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
+    let scope = ctx.scope();
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let rows: Vec<(i64, Product)> = match input.portfolio_id.as_deref() {
+            Some(portfolio_id) => {
+                portfolio::get(tx, &scope, portfolio_id)?;
+                let links = store::list::<ProductLink>(
+                    tx,
+                    Kind::PortfolioProduct,
+                    &scope,
+                    portfolio_id,
+                    after,
+                    size + 1,
+                )?;
+                let mut rows = Vec::new();
+                for (seq, link) in links {
+                    rows.push((seq, get(tx, &scope, &link.product_id)?));
+                }
+                rows
+            }
+            None => store::list(tx, Kind::Product, &scope, "", after, size + 1)?,
+        };
+        Ok::<_, AwsError>(paging::split_page(rows, size))
+    })?;
+    Ok(sc::SearchProductsAsAdminOutput {
+        product_view_details: Some(page.iter().map(Product::view_detail).collect()),
+        next_page_token: next,
+    })
+}
+
+/// A product's membership in a portfolio, stored from both sides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductLink {
+    /// The portfolio.
+    pub portfolio_id: String,
+    /// The product.
+    pub product_id: String,
+}
+
+/// `AssociateProductWithPortfolio` (idempotent).
+pub fn associate(
+    ctx: &RequestContext,
+    input: sc::AssociateProductWithPortfolioInput,
+) -> Result<sc::AssociateProductWithPortfolioOutput, AwsError> {
+    ctx.require_admin(&action(Operation::AssociateProductWithPortfolio))?;
+    let link = ProductLink {
+        portfolio_id: input.portfolio_id.unwrap_or_default(),
+        product_id: input.product_id.unwrap_or_default(),
+    };
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        portfolio::get(tx, &scope, &link.portfolio_id)?;
+        get(tx, &scope, &link.product_id)?;
+        let forward = format!("{}/{}", link.portfolio_id, link.product_id);
+        let backward = format!("{}/{}", link.product_id, link.portfolio_id);
+        store::insert(
+            tx,
+            Kind::PortfolioProduct,
+            &scope,
+            &forward,
+            &link.portfolio_id,
+            &link,
+        )?;
+        store::insert(
+            tx,
+            Kind::ProductPortfolio,
+            &scope,
+            &backward,
+            &link.product_id,
+            &link,
+        )?;
+        Ok(sc::AssociateProductWithPortfolioOutput {})
+    })
+}
+
+/// `DisassociateProductFromPortfolio`.
+pub fn disassociate(
+    ctx: &RequestContext,
+    input: sc::DisassociateProductFromPortfolioInput,
+) -> Result<sc::DisassociateProductFromPortfolioOutput, AwsError> {
+    ctx.require_admin(&action(Operation::DisassociateProductFromPortfolio))?;
+    let portfolio_id = input.portfolio_id.unwrap_or_default();
+    let product_id = input.product_id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        let forward = tx.delete(
+            Kind::PortfolioProduct,
+            &scope,
+            &format!("{portfolio_id}/{product_id}"),
+        )?;
+        tx.delete(
+            Kind::ProductPortfolio,
+            &scope,
+            &format!("{product_id}/{portfolio_id}"),
+        )?;
+        if forward {
+            Ok(sc::DisassociateProductFromPortfolioOutput {})
+        } else {
+            Err(ErrorCode::ResourceNotFoundException.with(format!(
+                "Product {product_id} is not associated with portfolio {portfolio_id}."
+            )))
+        }
+    })
+}
+
+/// `ListPortfoliosForProduct`.
+pub fn list_portfolios(
+    ctx: &RequestContext,
+    input: sc::ListPortfoliosForProductInput,
+) -> Result<sc::ListPortfoliosForProductOutput, AwsError> {
+    let product_id = input.product_id.unwrap_or_default();
+    let after = paging::parse_token(input.page_token.as_deref())?;
+    let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
+    let scope = ctx.scope();
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        get(tx, &scope, &product_id)?;
+        let links = store::list::<ProductLink>(
+            tx,
+            Kind::ProductPortfolio,
+            &scope,
+            &product_id,
+            after,
+            size + 1,
+        )?;
+        let mut rows = Vec::new();
+        for (seq, link) in links {
+            rows.push((seq, portfolio::get(tx, &scope, &link.portfolio_id)?));
+        }
+        Ok::<_, AwsError>(paging::split_page(rows, size))
+    })?;
+    Ok(sc::ListPortfoliosForProductOutput {
+        portfolio_details: Some(page.iter().map(portfolio::Portfolio::detail).collect()),
+        next_page_token: next,
+    })
+}
+
+/// `CreateProvisioningArtifact`.
+pub fn create_artifact(
+    ctx: &RequestContext,
+    input: sc::CreateProvisioningArtifactInput,
+) -> Result<sc::CreateProvisioningArtifactOutput, AwsError> {
+    ctx.require_admin(&action(Operation::CreateProvisioningArtifact))?;
+    let product_id = input.product_id.clone().unwrap_or_default();
+    let scope = ctx.scope();
+    let product = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        get(tx, &scope, &product_id)
+    })?;
+    let props = input.parameters.clone().unwrap_or_default();
+    let token = input.idempotency_token.clone().unwrap_or_default();
+    let (artifact, object) = prepare_artifact(ctx, &product_id, &product.product_type, &props)?;
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "CreateProvisioningArtifact", &token, |tx| {
+            get(tx, &scope, &product_id)?;
+            save_artifact(tx, ctx, &scope, &artifact, &object)?;
+            Ok(sc::CreateProvisioningArtifactOutput {
+                provisioning_artifact_detail: Some(artifact.detail()),
+                info: Some(artifact.info()),
+                status: Some("AVAILABLE".into()),
+            })
+        })
+    })
+}
+
+/// `DescribeProvisioningArtifact`, by ids or names; with `IncludeProvisioningArtifactParameters`
+/// the template's variables come along.
+pub fn describe_artifact(
+    ctx: &RequestContext,
+    input: sc::DescribeProvisioningArtifactInput,
+) -> Result<sc::DescribeProvisioningArtifactOutput, AwsError> {
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let product = resolve(
+            tx,
+            &scope,
+            input.product_id.as_deref(),
+            input.product_name.as_deref(),
+        )?;
+        let artifact = match (
+            &input.provisioning_artifact_id,
+            &input.provisioning_artifact_name,
+        ) {
+            (Some(id), _) => get_artifact(tx, &scope, &product.id, id)?,
+            (None, Some(name)) => artifacts(tx, &scope, &product.id)?
+                .into_iter()
+                .find(|a| a.name.as_deref() == Some(name.as_str()))
+                .ok_or_else(|| {
+                    ErrorCode::ResourceNotFoundException
+                        .with(format!("Provisioning artifact named {name} not found."))
+                })?,
+            (None, None) => {
+                return Err(invalid(
+                    "Either ProvisioningArtifactId or ProvisioningArtifactName must be given.",
+                ))
+            }
+        };
+        Ok(sc::DescribeProvisioningArtifactOutput {
+            provisioning_artifact_detail: Some(artifact.detail()),
+            info: Some(artifact.info()),
+            status: Some("AVAILABLE".into()),
+            provisioning_artifact_parameters: (input.include_provisioning_artifact_parameters
+                == Some(true))
+            .then(|| artifact.parameters()),
+        })
+    })
+}
+
+/// `ListProvisioningArtifacts`.
+pub fn list_artifacts(
+    ctx: &RequestContext,
+    input: sc::ListProvisioningArtifactsInput,
+) -> Result<sc::ListProvisioningArtifactsOutput, AwsError> {
+    let product_id = input.product_id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        get(tx, &scope, &product_id)?;
+        Ok(sc::ListProvisioningArtifactsOutput {
+            provisioning_artifact_details: Some(
+                artifacts(tx, &scope, &product_id)?
+                    .iter()
+                    .map(Artifact::detail)
+                    .collect(),
+            ),
+            next_page_token: None,
+        })
+    })
+}
+
+/// `DeleteProvisioningArtifact`: never the product's last version.
+pub fn delete_artifact(
+    ctx: &RequestContext,
+    input: sc::DeleteProvisioningArtifactInput,
+) -> Result<sc::DeleteProvisioningArtifactOutput, AwsError> {
+    ctx.require_admin(&action(Operation::DeleteProvisioningArtifact))?;
+    let product_id = input.product_id.unwrap_or_default();
+    let artifact_id = input.provisioning_artifact_id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        get(tx, &scope, &product_id)?;
+        let artifact = get_artifact(tx, &scope, &product_id, &artifact_id)?;
+        if artifacts(tx, &scope, &product_id)?.len() == 1 {
+            return Err(invalid(format!("{artifact_id} is the last provisioning artifact of product {product_id}; a product keeps at least one.")));
+        }
+        tx.delete_object(&ctx.identity.account, ARTIFACT_BUCKET, &artifact.object_key)?;
+        tx.delete(Kind::Artifact, &scope, &artifact_id)?;
+        Ok(sc::DeleteProvisioningArtifactOutput {})
+    })
+}
