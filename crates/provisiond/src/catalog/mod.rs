@@ -3,6 +3,8 @@
 //! `UnknownOperationException`.
 
 pub mod artifact_source;
+pub mod constraint;
+pub mod launch_path;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
@@ -46,6 +48,12 @@ impl sc::Handler for ServiceCatalog {
                 | DescribeProvisioningArtifact
                 | ListProvisioningArtifacts
                 | DeleteProvisioningArtifact
+                | CreateConstraint
+                | DescribeConstraint
+                | DeleteConstraint
+                | ListConstraintsForPortfolio
+                | ListLaunchPaths
+                | DescribeProvisioningParameters
         )
     }
 
@@ -199,5 +207,53 @@ impl sc::Handler for ServiceCatalog {
         input: sc::DeleteProvisioningArtifactInput,
     ) -> Result<sc::DeleteProvisioningArtifactOutput, AwsError> {
         product::delete_artifact(ctx, input)
+    }
+
+    fn create_constraint(
+        &self,
+        ctx: &RequestContext,
+        input: sc::CreateConstraintInput,
+    ) -> Result<sc::CreateConstraintOutput, AwsError> {
+        constraint::create(ctx, input)
+    }
+
+    fn describe_constraint(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeConstraintInput,
+    ) -> Result<sc::DescribeConstraintOutput, AwsError> {
+        constraint::describe(ctx, input)
+    }
+
+    fn delete_constraint(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DeleteConstraintInput,
+    ) -> Result<sc::DeleteConstraintOutput, AwsError> {
+        constraint::delete(ctx, input)
+    }
+
+    fn list_constraints_for_portfolio(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListConstraintsForPortfolioInput,
+    ) -> Result<sc::ListConstraintsForPortfolioOutput, AwsError> {
+        constraint::list_for_portfolio(ctx, input)
+    }
+
+    fn list_launch_paths(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListLaunchPathsInput,
+    ) -> Result<sc::ListLaunchPathsOutput, AwsError> {
+        launch_path::list(ctx, input)
+    }
+
+    fn describe_provisioning_parameters(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProvisioningParametersInput,
+    ) -> Result<sc::DescribeProvisioningParametersOutput, AwsError> {
+        launch_path::describe_parameters(ctx, input)
     }
 }

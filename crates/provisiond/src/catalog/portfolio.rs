@@ -203,6 +203,11 @@ pub fn delete(
                 "Portfolio {id} has associated products; disassociate them first."
             )));
         }
+        if !tx.list(Kind::Constraint, &scope, &id, None, 1)?.is_empty() {
+            return Err(ErrorCode::ResourceInUseException.with(format!(
+                "Portfolio {id} has constraints; delete them first."
+            )));
+        }
         tx.delete(Kind::Portfolio, &scope, &id)?;
         Ok(sc::DeletePortfolioOutput {})
     })

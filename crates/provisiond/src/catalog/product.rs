@@ -554,6 +554,11 @@ pub fn disassociate(
     let product_id = input.product_id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        if super::constraint::launch_constraint(tx, &scope, &portfolio_id, &product_id)?.is_some() {
+            return Err(ErrorCode::ResourceInUseException.with(format!(
+                "Product {product_id} has a launch constraint in portfolio {portfolio_id}; delete it first."
+            )));
+        }
         let forward = tx.delete(
             Kind::PortfolioProduct,
             &scope,
@@ -640,30 +645,7 @@ pub fn describe_artifact(
 ) -> Result<sc::DescribeProvisioningArtifactOutput, AwsError> {
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let product = resolve(
-            tx,
-            &scope,
-            input.product_id.as_deref(),
-            input.product_name.as_deref(),
-        )?;
-        let artifact = match (
-            &input.provisioning_artifact_id,
-            &input.provisioning_artifact_name,
-        ) {
-            (Some(id), _) => get_artifact(tx, &scope, &product.id, id)?,
-            (None, Some(name)) => artifacts(tx, &scope, &product.id)?
-                .into_iter()
-                .find(|a| a.name.as_deref() == Some(name.as_str()))
-                .ok_or_else(|| {
-                    ErrorCode::ResourceNotFoundException
-                        .with(format!("Provisioning artifact named {name} not found."))
-                })?,
-            (None, None) => {
-                return Err(invalid(
-                    "Either ProvisioningArtifactId or ProvisioningArtifactName must be given.",
-                ))
-            }
-        };
+        let (_, artifact) = resolve_version(tx, &scope, &input)?;
         Ok(sc::DescribeProvisioningArtifactOutput {
             provisioning_artifact_detail: Some(artifact.detail()),
             info: Some(artifact.info()),
@@ -673,6 +655,39 @@ pub fn describe_artifact(
             .then(|| artifact.parameters()),
         })
     })
+}
+
+/// The product and version a call names, by ids or by names.
+pub fn resolve_version(
+    tx: &mut dyn Tx,
+    scope: &str,
+    input: &sc::DescribeProvisioningArtifactInput,
+) -> Result<(Product, Artifact), AwsError> {
+    let product = resolve(
+        tx,
+        scope,
+        input.product_id.as_deref(),
+        input.product_name.as_deref(),
+    )?;
+    let artifact = match (
+        &input.provisioning_artifact_id,
+        &input.provisioning_artifact_name,
+    ) {
+        (Some(id), _) => get_artifact(tx, scope, &product.id, id)?,
+        (None, Some(name)) => artifacts(tx, scope, &product.id)?
+            .into_iter()
+            .find(|a| a.name.as_deref() == Some(name.as_str()))
+            .ok_or_else(|| {
+                ErrorCode::ResourceNotFoundException
+                    .with(format!("Provisioning artifact named {name} not found."))
+            })?,
+        (None, None) => {
+            return Err(invalid(
+                "Either ProvisioningArtifactId or ProvisioningArtifactName must be given.",
+            ))
+        }
+    };
+    Ok((product, artifact))
 }
 
 /// `ListProvisioningArtifacts`.

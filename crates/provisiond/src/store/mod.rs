@@ -32,6 +32,8 @@ pub enum Kind {
     PortfolioProduct,
     /// A product in a portfolio, listed from the product (parent = the product id).
     ProductPortfolio,
+    /// A constraint (parent = the portfolio id).
+    Constraint,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -49,6 +51,7 @@ impl Kind {
             Kind::Artifact => "provisioning-artifact",
             Kind::PortfolioProduct => "portfolio-product",
             Kind::ProductPortfolio => "product-portfolio",
+            Kind::Constraint => "constraint",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }
