@@ -155,11 +155,14 @@ pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
             datadir::PROFILE
         );
     }
+    let queue_signal = Arc::new(QueueSignal::default());
     Ok(Arc::new(App {
-        keys: KeyRing::new(store.clone(), key),
+        keys: KeyRing::new(store.clone(), key.clone()),
         store,
         catalog: ServiceCatalog,
-        queues: EngineQueues::new(Arc::new(QueueSignal::default())),
+        queues: EngineQueues::new(queue_signal.clone()),
+        server_key: key,
+        queue_signal,
     }))
 }
 

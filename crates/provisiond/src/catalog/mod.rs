@@ -5,9 +5,11 @@
 pub mod artifact_source;
 pub mod constraint;
 pub mod launch_path;
+pub mod notify;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
+pub mod provisioning;
 pub mod terraform;
 
 use crate::context::RequestContext;
@@ -16,6 +18,11 @@ use provisiond_model::AwsError;
 
 /// The Service Catalog API over the store.
 pub struct ServiceCatalog;
+
+/// Page size of the provisioning reads: 20 unless asked, at most 100.
+pub fn paging_size(requested: Option<i32>) -> usize {
+    crate::paging::page_size(requested, 20, 100)
+}
 
 /// The IAM-style action name of an operation, as named in access-denied messages.
 pub fn action(operation: Operation) -> String {
@@ -54,6 +61,16 @@ impl sc::Handler for ServiceCatalog {
                 | ListConstraintsForPortfolio
                 | ListLaunchPaths
                 | DescribeProvisioningParameters
+                | ProvisionProduct
+                | UpdateProvisionedProduct
+                | TerminateProvisionedProduct
+                | DescribeProvisionedProduct
+                | DescribeRecord
+                | GetProvisionedProductOutputs
+                | ScanProvisionedProducts
+                | NotifyProvisionProductEngineWorkflowResult
+                | NotifyUpdateProvisionedProductEngineWorkflowResult
+                | NotifyTerminateProvisionedProductEngineWorkflowResult
         )
     }
 
@@ -255,5 +272,85 @@ impl sc::Handler for ServiceCatalog {
         input: sc::DescribeProvisioningParametersInput,
     ) -> Result<sc::DescribeProvisioningParametersOutput, AwsError> {
         launch_path::describe_parameters(ctx, input)
+    }
+
+    fn provision_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ProvisionProductInput,
+    ) -> Result<sc::ProvisionProductOutput, AwsError> {
+        provisioning::provision(ctx, input)
+    }
+
+    fn update_provisioned_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::UpdateProvisionedProductInput,
+    ) -> Result<sc::UpdateProvisionedProductOutput, AwsError> {
+        provisioning::update(ctx, input)
+    }
+
+    fn terminate_provisioned_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::TerminateProvisionedProductInput,
+    ) -> Result<sc::TerminateProvisionedProductOutput, AwsError> {
+        provisioning::terminate(ctx, input)
+    }
+
+    fn describe_provisioned_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProvisionedProductInput,
+    ) -> Result<sc::DescribeProvisionedProductOutput, AwsError> {
+        provisioning::describe(ctx, input)
+    }
+
+    fn describe_record(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeRecordInput,
+    ) -> Result<sc::DescribeRecordOutput, AwsError> {
+        provisioning::describe_record(ctx, input)
+    }
+
+    fn get_provisioned_product_outputs(
+        &self,
+        ctx: &RequestContext,
+        input: sc::GetProvisionedProductOutputsInput,
+    ) -> Result<sc::GetProvisionedProductOutputsOutput, AwsError> {
+        provisioning::outputs(ctx, input)
+    }
+
+    fn scan_provisioned_products(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ScanProvisionedProductsInput,
+    ) -> Result<sc::ScanProvisionedProductsOutput, AwsError> {
+        provisioning::scan(ctx, input)
+    }
+
+    fn notify_provision_product_engine_workflow_result(
+        &self,
+        ctx: &RequestContext,
+        input: sc::NotifyProvisionProductEngineWorkflowResultInput,
+    ) -> Result<sc::NotifyProvisionProductEngineWorkflowResultOutput, AwsError> {
+        notify::provision(ctx, input)
+    }
+
+    fn notify_update_provisioned_product_engine_workflow_result(
+        &self,
+        ctx: &RequestContext,
+        input: sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput,
+    ) -> Result<sc::NotifyUpdateProvisionedProductEngineWorkflowResultOutput, AwsError> {
+        notify::update(ctx, input)
+    }
+
+    fn notify_terminate_provisioned_product_engine_workflow_result(
+        &self,
+        ctx: &RequestContext,
+        input: sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput,
+    ) -> Result<sc::NotifyTerminateProvisionedProductEngineWorkflowResultOutput, AwsError> {
+        notify::terminate(ctx, input)
     }
 }

@@ -57,6 +57,10 @@ pub struct App {
     pub catalog: ServiceCatalog,
     /// The SQS-shaped engine queues.
     pub queues: EngineQueues,
+    /// The server key (workflow tokens).
+    pub server_key: Arc<crate::crypto::ServerKey>,
+    /// The signal shared with `queues`, raised after commits that enqueue engine tasks.
+    pub queue_signal: Arc<crate::queue::signal::QueueSignal>,
 }
 
 /// Proton operations are not served yet: every one answers
@@ -229,6 +233,8 @@ async fn serve(
         region: auth.region.clone(),
         now_ms,
         store: app.store.clone(),
+        server_key: app.server_key.clone(),
+        queue_signal: app.queue_signal.clone(),
         host: parts
             .headers
             .get(hyper::header::HOST)

@@ -34,6 +34,12 @@ pub enum Kind {
     ProductPortfolio,
     /// A constraint (parent = the portfolio id).
     Constraint,
+    /// A provisioned product.
+    ProvisionedProduct,
+    /// A live provisioned product's name (id = the name, body = the product's id).
+    ProvisionedProductName,
+    /// A record (parent = the provisioned product id).
+    Record,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -52,6 +58,9 @@ impl Kind {
             Kind::PortfolioProduct => "portfolio-product",
             Kind::ProductPortfolio => "product-portfolio",
             Kind::Constraint => "constraint",
+            Kind::ProvisionedProduct => "provisioned-product",
+            Kind::ProvisionedProductName => "provisioned-product-name",
+            Kind::Record => "record",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }

@@ -1,0 +1,758 @@
+//! Provisioned products and their records: `ProvisionProduct`, `UpdateProvisionedProduct` and
+//! `TerminateProvisionedProduct` each write, in one transaction, a record `IN_PROGRESS`, the
+//! provisioned product `UNDER_CHANGE` and the engine task on the product type's queue (with a
+//! sealed workflow token). The engine settles the record through the Notify calls (`notify.rs`).
+//! Reads: DescribeProvisionedProduct, DescribeRecord, GetProvisionedProductOutputs,
+//! ScanProvisionedProducts.
+
+use super::constraint::Constraint;
+use super::product::{self, Artifact, ARTIFACT_BUCKET, ENGINE_PRODUCT_TYPES};
+use super::{launch_path, paging_size};
+use crate::context::RequestContext;
+use crate::engine::message::{self, Task};
+use crate::engine::token::{self, EngineOperation, WorkflowClaims};
+use crate::store::{self, transact, Kind, Mode, Tx};
+use crate::{idempotency, paging, queue};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
+use provisiond_model::{AwsError, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A provisioned product.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvisionedProduct {
+    /// `pp-…`
+    pub id: String,
+    /// Unique among the account's live provisioned products in the region.
+    pub name: String,
+    /// `arn:aws:servicecatalog:<region>:<account>:stack/<name>/<id>`
+    pub arn: String,
+    /// The product type (`TERRAFORM_OPEN_SOURCE`, …).
+    pub product_type: String,
+    /// `AVAILABLE`, `UNDER_CHANGE`, `TAINTED`, `ERROR` or `PLAN_IN_PROGRESS`.
+    pub status: String,
+    /// Why the last change failed.
+    pub status_message: Option<String>,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+    /// The `ProvisionToken` it was created with.
+    pub idempotency_token: String,
+    /// The latest record of any type.
+    pub last_record_id: String,
+    /// The latest provision, update or terminate record.
+    pub last_provisioning_record_id: String,
+    /// The latest of those that succeeded.
+    pub last_successful_provisioning_record_id: Option<String>,
+    /// The product.
+    pub product_id: String,
+    /// The version in effect.
+    pub artifact_id: String,
+    /// The launch path used.
+    pub path_id: String,
+    /// The launch role of the path's constraint.
+    pub launch_role_arn: Option<String>,
+    /// The parameters in effect, fully resolved.
+    pub parameters: Vec<(String, String)>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// The outputs of the last successful change.
+    pub outputs: Vec<Output>,
+    /// The engine's resource-group tag (`ResourceIdentifier.UniqueTag`).
+    pub resource_group_tag: Option<(String, String)>,
+    /// Who provisioned it.
+    pub owner_principal: String,
+}
+
+/// An output of an engine run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+impl Output {
+    /// The output on the wire.
+    pub fn wire(&self) -> sc::RecordOutput {
+        sc::RecordOutput {
+            output_key: Some(self.key.clone()),
+            output_value: self.value.clone(),
+            description: self.description.clone(),
+        }
+    }
+}
+
+/// A record of one request on a provisioned product.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// `rec-…`
+    pub id: String,
+    /// The provisioned product.
+    pub provisioned_product_id: String,
+    /// Its name.
+    pub provisioned_product_name: String,
+    /// Its type.
+    pub product_type: String,
+    /// `PROVISION_PRODUCT`, `UPDATE_PROVISIONED_PRODUCT` or `TERMINATE_PROVISIONED_PRODUCT`.
+    pub record_type: String,
+    /// `IN_PROGRESS`, `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+    /// Last change, epoch milliseconds.
+    pub updated_ms: i64,
+    /// The product.
+    pub product_id: String,
+    /// The version this request applies.
+    pub artifact_id: String,
+    /// The launch path.
+    pub path_id: String,
+    /// The launch role.
+    pub launch_role_arn: Option<String>,
+    /// The fully resolved parameters this request applies.
+    pub parameters: Vec<(String, String)>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// `(code, description)` of what went wrong.
+    pub errors: Vec<(String, String)>,
+    /// The engine's outputs.
+    pub outputs: Vec<Output>,
+    /// A terminate with `IgnoreErrors`.
+    pub ignore_errors: bool,
+    /// The queue and message id of the engine task, to settle it with the result.
+    pub task: Option<(String, String)>,
+    /// Notify idempotency tokens already accepted.
+    pub accepted_tokens: Vec<String>,
+}
+
+impl Record {
+    /// The engine operation this record asks for.
+    pub fn operation(&self) -> EngineOperation {
+        match self.record_type.as_str() {
+            "PROVISION_PRODUCT" => EngineOperation::Provision,
+            "UPDATE_PROVISIONED_PRODUCT" => EngineOperation::Update,
+            _ => EngineOperation::Terminate,
+        }
+    }
+
+    /// The record as `RecordDetail`.
+    pub fn detail(&self) -> sc::RecordDetail {
+        sc::RecordDetail {
+            record_id: Some(self.id.clone()),
+            provisioned_product_name: Some(self.provisioned_product_name.clone()),
+            status: Some(self.status.clone()),
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            updated_time: Some(Timestamp::from_millis(self.updated_ms)),
+            provisioned_product_type: Some(self.product_type.clone()),
+            record_type: Some(self.record_type.clone()),
+            provisioned_product_id: Some(self.provisioned_product_id.clone()),
+            product_id: Some(self.product_id.clone()),
+            provisioning_artifact_id: Some(self.artifact_id.clone()),
+            path_id: Some(self.path_id.clone()),
+            record_errors: Some(
+                self.errors
+                    .iter()
+                    .map(|(c, d)| sc::RecordError {
+                        code: Some(c.clone()),
+                        description: Some(d.clone()),
+                    })
+                    .collect(),
+            ),
+            record_tags: Some(
+                self.tags
+                    .iter()
+                    .map(|(k, v)| sc::RecordTag {
+                        key: Some(k.clone()),
+                        value: Some(v.clone()),
+                    })
+                    .collect(),
+            ),
+            launch_role_arn: self.launch_role_arn.clone(),
+        }
+    }
+}
+
+impl ProvisionedProduct {
+    /// The provisioned product as `ProvisionedProductDetail`.
+    pub fn detail(&self) -> sc::ProvisionedProductDetail {
+        sc::ProvisionedProductDetail {
+            name: Some(self.name.clone()),
+            arn: Some(self.arn.clone()),
+            r#type: Some(self.product_type.clone()),
+            id: Some(self.id.clone()),
+            status: Some(self.status.clone()),
+            status_message: self.status_message.clone(),
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            idempotency_token: Some(self.idempotency_token.clone()),
+            last_record_id: Some(self.last_record_id.clone()),
+            last_provisioning_record_id: Some(self.last_provisioning_record_id.clone()),
+            last_successful_provisioning_record_id: self
+                .last_successful_provisioning_record_id
+                .clone(),
+            product_id: Some(self.product_id.clone()),
+            provisioning_artifact_id: Some(self.artifact_id.clone()),
+            launch_role_arn: self.launch_role_arn.clone(),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    ErrorCode::InvalidParametersException.with(message)
+}
+
+/// The provisioned product `id`, or `ResourceNotFoundException`.
+pub fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<ProvisionedProduct, AwsError> {
+    store::get(tx, Kind::ProvisionedProduct, scope, id)?.ok_or_else(|| {
+        ErrorCode::ResourceNotFoundException.with(format!("Provisioned product {id} not found."))
+    })
+}
+
+/// The provisioned product named by id or name.
+pub fn find(
+    tx: &mut dyn Tx,
+    scope: &str,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<ProvisionedProduct, AwsError> {
+    match (id, name) {
+        (Some(id), _) => get(tx, scope, id),
+        (None, Some(name)) => {
+            let id: Option<String> = store::get(tx, Kind::ProvisionedProductName, scope, name)?;
+            match id {
+                Some(id) => get(tx, scope, &id),
+                None => Err(ErrorCode::ResourceNotFoundException
+                    .with(format!("Provisioned product named {name} not found."))),
+            }
+        }
+        (None, None) => Err(invalid(
+            "Either the provisioned product's id or its name must be given.",
+        )),
+    }
+}
+
+/// The record `id`, or `ResourceNotFoundException`.
+pub fn get_record(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Record, AwsError> {
+    store::get(tx, Kind::Record, scope, id)?
+        .ok_or_else(|| ErrorCode::ResourceNotFoundException.with(format!("Record {id} not found.")))
+}
+
+/// Resolves a request's parameters against the version's variables: every key must be a
+/// variable; each variable takes the value given, else the previous value (`UsePreviousValue`),
+/// else its default; a variable with none of these is an error.
+pub fn resolve_parameters(
+    artifact: &Artifact,
+    given: &[(String, Option<String>, bool)],
+    previous: &[(String, String)],
+) -> Result<Vec<(String, String)>, AwsError> {
+    for (key, _, _) in given {
+        if !artifact.variables.iter().any(|v| &v.name == key) {
+            return Err(invalid(format!(
+                "Parameter {key} is not a variable of provisioning artifact {}.",
+                artifact.id
+            )));
+        }
+    }
+    let mut resolved = Vec::new();
+    for variable in &artifact.variables {
+        let entry = given.iter().find(|(k, _, _)| *k == variable.name);
+        let value = match entry {
+            Some((_, _, true)) => match previous.iter().find(|(k, _)| *k == variable.name) {
+                Some((_, v)) => Some(v.clone()),
+                None => {
+                    return Err(invalid(format!(
+                        "Parameter {} has no previous value to use.",
+                        variable.name
+                    )))
+                }
+            },
+            Some((_, Some(v), false)) => Some(v.clone()),
+            _ => variable.default.clone(),
+        };
+        match value {
+            Some(v) => resolved.push((variable.name.clone(), v)),
+            None => {
+                return Err(invalid(format!(
+                    "Parameter {} has no default value and must be given.",
+                    variable.name
+                )))
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+fn tags_of(tags: Option<&[sc::Tag]>) -> Result<Vec<(String, String)>, AwsError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for t in tags.unwrap_or_default() {
+        let key = t.key.clone().unwrap_or_default();
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(invalid(format!("Tag key {key} is given more than once.")));
+        }
+        out.push((key, t.value.clone().unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+/// What a new record needs to become an engine task.
+struct NewRecord<'a> {
+    pp: &'a ProvisionedProduct,
+    operation: EngineOperation,
+    artifact: Option<&'a Artifact>,
+    parameters: Vec<(String, String)>,
+    tags: Vec<(String, String)>,
+    ignore_errors: bool,
+}
+
+/// Writes a record `IN_PROGRESS` and its engine task in the caller's transaction.
+fn start_record(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    scope: &str,
+    new: NewRecord<'_>,
+) -> Result<Record, AwsError> {
+    let pp = new.pp;
+    let record_id = crate::ids::catalog_id("rec");
+    let record_type = serde_json::to_value(new.operation)
+        .expect("operations serialize")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let artifact_id = new
+        .artifact
+        .map_or(pp.artifact_id.clone(), |a| a.id.clone());
+    let queue_name = message::queue_name(&pp.product_type, new.operation).ok_or_else(|| {
+        invalid(format!(
+            "Provisioned products of type {} are not provisioned by an engine.",
+            pp.product_type
+        ))
+    })?;
+    let token = token::issue(
+        &ctx.server_key,
+        &WorkflowClaims {
+            account: ctx.identity.account.clone(),
+            region: ctx.region.clone(),
+            record_id: record_id.clone(),
+            provisioned_product_id: pp.id.clone(),
+            operation: new.operation,
+            issued_ms: ctx.now_ms,
+        },
+    );
+    let object_key = match new.artifact {
+        Some(a) => a.object_key.clone(),
+        None => String::new(),
+    };
+    let task = Task {
+        token: &token,
+        operation: new.operation,
+        provisioned_product_id: &pp.id,
+        provisioned_product_name: &pp.name,
+        product_id: &pp.product_id,
+        provisioning_artifact_id: &artifact_id,
+        record_id: &record_id,
+        launch_role_arn: pp.launch_role_arn.as_deref(),
+        artifact_path: format!("s3://{ARTIFACT_BUCKET}/{object_key}"),
+        principal: &ctx.identity.principal,
+        account: &ctx.identity.account,
+        parameters: &new.parameters,
+        tags: &new.tags,
+    };
+    let message_id = queue::enqueue(tx, scope, &queue_name, &task.body(), ctx.now_ms, 0)?;
+    let record = Record {
+        id: record_id,
+        provisioned_product_id: pp.id.clone(),
+        provisioned_product_name: pp.name.clone(),
+        product_type: pp.product_type.clone(),
+        record_type,
+        status: "IN_PROGRESS".into(),
+        created_ms: ctx.now_ms,
+        updated_ms: ctx.now_ms,
+        product_id: pp.product_id.clone(),
+        artifact_id,
+        path_id: pp.path_id.clone(),
+        launch_role_arn: pp.launch_role_arn.clone(),
+        parameters: new.parameters,
+        tags: new.tags,
+        errors: Vec::new(),
+        outputs: Vec::new(),
+        ignore_errors: new.ignore_errors,
+        task: Some((queue_name, message_id)),
+        accepted_tokens: Vec::new(),
+    };
+    store::insert(tx, Kind::Record, scope, &record.id, &pp.id, &record)?;
+    Ok(record)
+}
+
+fn launch_role(constraint: Option<&Constraint>) -> Option<String> {
+    constraint.map(|c| c.role_arn.clone())
+}
+
+/// `ProvisionProduct`.
+pub fn provision(
+    ctx: &RequestContext,
+    input: sc::ProvisionProductInput,
+) -> Result<sc::ProvisionProductOutput, AwsError> {
+    let scope = ctx.scope();
+    let name = input.provisioned_product_name.clone().unwrap_or_default();
+    let token = input.provision_token.clone().unwrap_or_default();
+    let given: Vec<(String, Option<String>, bool)> = input
+        .provisioning_parameters
+        .iter()
+        .flatten()
+        .map(|p| (p.key.clone().unwrap_or_default(), p.value.clone(), false))
+        .collect();
+    let tags = tags_of(input.tags.as_deref())?;
+    let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "ProvisionProduct", &token, |tx| {
+            let lookup = sc::DescribeProvisioningArtifactInput {
+                product_id: input.product_id.clone(),
+                product_name: input.product_name.clone(),
+                provisioning_artifact_id: input.provisioning_artifact_id.clone(),
+                provisioning_artifact_name: input.provisioning_artifact_name.clone(),
+                ..Default::default()
+            };
+            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
+            if !ENGINE_PRODUCT_TYPES.contains(&prod.product_type.as_str()) {
+                return Err(invalid(format!(
+                    "Product {} is of type {}; provisiond provisions only engine product types ({}).",
+                    prod.id,
+                    prod.product_type,
+                    ENGINE_PRODUCT_TYPES.join(", ")
+                )));
+            }
+            if !artifact.active {
+                return Err(invalid(format!(
+                    "Provisioning artifact {} is not active.",
+                    artifact.id
+                )));
+            }
+            let path = launch_path::resolve(
+                tx,
+                ctx,
+                &scope,
+                &prod.id,
+                input.path_id.as_deref(),
+                input.path_name.as_deref(),
+            )?;
+            if prod.product_type == "EXTERNAL" && path.launch.is_none() {
+                return Err(invalid(format!(
+                    "EXTERNAL product {} needs a LAUNCH constraint in portfolio {}.",
+                    prod.id, path.portfolio.id
+                )));
+            }
+            let parameters = resolve_parameters(&artifact, &given, &[])?;
+            let id = crate::ids::catalog_id("pp");
+            if !store::insert(tx, Kind::ProvisionedProductName, &scope, &name, "", &id)? {
+                return Err(ErrorCode::DuplicateResourceException.with(format!(
+                    "A provisioned product named {name} already exists."
+                )));
+            }
+            let mut pp = ProvisionedProduct {
+                arn: format!(
+                    "arn:aws:servicecatalog:{}:{}:stack/{name}/{id}",
+                    ctx.region, ctx.identity.account
+                ),
+                id: id.clone(),
+                name: name.clone(),
+                product_type: prod.product_type.clone(),
+                status: "UNDER_CHANGE".into(),
+                status_message: None,
+                created_ms: ctx.now_ms,
+                idempotency_token: token.clone(),
+                last_record_id: String::new(),
+                last_provisioning_record_id: String::new(),
+                last_successful_provisioning_record_id: None,
+                product_id: prod.id.clone(),
+                artifact_id: artifact.id.clone(),
+                path_id: path.id.clone(),
+                launch_role_arn: launch_role(path.launch.as_ref()),
+                parameters: Vec::new(),
+                tags: tags.clone(),
+                outputs: Vec::new(),
+                resource_group_tag: None,
+                owner_principal: ctx.identity.principal.clone(),
+            };
+            let record = start_record(
+                tx,
+                ctx,
+                &scope,
+                NewRecord {
+                    pp: &pp,
+                    operation: EngineOperation::Provision,
+                    artifact: Some(&artifact),
+                    parameters,
+                    tags: tags.clone(),
+                    ignore_errors: false,
+                },
+            )?;
+            pp.last_record_id = record.id.clone();
+            pp.last_provisioning_record_id = record.id.clone();
+            store::insert(tx, Kind::ProvisionedProduct, &scope, &id, "", &pp)?;
+            Ok(sc::ProvisionProductOutput {
+                record_detail: Some(record.detail()),
+            })
+        })
+    })?;
+    ctx.queue_signal.notify();
+    Ok(output)
+}
+
+/// `UpdateProvisionedProduct`.
+pub fn update(
+    ctx: &RequestContext,
+    input: sc::UpdateProvisionedProductInput,
+) -> Result<sc::UpdateProvisionedProductOutput, AwsError> {
+    let scope = ctx.scope();
+    let token = input.update_token.clone().unwrap_or_default();
+    let given: Vec<(String, Option<String>, bool)> = input
+        .provisioning_parameters
+        .iter()
+        .flatten()
+        .map(|p| {
+            (
+                p.key.clone().unwrap_or_default(),
+                p.value.clone(),
+                p.use_previous_value == Some(true),
+            )
+        })
+        .collect();
+    let new_tags = input
+        .tags
+        .as_deref()
+        .map(|t| tags_of(Some(t)))
+        .transpose()?;
+    let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "UpdateProvisionedProduct", &token, |tx| {
+            let mut pp = find(
+                tx,
+                &scope,
+                input.provisioned_product_id.as_deref(),
+                input.provisioned_product_name.as_deref(),
+            )?;
+            if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR") {
+                return Err(invalid(format!(
+                    "Provisioned product {} is {}; it can be updated when AVAILABLE, TAINTED or ERROR.",
+                    pp.id, pp.status
+                )));
+            }
+            let product_id = input
+                .product_id
+                .clone()
+                .or_else(|| input.product_name.is_none().then(|| pp.product_id.clone()));
+            let artifact_id = input.provisioning_artifact_id.clone().or_else(|| {
+                input
+                    .provisioning_artifact_name
+                    .is_none()
+                    .then(|| pp.artifact_id.clone())
+            });
+            let lookup = sc::DescribeProvisioningArtifactInput {
+                product_id,
+                product_name: input.product_name.clone(),
+                provisioning_artifact_id: artifact_id,
+                provisioning_artifact_name: input.provisioning_artifact_name.clone(),
+                ..Default::default()
+            };
+            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
+            if prod.id != pp.product_id {
+                return Err(invalid(format!(
+                    "Provisioned product {} is of product {}, not {}.",
+                    pp.id, pp.product_id, prod.id
+                )));
+            }
+            let path_id = input
+                .path_id
+                .clone()
+                .or_else(|| input.path_name.is_none().then(|| pp.path_id.clone()));
+            let path = launch_path::resolve(
+                tx,
+                ctx,
+                &scope,
+                &prod.id,
+                path_id.as_deref(),
+                input.path_name.as_deref(),
+            )?;
+            let parameters = resolve_parameters(&artifact, &given, &pp.parameters)?;
+            pp.path_id = path.id.clone();
+            pp.launch_role_arn = launch_role(path.launch.as_ref());
+            let tags = new_tags.clone().unwrap_or_else(|| pp.tags.clone());
+            let record = start_record(
+                tx,
+                ctx,
+                &scope,
+                NewRecord {
+                    pp: &pp,
+                    operation: EngineOperation::Update,
+                    artifact: Some(&artifact),
+                    parameters,
+                    tags,
+                    ignore_errors: false,
+                },
+            )?;
+            pp.status = "UNDER_CHANGE".into();
+            pp.last_record_id = record.id.clone();
+            pp.last_provisioning_record_id = record.id.clone();
+            store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+            Ok(sc::UpdateProvisionedProductOutput {
+                record_detail: Some(record.detail()),
+            })
+        })
+    })?;
+    ctx.queue_signal.notify();
+    Ok(output)
+}
+
+/// `TerminateProvisionedProduct`.
+pub fn terminate(
+    ctx: &RequestContext,
+    input: sc::TerminateProvisionedProductInput,
+) -> Result<sc::TerminateProvisionedProductOutput, AwsError> {
+    let scope = ctx.scope();
+    let token = input.terminate_token.clone().unwrap_or_default();
+    let ignore_errors = input.ignore_errors == Some(true);
+    let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "TerminateProvisionedProduct", &token, |tx| {
+            let mut pp = find(
+                tx,
+                &scope,
+                input.provisioned_product_id.as_deref(),
+                input.provisioned_product_name.as_deref(),
+            )?;
+            let settled = matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR");
+            if !settled && !ignore_errors {
+                return Err(invalid(format!(
+                    "Provisioned product {} is {}; terminate it when AVAILABLE, TAINTED or ERROR, or with IgnoreErrors.",
+                    pp.id, pp.status
+                )));
+            }
+            let record = start_record(
+                tx,
+                ctx,
+                &scope,
+                NewRecord {
+                    pp: &pp,
+                    operation: EngineOperation::Terminate,
+                    artifact: None,
+                    parameters: Vec::new(),
+                    tags: Vec::new(),
+                    ignore_errors,
+                },
+            )?;
+            pp.status = "UNDER_CHANGE".into();
+            pp.last_record_id = record.id.clone();
+            pp.last_provisioning_record_id = record.id.clone();
+            store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+            Ok(sc::TerminateProvisionedProductOutput {
+                record_detail: Some(record.detail()),
+            })
+        })
+    })?;
+    ctx.queue_signal.notify();
+    Ok(output)
+}
+
+/// `DescribeProvisionedProduct`, by id or name.
+pub fn describe(
+    ctx: &RequestContext,
+    input: sc::DescribeProvisionedProductInput,
+) -> Result<sc::DescribeProvisionedProductOutput, AwsError> {
+    let scope = ctx.scope();
+    let pp = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        find(tx, &scope, input.id.as_deref(), input.name.as_deref())
+    })?;
+    Ok(sc::DescribeProvisionedProductOutput {
+        provisioned_product_detail: Some(pp.detail()),
+        cloud_watch_dashboards: Some(Vec::new()),
+    })
+}
+
+/// `DescribeRecord`, with the record's outputs.
+pub fn describe_record(
+    ctx: &RequestContext,
+    input: sc::DescribeRecordInput,
+) -> Result<sc::DescribeRecordOutput, AwsError> {
+    let scope = ctx.scope();
+    let id = input.id.unwrap_or_default();
+    let record = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        get_record(tx, &scope, &id)
+    })?;
+    Ok(sc::DescribeRecordOutput {
+        record_outputs: Some(record.outputs.iter().map(Output::wire).collect()),
+        record_detail: Some(record.detail()),
+        next_page_token: None,
+    })
+}
+
+/// `GetProvisionedProductOutputs`: the outputs of the last successful change, optionally only
+/// the keys asked for.
+pub fn outputs(
+    ctx: &RequestContext,
+    input: sc::GetProvisionedProductOutputsInput,
+) -> Result<sc::GetProvisionedProductOutputsOutput, AwsError> {
+    let scope = ctx.scope();
+    let pp = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        find(
+            tx,
+            &scope,
+            input.provisioned_product_id.as_deref(),
+            input.provisioned_product_name.as_deref(),
+        )
+    })?;
+    let wanted = input.output_keys.unwrap_or_default();
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let size = paging_size(input.page_size);
+    let rows: Vec<(i64, Output)> = pp
+        .outputs
+        .into_iter()
+        .filter(|o| wanted.is_empty() || wanted.contains(&o.key))
+        .enumerate()
+        .map(|(i, o)| (i as i64, o))
+        .filter(|(i, _)| *i > after)
+        .take(size + 1)
+        .collect();
+    let (page, next) = paging::split_page(rows, size);
+    Ok(sc::GetProvisionedProductOutputsOutput {
+        outputs: Some(page.iter().map(Output::wire).collect()),
+        next_page_token: next,
+    })
+}
+
+/// `ScanProvisionedProducts`: the account's provisioned products (`AccessLevelFilter` `User`:
+/// only the caller's), in creation order.
+pub fn scan(
+    ctx: &RequestContext,
+    input: sc::ScanProvisionedProductsInput,
+) -> Result<sc::ScanProvisionedProductsOutput, AwsError> {
+    let scope = ctx.scope();
+    let only_mine = input
+        .access_level_filter
+        .as_ref()
+        .and_then(|f| f.key.as_deref())
+        == Some("User");
+    let after = paging::parse_token(input.page_token.as_deref())?;
+    let size = paging_size(input.page_size);
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let mut rows: Vec<(i64, ProvisionedProduct)> = Vec::new();
+        let mut cursor = after;
+        loop {
+            let batch: Vec<(i64, ProvisionedProduct)> =
+                store::list(tx, Kind::ProvisionedProduct, &scope, "", cursor, 100)?;
+            let Some((last, _)) = batch.last() else { break };
+            cursor = Some(*last);
+            rows.extend(
+                batch
+                    .into_iter()
+                    .filter(|(_, pp)| !only_mine || pp.owner_principal == ctx.identity.principal),
+            );
+            if rows.len() > size {
+                break;
+            }
+        }
+        rows.truncate(size + 1);
+        Ok::<_, AwsError>(paging::split_page(rows, size))
+    })?;
+    Ok(sc::ScanProvisionedProductsOutput {
+        provisioned_products: Some(page.iter().map(ProvisionedProduct::detail).collect()),
+        next_page_token: next,
+    })
+}
