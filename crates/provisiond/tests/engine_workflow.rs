@@ -1,0 +1,582 @@
+//! Domain tests of the engine workflow, without HTTP: every row of SPEC §5.1's table and every
+//! step of §5.3, against a real SQLite store, calling the Service Catalog functions the server
+//! dispatches to.
+
+use provisiond::auth::Identity;
+use provisiond::catalog::{constraint, notify, portfolio, principal, product, provisioning};
+use provisiond::context::RequestContext;
+use provisiond::crypto::ServerKey;
+use provisiond::queue::signal::QueueSignal;
+use provisiond::store::sqlite::SqliteStore;
+use provisiond::store::{transact, Kind, Mode, Store};
+use provisiond_model::servicecatalog as sc;
+use provisiond_model::AwsError;
+use std::sync::Arc;
+
+const ACCOUNT: &str = "123456789012";
+const TF: &str = "variable \"name\" {}\nvariable \"size\" { default = 3 }\n";
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    key: Arc<ServerKey>,
+    signal: Arc<QueueSignal>,
+    product: String,
+    artifact: String,
+}
+
+impl World {
+    fn ctx(&self, account: &str, region: &str, principal: &str, admin: bool) -> RequestContext {
+        RequestContext {
+            request_id: "test".into(),
+            identity: Identity {
+                access_key_id: "AKIATEST".into(),
+                account: account.into(),
+                principal: principal.into(),
+                admin,
+            },
+            region: region.into(),
+            now_ms: provisiond::time::now_ms(),
+            store: self.store.clone(),
+            server_key: self.key.clone(),
+            queue_signal: self.signal.clone(),
+            host: "localhost".into(),
+        }
+    }
+
+    fn admin(&self) -> RequestContext {
+        self.ctx(
+            ACCOUNT,
+            "us-east-1",
+            &format!("arn:aws:iam::{ACCOUNT}:role/platform"),
+            true,
+        )
+    }
+
+    fn dev(&self) -> RequestContext {
+        self.ctx(
+            ACCOUNT,
+            "us-east-1",
+            &format!("arn:aws:iam::{ACCOUNT}:role/dev"),
+            false,
+        )
+    }
+
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let archive = dir.path().join("module.tar.gz");
+        std::fs::write(&archive, tar_gz(&[("main.tf", TF)])).unwrap();
+        let mut w = World {
+            _dir: dir,
+            store,
+            key: Arc::new(ServerKey::generate()),
+            signal: Arc::new(QueueSignal::default()),
+            product: String::new(),
+            artifact: String::new(),
+        };
+        let admin = w.admin();
+        let out = product::create(
+            &admin,
+            sc::CreateProductInput {
+                name: Some("bucket".into()),
+                owner: Some("platform".into()),
+                product_type: Some("TERRAFORM_OPEN_SOURCE".into()),
+                idempotency_token: Some("p".into()),
+                provisioning_artifact_parameters: Some(sc::ProvisioningArtifactProperties {
+                    info: Some(
+                        [(
+                            "LoadTemplateFromURL".to_string(),
+                            format!("file://{}", archive.display()),
+                        )]
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        w.product = out
+            .product_view_detail
+            .unwrap()
+            .product_view_summary
+            .unwrap()
+            .product_id
+            .unwrap();
+        w.artifact = out.provisioning_artifact_detail.unwrap().id.unwrap();
+        let port = portfolio::create(
+            &admin,
+            sc::CreatePortfolioInput {
+                display_name: Some("p".into()),
+                provider_name: Some("p".into()),
+                idempotency_token: Some("t".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .portfolio_detail
+        .unwrap()
+        .id
+        .unwrap();
+        product::associate(
+            &admin,
+            sc::AssociateProductWithPortfolioInput {
+                product_id: Some(w.product.clone()),
+                portfolio_id: Some(port.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        principal::associate(
+            &admin,
+            sc::AssociatePrincipalWithPortfolioInput {
+                portfolio_id: Some(port.clone()),
+                principal_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/dev")),
+                principal_type: Some("IAM".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        constraint::create(
+            &admin,
+            sc::CreateConstraintInput {
+                portfolio_id: Some(port),
+                product_id: Some(w.product.clone()),
+                r#type: Some("LAUNCH".into()),
+                parameters: Some(format!(
+                    "{{\"RoleArn\":\"arn:aws:iam::{ACCOUNT}:role/Launch\"}}"
+                )),
+                idempotency_token: Some("c".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        w
+    }
+
+    fn provision(&self, name: &str) -> Result<sc::RecordDetail, AwsError> {
+        self.provision_with_token(name, &format!("tok-{name}-{}", provisiond::ids::uuid()))
+    }
+
+    fn provision_with_token(&self, name: &str, token: &str) -> Result<sc::RecordDetail, AwsError> {
+        provisioning::provision(
+            &self.dev(),
+            sc::ProvisionProductInput {
+                product_id: Some(self.product.clone()),
+                provisioning_artifact_id: Some(self.artifact.clone()),
+                provisioned_product_name: Some(name.into()),
+                provisioning_parameters: Some(vec![sc::ProvisioningParameter {
+                    key: Some("name".into()),
+                    value: Some("n".into()),
+                }]),
+                provision_token: Some(token.into()),
+                ..Default::default()
+            },
+        )
+        .map(|o| o.record_detail.unwrap())
+    }
+
+    /// The bodies of the messages waiting on `queue`, oldest first.
+    fn tasks(&self, queue: &str) -> Vec<serde_json::Value> {
+        transact(self.store.as_ref(), Mode::Read, |tx| {
+            tx.visible_messages(&format!("{ACCOUNT}/us-east-1"), queue, i64::MAX, 100)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect()
+    }
+
+    fn task_for(&self, queue: &str, record_id: &str) -> serde_json::Value {
+        self.tasks(queue)
+            .into_iter()
+            .find(|t| t["recordId"] == record_id)
+            .expect("a task for the record")
+    }
+
+    fn pp(&self, id: &str) -> Result<sc::ProvisionedProductDetail, AwsError> {
+        provisioning::describe(
+            &self.dev(),
+            sc::DescribeProvisionedProductInput {
+                id: Some(id.into()),
+                ..Default::default()
+            },
+        )
+        .map(|o| o.provisioned_product_detail.unwrap())
+    }
+
+    fn record(&self, id: &str) -> sc::RecordDetail {
+        provisioning::describe_record(
+            &self.dev(),
+            sc::DescribeRecordInput {
+                id: Some(id.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .record_detail
+        .unwrap()
+    }
+}
+
+fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for (name, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, text.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+const PROVISION_Q: &str = "ServiceCatalogTerraformOSProvisionOperationQueue";
+const UPDATE_Q: &str = "ServiceCatalogTerraformOSUpdateOperationQueue";
+const TERMINATE_Q: &str = "ServiceCatalogTerraformOSTerminateOperationQueue";
+
+fn notify_provision(
+    ctx: &RequestContext,
+    token: &str,
+    record: &str,
+    status: &str,
+    idem: &str,
+    tag: bool,
+) -> Result<(), AwsError> {
+    notify::provision(
+        ctx,
+        sc::NotifyProvisionProductEngineWorkflowResultInput {
+            workflow_token: Some(token.into()),
+            record_id: Some(record.into()),
+            status: Some(status.into()),
+            failure_reason: (status == "FAILED").then(|| "boom".into()),
+            resource_identifier: tag.then(|| sc::EngineWorkflowResourceIdentifier {
+                unique_tag: Some(sc::UniqueTagResourceIdentifier {
+                    key: Some("k".into()),
+                    value: Some("v".into()),
+                }),
+            }),
+            outputs: Some(vec![sc::RecordOutput {
+                output_key: Some("o".into()),
+                output_value: Some("1".into()),
+                description: None,
+            }]),
+            idempotency_token: Some(idem.into()),
+        },
+    )
+    .map(|_| ())
+}
+
+fn update(w: &World, pp: &str, token: &str) -> Result<sc::RecordDetail, AwsError> {
+    provisioning::update(
+        &w.dev(),
+        sc::UpdateProvisionedProductInput {
+            provisioned_product_id: Some(pp.into()),
+            update_token: Some(token.into()),
+            provisioning_parameters: Some(vec![sc::UpdateProvisioningParameter {
+                key: Some("name".into()),
+                use_previous_value: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+    )
+    .map(|o| o.record_detail.unwrap())
+}
+
+fn terminate(
+    w: &World,
+    pp: &str,
+    token: &str,
+    ignore_errors: bool,
+) -> Result<sc::RecordDetail, AwsError> {
+    provisioning::terminate(
+        &w.dev(),
+        sc::TerminateProvisionedProductInput {
+            provisioned_product_id: Some(pp.into()),
+            terminate_token: Some(token.into()),
+            ignore_errors: Some(ignore_errors),
+            ..Default::default()
+        },
+    )
+    .map(|o| o.record_detail.unwrap())
+}
+
+#[test]
+fn provision_writes_record_product_and_task_together() {
+    let w = World::new();
+    let rec = w.provision("a").unwrap();
+    assert_eq!(rec.status.as_deref(), Some("IN_PROGRESS"));
+    assert_eq!(rec.record_type.as_deref(), Some("PROVISION_PRODUCT"));
+    let pp = w
+        .pp(rec.provisioned_product_id.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(pp.status.as_deref(), Some("UNDER_CHANGE"));
+    let tasks = w.tasks(PROVISION_Q);
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0]["parameters"],
+        serde_json::json!([{"key": "name", "value": "n"}, {"key": "size", "value": "3"}])
+    );
+    // A refused request writes nothing: no record, no product, no task.
+    let replay = w.provision_with_token("b", "same").unwrap();
+    assert_eq!(
+        w.provision_with_token("b2", "same").unwrap(),
+        replay,
+        "the token replays the first answer"
+    );
+    let dup = w.provision("a").unwrap_err();
+    assert_eq!(dup.code, "DuplicateResourceException");
+    assert_eq!(w.tasks(PROVISION_Q).len(), 2);
+    let records = transact(w.store.as_ref(), Mode::Read, |tx| {
+        tx.list(
+            Kind::Record,
+            &format!("{ACCOUNT}/us-east-1"),
+            rec.provisioned_product_id.as_deref().unwrap(),
+            None,
+            10,
+        )
+    })
+    .unwrap();
+    assert_eq!(records.len(), 1);
+}
+
+#[test]
+fn update_and_terminate_follow_the_status_table() {
+    let w = World::new();
+    let rec = w.provision("a").unwrap();
+    let pp = rec.provisioned_product_id.clone().unwrap();
+    // UNDER_CHANGE: no update, no plain terminate.
+    assert_eq!(
+        update(&w, &pp, "u0").unwrap_err().code,
+        "InvalidParametersException"
+    );
+    assert_eq!(
+        terminate(&w, &pp, "t0", false).unwrap_err().code,
+        "InvalidParametersException"
+    );
+    let task = w.task_for(PROVISION_Q, rec.record_id.as_deref().unwrap());
+    notify_provision(
+        &w.dev(),
+        task["token"].as_str().unwrap(),
+        rec.record_id.as_deref().unwrap(),
+        "SUCCEEDED",
+        "i1",
+        true,
+    )
+    .unwrap();
+    assert_eq!(w.pp(&pp).unwrap().status.as_deref(), Some("AVAILABLE"));
+    // AVAILABLE → update allowed, task carries the resolved parameters.
+    let u = update(&w, &pp, "u1").unwrap();
+    assert_eq!(u.record_type.as_deref(), Some("UPDATE_PROVISIONED_PRODUCT"));
+    assert_eq!(w.pp(&pp).unwrap().status.as_deref(), Some("UNDER_CHANGE"));
+    let utask = w.task_for(UPDATE_Q, u.record_id.as_deref().unwrap());
+    assert_eq!(
+        utask["parameters"][1],
+        serde_json::json!({"key": "size", "value": "3"})
+    );
+    notify::update(
+        &w.dev(),
+        sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: utask["token"].as_str().map(String::from),
+            record_id: u.record_id.clone(),
+            status: Some("FAILED".into()),
+            failure_reason: Some("update broke".into()),
+            idempotency_token: Some("i2".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let detail = w.pp(&pp).unwrap();
+    assert_eq!(detail.status.as_deref(), Some("TAINTED"));
+    assert_eq!(detail.status_message.as_deref(), Some("update broke"));
+    // TAINTED → update and terminate allowed.
+    let t = terminate(&w, &pp, "t1", false).unwrap();
+    let ttask = w.task_for(TERMINATE_Q, t.record_id.as_deref().unwrap());
+    assert!(
+        ttask.get("artifact").is_none()
+            && ttask.get("parameters").is_none()
+            && ttask.get("tags").is_none()
+    );
+    notify::terminate(
+        &w.dev(),
+        sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: ttask["token"].as_str().map(String::from),
+            record_id: t.record_id.clone(),
+            status: Some("FAILED".into()),
+            failure_reason: Some("destroy broke".into()),
+            idempotency_token: Some("i3".into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        w.pp(&pp).unwrap().status.as_deref(),
+        Some("TAINTED"),
+        "a failed terminate taints"
+    );
+    // The way out: IgnoreErrors removes the product whatever the engine says.
+    let t2 = terminate(&w, &pp, "t2", true).unwrap();
+    let t2task = w.task_for(TERMINATE_Q, t2.record_id.as_deref().unwrap());
+    notify::terminate(
+        &w.dev(),
+        sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: t2task["token"].as_str().map(String::from),
+            record_id: t2.record_id.clone(),
+            status: Some("FAILED".into()),
+            failure_reason: Some("still broke".into()),
+            idempotency_token: Some("i4".into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.pp(&pp).unwrap_err().code, "ResourceNotFoundException");
+    assert_eq!(
+        w.record(t2.record_id.as_deref().unwrap()).status.as_deref(),
+        Some("FAILED")
+    );
+    assert!(w.provision("a").is_ok(), "the name is free again");
+}
+
+#[test]
+fn notify_checks_run_in_the_specified_order() {
+    let w = World::new();
+    let r1 = w.provision("one").unwrap();
+    let r2 = w.provision("two").unwrap();
+    let id1 = r1.record_id.clone().unwrap();
+    let tok1 = w.task_for(PROVISION_Q, &id1)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dev = w.dev();
+    let code = |r: Result<(), AwsError>| r.unwrap_err().code;
+
+    // 2. A token that does not open, or opens for another account or region.
+    assert_eq!(
+        code(notify_provision(
+            &dev,
+            "QUJDREVGR0g=",
+            &id1,
+            "SUCCEEDED",
+            "x",
+            false
+        )),
+        "InvalidParametersException"
+    );
+    let other_account = w.ctx(
+        "210987654321",
+        "us-east-1",
+        "arn:aws:iam::210987654321:role/e",
+        false,
+    );
+    let err = notify_provision(&other_account, &tok1, &id1, "SUCCEEDED", "x", false).unwrap_err();
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            "InvalidParametersException",
+            "The workflow token is not valid."
+        )
+    );
+    let other_region = w.ctx(
+        ACCOUNT,
+        "eu-west-1",
+        "arn:aws:iam::123456789012:role/e",
+        false,
+    );
+    assert_eq!(
+        code(notify_provision(
+            &other_region,
+            &tok1,
+            &id1,
+            "SUCCEEDED",
+            "x",
+            false
+        )),
+        "InvalidParametersException"
+    );
+    // 3. Another record's id; the wrong call.
+    assert_eq!(
+        code(notify_provision(
+            &dev,
+            &tok1,
+            r2.record_id.as_deref().unwrap(),
+            "SUCCEEDED",
+            "x",
+            false
+        )),
+        "InvalidParametersException"
+    );
+    let wrong_call = notify::update(
+        &dev,
+        sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: Some(tok1.clone()),
+            record_id: Some(id1.clone()),
+            status: Some("SUCCEEDED".into()),
+            idempotency_token: Some("x".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(wrong_call.unwrap_err().code, "InvalidParametersException");
+    assert_eq!(
+        w.record(&id1).status.as_deref(),
+        Some("IN_PROGRESS"),
+        "nothing changed so far"
+    );
+    // 5-7. Success, then replays and retries.
+    notify_provision(&dev, &tok1, &id1, "SUCCEEDED", "first", false).unwrap();
+    notify_provision(&dev, &tok1, &id1, "FAILED", "first", false)
+        .expect("same idempotency token: the first answer, no change");
+    assert_eq!(w.record(&id1).status.as_deref(), Some("SUCCEEDED"));
+    notify_provision(&dev, &tok1, &id1, "SUCCEEDED", "fresh", false)
+        .expect("a retry of the same status");
+    let err = notify_provision(&dev, &tok1, &id1, "FAILED", "fresh2", false).unwrap_err();
+    assert_eq!(err.message, format!("Record {id1} is already SUCCEEDED."));
+    assert!(
+        w.tasks(PROVISION_Q)
+            .iter()
+            .all(|t| t["recordId"] != id1.as_str()),
+        "the task is settled"
+    );
+    // 4. A record that is gone.
+    let id2 = r2.record_id.clone().unwrap();
+    let tok2 = w.task_for(PROVISION_Q, &id2)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        tx.delete(Kind::Record, &format!("{ACCOUNT}/us-east-1"), &id2)
+    })
+    .unwrap();
+    assert_eq!(
+        code(notify_provision(&dev, &tok2, &id2, "SUCCEEDED", "x", false)),
+        "ResourceNotFoundException"
+    );
+}
+
+#[test]
+fn provision_failure_is_error_without_resources_and_tainted_with_them() {
+    let w = World::new();
+    for (name, tag, expected) in [("bare", false, "ERROR"), ("tagged", true, "TAINTED")] {
+        let rec = w.provision(name).unwrap();
+        let id = rec.record_id.clone().unwrap();
+        let token = w.task_for(PROVISION_Q, &id)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        notify_provision(&w.dev(), &token, &id, "FAILED", "i", tag).unwrap();
+        let pp = w
+            .pp(rec.provisioned_product_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(pp.status.as_deref(), Some(expected), "{name}");
+        assert_eq!(pp.status_message.as_deref(), Some("boom"));
+        let record = w.record(&id);
+        assert_eq!(
+            record.record_errors.unwrap()[0].code.as_deref(),
+            Some("ENGINE_WORKFLOW_FAILURE")
+        );
+    }
+}
