@@ -30,7 +30,9 @@ class World:
         engine_key = server.create_key(a, f"arn:aws:iam::{a}:role/engine")
         self.engine = server.client("servicecatalog", engine_key)
         self.sqs = server.client("sqs", engine_key)
-        archive = tar_gz(tmp_path / f"{uuid.uuid4().hex}.tar.gz", {"main.tf": MAIN_TF})
+        from test_objects import s3_client
+        self.s3 = s3_client(server, engine_key)
+        self.archive = archive = tar_gz(tmp_path / f"{uuid.uuid4().hex}.tar.gz", {"main.tf": MAIN_TF})
         out = self.admin.create_product(Name="bucket", Owner="platform", ProductType=product_type,
                                         ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
         self.product = out["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
@@ -88,6 +90,9 @@ def test_provision_update_terminate(world):
     assert task["parameters"] == [{"key": "bucket_name", "value": "b1"}, {"key": "password", "value": "hunter2"},
                                   {"key": "size", "value": "5"}, {"key": "tags", "value": '{"team":"platform"}'}]
     assert task["tags"] == [{"key": "team", "value": "dev"}]
+    # The engine fetches the template copy with its S3 client, as from AWS.
+    bucket, key = task["artifact"]["path"][len("s3://"):].split("/", 1)
+    assert world.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == world.archive.read_bytes()
 
     world.engine.notify_provision_product_engine_workflow_result(
         WorkflowToken=task["token"], RecordId=task["recordId"], Status="SUCCEEDED",

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod paging;
 pub mod protocol;
 pub mod queue;
+pub mod s3;
 pub mod server;
 pub mod store;
 pub mod time;

@@ -47,6 +47,40 @@ pub fn format_amz_date(secs: i64) -> String {
     )
 }
 
+/// Formats epoch milliseconds as ISO 8601 with milliseconds: `2026-11-22T21:16:54.000Z`.
+pub fn format_iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Formats epoch milliseconds as an HTTP date: `Sun, 22 Nov 2026 21:16:54 GMT`.
+pub fn format_http_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Parses `YYYYMMDDTHHMMSSZ` into epoch seconds.
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -82,5 +116,13 @@ mod tests {
         }
         assert_eq!(parse_amz_date("2015-08-30T12:36:00Z"), None);
         assert_eq!(parse_amz_date("20151330T123600Z"), None);
+        assert_eq!(
+            format_iso8601(1_440_938_160_123),
+            "2015-08-30T12:36:00.123Z"
+        );
+        assert_eq!(
+            format_http_date(1_440_938_160_000),
+            "Sun, 30 Aug 2015 12:36:00 GMT"
+        );
     }
 }

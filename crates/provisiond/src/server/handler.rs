@@ -22,10 +22,10 @@ use std::time::Instant;
 pub const BODY_LIMIT: usize = 1 << 20;
 /// A body over the limit but under this much is read and dropped before the 413 answer, so the
 /// client, still sending, gets the answer rather than a reset connection.
-pub const DRAIN_LIMIT: usize = 16 << 20;
+pub const DRAIN_LIMIT: usize = 80 << 20;
 
-/// Reads the body whole, or reads and drops it (up to `DRAIN_LIMIT`) when it is over `BODY_LIMIT`.
-async fn read_body(mut body: Incoming) -> Result<Bytes, ()> {
+/// Reads the body whole, or reads and drops it (up to `DRAIN_LIMIT`) when it is over `limit`.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ()> {
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -35,12 +35,12 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ()> {
             if seen > DRAIN_LIMIT {
                 return Err(());
             }
-            if seen <= BODY_LIMIT {
+            if seen <= limit {
                 kept.extend_from_slice(&data);
             }
         }
     }
-    if seen > BODY_LIMIT {
+    if seen > limit {
         Err(())
     } else {
         Ok(Bytes::from(kept))
@@ -160,6 +160,15 @@ async fn serve(
             None,
         ));
     }
+    if req.headers().get("x-amz-target").is_none()
+        && !(req.method() == hyper::Method::POST && req.uri().path() == "/")
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(body) = read_body(body, crate::s3::OBJECT_LIMIT).await else {
+            return Ok(crate::s3::too_large(request_id));
+        };
+        return Ok(crate::s3::handle(app.clone(), parts, body, request_id).await);
+    }
     let routed = awsjson::parse_target(target);
     let service = routed.map(|(s, _)| s);
     let fail = |e: AwsError| (service, e);
@@ -178,7 +187,9 @@ async fn serve(
         return Err(fail(too_large()));
     }
     let (parts, body) = req.into_parts();
-    let body = read_body(body).await.map_err(|()| fail(too_large()))?;
+    let body = read_body(body, BODY_LIMIT)
+        .await
+        .map_err(|()| fail(too_large()))?;
 
     let Some((service, operation)) = routed else {
         let name = if target.is_empty() {

@@ -40,6 +40,8 @@ pub enum Kind {
     ProvisionedProductName,
     /// A record (parent = the provisioned product id).
     Record,
+    /// An S3 bucket (scope = the account, id = the bucket name).
+    Bucket,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -61,6 +63,7 @@ impl Kind {
             Kind::ProvisionedProduct => "provisioned-product",
             Kind::ProvisionedProductName => "provisioned-product-name",
             Kind::Record => "record",
+            Kind::Bucket => "bucket",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }

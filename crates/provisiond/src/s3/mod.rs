@@ -1,0 +1,589 @@
+//! The S3-shaped object store engines and template authors use (SPEC §8.2): path-style
+//! ListBuckets, CreateBucket, DeleteBucket, PutObject, GetObject, HeadObject, DeleteObject and
+//! ListObjectsV2, SigV4 with service `s3`, S3's XML errors. Buckets belong to the caller's
+//! account; `provisiond-artifacts` exists in every account and is read-only (it holds the
+//! immutable template copies). Request bodies are taken whole (`aws-chunked` uploads are
+//! answered `NotImplemented`); a `x-amz-checksum-crc32` or `-sha256` header is verified.
+
+mod xml;
+
+use crate::catalog::product::ARTIFACT_BUCKET;
+use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
+use crate::server::App;
+use crate::store::{self, transact, Kind, Mode, StoredObject};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+use md5::{Digest, Md5};
+use provisiond_model::AwsError;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::Arc;
+
+/// Largest object accepted in one PutObject: 64 MiB.
+pub const OBJECT_LIMIT: usize = 64 << 20;
+
+/// An S3 error: code, HTTP status, message.
+#[derive(Debug)]
+pub struct S3Error {
+    code: &'static str,
+    status: u16,
+    message: String,
+    resource: Option<String>,
+}
+
+fn err(code: &'static str, status: u16, message: impl Into<String>) -> S3Error {
+    S3Error {
+        code,
+        status,
+        message: message.into(),
+        resource: None,
+    }
+}
+
+impl S3Error {
+    fn on(mut self, resource: &str) -> Self {
+        self.resource = Some(resource.to_string());
+        self
+    }
+}
+
+impl From<AwsError> for S3Error {
+    /// Signature and store failures in S3's vocabulary.
+    fn from(e: AwsError) -> Self {
+        let code = match e.code {
+            "MissingAuthenticationTokenException" => {
+                return err(
+                    "AccessDenied",
+                    403,
+                    "Access Denied: the request is not signed.",
+                )
+            }
+            "UnrecognizedClientException" => {
+                return err(
+                    "InvalidAccessKeyId",
+                    403,
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                )
+            }
+            "IncompleteSignatureException" => {
+                return err("AuthorizationHeaderMalformed", 400, e.message)
+            }
+            "InvalidSignatureException"
+                if e.message.starts_with("Signature expired")
+                    || e.message.starts_with("Signature not yet current") =>
+            {
+                return err("RequestTimeTooSkewed", 403, e.message)
+            }
+            "InvalidSignatureException" if e.message.contains("x-amz-content-sha256") => {
+                return err(
+                    "XAmzContentSHA256Mismatch",
+                    400,
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                )
+            }
+            "InvalidSignatureException" => "SignatureDoesNotMatch",
+            _ => "InternalError",
+        };
+        let status = if code == "InternalError" { 500 } else { 403 };
+        err(code, status, e.message)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Bucket {
+    name: String,
+    created_ms: i64,
+}
+
+fn respond(
+    status: u16,
+    request_id: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("x-amz-request-id", request_id)
+        .header("x-amzn-RequestId", request_id);
+    for (k, v) in headers {
+        builder = builder.header(*k, v.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid headers")
+}
+
+fn xml_response(request_id: &str, body: String) -> Response<Full<Bytes>> {
+    respond(
+        200,
+        request_id,
+        &[("content-type", "application/xml".into())],
+        body.into_bytes(),
+    )
+}
+
+/// Renders an S3 error.
+pub fn error_response(e: &S3Error, request_id: &str) -> Response<Full<Bytes>> {
+    respond(
+        e.status,
+        request_id,
+        &[("content-type", "application/xml".into())],
+        xml::error(e.code, &e.message, e.resource.as_deref(), request_id).into_bytes(),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16)),
+                bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16)),
+            ) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The answer to a body over `OBJECT_LIMIT`.
+pub fn too_large(request_id: &str) -> Response<Full<Bytes>> {
+    error_response(
+        &err(
+            "EntityTooLarge",
+            400,
+            format!(
+                "Your proposed upload exceeds the maximum allowed size of {OBJECT_LIMIT} bytes."
+            ),
+        ),
+        request_id,
+    )
+}
+
+/// Serves one S3 request whose body has been read.
+pub async fn handle(
+    app: Arc<App>,
+    parts: http::request::Parts,
+    body: Bytes,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    match serve(app, parts, body, request_id).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, request_id),
+    }
+}
+
+async fn serve(
+    app: Arc<App>,
+    parts: http::request::Parts,
+    body: Bytes,
+    request_id: &str,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let content_sha = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_sha.starts_with("STREAMING-") {
+        return Err(err("NotImplemented", 501, "aws-chunked (streaming) uploads are not supported by this provisiond; send the body whole (for example with payload signing or UNSIGNED-PAYLOAD)."));
+    }
+    let auth = sigv4::parse(&signed)?;
+    let known = match app.keys.cached(&auth.access_key_id) {
+        Some(k) => k,
+        None => {
+            let app2 = app.clone();
+            let id = auth.access_key_id.clone();
+            tokio::task::spawn_blocking(move || app2.keys.lookup(&id))
+                .await
+                .map_err(|e| err("InternalError", 500, e.to_string()))?
+                .map_err(AwsError::from)?
+                .ok_or_else(|| {
+                    err(
+                        "InvalidAccessKeyId",
+                        403,
+                        "The AWS Access Key Id you provided does not exist in our records.",
+                    )
+                })?
+        }
+    };
+    let now_ms = crate::time::now_ms();
+    sigv4::verify(
+        &signed,
+        &auth,
+        known.secret.expose(),
+        "s3",
+        PathStyle::AsSent,
+        now_ms / 1000,
+    )?;
+    verify_checksums(&parts.headers, &body)?;
+
+    let account = known.identity.account.clone();
+    let path = parts.uri.path().to_string();
+    let rest = path.trim_start_matches('/');
+    let (bucket, key) = match rest.split_once('/') {
+        Some((b, k)) => (percent_decode(b), percent_decode(k)),
+        None => (percent_decode(rest), String::new()),
+    };
+    let query = query_params(parts.uri.query().unwrap_or(""));
+    let method = parts.method.clone();
+    let request_id = request_id.to_string();
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let ctx = Op {
+            store: store.as_ref(),
+            account: &account,
+            now_ms,
+            request_id: &request_id,
+        };
+        match (method, bucket.is_empty(), key.is_empty()) {
+            (Method::GET, true, _) => ctx.list_buckets(),
+            (Method::PUT, false, true) => ctx.create_bucket(&bucket),
+            (Method::DELETE, false, true) => ctx.delete_bucket(&bucket),
+            (Method::GET, false, true) => ctx.list_objects(&bucket, &query),
+            (Method::PUT, false, false) => ctx.put_object(&bucket, &key, body),
+            (Method::GET, false, false) => ctx.get_object(&bucket, &key, true),
+            (Method::HEAD, false, false) => ctx.get_object(&bucket, &key, false),
+            (Method::DELETE, false, false) => ctx.delete_object(&bucket, &key),
+            _ => Err(err(
+                "NotImplemented",
+                501,
+                "This S3 operation is not served by provisiond.",
+            )),
+        }
+    })
+    .await
+    .map_err(|e| err("InternalError", 500, e.to_string()))?
+}
+
+fn verify_checksums(headers: &http::HeaderMap, body: &[u8]) -> Result<(), S3Error> {
+    if let Some(claimed) = headers
+        .get("x-amz-checksum-crc32")
+        .and_then(|v| v.to_str().ok())
+    {
+        let actual = B64.encode(crc32fast::hash(body).to_be_bytes());
+        if claimed != actual {
+            return Err(err(
+                "BadDigest",
+                400,
+                "The CRC32 you specified did not match the calculated checksum.",
+            ));
+        }
+    }
+    if let Some(claimed) = headers
+        .get("x-amz-checksum-sha256")
+        .and_then(|v| v.to_str().ok())
+    {
+        let actual = B64.encode(Sha256::digest(body));
+        if claimed != actual {
+            return Err(err(
+                "BadDigest",
+                400,
+                "The SHA256 you specified did not match the calculated checksum.",
+            ));
+        }
+    }
+    if let Some(claimed) = headers.get("content-md5").and_then(|v| v.to_str().ok()) {
+        if claimed != B64.encode(Md5::digest(body)) {
+            return Err(err(
+                "BadDigest",
+                400,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Op<'a> {
+    store: &'a dyn crate::store::Store,
+    account: &'a str,
+    now_ms: i64,
+    request_id: &'a str,
+}
+
+impl Op<'_> {
+    /// The bucket, if the account has it (`provisiond-artifacts` always exists).
+    fn bucket(&self, name: &str) -> Result<(), S3Error> {
+        if name == ARTIFACT_BUCKET {
+            return Ok(());
+        }
+        let found: Option<Bucket> = transact(self.store, Mode::Read, |tx| {
+            store::get(tx, Kind::Bucket, self.account, name)
+        })?;
+        found.map(|_| ()).ok_or_else(|| {
+            err("NoSuchBucket", 404, "The specified bucket does not exist").on(&format!("/{name}"))
+        })
+    }
+
+    fn writable(&self, name: &str) -> Result<(), S3Error> {
+        if name == ARTIFACT_BUCKET {
+            return Err(err("AccessDenied", 403, format!("{ARTIFACT_BUCKET} holds provisiond's immutable template copies and is read-only.")));
+        }
+        self.bucket(name)
+    }
+
+    fn list_buckets(&self) -> Result<Response<Full<Bytes>>, S3Error> {
+        let rows: Vec<(i64, Bucket)> = transact(self.store, Mode::Read, |tx| {
+            store::list(tx, Kind::Bucket, self.account, "", None, 10_000)
+        })?;
+        let mut buckets: Vec<(String, i64)> = vec![(ARTIFACT_BUCKET.to_string(), 0)];
+        buckets.extend(rows.into_iter().map(|(_, b)| (b.name, b.created_ms)));
+        buckets.sort();
+        Ok(xml_response(
+            self.request_id,
+            xml::list_buckets(self.account, &buckets),
+        ))
+    }
+
+    fn create_bucket(&self, name: &str) -> Result<Response<Full<Bytes>>, S3Error> {
+        if !valid_bucket_name(name) {
+            return Err(err(
+                "InvalidBucketName",
+                400,
+                "The specified bucket is not valid.",
+            )
+            .on(&format!("/{name}")));
+        }
+        let bucket = Bucket {
+            name: name.to_string(),
+            created_ms: self.now_ms,
+        };
+        let created = name != ARTIFACT_BUCKET
+            && transact(self.store, Mode::Write, |tx| {
+                store::insert(tx, Kind::Bucket, self.account, name, "", &bucket)
+            })?;
+        if !created {
+            return Err(err("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket succeeded and you already own it.").on(&format!("/{name}")));
+        }
+        Ok(respond(
+            200,
+            self.request_id,
+            &[("location", format!("/{name}"))],
+            Vec::new(),
+        ))
+    }
+
+    fn delete_bucket(&self, name: &str) -> Result<Response<Full<Bytes>>, S3Error> {
+        self.writable(name)?;
+        transact(self.store, Mode::Write, |tx| {
+            if !tx.list_objects(self.account, name, "", "", 1)?.is_empty() {
+                return Err(err(
+                    "BucketNotEmpty",
+                    409,
+                    "The bucket you tried to delete is not empty",
+                )
+                .on(&format!("/{name}")));
+            }
+            tx.delete(Kind::Bucket, self.account, name)?;
+            Ok(())
+        })?;
+        Ok(respond(204, self.request_id, &[], Vec::new()))
+    }
+
+    fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, S3Error> {
+        self.writable(bucket)?;
+        let object = StoredObject {
+            key: key.to_string(),
+            size: body.len() as i64,
+            etag: hex::encode(Md5::digest(&body)),
+            body: body.to_vec(),
+            created_ms: self.now_ms,
+        };
+        transact(self.store, Mode::Write, |tx| {
+            tx.put_object(self.account, bucket, &object)
+        })?;
+        Ok(respond(
+            200,
+            self.request_id,
+            &[("etag", format!("\"{}\"", object.etag))],
+            Vec::new(),
+        ))
+    }
+
+    fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        with_body: bool,
+    ) -> Result<Response<Full<Bytes>>, S3Error> {
+        self.bucket(bucket)?;
+        let object = transact(self.store, Mode::Read, |tx| {
+            tx.get_object(self.account, bucket, key)
+        })?
+        .ok_or_else(|| {
+            let e = err("NoSuchKey", 404, "The specified key does not exist.");
+            e.on(&format!("/{bucket}/{key}"))
+        })?;
+        let headers = [
+            ("etag", format!("\"{}\"", object.etag)),
+            (
+                "last-modified",
+                crate::time::format_http_date(object.created_ms),
+            ),
+            ("content-type", "application/octet-stream".to_string()),
+            ("content-length", object.size.to_string()),
+        ];
+        let body = if with_body { object.body } else { Vec::new() };
+        Ok(respond(200, self.request_id, &headers, body))
+    }
+
+    fn delete_object(&self, bucket: &str, key: &str) -> Result<Response<Full<Bytes>>, S3Error> {
+        self.writable(bucket)?;
+        transact(self.store, Mode::Write, |tx| {
+            tx.delete_object(self.account, bucket, key)
+        })?;
+        Ok(respond(204, self.request_id, &[], Vec::new()))
+    }
+
+    fn list_objects(
+        &self,
+        bucket: &str,
+        query: &[(String, String)],
+    ) -> Result<Response<Full<Bytes>>, S3Error> {
+        self.bucket(bucket)?;
+        let get = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if get("list-type") != Some("2") {
+            return Err(err(
+                "NotImplemented",
+                501,
+                "Only ListObjectsV2 (list-type=2) is served.",
+            ));
+        }
+        let prefix = get("prefix").unwrap_or("");
+        let max_keys = match get("max-keys") {
+            None => 1000,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| {
+                    err(
+                        "InvalidArgument",
+                        400,
+                        "max-keys must be a non-negative integer",
+                    )
+                })?
+                .min(1000),
+        };
+        let token = get("continuation-token");
+        let start_after = match token {
+            Some(t) => String::from_utf8(B64.decode(t).map_err(|_| {
+                err(
+                    "InvalidArgument",
+                    400,
+                    "The continuation token provided is incorrect",
+                )
+            })?)
+            .map_err(|_| {
+                err(
+                    "InvalidArgument",
+                    400,
+                    "The continuation token provided is incorrect",
+                )
+            })?,
+            None => get("start-after").unwrap_or("").to_string(),
+        };
+        let mut objects = transact(self.store, Mode::Read, |tx| {
+            tx.list_objects(self.account, bucket, prefix, &start_after, max_keys + 1)
+        })?;
+        let truncated = objects.len() > max_keys;
+        objects.truncate(max_keys);
+        let next_token =
+            truncated.then(|| B64.encode(objects.last().map(|o| o.key.as_str()).unwrap_or("")));
+        let page = xml::ListV2 {
+            bucket,
+            prefix,
+            max_keys,
+            truncated,
+            next_token,
+            continuation_token: token,
+            start_after: get("start-after"),
+        };
+        Ok(xml_response(
+            self.request_id,
+            xml::list_objects_v2(&page, &objects),
+        ))
+    }
+}
+
+impl From<crate::store::StoreError> for S3Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        S3Error::from(AwsError::from(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(valid_bucket_name("my-templates.1"));
+        assert!(!valid_bucket_name("ab"));
+        assert!(!valid_bucket_name("Upper"));
+        assert!(!valid_bucket_name("-dash"));
+        assert!(!valid_bucket_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn keys_and_queries_are_decoded() {
+        assert_eq!(percent_decode("a%20b%2Fc"), "a b/c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(
+            query_params("list-type=2&prefix=dir%2F&x"),
+            [
+                ("list-type".into(), "2".into()),
+                ("prefix".into(), "dir/".into()),
+                ("x".into(), String::new())
+            ]
+        );
+    }
+}

@@ -1,0 +1,120 @@
+"""The S3-shaped object store through boto3's S3 client (path-style): buckets per account,
+objects in and out, listing, S3's XML errors, the read-only artifact bucket that engines fetch
+template copies from, and uploads checked against their checksums."""
+
+import random
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from test_products import tar_gz
+
+
+def s3_client(server, key):
+    return boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                        aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret,
+                        config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def tenant(server):
+    account = "".join(random.choice("0123456789") for _ in range(12))
+    return server.create_key(account, f"arn:aws:iam::{account}:role/platform", admin=True)
+
+
+def code(excinfo):
+    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_buckets_and_objects(server, tenant):
+    s3 = s3_client(server, tenant)
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["provisiond-artifacts"]
+    s3.create_bucket(Bucket="templates")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.create_bucket(Bucket="templates")
+    assert code(e) == ("BucketAlreadyOwnedByYou", 409)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.create_bucket(Bucket="Bad_Name")
+    assert code(e) == ("InvalidBucketName", 400)
+    put = s3.put_object(Bucket="templates", Key="env/v1 bundle.tar.gz", Body=b"bundle-bytes")
+    got = s3.get_object(Bucket="templates", Key="env/v1 bundle.tar.gz")
+    assert got["Body"].read() == b"bundle-bytes"
+    assert got["ETag"] == put["ETag"] and got["ContentLength"] == 12
+    assert s3.head_object(Bucket="templates", Key="env/v1 bundle.tar.gz")["ContentLength"] == 12
+    for i in range(3):
+        s3.put_object(Bucket="templates", Key=f"other/{i}", Body=b"x")
+    listed = s3.list_objects_v2(Bucket="templates", Prefix="other/")
+    assert [o["Key"] for o in listed["Contents"]] == ["other/0", "other/1", "other/2"]
+    page = s3.list_objects_v2(Bucket="templates", MaxKeys=2)
+    assert page["IsTruncated"] and len(page["Contents"]) == 2
+    rest = s3.list_objects_v2(Bucket="templates", MaxKeys=10, ContinuationToken=page["NextContinuationToken"])
+    assert [o["Key"] for o in page["Contents"] + rest["Contents"]] == ["env/v1 bundle.tar.gz", "other/0", "other/1", "other/2"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket="templates", Key="missing")
+    assert code(e) == ("NoSuchKey", 404)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket="nobucket", Key="x")
+    assert code(e) == ("NoSuchBucket", 404)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.delete_bucket(Bucket="templates")
+    assert code(e) == ("BucketNotEmpty", 409)
+    s3.delete_object(Bucket="templates", Key="env/v1 bundle.tar.gz")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_object(Bucket="templates", Key="env/v1 bundle.tar.gz")
+    assert code(e)[1] == 404
+
+
+def test_buckets_belong_to_their_account(server, tenant):
+    s3 = s3_client(server, tenant)
+    s3.create_bucket(Bucket="mine")
+    s3.put_object(Bucket="mine", Key="k", Body=b"secret")
+    account = "".join(random.choice("0123456789") for _ in range(12))
+    other = s3_client(server, server.create_key(account, f"arn:aws:iam::{account}:role/x"))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.get_object(Bucket="mine", Key="k")
+    assert code(e) == ("NoSuchBucket", 404)
+
+
+def test_signatures_are_verified(server, tenant):
+    from conftest import Key
+    bad = s3_client(server, Key(tenant.access_key_id, "w" * 40, tenant.account, tenant.principal))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bad.list_buckets()
+    assert code(e) == ("SignatureDoesNotMatch", 403)
+    ghost = s3_client(server, Key("AKIAGHOSTGHOSTGHOST0", "w" * 40, tenant.account, tenant.principal))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ghost.list_buckets()
+    assert code(e) == ("InvalidAccessKeyId", 403)
+
+
+def test_checksums_are_verified(server, tenant):
+    s3 = s3_client(server, tenant)
+    s3.create_bucket(Bucket="sums")
+    s3.put_object(Bucket="sums", Key="ok", Body=b"data", ChecksumAlgorithm="SHA256")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="sums", Key="bad", Body=b"data", ChecksumCRC32="AAAAAA==")
+    assert code(e) == ("BadDigest", 400)
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.head_object(Bucket="sums", Key="bad")
+
+
+def test_artifact_copies_are_fetchable_and_read_only(server, tenant, tmp_path):
+    sc = server.client("servicecatalog", tenant)
+    archive = tar_gz(tmp_path / "m.tar.gz", {"main.tf": 'variable "a" { default = "x" }'})
+    out = sc.create_product(Name="p", Owner="o", ProductType="TERRAFORM_OPEN_SOURCE",
+                            ProvisioningArtifactParameters={"Info": {"LoadTemplateFromURL": f"file://{archive}"}})
+    pid, pa = out["ProductViewDetail"]["ProductViewSummary"]["ProductId"], out["ProvisioningArtifactDetail"]["Id"]
+    s3 = s3_client(server, tenant)
+    body = s3.get_object(Bucket="provisiond-artifacts", Key=f"{pid}/{pa}.tar.gz")["Body"].read()
+    assert body == archive.read_bytes()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="provisiond-artifacts", Key=f"{pid}/{pa}.tar.gz", Body=b"tampered")
+    assert code(e) == ("AccessDenied", 403)
+    assert s3.get_object(Bucket="provisiond-artifacts", Key=f"{pid}/{pa}.tar.gz")["Body"].read() == archive.read_bytes()
+    # A product can load its template from the object store too.
+    s3.create_bucket(Bucket="uploads")
+    s3.put_object(Bucket="uploads", Key="v2.tar.gz", Body=archive.read_bytes())
+    v2 = sc.create_provisioning_artifact(ProductId=pid, Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": "s3://uploads/v2.tar.gz"}})
+    assert v2["Info"]["LoadTemplateFromURL"] == "s3://uploads/v2.tar.gz"
