@@ -1,54 +1,14 @@
 //! The AWS SDK for Rust against provisiond, served in-process on a loopback port with a fresh
 //! data directory: portfolio CRUD, paging and modeled errors as the SDK sees them.
 
-use aws_sdk_servicecatalog::config::{BehaviorVersion, Credentials, Region};
+mod common;
+
 use aws_sdk_servicecatalog::Client;
-use std::path::Path;
 
-struct Running {
-    endpoint: String,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> (Running, Client) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = provisiond::cli::prepare(&data).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(provisiond::server::run(listener, app, async move {
-        let _ = rx.await;
-    }));
-    let (akid, secret) = read_credentials(&data.join("credentials"));
-    let config = aws_sdk_servicecatalog::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(Credentials::new(akid, secret, None, None, "provisiond"))
-        .build();
-    (
-        Running {
-            endpoint,
-            _shutdown: tx,
-            _dir: dir,
-        },
-        Client::from_conf(config),
-    )
-}
-
-fn read_credentials(path: &Path) -> (String, String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-            })
-            .unwrap()
-    };
-    (value("aws_access_key_id"), value("aws_secret_access_key"))
+async fn start() -> (common::Running, Client) {
+    let running = common::start().await;
+    let client = running.servicecatalog();
+    (running, client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
