@@ -334,17 +334,25 @@ fn provision_writes_record_product_and_task_together() {
     let dup = w.provision("a").unwrap_err();
     assert_eq!(dup.code, "DuplicateResourceException");
     assert_eq!(w.tasks(PROVISION_Q).len(), 2);
-    let records = transact(w.store.as_ref(), Mode::Read, |tx| {
-        tx.list(
+    let records: Vec<(i64, provisioning::Record)> = transact(w.store.as_ref(), Mode::Read, |tx| {
+        provisiond::store::list(
+            tx,
             Kind::Record,
             &format!("{ACCOUNT}/us-east-1"),
-            rec.provisioned_product_id.as_deref().unwrap(),
+            "",
             None,
-            10,
+            100,
         )
     })
     .unwrap();
-    assert_eq!(records.len(), 1);
+    let pp_id = rec.provisioned_product_id.as_deref().unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|(_, r)| r.provisioned_product_id == pp_id)
+            .count(),
+        1
+    );
 }
 
 #[test]

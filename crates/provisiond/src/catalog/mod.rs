@@ -71,6 +71,12 @@ impl sc::Handler for ServiceCatalog {
                 | NotifyProvisionProductEngineWorkflowResult
                 | NotifyUpdateProvisionedProductEngineWorkflowResult
                 | NotifyTerminateProvisionedProductEngineWorkflowResult
+                | UpdateProduct
+                | UpdateProvisioningArtifact
+                | DescribeProduct
+                | SearchProducts
+                | ListRecordHistory
+                | SearchProvisionedProducts
         )
     }
 
@@ -352,5 +358,53 @@ impl sc::Handler for ServiceCatalog {
         input: sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput,
     ) -> Result<sc::NotifyTerminateProvisionedProductEngineWorkflowResultOutput, AwsError> {
         notify::terminate(ctx, input)
+    }
+
+    fn update_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::UpdateProductInput,
+    ) -> Result<sc::UpdateProductOutput, AwsError> {
+        product::update(ctx, input)
+    }
+
+    fn update_provisioning_artifact(
+        &self,
+        ctx: &RequestContext,
+        input: sc::UpdateProvisioningArtifactInput,
+    ) -> Result<sc::UpdateProvisioningArtifactOutput, AwsError> {
+        product::update_artifact(ctx, input)
+    }
+
+    fn describe_product(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProductInput,
+    ) -> Result<sc::DescribeProductOutput, AwsError> {
+        product::describe(ctx, input)
+    }
+
+    fn search_products(
+        &self,
+        ctx: &RequestContext,
+        input: sc::SearchProductsInput,
+    ) -> Result<sc::SearchProductsOutput, AwsError> {
+        product::search(ctx, input)
+    }
+
+    fn list_record_history(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListRecordHistoryInput,
+    ) -> Result<sc::ListRecordHistoryOutput, AwsError> {
+        provisioning::record_history(ctx, input)
+    }
+
+    fn search_provisioned_products(
+        &self,
+        ctx: &RequestContext,
+        input: sc::SearchProvisionedProductsInput,
+    ) -> Result<sc::SearchProvisionedProductsOutput, AwsError> {
+        provisioning::search(ctx, input)
     }
 }

@@ -116,14 +116,7 @@ fn apply(
     if let Some((queue, message_id)) = record.task.take() {
         tx.delete_message(scope, &queue, &message_id)?;
     }
-    store::put(
-        tx,
-        Kind::Record,
-        scope,
-        &record.id,
-        &record.provisioned_product_id,
-        &*record,
-    )?;
+    store::put(tx, Kind::Record, scope, &record.id, "", &*record)?;
 
     let Some(mut pp) = store::get::<ProvisionedProduct>(
         tx,

@@ -731,3 +731,197 @@ pub fn delete_artifact(
         Ok(sc::DeleteProvisioningArtifactOutput {})
     })
 }
+
+/// `UpdateProduct`: the fields given change; `AddTags` and `RemoveTags` edit the tags.
+pub fn update(
+    ctx: &RequestContext,
+    input: sc::UpdateProductInput,
+) -> Result<sc::UpdateProductOutput, AwsError> {
+    ctx.require_admin(&action(Operation::UpdateProduct))?;
+    let id = input.id.clone().unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        let mut p = get(tx, &scope, &id)?;
+        let set = |field: &mut Option<String>, value: &Option<String>| {
+            if value.is_some() {
+                field.clone_from(value);
+            }
+        };
+        if let Some(name) = &input.name {
+            p.name = name.clone();
+        }
+        if let Some(owner) = &input.owner {
+            p.owner = owner.clone();
+        }
+        set(&mut p.description, &input.description);
+        set(&mut p.distributor, &input.distributor);
+        set(&mut p.support_description, &input.support_description);
+        set(&mut p.support_email, &input.support_email);
+        set(&mut p.support_url, &input.support_url);
+        let remove = input.remove_tags.as_deref().unwrap_or_default();
+        p.tags.retain(|(k, _)| !remove.contains(k));
+        for t in input.add_tags.as_deref().unwrap_or_default() {
+            let key = t.key.clone().unwrap_or_default();
+            let value = t.value.clone().unwrap_or_default();
+            match p.tags.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => p.tags.push((key, value)),
+            }
+        }
+        if p.tags.len() > 50 {
+            return Err(
+                ErrorCode::LimitExceededException.with("A product may have at most 50 tags.")
+            );
+        }
+        store::put(tx, Kind::Product, &scope, &id, "", &p)?;
+        Ok(sc::UpdateProductOutput {
+            product_view_detail: Some(p.view_detail()),
+            tags: Some(p.wire_tags()),
+        })
+    })
+}
+
+/// `UpdateProvisioningArtifact`: name, description, `Active` and `Guidance`.
+pub fn update_artifact(
+    ctx: &RequestContext,
+    input: sc::UpdateProvisioningArtifactInput,
+) -> Result<sc::UpdateProvisioningArtifactOutput, AwsError> {
+    ctx.require_admin(&action(Operation::UpdateProvisioningArtifact))?;
+    let product_id = input.product_id.clone().unwrap_or_default();
+    let artifact_id = input.provisioning_artifact_id.clone().unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        get(tx, &scope, &product_id)?;
+        let mut a = get_artifact(tx, &scope, &product_id, &artifact_id)?;
+        if input.name.is_some() {
+            a.name.clone_from(&input.name);
+        }
+        if input.description.is_some() {
+            a.description.clone_from(&input.description);
+        }
+        if let Some(active) = input.active {
+            a.active = active;
+        }
+        if let Some(guidance) = &input.guidance {
+            a.guidance = guidance.clone();
+        }
+        store::put(tx, Kind::Artifact, &scope, &a.id, &product_id, &a)?;
+        Ok(sc::UpdateProvisioningArtifactOutput {
+            provisioning_artifact_detail: Some(a.detail()),
+            info: Some(a.info()),
+            status: Some("AVAILABLE".into()),
+        })
+    })
+}
+
+/// Every product with a launch path open to the caller, in creation order.
+fn launchable(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    scope: &str,
+) -> Result<Vec<(Product, Vec<super::launch_path::LaunchPath>)>, AwsError> {
+    let mut out = Vec::new();
+    for (_, p) in store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)? {
+        let paths = super::launch_path::paths(tx, ctx, scope, &p.id)?;
+        if !paths.is_empty() {
+            out.push((p, paths));
+        }
+    }
+    Ok(out)
+}
+
+/// `DescribeProduct`: the end user's view of a product they may launch (active versions and
+/// launch paths); a product with no path for the caller is not found.
+pub fn describe(
+    ctx: &RequestContext,
+    input: sc::DescribeProductInput,
+) -> Result<sc::DescribeProductOutput, AwsError> {
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let p = resolve(tx, &scope, input.id.as_deref(), input.name.as_deref())?;
+        let paths = super::launch_path::paths(tx, ctx, &scope, &p.id)?;
+        if paths.is_empty() {
+            return Err(product_not_found(&p.id));
+        }
+        let versions = artifacts(tx, &scope, &p.id)?
+            .into_iter()
+            .filter(|a| a.active)
+            .map(|a| sc::ProvisioningArtifact {
+                id: Some(a.id.clone()),
+                name: a.name.clone(),
+                description: a.description.clone(),
+                created_time: Some(Timestamp::from_millis(a.created_ms)),
+                guidance: Some(a.guidance.clone()),
+            })
+            .collect();
+        Ok(sc::DescribeProductOutput {
+            product_view_summary: Some(p.summary()),
+            provisioning_artifacts: Some(versions),
+            budgets: Some(Vec::new()),
+            launch_paths: Some(
+                paths
+                    .into_iter()
+                    .map(|lp| sc::LaunchPath {
+                        id: Some(lp.id),
+                        name: Some(lp.portfolio.display_name),
+                    })
+                    .collect(),
+            ),
+        })
+    })
+}
+
+/// `SearchProducts`: products the caller may launch; `Filters` `FullTextSearch`, `Owner` and
+/// `ProductType` narrow them (case-insensitive substring for text, exact for the others).
+pub fn search(
+    ctx: &RequestContext,
+    input: sc::SearchProductsInput,
+) -> Result<sc::SearchProductsOutput, AwsError> {
+    let scope = ctx.scope();
+    let filters = input.filters.clone().unwrap_or_default();
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
+    let products = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        launchable(tx, ctx, &scope)
+    })?;
+    let matches = |p: &Product| {
+        filters.iter().all(|(key, values)| {
+            values.iter().any(|v| {
+                let v_low = v.to_lowercase();
+                match key.as_str() {
+                    "FullTextSearch" => [Some(&p.name), Some(&p.owner), p.description.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f.to_lowercase().contains(&v_low)),
+                    "Owner" => p.owner == *v,
+                    "ProductType" => p.product_type == *v,
+                    _ => true,
+                }
+            })
+        })
+    };
+    let mut found: Vec<Product> = products
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| matches(p))
+        .collect();
+    if input.sort_by.as_deref() == Some("Title") {
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    if input.sort_order.as_deref() == Some("DESCENDING") {
+        found.reverse();
+    }
+    let rows: Vec<(i64, Product)> = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as i64, p))
+        .filter(|(i, _)| *i > after)
+        .take(size + 1)
+        .collect();
+    let (page, next) = paging::split_page(rows, size);
+    Ok(sc::SearchProductsOutput {
+        product_view_summaries: Some(page.iter().map(Product::summary).collect()),
+        product_view_aggregations: None,
+        next_page_token: next,
+    })
+}

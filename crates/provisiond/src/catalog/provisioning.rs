@@ -84,7 +84,8 @@ impl Output {
     }
 }
 
-/// A record of one request on a provisioned product.
+/// A record of one request on a provisioned product. Records are listed account-wide in creation
+/// order (parent `""`), and outlive their provisioned product.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// `rec-…`
@@ -125,6 +126,9 @@ pub struct Record {
     pub task: Option<(String, String)>,
     /// Notify idempotency tokens already accepted.
     pub accepted_tokens: Vec<String>,
+    /// Who made the request.
+    #[serde(default)]
+    pub owner_principal: Option<String>,
 }
 
 impl Record {
@@ -379,8 +383,9 @@ fn start_record(
         ignore_errors: new.ignore_errors,
         task: Some((queue_name, message_id)),
         accepted_tokens: Vec::new(),
+        owner_principal: Some(ctx.identity.principal.clone()),
     };
-    store::insert(tx, Kind::Record, scope, &record.id, &pp.id, &record)?;
+    store::insert(tx, Kind::Record, scope, &record.id, "", &record)?;
     Ok(record)
 }
 
@@ -753,6 +758,186 @@ pub fn scan(
     })?;
     Ok(sc::ScanProvisionedProductsOutput {
         provisioned_products: Some(page.iter().map(ProvisionedProduct::detail).collect()),
+        next_page_token: next,
+    })
+}
+
+/// `ListRecordHistory`: the account's records, newest first, optionally of one provisioned
+/// product (`SearchFilter` `provisionedproduct`) or product (`product`); `AccessLevelFilter`
+/// `User` keeps the caller's own provisioned products' records.
+pub fn record_history(
+    ctx: &RequestContext,
+    input: sc::ListRecordHistoryInput,
+) -> Result<sc::ListRecordHistoryOutput, AwsError> {
+    let scope = ctx.scope();
+    let only_mine = input
+        .access_level_filter
+        .as_ref()
+        .and_then(|f| f.key.as_deref())
+        == Some("User");
+    let filter = input
+        .search_filter
+        .clone()
+        .map(|f| (f.key.unwrap_or_default(), f.value.unwrap_or_default()));
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let size = paging_size(input.page_size);
+    let mut records: Vec<Record> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        store::list::<Record>(tx, Kind::Record, &scope, "", None, 1_000_000)
+    })?
+    .into_iter()
+    .map(|(_, r)| r)
+    .filter(|r| match &filter {
+        Some((k, v)) if k == "provisionedproduct" => &r.provisioned_product_id == v,
+        Some((k, v)) if k == "product" => &r.product_id == v,
+        _ => true,
+    })
+    .collect();
+    if only_mine {
+        let principal = &ctx.identity.principal;
+        records.retain(|r| r.owner_principal.as_deref().is_none_or(|o| o == principal));
+    }
+    records.reverse();
+    let rows: Vec<(i64, Record)> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (i as i64, r))
+        .filter(|(i, _)| *i > after)
+        .take(size + 1)
+        .collect();
+    let (page, next) = paging::split_page(rows, size);
+    Ok(sc::ListRecordHistoryOutput {
+        record_details: Some(page.iter().map(Record::detail).collect()),
+        next_page_token: next,
+    })
+}
+
+/// `SearchProvisionedProducts`: the account's provisioned products (`AccessLevelFilter` `User`:
+/// the caller's), narrowed by `Filters` `SearchQuery` (case-insensitive substring of name, id,
+/// status or type, or `field:value`), sorted by `SortBy` (`name`, `createdTime`, default
+/// creation order) and `SortOrder`.
+pub fn search(
+    ctx: &RequestContext,
+    input: sc::SearchProvisionedProductsInput,
+) -> Result<sc::SearchProvisionedProductsOutput, AwsError> {
+    let scope = ctx.scope();
+    let only_mine = input
+        .access_level_filter
+        .as_ref()
+        .and_then(|f| f.key.as_deref())
+        == Some("User");
+    let queries: Vec<String> = input
+        .filters
+        .clone()
+        .unwrap_or_default()
+        .get("SearchQuery")
+        .cloned()
+        .unwrap_or_default();
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let size = paging_size(input.page_size);
+    let (mut found, names) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let all: Vec<ProvisionedProduct> = store::list::<ProvisionedProduct>(
+            tx,
+            Kind::ProvisionedProduct,
+            &scope,
+            "",
+            None,
+            1_000_000,
+        )?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+        let mut names = std::collections::HashMap::new();
+        for pp in &all {
+            if let Ok(prod) = product::get(tx, &scope, &pp.product_id) {
+                let version = product::get_artifact(tx, &scope, &pp.product_id, &pp.artifact_id)
+                    .ok()
+                    .and_then(|a| a.name);
+                names.insert(pp.id.clone(), (prod.name, version));
+            }
+        }
+        Ok::<_, AwsError>((all, names))
+    })?;
+    let matches = |pp: &ProvisionedProduct, q: &str| {
+        let q = q.to_lowercase();
+        match q.split_once(':') {
+            Some((field, value)) => {
+                let v = match field {
+                    "name" => &pp.name,
+                    "id" => &pp.id,
+                    "status" => &pp.status,
+                    "type" => &pp.product_type,
+                    "productid" => &pp.product_id,
+                    _ => return false,
+                };
+                v.to_lowercase().contains(value)
+            }
+            None => [&pp.name, &pp.id, &pp.status, &pp.product_type]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&q)),
+        }
+    };
+    found.retain(|pp| {
+        (!only_mine || pp.owner_principal == ctx.identity.principal)
+            && queries.iter().all(|q| matches(pp, q))
+    });
+    if input.sort_by.as_deref() == Some("name") {
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    if input.sort_order.as_deref() == Some("DESCENDING") {
+        found.reverse();
+    }
+    let total = found.len() as i32;
+    let rows: Vec<(i64, ProvisionedProduct)> = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as i64, p))
+        .filter(|(i, _)| *i > after)
+        .take(size + 1)
+        .collect();
+    let (page, next) = paging::split_page(rows, size);
+    let attributes = page
+        .into_iter()
+        .map(|pp| {
+            let (product_name, version_name) = names.get(&pp.id).cloned().unwrap_or_default();
+            sc::ProvisionedProductAttribute {
+                name: Some(pp.name.clone()),
+                arn: Some(pp.arn.clone()),
+                r#type: Some(pp.product_type.clone()),
+                id: Some(pp.id.clone()),
+                status: Some(pp.status.clone()),
+                status_message: pp.status_message.clone(),
+                created_time: Some(Timestamp::from_millis(pp.created_ms)),
+                idempotency_token: Some(pp.idempotency_token.clone()),
+                last_record_id: Some(pp.last_record_id.clone()),
+                last_provisioning_record_id: Some(pp.last_provisioning_record_id.clone()),
+                last_successful_provisioning_record_id: pp
+                    .last_successful_provisioning_record_id
+                    .clone(),
+                tags: Some(
+                    pp.tags
+                        .iter()
+                        .map(|(k, v)| sc::Tag {
+                            key: Some(k.clone()),
+                            value: Some(v.clone()),
+                        })
+                        .collect(),
+                ),
+                physical_id: pp
+                    .resource_group_tag
+                    .as_ref()
+                    .map(|(k, v)| format!("{k}={v}")),
+                product_id: Some(pp.product_id.clone()),
+                product_name: Some(product_name),
+                provisioning_artifact_id: Some(pp.artifact_id.clone()),
+                provisioning_artifact_name: version_name,
+                user_arn: Some(pp.owner_principal.clone()),
+                user_arn_session: None,
+            }
+        })
+        .collect();
+    Ok(sc::SearchProvisionedProductsOutput {
+        provisioned_products: Some(attributes),
+        total_results_count: Some(total),
         next_page_token: next,
     })
 }

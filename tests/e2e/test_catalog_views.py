@@ -1,0 +1,66 @@
+"""The end user's and the admin's views through boto3: DescribeProduct and SearchProducts show
+only what the caller may launch, UpdateProduct and UpdateProvisioningArtifact change what they
+say (an inactive version cannot be provisioned), ListRecordHistory and SearchProvisionedProducts
+find records and provisioned products."""
+
+import botocore.exceptions
+import pytest
+
+from test_engine_workflow import World, code
+
+
+@pytest.fixture
+def world(server, tmp_path):
+    return World(server, tmp_path)
+
+
+def test_end_users_see_what_they_may_launch(world):
+    described = world.dev.describe_product(Id=world.product)
+    assert described["ProductViewSummary"]["ProductId"] == world.product
+    assert [a["Id"] for a in described["ProvisioningArtifacts"]] == [world.artifact]
+    assert described["LaunchPaths"] == [{"Id": "lpv3-" + world.portfolio[5:], "Name": "Platform"}]
+    found = world.dev.search_products(Filters={"FullTextSearch": ["BUCK"]})["ProductViewSummaries"]
+    assert [p["ProductId"] for p in found] == [world.product]
+    assert world.dev.search_products(Filters={"FullTextSearch": ["nothing-like-it"]})["ProductViewSummaries"] == []
+    # The admin's principal is not associated: no path, so no product in its end-user view.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.admin.describe_product(Id=world.product)
+    assert code(e)[0] == "ResourceNotFoundException"
+    assert world.admin.search_products()["ProductViewSummaries"] == []
+
+
+def test_admins_update_products_and_versions(world):
+    out = world.admin.update_product(Id=world.product, Name="bucket-v2", AddTags=[{"Key": "tier", "Value": "gold"}])
+    assert out["ProductViewDetail"]["ProductViewSummary"]["Name"] == "bucket-v2"
+    assert out["Tags"] == [{"Key": "tier", "Value": "gold"}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.dev.update_product(Id=world.product, Name="mine")
+    assert code(e)[0] == "AccessDeniedException"
+    pa = world.admin.update_provisioning_artifact(ProductId=world.product, ProvisioningArtifactId=world.artifact,
+                                                  Active=False, Guidance="DEPRECATED", Description="old")
+    assert pa["ProvisioningArtifactDetail"]["Active"] is False
+    assert pa["ProvisioningArtifactDetail"]["Guidance"] == "DEPRECATED"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.provision("inactive")
+    assert code(e)[0] == "InvalidParametersException" and "not active" in code(e)[1]
+    assert world.dev.describe_product(Id=world.product)["ProvisioningArtifacts"] == []
+
+
+def test_record_history_and_search(world):
+    r1 = world.provision("alpha")
+    r2 = world.provision("beta")
+    history = world.dev.list_record_history()["RecordDetails"]
+    assert [r["RecordId"] for r in history][:2] == [r2["RecordId"], r1["RecordId"]]
+    only = world.dev.list_record_history(SearchFilter={"Key": "provisionedproduct", "Value": r1["ProvisionedProductId"]})["RecordDetails"]
+    assert [r["RecordId"] for r in only] == [r1["RecordId"]]
+    page = world.dev.list_record_history(PageSize=1)
+    assert len(page["RecordDetails"]) == 1 and page["NextPageToken"]
+    found = world.dev.search_provisioned_products(Filters={"SearchQuery": ["name:alp"]})
+    assert [p["Name"] for p in found["ProvisionedProducts"]] == ["alpha"]
+    assert found["TotalResultsCount"] == 1
+    attr = found["ProvisionedProducts"][0]
+    assert attr["ProductName"] == "bucket" and attr["ProvisioningArtifactName"] == "v1"
+    assert attr["UserArn"] == world.dev_principal and attr["Status"] == "UNDER_CHANGE"
+    everything = world.dev.search_provisioned_products(SortBy="name", SortOrder="DESCENDING")["ProvisionedProducts"]
+    assert [p["Name"] for p in everything] == ["beta", "alpha"]
+    assert world.admin.search_provisioned_products(AccessLevelFilter={"Key": "User", "Value": "Self"})["ProvisionedProducts"] == []
