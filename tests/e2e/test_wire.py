@@ -38,7 +38,7 @@ def test_unknown_targets_and_unserved_operations(server):
     assert_error(server.raw("servicecatalog", None, {}, target="DynamoDB_20120810.GetItem"), "UnknownOperationException", 400)
     assert_error(server.raw("servicecatalog", None, {}, target=""), "UnknownOperationException", 400)
     # Modeled but not served yet: never a fake success, even with invalid input.
-    assert_error(server.raw("servicecatalog", "DescribeProduct", {"Id": "!"}), "UnknownOperationException", 400)
+    assert_error(server.raw("servicecatalog", "CopyProduct", {"SourceProductArn": "!"}), "UnknownOperationException", 400)
     proton = server.client("proton")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         proton.list_environments()
