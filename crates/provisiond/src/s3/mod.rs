@@ -2,9 +2,10 @@
 //! ListBuckets, CreateBucket, DeleteBucket, PutObject, GetObject, HeadObject, DeleteObject and
 //! ListObjectsV2, SigV4 with service `s3`, S3's XML errors. Buckets belong to the caller's
 //! account; `provisiond-artifacts` exists in every account and is read-only (it holds the
-//! immutable template copies). Request bodies are taken whole (`aws-chunked` uploads are
-//! answered `NotImplemented`); a `x-amz-checksum-crc32` or `-sha256` header is verified.
+//! immutable template copies). `aws-chunked` bodies are decoded
+//! (`chunked.rs`) with their chunk signatures checked; CRC32, SHA-256 and MD5 checksums are verified.
 
+mod chunked;
 mod xml;
 
 use crate::catalog::product::ARTIFACT_BUCKET;
@@ -224,9 +225,11 @@ async fn serve(
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_sha.starts_with("STREAMING-") {
-        return Err(err("NotImplemented", 501, "aws-chunked (streaming) uploads are not supported by this provisiond; send the body whole (for example with payload signing or UNSIGNED-PAYLOAD)."));
-    }
+    let streaming = match chunked::Streaming::from_header(content_sha) {
+        Some(Ok(mode)) => Some(mode),
+        Some(Err(why)) => return Err(err("NotImplemented", 501, why)),
+        None => None,
+    };
     let auth = sigv4::parse(&signed)?;
     let known = match app.keys.cached(&auth.access_key_id) {
         Some(k) => k,
@@ -255,7 +258,13 @@ async fn serve(
         PathStyle::AsSent,
         now_ms / 1000,
     )?;
-    verify_checksums(&parts.headers, &body)?;
+    let body = match streaming {
+        None => {
+            verify_checksums(&parts.headers, &body)?;
+            body
+        }
+        Some(mode) => decode_streaming(&parts.headers, &auth, known.secret.expose(), &body, mode)?,
+    };
 
     let account = known.identity.account.clone();
     let path = parts.uri.path().to_string();
@@ -293,6 +302,67 @@ async fn serve(
     })
     .await
     .map_err(|e| err("InternalError", 500, e.to_string()))?
+}
+
+/// Decodes an aws-chunked body, checking its chunk signatures, decoded length and checksums.
+fn decode_streaming(
+    headers: &http::HeaderMap,
+    auth: &sigv4::authorization::Authorization,
+    secret: &str,
+    body: &[u8],
+    mode: chunked::Streaming,
+) -> Result<Bytes, S3Error> {
+    let chunk_key = chunked::ChunkKey {
+        key: *sigv4::signing::signing_key(secret, &auth.date, &auth.region, &auth.service),
+        amz_date: headers
+            .get("x-amz-date")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        scope: format!(
+            "{}/{}/{}/aws4_request",
+            auth.date, auth.region, auth.service
+        ),
+        seed: auth.signature.clone(),
+    };
+    let (decoded, trailers) = chunked::decode(body, mode, Some(&chunk_key)).map_err(|why| {
+        if why.contains("signature") {
+            err(
+                "SignatureDoesNotMatch",
+                403,
+                format!("The aws-chunked body is not valid: {why}."),
+            )
+        } else {
+            err(
+                "IncompleteBody",
+                400,
+                format!("The aws-chunked body is not valid: {why}."),
+            )
+        }
+    })?;
+    if let Some(declared) = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+    {
+        if declared.parse::<usize>().ok() != Some(decoded.len()) {
+            return Err(err(
+                "IncompleteBody",
+                400,
+                "The decoded body is not x-amz-decoded-content-length bytes long.",
+            ));
+        }
+    }
+    let mut checks = headers.clone();
+    for (name, value) in &trailers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            checks.insert(n, v);
+        }
+    }
+    verify_checksums(&checks, &decoded)?;
+    Ok(Bytes::from(decoded))
 }
 
 fn verify_checksums(headers: &http::HeaderMap, body: &[u8]) -> Result<(), S3Error> {

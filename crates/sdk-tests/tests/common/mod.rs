@@ -63,6 +63,20 @@ impl Running {
     }
 }
 
+impl Running {
+    /// An S3 client (path-style) with the admin key.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(self.credentials.clone())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
 fn read_credentials(path: &Path) -> (String, String) {
     let text = std::fs::read_to_string(path).unwrap();
     let value = |name: &str| {
