@@ -89,13 +89,18 @@ fn line(body: &[u8], pos: usize) -> Result<(&str, usize), String> {
     Ok((text, pos + end + 2))
 }
 
+/// A decoded body: the payload and its trailing headers.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The object's bytes.
+    pub payload: Vec<u8>,
+    /// Trailing headers, names lower-cased, without `x-amz-trailer-signature`.
+    pub trailers: Vec<(String, String)>,
+}
+
 /// Decodes the body, checking every chunk signature when signed. Returns the payload and the
 /// trailing headers (names lower-cased, `x-amz-trailer-signature` checked and removed).
-pub fn decode(
-    body: &[u8],
-    mode: Streaming,
-    key: Option<&ChunkKey>,
-) -> Result<(Vec<u8>, Vec<(String, String)>), String> {
+pub fn decode(body: &[u8], mode: Streaming, key: Option<&ChunkKey>) -> Result<Decoded, String> {
     let signed = matches!(mode, Streaming::Signed { .. });
     let key = if signed {
         Some(key.ok_or("a signed upload needs its signing key")?)
@@ -164,7 +169,10 @@ pub fn decode(
             return Err("the trailer signature does not match".into());
         }
     }
-    Ok((out, trailers))
+    Ok(Decoded {
+        payload: out,
+        trailers,
+    })
 }
 
 #[cfg(test)]
@@ -207,7 +215,10 @@ mod tests {
     #[test]
     fn unsigned_trailer_bodies_decode_with_their_checksum() {
         let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
-        let (data, trailers) = decode(body, Streaming::UnsignedTrailer, None).unwrap();
+        let Decoded {
+            payload: data,
+            trailers,
+        } = decode(body, Streaming::UnsignedTrailer, None).unwrap();
         assert_eq!(data, b"hello world");
         assert_eq!(
             trailers,
@@ -219,20 +230,25 @@ mod tests {
     fn signed_chunks_chain_and_tampering_is_caught() {
         let k = key();
         let body = signed_body(&k, &[b"hello", b" world"], None);
-        let (data, _) = decode(&body, Streaming::Signed { trailer: false }, Some(&k)).unwrap();
-        assert_eq!(data, b"hello world");
+        let d = decode(&body, Streaming::Signed { trailer: false }, Some(&k)).unwrap();
+        assert_eq!(d.payload, b"hello world");
         let tampered: Vec<u8> = String::from_utf8(body.clone())
             .unwrap()
             .replace("hello", "jello")
             .into_bytes();
         assert!(decode(&tampered, Streaming::Signed { trailer: false }, Some(&k)).is_err());
         let reordered = signed_body(&k, &[b" world", b"hello"], None);
-        let (data, _) = decode(&reordered, Streaming::Signed { trailer: false }, Some(&k)).unwrap();
-        assert_eq!(data, b" worldhello", "a re-signed body is another body");
+        let d = decode(&reordered, Streaming::Signed { trailer: false }, Some(&k)).unwrap();
+        assert_eq!(
+            d.payload, b" worldhello",
+            "a re-signed body is another body"
+        );
         let with_trailer =
             signed_body(&k, &[b"hello world"], Some("x-amz-checksum-crc32:DUoRhQ=="));
-        let (data, trailers) =
-            decode(&with_trailer, Streaming::Signed { trailer: true }, Some(&k)).unwrap();
+        let Decoded {
+            payload: data,
+            trailers,
+        } = decode(&with_trailer, Streaming::Signed { trailer: true }, Some(&k)).unwrap();
         assert_eq!(data, b"hello world");
         assert_eq!(trailers[0].1, "DUoRhQ==");
         let forged = String::from_utf8(with_trailer)

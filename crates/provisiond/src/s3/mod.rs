@@ -325,7 +325,10 @@ fn decode_streaming(
         ),
         seed: auth.signature.clone(),
     };
-    let (decoded, trailers) = chunked::decode(body, mode, Some(&chunk_key)).map_err(|why| {
+    let chunked::Decoded {
+        payload: decoded,
+        trailers,
+    } = chunked::decode(body, mode, Some(&chunk_key)).map_err(|why| {
         if why.contains("signature") {
             err(
                 "SignatureDoesNotMatch",
