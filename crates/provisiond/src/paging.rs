@@ -47,6 +47,23 @@ pub fn split_page<T>(mut rows: Vec<(i64, T)>, size: usize) -> (Vec<T>, Option<St
     (rows.into_iter().map(|(_, t)| t).collect(), next)
 }
 
+/// One page of a list already in memory: the items after position `after` (as read from a
+/// page token; `-1` for the first page), `size` of them, and the token for the next page.
+pub fn page_in_memory<T>(
+    items: impl IntoIterator<Item = T>,
+    after: i64,
+    size: usize,
+) -> (Vec<T>, Option<String>) {
+    let rows: Vec<(i64, T)> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| (i as i64, item))
+        .filter(|(i, _)| *i > after)
+        .take(size + 1)
+        .collect();
+    split_page(rows, size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +76,12 @@ mod tests {
         assert_eq!(page_size(None, 20, 100), 20);
         assert_eq!(page_size(Some(0), 20, 100), 20);
         assert_eq!(page_size(Some(5), 20, 100), 5);
+        let (first, next) = page_in_memory(0..5, -1, 2);
+        assert_eq!(first, [0, 1]);
+        let after = position(&next.unwrap()).unwrap();
+        let (second, next) = page_in_memory(0..5, after, 2);
+        assert_eq!(second, [2, 3]);
+        let (last, next) = page_in_memory(0..5, position(&next.unwrap()).unwrap(), 2);
+        assert_eq!((last, next), (vec![4], None));
     }
 }

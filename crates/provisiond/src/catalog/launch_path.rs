@@ -107,14 +107,7 @@ pub fn list(
     let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         paths(tx, ctx, &scope, &product_id)
     })?;
-    let rows: Vec<(i64, LaunchPath)> = all
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| (i as i64, p))
-        .filter(|(i, _)| *i > after)
-        .take(size + 1)
-        .collect();
-    let (page, next) = paging::split_page(rows, size);
+    let (page, next) = paging::page_in_memory(all, after, size);
     Ok(sc::ListLaunchPathsOutput {
         launch_path_summaries: Some(
             page.into_iter()

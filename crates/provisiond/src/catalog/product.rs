@@ -911,14 +911,7 @@ pub fn search(
     if input.sort_order.as_deref() == Some("DESCENDING") {
         found.reverse();
     }
-    let rows: Vec<(i64, Product)> = found
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| (i as i64, p))
-        .filter(|(i, _)| *i > after)
-        .take(size + 1)
-        .collect();
-    let (page, next) = paging::split_page(rows, size);
+    let (page, next) = paging::page_in_memory(found, after, size);
     Ok(sc::SearchProductsOutput {
         product_view_summaries: Some(page.iter().map(Product::summary).collect()),
         product_view_aggregations: None,

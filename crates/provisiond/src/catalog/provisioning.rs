@@ -706,16 +706,13 @@ pub fn outputs(
     let wanted = input.output_keys.unwrap_or_default();
     let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging_size(input.page_size);
-    let rows: Vec<(i64, Output)> = pp
-        .outputs
-        .into_iter()
-        .filter(|o| wanted.is_empty() || wanted.contains(&o.key))
-        .enumerate()
-        .map(|(i, o)| (i as i64, o))
-        .filter(|(i, _)| *i > after)
-        .take(size + 1)
-        .collect();
-    let (page, next) = paging::split_page(rows, size);
+    let (page, next) = paging::page_in_memory(
+        pp.outputs
+            .into_iter()
+            .filter(|o| wanted.is_empty() || wanted.contains(&o.key)),
+        after,
+        size,
+    );
     Ok(sc::GetProvisionedProductOutputsOutput {
         outputs: Some(page.iter().map(Output::wire).collect()),
         next_page_token: next,
@@ -797,14 +794,7 @@ pub fn record_history(
         records.retain(|r| r.owner_principal.as_deref().is_none_or(|o| o == principal));
     }
     records.reverse();
-    let rows: Vec<(i64, Record)> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| (i as i64, r))
-        .filter(|(i, _)| *i > after)
-        .take(size + 1)
-        .collect();
-    let (page, next) = paging::split_page(rows, size);
+    let (page, next) = paging::page_in_memory(records, after, size);
     Ok(sc::ListRecordHistoryOutput {
         record_details: Some(page.iter().map(Record::detail).collect()),
         next_page_token: next,
@@ -887,14 +877,7 @@ pub fn search(
         found.reverse();
     }
     let total = found.len() as i32;
-    let rows: Vec<(i64, ProvisionedProduct)> = found
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| (i as i64, p))
-        .filter(|(i, _)| *i > after)
-        .take(size + 1)
-        .collect();
-    let (page, next) = paging::split_page(rows, size);
+    let (page, next) = paging::page_in_memory(found, after, size);
     let attributes = page
         .into_iter()
         .map(|pp| {
