@@ -64,3 +64,31 @@ def test_record_history_and_search(world):
     everything = world.dev.search_provisioned_products(SortBy="name", SortOrder="DESCENDING")["ProvisionedProducts"]
     assert [p["Name"] for p in everything] == ["beta", "alpha"]
     assert world.admin.search_provisioned_products(AccessLevelFilter={"Key": "User", "Value": "Self"})["ProvisionedProducts"] == []
+
+
+def test_update_provisioned_product_properties(world):
+    record = world.provision("owned")
+    task = world.receive("Provision")
+    world.engine.notify_provision_product_engine_workflow_result(
+        WorkflowToken=task["token"], RecordId=record["RecordId"], Status="SUCCEEDED", IdempotencyToken="p1")
+    pp_id = record["ProvisionedProductId"]
+    new_owner = f"arn:aws:iam::{world.account}:role/new-owner"
+    new_role = f"arn:aws:iam::{world.account}:role/OtherLaunchRole"
+    out = world.dev.update_provisioned_product_properties(
+        ProvisionedProductId=pp_id, ProvisionedProductProperties={"OWNER": new_owner, "LAUNCH_ROLE": new_role}, IdempotencyToken="props")
+    assert out["Status"] == "SUCCEEDED" and out["ProvisionedProductProperties"]["OWNER"] == new_owner
+    detail = world.pp(pp_id)
+    assert detail["LaunchRoleArn"] == new_role and detail["LastRecordId"] == out["RecordId"]
+    assert world.dev.describe_record(Id=out["RecordId"])["RecordDetail"]["RecordType"] == "UPDATE_PROVISIONED_PRODUCT_PROPERTIES"
+    # The developer no longer owns it; the admin still may change it.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.dev.update_provisioned_product_properties(ProvisionedProductId=pp_id, ProvisionedProductProperties={"OWNER": world.dev_principal})
+    assert code(e)[0] == "AccessDeniedException"
+    world.admin.update_provisioned_product_properties(ProvisionedProductId=pp_id, ProvisionedProductProperties={"OWNER": world.dev_principal})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.admin.update_provisioned_product_properties(ProvisionedProductId=pp_id,
+                                                          ProvisionedProductProperties={"LAUNCH_ROLE": "arn:aws:iam::210987654321:role/x"})
+    assert code(e)[0] == "InvalidParametersException"
+    # The next update task carries the new launch role.
+    world.dev.update_provisioned_product(ProvisionedProductId=pp_id, ProvisioningParameters=[{"Key": "bucket_name", "UsePreviousValue": True}])
+    assert world.receive("Update")["launchRoleArn"] == new_role

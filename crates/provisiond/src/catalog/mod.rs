@@ -77,6 +77,7 @@ impl sc::Handler for ServiceCatalog {
                 | SearchProducts
                 | ListRecordHistory
                 | SearchProvisionedProducts
+                | UpdateProvisionedProductProperties
         )
     }
 
@@ -406,5 +407,13 @@ impl sc::Handler for ServiceCatalog {
         input: sc::SearchProvisionedProductsInput,
     ) -> Result<sc::SearchProvisionedProductsOutput, AwsError> {
         provisioning::search(ctx, input)
+    }
+
+    fn update_provisioned_product_properties(
+        &self,
+        ctx: &RequestContext,
+        input: sc::UpdateProvisionedProductPropertiesInput,
+    ) -> Result<sc::UpdateProvisionedProductPropertiesOutput, AwsError> {
+        provisioning::update_properties(ctx, input)
     }
 }

@@ -578,8 +578,11 @@ pub fn update(
                 input.path_name.as_deref(),
             )?;
             let parameters = resolve_parameters(&artifact, &given, &pp.parameters)?;
+            // A launch role set with UpdateProvisionedProductProperties stays until the path changes.
+            if path.id != pp.path_id || pp.launch_role_arn.is_none() {
+                pp.launch_role_arn = launch_role(path.launch.as_ref());
+            }
             pp.path_id = path.id.clone();
-            pp.launch_role_arn = launch_role(path.launch.as_ref());
             let tags = new_tags.clone().unwrap_or_else(|| pp.tags.clone());
             let record = start_record(
                 tx,
@@ -922,5 +925,93 @@ pub fn search(
         provisioned_products: Some(attributes),
         total_results_count: Some(total),
         next_page_token: next,
+    })
+}
+
+/// `UpdateProvisionedProductProperties`: `OWNER` (an IAM user or role ARN of the account) and
+/// `LAUNCH_ROLE` (a role ARN of the account) change at once, for the account's admins or the
+/// product's owner, on a product that is not under change. The change is recorded as an
+/// `UPDATE_PROVISIONED_PRODUCT_PROPERTIES` record that succeeds immediately (no engine runs).
+pub fn update_properties(
+    ctx: &RequestContext,
+    input: sc::UpdateProvisionedProductPropertiesInput,
+) -> Result<sc::UpdateProvisionedProductPropertiesOutput, AwsError> {
+    let scope = ctx.scope();
+    let id = input.provisioned_product_id.clone().unwrap_or_default();
+    let properties = input
+        .provisioned_product_properties
+        .clone()
+        .unwrap_or_default();
+    let token = input.idempotency_token.clone().unwrap_or_default();
+    let account = ctx.identity.account.clone();
+    for (key, value) in &properties {
+        let ok = match key.as_str() {
+            "OWNER" => crate::auth::check_principal(&account, value).is_ok(),
+            "LAUNCH_ROLE" => {
+                value.starts_with(&format!("arn:aws:iam::{account}:role/"))
+                    && value.len() > format!("arn:aws:iam::{account}:role/").len()
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid(format!("{key} {value} is not an IAM principal of account {account} that this property accepts.")));
+        }
+    }
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(
+            tx,
+            &scope,
+            "UpdateProvisionedProductProperties",
+            &token,
+            |tx| {
+                let mut pp = get(tx, &scope, &id)?;
+                if !ctx.identity.admin && pp.owner_principal != ctx.identity.principal {
+                    return Err(provisiond_model::CommonError::AccessDeniedException.with(format!(
+                    "User: {} is not authorized to perform: servicecatalog:UpdateProvisionedProductProperties on {}",
+                    ctx.identity.principal, pp.arn
+                )));
+                }
+                if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR") {
+                    return Err(invalid(format!("Provisioned product {} is {}; its properties change when it is not under change.", pp.id, pp.status)));
+                }
+                if let Some(owner) = properties.get("OWNER") {
+                    pp.owner_principal = owner.clone();
+                }
+                if let Some(role) = properties.get("LAUNCH_ROLE") {
+                    pp.launch_role_arn = Some(role.clone());
+                }
+                let record = Record {
+                    id: crate::ids::catalog_id("rec"),
+                    provisioned_product_id: pp.id.clone(),
+                    provisioned_product_name: pp.name.clone(),
+                    product_type: pp.product_type.clone(),
+                    record_type: "UPDATE_PROVISIONED_PRODUCT_PROPERTIES".into(),
+                    status: "SUCCEEDED".into(),
+                    created_ms: ctx.now_ms,
+                    updated_ms: ctx.now_ms,
+                    product_id: pp.product_id.clone(),
+                    artifact_id: pp.artifact_id.clone(),
+                    path_id: pp.path_id.clone(),
+                    launch_role_arn: pp.launch_role_arn.clone(),
+                    parameters: pp.parameters.clone(),
+                    tags: pp.tags.clone(),
+                    errors: Vec::new(),
+                    outputs: Vec::new(),
+                    ignore_errors: false,
+                    task: None,
+                    accepted_tokens: Vec::new(),
+                    owner_principal: Some(ctx.identity.principal.clone()),
+                };
+                store::insert(tx, Kind::Record, &scope, &record.id, "", &record)?;
+                pp.last_record_id = record.id.clone();
+                store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+                Ok(sc::UpdateProvisionedProductPropertiesOutput {
+                    provisioned_product_id: Some(pp.id.clone()),
+                    provisioned_product_properties: Some(properties.clone()),
+                    record_id: Some(record.id.clone()),
+                    status: Some("SUCCEEDED".into()),
+                })
+            },
+        )
     })
 }
