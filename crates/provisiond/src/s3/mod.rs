@@ -231,24 +231,7 @@ async fn serve(
         None => None,
     };
     let auth = sigv4::parse(&signed)?;
-    let known = match app.keys.cached(&auth.access_key_id) {
-        Some(k) => k,
-        None => {
-            let app2 = app.clone();
-            let id = auth.access_key_id.clone();
-            tokio::task::spawn_blocking(move || app2.keys.lookup(&id))
-                .await
-                .map_err(|e| err("InternalError", 500, e.to_string()))?
-                .map_err(AwsError::from)?
-                .ok_or_else(|| {
-                    err(
-                        "InvalidAccessKeyId",
-                        403,
-                        "The AWS Access Key Id you provided does not exist in our records.",
-                    )
-                })?
-        }
-    };
+    let known = crate::server::signing_key(&app, &auth.access_key_id).await?;
     let now_ms = crate::time::now_ms();
     sigv4::verify(
         &signed,

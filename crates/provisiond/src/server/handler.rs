@@ -2,7 +2,7 @@
 //! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
 //! blocking thread, since the store is synchronous) → render the answer or the error.
 
-use crate::auth::KeyRing;
+use crate::auth::{KeyRing, KnownKey};
 use crate::catalog::ServiceCatalog;
 use crate::context::RequestContext;
 use crate::protocol::awsjson::{self, Service};
@@ -145,6 +145,23 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
 
 type Failure = (Option<Service>, AwsError);
 
+/// The key that signed a request: from the key ring's cache, else read from the store on a
+/// blocking thread; `UnrecognizedClientException` when there is none. Shared with `s3`.
+pub async fn signing_key(app: &Arc<App>, access_key_id: &str) -> Result<Arc<KnownKey>, AwsError> {
+    if let Some(known) = app.keys.cached(access_key_id) {
+        return Ok(known);
+    }
+    let app = app.clone();
+    let key_id = access_key_id.to_string();
+    tokio::task::spawn_blocking(move || app.keys.lookup(&key_id))
+        .await
+        .map_err(|e| CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))??
+        .ok_or_else(|| {
+            CommonError::UnrecognizedClientException
+                .with("The security token included in the request is invalid.")
+        })
+}
+
 async fn serve(
     app: &Arc<App>,
     req: Request<Incoming>,
@@ -208,25 +225,7 @@ async fn serve(
         body: &body,
     };
     let auth = sigv4::parse(&signed).map_err(fail)?;
-    let known = match app.keys.cached(&auth.access_key_id) {
-        Some(known) => known,
-        None => {
-            let app2 = app.clone();
-            let key_id = auth.access_key_id.clone();
-            tokio::task::spawn_blocking(move || app2.keys.lookup(&key_id))
-                .await
-                .map_err(|e| {
-                    fail(CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))
-                })?
-                .map_err(|e| fail(e.into()))?
-                .ok_or_else(|| {
-                    fail(
-                        CommonError::UnrecognizedClientException
-                            .with("The security token included in the request is invalid."),
-                    )
-                })?
-        }
-    };
+    let known = signing_key(app, &auth.access_key_id).await.map_err(fail)?;
     let now_ms = crate::time::now_ms();
     sigv4::verify(
         &signed,
