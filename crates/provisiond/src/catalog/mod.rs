@@ -6,6 +6,7 @@ pub mod artifact_source;
 pub mod constraint;
 pub mod launch_path;
 pub mod notify;
+pub mod plan;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
@@ -78,6 +79,11 @@ impl sc::Handler for ServiceCatalog {
                 | ListRecordHistory
                 | SearchProvisionedProducts
                 | UpdateProvisionedProductProperties
+                | CreateProvisionedProductPlan
+                | DescribeProvisionedProductPlan
+                | ListProvisionedProductPlans
+                | DeleteProvisionedProductPlan
+                | ExecuteProvisionedProductPlan
         )
     }
 
@@ -415,5 +421,45 @@ impl sc::Handler for ServiceCatalog {
         input: sc::UpdateProvisionedProductPropertiesInput,
     ) -> Result<sc::UpdateProvisionedProductPropertiesOutput, AwsError> {
         provisioning::update_properties(ctx, input)
+    }
+
+    fn create_provisioned_product_plan(
+        &self,
+        ctx: &RequestContext,
+        input: sc::CreateProvisionedProductPlanInput,
+    ) -> Result<sc::CreateProvisionedProductPlanOutput, AwsError> {
+        plan::create(ctx, input)
+    }
+
+    fn describe_provisioned_product_plan(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DescribeProvisionedProductPlanInput,
+    ) -> Result<sc::DescribeProvisionedProductPlanOutput, AwsError> {
+        plan::describe(ctx, input)
+    }
+
+    fn list_provisioned_product_plans(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ListProvisionedProductPlansInput,
+    ) -> Result<sc::ListProvisionedProductPlansOutput, AwsError> {
+        plan::list(ctx, input)
+    }
+
+    fn delete_provisioned_product_plan(
+        &self,
+        ctx: &RequestContext,
+        input: sc::DeleteProvisionedProductPlanInput,
+    ) -> Result<sc::DeleteProvisionedProductPlanOutput, AwsError> {
+        plan::delete(ctx, input)
+    }
+
+    fn execute_provisioned_product_plan(
+        &self,
+        ctx: &RequestContext,
+        input: sc::ExecuteProvisionedProductPlanInput,
+    ) -> Result<sc::ExecuteProvisionedProductPlanOutput, AwsError> {
+        plan::execute(ctx, input)
     }
 }

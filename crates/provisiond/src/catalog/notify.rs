@@ -113,6 +113,16 @@ fn apply(
             .unwrap_or_else(|| "The engine reported a failure without a reason.".into());
         record.errors.push((FAILURE_CODE.into(), reason));
     }
+    if let Some(plan_id) = &record.plan_id {
+        super::plan::settle(
+            tx,
+            scope,
+            plan_id,
+            succeeded,
+            result.failure_reason.clone(),
+            ctx.now_ms,
+        )?;
+    }
     if let Some((queue, message_id)) = record.task.take() {
         tx.delete_message(scope, &queue, &message_id)?;
     }

@@ -129,6 +129,9 @@ pub struct Record {
     /// Who made the request.
     #[serde(default)]
     pub owner_principal: Option<String>,
+    /// The plan this record executes, if any.
+    #[serde(default)]
+    pub plan_id: Option<String>,
 }
 
 impl Record {
@@ -287,7 +290,7 @@ pub fn resolve_parameters(
     Ok(resolved)
 }
 
-fn tags_of(tags: Option<&[sc::Tag]>) -> Result<Vec<(String, String)>, AwsError> {
+pub(crate) fn tags_of(tags: Option<&[sc::Tag]>) -> Result<Vec<(String, String)>, AwsError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for t in tags.unwrap_or_default() {
         let key = t.key.clone().unwrap_or_default();
@@ -300,17 +303,17 @@ fn tags_of(tags: Option<&[sc::Tag]>) -> Result<Vec<(String, String)>, AwsError> 
 }
 
 /// What a new record needs to become an engine task.
-struct NewRecord<'a> {
-    pp: &'a ProvisionedProduct,
-    operation: EngineOperation,
-    artifact: Option<&'a Artifact>,
-    parameters: Vec<(String, String)>,
-    tags: Vec<(String, String)>,
-    ignore_errors: bool,
+pub(crate) struct NewRecord<'a> {
+    pub(crate) pp: &'a ProvisionedProduct,
+    pub(crate) operation: EngineOperation,
+    pub(crate) artifact: Option<&'a Artifact>,
+    pub(crate) parameters: Vec<(String, String)>,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) ignore_errors: bool,
 }
 
 /// Writes a record `IN_PROGRESS` and its engine task in the caller's transaction.
-fn start_record(
+pub(crate) fn start_record(
     tx: &mut dyn Tx,
     ctx: &RequestContext,
     scope: &str,
@@ -384,12 +387,13 @@ fn start_record(
         task: Some((queue_name, message_id)),
         accepted_tokens: Vec::new(),
         owner_principal: Some(ctx.identity.principal.clone()),
+        plan_id: None,
     };
     store::insert(tx, Kind::Record, scope, &record.id, "", &record)?;
     Ok(record)
 }
 
-fn launch_role(constraint: Option<&Constraint>) -> Option<String> {
+pub(crate) fn launch_role(constraint: Option<&Constraint>) -> Option<String> {
     constraint.map(|c| c.role_arn.clone())
 }
 
@@ -1001,6 +1005,7 @@ pub fn update_properties(
                     task: None,
                     accepted_tokens: Vec::new(),
                     owner_principal: Some(ctx.identity.principal.clone()),
+                    plan_id: None,
                 };
                 store::insert(tx, Kind::Record, &scope, &record.id, "", &record)?;
                 pp.last_record_id = record.id.clone();

@@ -42,6 +42,8 @@ pub enum Kind {
     Record,
     /// An S3 bucket (scope = the account, id = the bucket name).
     Bucket,
+    /// A provisioned product plan.
+    Plan,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -64,6 +66,7 @@ impl Kind {
             Kind::ProvisionedProductName => "provisioned-product-name",
             Kind::Record => "record",
             Kind::Bucket => "bucket",
+            Kind::Plan => "plan",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }

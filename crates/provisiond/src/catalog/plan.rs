@@ -1,0 +1,456 @@
+//! Plans for engine products (SPEC §6): `CreateProvisionedProductPlan` validates a provision (new
+//! name: the provisioned product is created `PLAN_IN_PROGRESS`) or an update (existing product,
+//! `AVAILABLE`/`TAINTED`, one open plan each) and stores it `CREATE_SUCCESS`;
+//! `ExecuteProvisionedProductPlan` turns it, in one transaction, into the record, product change
+//! and engine task that ProvisionProduct or UpdateProvisionedProduct would write; the engine's
+//! Notify settles the plan (`EXECUTE_SUCCESS` / `EXECUTE_FAILED`).
+
+use super::product::{self, ENGINE_PRODUCT_TYPES};
+use super::provisioning::{self, NewRecord, ProvisionedProduct};
+use super::{launch_path, paging_size};
+use crate::context::RequestContext;
+use crate::engine::token::EngineOperation;
+use crate::store::{self, transact, Kind, Mode, Tx};
+use crate::{idempotency, paging};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
+use provisiond_model::{AwsError, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A stored plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// 13 lowercase alphanumerics.
+    pub id: String,
+    /// `PlanName`.
+    pub name: String,
+    /// `CREATE_SUCCESS`, `EXECUTE_IN_PROGRESS`, `EXECUTE_SUCCESS` or `EXECUTE_FAILED`.
+    pub status: String,
+    /// Why execution failed.
+    pub status_message: Option<String>,
+    /// The provisioned product it provisions or updates.
+    pub provisioned_product_id: String,
+    /// Its name.
+    pub provisioned_product_name: String,
+    /// Whether the plan creates the provisioned product.
+    pub new_product: bool,
+    /// The product.
+    pub product_id: String,
+    /// The version.
+    pub artifact_id: String,
+    /// The launch path.
+    pub path_id: String,
+    /// The fully resolved parameters.
+    pub parameters: Vec<(String, String)>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// `NotificationArns`, kept and shown.
+    pub notification_arns: Vec<String>,
+    /// The provisioned product's last record when the plan was made; another record since then
+    /// makes the plan stale.
+    pub base_record_id: String,
+    /// The record that executes it.
+    pub execute_record_id: Option<String>,
+    /// Who made it.
+    pub owner_principal: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+    /// Last change, epoch milliseconds.
+    pub updated_ms: i64,
+}
+
+impl Plan {
+    fn summary(&self) -> sc::ProvisionedProductPlanSummary {
+        sc::ProvisionedProductPlanSummary {
+            plan_name: Some(self.name.clone()),
+            plan_id: Some(self.id.clone()),
+            provision_product_id: Some(self.provisioned_product_id.clone()),
+            provision_product_name: Some(self.provisioned_product_name.clone()),
+            plan_type: Some("CLOUDFORMATION".into()),
+            provisioning_artifact_id: Some(self.artifact_id.clone()),
+        }
+    }
+
+    fn details(&self) -> sc::ProvisionedProductPlanDetails {
+        sc::ProvisionedProductPlanDetails {
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            path_id: Some(self.path_id.clone()),
+            product_id: Some(self.product_id.clone()),
+            plan_name: Some(self.name.clone()),
+            plan_id: Some(self.id.clone()),
+            provision_product_id: Some(self.provisioned_product_id.clone()),
+            provision_product_name: Some(self.provisioned_product_name.clone()),
+            plan_type: Some("CLOUDFORMATION".into()),
+            provisioning_artifact_id: Some(self.artifact_id.clone()),
+            status: Some(self.status.clone()),
+            updated_time: Some(Timestamp::from_millis(self.updated_ms)),
+            notification_arns: Some(self.notification_arns.clone()),
+            provisioning_parameters: Some(
+                self.parameters
+                    .iter()
+                    .map(|(k, v)| sc::UpdateProvisioningParameter {
+                        key: Some(k.clone()),
+                        value: Some(v.clone()),
+                        use_previous_value: None,
+                    })
+                    .collect(),
+            ),
+            tags: Some(
+                self.tags
+                    .iter()
+                    .map(|(k, v)| sc::Tag {
+                        key: Some(k.clone()),
+                        value: Some(v.clone()),
+                    })
+                    .collect(),
+            ),
+            status_message: self.status_message.clone(),
+        }
+    }
+}
+
+fn invalid_state(message: impl Into<String>) -> AwsError {
+    ErrorCode::InvalidStateException.with(message)
+}
+
+fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Plan, AwsError> {
+    store::get(tx, Kind::Plan, scope, id)?
+        .ok_or_else(|| ErrorCode::ResourceNotFoundException.with(format!("Plan {id} not found.")))
+}
+
+fn open_plan_of(tx: &mut dyn Tx, scope: &str, pp_id: &str) -> Result<Option<Plan>, AwsError> {
+    Ok(
+        store::list::<Plan>(tx, Kind::Plan, scope, "", None, 1_000_000)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .find(|p| {
+                p.provisioned_product_id == pp_id
+                    && matches!(p.status.as_str(), "CREATE_SUCCESS" | "EXECUTE_IN_PROGRESS")
+            }),
+    )
+}
+
+/// `CreateProvisionedProductPlan`.
+pub fn create(
+    ctx: &RequestContext,
+    input: sc::CreateProvisionedProductPlanInput,
+) -> Result<sc::CreateProvisionedProductPlanOutput, AwsError> {
+    let scope = ctx.scope();
+    let token = input.idempotency_token.clone().unwrap_or_default();
+    let name = input.provisioned_product_name.clone().unwrap_or_default();
+    let given: Vec<(String, Option<String>, bool)> = input
+        .provisioning_parameters
+        .iter()
+        .flatten()
+        .map(|p| {
+            (
+                p.key.clone().unwrap_or_default(),
+                p.value.clone(),
+                p.use_previous_value == Some(true),
+            )
+        })
+        .collect();
+    let tags = provisioning::tags_of(input.tags.as_deref())?;
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(tx, &scope, "CreateProvisionedProductPlan", &token, |tx| {
+            let lookup = sc::DescribeProvisioningArtifactInput {
+                product_id: input.product_id.clone(),
+                provisioning_artifact_id: input.provisioning_artifact_id.clone(),
+                ..Default::default()
+            };
+            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
+            if !ENGINE_PRODUCT_TYPES.contains(&prod.product_type.as_str()) {
+                return Err(ErrorCode::InvalidParametersException.with(format!(
+                    "Product {} is of type {}; provisiond plans only engine product types.",
+                    prod.id, prod.product_type
+                )));
+            }
+            if !artifact.active {
+                return Err(ErrorCode::InvalidParametersException.with(format!(
+                    "Provisioning artifact {} is not active.",
+                    artifact.id
+                )));
+            }
+            let path =
+                launch_path::resolve(tx, ctx, &scope, &prod.id, input.path_id.as_deref(), None)?;
+            if prod.product_type == "EXTERNAL" && path.launch.is_none() {
+                return Err(ErrorCode::InvalidParametersException.with(format!(
+                    "EXTERNAL product {} needs a LAUNCH constraint.",
+                    prod.id
+                )));
+            }
+            let existing_id: Option<String> =
+                store::get(tx, Kind::ProvisionedProductName, &scope, &name)?;
+            let (pp, new_product) = match existing_id {
+                Some(id) => {
+                    let pp = provisioning::get(tx, &scope, &id)?;
+                    if pp.product_id != prod.id {
+                        return Err(ErrorCode::InvalidParametersException.with(format!(
+                            "Provisioned product {name} is of product {}, not {}.",
+                            pp.product_id, prod.id
+                        )));
+                    }
+                    if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED") {
+                        return Err(invalid_state(format!("Provisioned product {} is {}; plans are made for AVAILABLE or TAINTED products.", pp.id, pp.status)));
+                    }
+                    if let Some(open) = open_plan_of(tx, &scope, &pp.id)? {
+                        return Err(invalid_state(format!(
+                            "Provisioned product {} already has plan {} open.",
+                            pp.id, open.id
+                        )));
+                    }
+                    (pp, false)
+                }
+                None => {
+                    let id = crate::ids::catalog_id("pp");
+                    store::insert(tx, Kind::ProvisionedProductName, &scope, &name, "", &id)?;
+                    let pp = ProvisionedProduct {
+                        arn: format!(
+                            "arn:aws:servicecatalog:{}:{}:stack/{name}/{id}",
+                            ctx.region, ctx.identity.account
+                        ),
+                        id,
+                        name: name.clone(),
+                        product_type: prod.product_type.clone(),
+                        status: "PLAN_IN_PROGRESS".into(),
+                        status_message: None,
+                        created_ms: ctx.now_ms,
+                        idempotency_token: token.clone(),
+                        last_record_id: String::new(),
+                        last_provisioning_record_id: String::new(),
+                        last_successful_provisioning_record_id: None,
+                        product_id: prod.id.clone(),
+                        artifact_id: artifact.id.clone(),
+                        path_id: path.id.clone(),
+                        launch_role_arn: provisioning::launch_role(path.launch.as_ref()),
+                        parameters: Vec::new(),
+                        tags: tags.clone(),
+                        outputs: Vec::new(),
+                        resource_group_tag: None,
+                        owner_principal: ctx.identity.principal.clone(),
+                    };
+                    store::insert(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+                    (pp, true)
+                }
+            };
+            let parameters = provisioning::resolve_parameters(&artifact, &given, &pp.parameters)?;
+            let plan = Plan {
+                id: crate::ids::catalog_id("x")[2..].to_string(),
+                name: input.plan_name.clone().unwrap_or_default(),
+                status: "CREATE_SUCCESS".into(),
+                status_message: None,
+                provisioned_product_id: pp.id.clone(),
+                provisioned_product_name: pp.name.clone(),
+                new_product,
+                product_id: prod.id.clone(),
+                artifact_id: artifact.id.clone(),
+                path_id: path.id.clone(),
+                parameters,
+                tags: tags.clone(),
+                notification_arns: input.notification_arns.clone().unwrap_or_default(),
+                base_record_id: pp.last_record_id.clone(),
+                execute_record_id: None,
+                owner_principal: ctx.identity.principal.clone(),
+                created_ms: ctx.now_ms,
+                updated_ms: ctx.now_ms,
+            };
+            store::insert(tx, Kind::Plan, &scope, &plan.id, "", &plan)?;
+            Ok(sc::CreateProvisionedProductPlanOutput {
+                plan_name: Some(plan.name.clone()),
+                plan_id: Some(plan.id.clone()),
+                provision_product_id: Some(pp.id.clone()),
+                provisioned_product_name: Some(pp.name.clone()),
+                provisioning_artifact_id: Some(artifact.id.clone()),
+            })
+        })
+    })
+}
+
+/// `DescribeProvisionedProductPlan` (no engine fills `ResourceChanges` yet: always empty).
+pub fn describe(
+    ctx: &RequestContext,
+    input: sc::DescribeProvisionedProductPlanInput,
+) -> Result<sc::DescribeProvisionedProductPlanOutput, AwsError> {
+    let scope = ctx.scope();
+    let id = input.plan_id.unwrap_or_default();
+    let plan = transact(ctx.store.as_ref(), Mode::Read, |tx| get(tx, &scope, &id))?;
+    Ok(sc::DescribeProvisionedProductPlanOutput {
+        provisioned_product_plan_details: Some(plan.details()),
+        resource_changes: Some(Vec::new()),
+        next_page_token: None,
+    })
+}
+
+/// `ListProvisionedProductPlans`, in creation order, optionally of one provisioned product;
+/// `AccessLevelFilter` `User` keeps the caller's plans.
+pub fn list(
+    ctx: &RequestContext,
+    input: sc::ListProvisionedProductPlansInput,
+) -> Result<sc::ListProvisionedProductPlansOutput, AwsError> {
+    let scope = ctx.scope();
+    let only_mine = input
+        .access_level_filter
+        .as_ref()
+        .and_then(|f| f.key.as_deref())
+        == Some("User");
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let size = paging_size(input.page_size);
+    let plans: Vec<Plan> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        store::list::<Plan>(tx, Kind::Plan, &scope, "", None, 1_000_000)
+    })?
+    .into_iter()
+    .map(|(_, p)| p)
+    .filter(|p| {
+        input
+            .provision_product_id
+            .as_ref()
+            .is_none_or(|id| &p.provisioned_product_id == id)
+    })
+    .filter(|p| !only_mine || p.owner_principal == ctx.identity.principal)
+    .collect();
+    let (page, next) = paging::page_in_memory(plans, after, size);
+    Ok(sc::ListProvisionedProductPlansOutput {
+        provisioned_product_plans: Some(page.iter().map(Plan::summary).collect()),
+        next_page_token: next,
+    })
+}
+
+/// `DeleteProvisionedProductPlan`: the plan goes; so does a provisioned product the plan created
+/// and that was never provisioned (`PLAN_IN_PROGRESS`). A plan being executed stays unless
+/// `IgnoreErrors`.
+pub fn delete(
+    ctx: &RequestContext,
+    input: sc::DeleteProvisionedProductPlanInput,
+) -> Result<sc::DeleteProvisionedProductPlanOutput, AwsError> {
+    let scope = ctx.scope();
+    let id = input.plan_id.unwrap_or_default();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        let plan = get(tx, &scope, &id)?;
+        if plan.status == "EXECUTE_IN_PROGRESS" && input.ignore_errors != Some(true) {
+            return Err(invalid_state(format!(
+                "Plan {id} is being executed; delete it with IgnoreErrors or when it has ended."
+            )));
+        }
+        if let Ok(pp) = provisioning::get(tx, &scope, &plan.provisioned_product_id) {
+            if pp.status == "PLAN_IN_PROGRESS" {
+                tx.delete(Kind::ProvisionedProduct, &scope, &pp.id)?;
+                tx.delete(Kind::ProvisionedProductName, &scope, &pp.name)?;
+            }
+        }
+        tx.delete(Kind::Plan, &scope, &id)?;
+        Ok(sc::DeleteProvisionedProductPlanOutput {})
+    })
+}
+
+/// `ExecuteProvisionedProductPlan`.
+pub fn execute(
+    ctx: &RequestContext,
+    input: sc::ExecuteProvisionedProductPlanInput,
+) -> Result<sc::ExecuteProvisionedProductPlanOutput, AwsError> {
+    let scope = ctx.scope();
+    let id = input.plan_id.clone().unwrap_or_default();
+    let token = input.idempotency_token.clone().unwrap_or_default();
+    let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        idempotency::remember(
+            tx,
+            &scope,
+            &format!("ExecuteProvisionedProductPlan/{id}"),
+            &token,
+            |tx| {
+                let mut plan = get(tx, &scope, &id)?;
+                if plan.status != "CREATE_SUCCESS" {
+                    return Err(invalid_state(format!(
+                        "Plan {id} is {}; only a plan in CREATE_SUCCESS can be executed.",
+                        plan.status
+                    )));
+                }
+                let mut pp =
+                    provisioning::get(tx, &scope, &plan.provisioned_product_id).map_err(|_| {
+                        invalid_state(format!(
+                            "The provisioned product of plan {id} no longer exists."
+                        ))
+                    })?;
+                if pp.last_record_id != plan.base_record_id {
+                    return Err(invalid_state(format!(
+                    "Provisioned product {} has changed since plan {id} was made (record {}); make a new plan.",
+                    pp.id, pp.last_record_id
+                )));
+                }
+                let expected = if plan.new_product {
+                    "PLAN_IN_PROGRESS"
+                } else {
+                    "AVAILABLE|TAINTED"
+                };
+                let ok = if plan.new_product {
+                    pp.status == "PLAN_IN_PROGRESS"
+                } else {
+                    matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED")
+                };
+                if !ok {
+                    return Err(invalid_state(format!(
+                        "Provisioned product {} is {}, not {expected}.",
+                        pp.id, pp.status
+                    )));
+                }
+                let artifact =
+                    product::get_artifact(tx, &scope, &plan.product_id, &plan.artifact_id)?;
+                let operation = if plan.new_product {
+                    EngineOperation::Provision
+                } else {
+                    EngineOperation::Update
+                };
+                let mut record = provisioning::start_record(
+                    tx,
+                    ctx,
+                    &scope,
+                    NewRecord {
+                        pp: &pp,
+                        operation,
+                        artifact: Some(&artifact),
+                        parameters: plan.parameters.clone(),
+                        tags: plan.tags.clone(),
+                        ignore_errors: false,
+                    },
+                )?;
+                record.plan_id = Some(plan.id.clone());
+                store::put(tx, Kind::Record, &scope, &record.id, "", &record)?;
+                pp.status = "UNDER_CHANGE".into();
+                pp.last_record_id = record.id.clone();
+                pp.last_provisioning_record_id = record.id.clone();
+                store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+                plan.status = "EXECUTE_IN_PROGRESS".into();
+                plan.execute_record_id = Some(record.id.clone());
+                plan.updated_ms = ctx.now_ms;
+                store::put(tx, Kind::Plan, &scope, &plan.id, "", &plan)?;
+                Ok(sc::ExecuteProvisionedProductPlanOutput {
+                    record_detail: Some(record.detail()),
+                })
+            },
+        )
+    })?;
+    ctx.queue_signal.notify();
+    Ok(output)
+}
+
+/// Settles the plan a record executed, in the Notify call's transaction.
+pub fn settle(
+    tx: &mut dyn Tx,
+    scope: &str,
+    plan_id: &str,
+    succeeded: bool,
+    message: Option<String>,
+    now_ms: i64,
+) -> Result<(), AwsError> {
+    let Some(mut plan) = store::get::<Plan>(tx, Kind::Plan, scope, plan_id)? else {
+        return Ok(());
+    };
+    plan.status = if succeeded {
+        "EXECUTE_SUCCESS"
+    } else {
+        "EXECUTE_FAILED"
+    }
+    .into();
+    plan.status_message = if succeeded { None } else { message };
+    plan.updated_ms = now_ms;
+    store::put(tx, Kind::Plan, scope, plan_id, "", &plan)?;
+    Ok(())
+}
