@@ -1,9 +1,9 @@
-//! Domain tests of the engine workflow, without HTTP: every row of SPEC §5.1's table and every
-//! step of §5.3, against a real SQLite store, calling the Service Catalog functions the server
-//! dispatches to.
+//! Domain tests of the engine workflow, without HTTP: every row of SPEC §5.1's table, every
+//! step of §5.3 and the plan transitions of §6 (with a race of executions), against a real
+//! SQLite store, calling the Service Catalog functions the server dispatches to.
 
 use provisiond::auth::Identity;
-use provisiond::catalog::{constraint, notify, portfolio, principal, product, provisioning};
+use provisiond::catalog::{constraint, notify, plan, portfolio, principal, product, provisioning};
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
 use provisiond::queue::signal::QueueSignal;
@@ -587,4 +587,181 @@ fn provision_failure_is_error_without_resources_and_tainted_with_them() {
             Some("ENGINE_WORKFLOW_FAILURE")
         );
     }
+}
+
+fn create_plan(
+    w: &World,
+    name: &str,
+    plan_name: &str,
+    token: &str,
+) -> Result<sc::CreateProvisionedProductPlanOutput, AwsError> {
+    plan::create(
+        &w.dev(),
+        sc::CreateProvisionedProductPlanInput {
+            plan_name: Some(plan_name.into()),
+            plan_type: Some("CLOUDFORMATION".into()),
+            product_id: Some(w.product.clone()),
+            provisioning_artifact_id: Some(w.artifact.clone()),
+            provisioned_product_name: Some(name.into()),
+            provisioning_parameters: Some(vec![sc::UpdateProvisioningParameter {
+                key: Some("name".into()),
+                value: Some("planned".into()),
+                use_previous_value: None,
+            }]),
+            idempotency_token: Some(token.into()),
+            ..Default::default()
+        },
+    )
+}
+
+fn execute(w: &World, plan_id: &str, token: &str) -> Result<sc::RecordDetail, AwsError> {
+    plan::execute(
+        &w.dev(),
+        sc::ExecuteProvisionedProductPlanInput {
+            plan_id: Some(plan_id.into()),
+            idempotency_token: Some(token.into()),
+            ..Default::default()
+        },
+    )
+    .map(|o| o.record_detail.unwrap())
+}
+
+fn plan_status(w: &World, plan_id: &str) -> String {
+    plan::describe(
+        &w.dev(),
+        sc::DescribeProvisionedProductPlanInput {
+            plan_id: Some(plan_id.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .provisioned_product_plan_details
+    .unwrap()
+    .status
+    .unwrap()
+}
+
+#[test]
+fn plans_move_through_their_states() {
+    let w = World::new();
+    let created = create_plan(&w, "p", "first", "c1").unwrap();
+    let plan_id = created.plan_id.clone().unwrap();
+    let pp = created.provision_product_id.clone().unwrap();
+    assert_eq!(
+        w.pp(&pp).unwrap().status.as_deref(),
+        Some("PLAN_IN_PROGRESS")
+    );
+    assert_eq!(plan_status(&w, &plan_id), "CREATE_SUCCESS");
+    assert!(w.tasks(PROVISION_Q).is_empty(), "a plan enqueues nothing");
+    // The name is taken by the planned product; a plan may not be made on a PLAN_IN_PROGRESS product.
+    assert_eq!(
+        w.provision("p").unwrap_err().code,
+        "DuplicateResourceException"
+    );
+    assert_eq!(
+        create_plan(&w, "p", "second", "c2").unwrap_err().code,
+        "InvalidStateException"
+    );
+
+    let rec = execute(&w, &plan_id, "e1").unwrap();
+    assert_eq!(rec.record_type.as_deref(), Some("PROVISION_PRODUCT"));
+    assert_eq!(
+        execute(&w, &plan_id, "e1").unwrap(),
+        rec,
+        "the same token, the same record"
+    );
+    assert_eq!(
+        execute(&w, &plan_id, "e2").unwrap_err().code,
+        "InvalidStateException"
+    );
+    assert_eq!(plan_status(&w, &plan_id), "EXECUTE_IN_PROGRESS");
+    assert_eq!(w.pp(&pp).unwrap().status.as_deref(), Some("UNDER_CHANGE"));
+    let id = rec.record_id.clone().unwrap();
+    let task = w.task_for(PROVISION_Q, &id);
+    assert_eq!(
+        task["parameters"][0],
+        serde_json::json!({"key": "name", "value": "planned"})
+    );
+    notify_provision(
+        &w.dev(),
+        task["token"].as_str().unwrap(),
+        &id,
+        "SUCCEEDED",
+        "n",
+        false,
+    )
+    .unwrap();
+    assert_eq!(plan_status(&w, &plan_id), "EXECUTE_SUCCESS");
+    assert_eq!(w.pp(&pp).unwrap().status.as_deref(), Some("AVAILABLE"));
+
+    // An update plan that fails; a stale plan; unknown plans.
+    let update_plan = create_plan(&w, "p", "update", "c3")
+        .unwrap()
+        .plan_id
+        .unwrap();
+    let stale_attempt = create_plan(&w, "p", "another", "c4").unwrap_err();
+    assert_eq!(
+        stale_attempt.code, "InvalidStateException",
+        "one open plan per product"
+    );
+    let urec = execute(&w, &update_plan, "e3").unwrap();
+    assert_eq!(
+        urec.record_type.as_deref(),
+        Some("UPDATE_PROVISIONED_PRODUCT")
+    );
+    let utask = w.task_for(UPDATE_Q, urec.record_id.as_deref().unwrap());
+    notify::update(
+        &w.dev(),
+        sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: utask["token"].as_str().map(String::from),
+            record_id: urec.record_id.clone(),
+            status: Some("FAILED".into()),
+            failure_reason: Some("plan failed".into()),
+            idempotency_token: Some("n2".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(plan_status(&w, &update_plan), "EXECUTE_FAILED");
+    let stale = create_plan(&w, "p", "stale", "c5")
+        .unwrap()
+        .plan_id
+        .unwrap();
+    let t = terminate(&w, &pp, "t", false).unwrap();
+    assert!(t.record_id.is_some());
+    assert_eq!(
+        execute(&w, &stale, "e4").unwrap_err().code,
+        "InvalidStateException"
+    );
+    assert_eq!(
+        execute(&w, "doesnotexist1", "e5").unwrap_err().code,
+        "ResourceNotFoundException"
+    );
+}
+
+#[test]
+fn racing_executions_make_exactly_one_record() {
+    let w = Arc::new(World::new());
+    let plan_id = create_plan(&w, "raced", "race", "c")
+        .unwrap()
+        .plan_id
+        .unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let w = w.clone();
+            let plan_id = plan_id.clone();
+            std::thread::spawn(move || execute(&w, &plan_id, &format!("token-{i}")))
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| e.code == "InvalidStateException"));
+    assert_eq!(w.tasks(PROVISION_Q).len(), 1);
 }
