@@ -92,3 +92,16 @@ def test_update_provisioned_product_properties(world):
     # The next update task carries the new launch role.
     world.dev.update_provisioned_product(ProvisionedProductId=pp_id, ProvisioningParameters=[{"Key": "bucket_name", "UsePreviousValue": True}])
     assert world.receive("Update")["launchRoleArn"] == new_role
+
+
+def test_an_inactive_version_cannot_be_updated_to(world):
+    record = world.provision("kept")
+    task = world.receive("Provision")
+    world.engine.notify_provision_product_engine_workflow_result(
+        WorkflowToken=task["token"], RecordId=record["RecordId"], Status="SUCCEEDED", IdempotencyToken="k")
+    world.admin.update_provisioning_artifact(ProductId=world.product, ProvisioningArtifactId=world.artifact, Active=False)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.dev.update_provisioned_product(ProvisionedProductId=record["ProvisionedProductId"],
+                                             ProvisioningParameters=[{"Key": "bucket_name", "UsePreviousValue": True}])
+    assert code(e)[0] == "InvalidParametersException" and "not active" in code(e)[1]
+    assert world.pp(record["ProvisionedProductId"])["Status"] == "AVAILABLE"

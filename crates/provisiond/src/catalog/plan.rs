@@ -5,9 +5,9 @@
 //! and engine task that ProvisionProduct or UpdateProvisionedProduct would write; the engine's
 //! Notify settles the plan (`EXECUTE_SUCCESS` / `EXECUTE_FAILED`).
 
-use super::product::{self, ENGINE_PRODUCT_TYPES};
+use super::paging_size;
+use super::product;
 use super::provisioning::{self, NewRecord, ProvisionedProduct};
-use super::{launch_path, paging_size};
 use crate::context::RequestContext;
 use crate::engine::token::EngineOperation;
 use crate::store::{self, transact, Kind, Mode, Tx};
@@ -137,18 +137,7 @@ pub fn create(
     let scope = ctx.scope();
     let token = input.idempotency_token.clone().unwrap_or_default();
     let name = input.provisioned_product_name.clone().unwrap_or_default();
-    let given: Vec<(String, Option<String>, bool)> = input
-        .provisioning_parameters
-        .iter()
-        .flatten()
-        .map(|p| {
-            (
-                p.key.clone().unwrap_or_default(),
-                p.value.clone(),
-                p.use_previous_value == Some(true),
-            )
-        })
-        .collect();
+    let given = provisioning::update_parameters(input.provisioning_parameters.as_deref());
     let tags = provisioning::tags_of(input.tags.as_deref())?;
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "CreateProvisionedProductPlan", &token, |tx| {
@@ -157,27 +146,14 @@ pub fn create(
                 provisioning_artifact_id: input.provisioning_artifact_id.clone(),
                 ..Default::default()
             };
-            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
-            if !ENGINE_PRODUCT_TYPES.contains(&prod.product_type.as_str()) {
-                return Err(ErrorCode::InvalidParametersException.with(format!(
-                    "Product {} is of type {}; provisiond plans only engine product types.",
-                    prod.id, prod.product_type
-                )));
-            }
-            if !artifact.active {
-                return Err(ErrorCode::InvalidParametersException.with(format!(
-                    "Provisioning artifact {} is not active.",
-                    artifact.id
-                )));
-            }
-            let path =
-                launch_path::resolve(tx, ctx, &scope, &prod.id, input.path_id.as_deref(), None)?;
-            if prod.product_type == "EXTERNAL" && path.launch.is_none() {
-                return Err(ErrorCode::InvalidParametersException.with(format!(
-                    "EXTERNAL product {} needs a LAUNCH constraint.",
-                    prod.id
-                )));
-            }
+            let (prod, artifact, path) = provisioning::launch_target(
+                tx,
+                ctx,
+                &scope,
+                &lookup,
+                input.path_id.as_deref(),
+                None,
+            )?;
             let existing_id: Option<String> =
                 store::get(tx, Kind::ProvisionedProductName, &scope, &name)?;
             let (pp, new_product) = match existing_id {

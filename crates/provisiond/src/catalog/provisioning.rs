@@ -290,6 +290,59 @@ pub fn resolve_parameters(
     Ok(resolved)
 }
 
+/// The parameters of an update-style request as `(key, value, use previous value)`.
+pub(crate) fn update_parameters(
+    params: Option<&[sc::UpdateProvisioningParameter]>,
+) -> Vec<(String, Option<String>, bool)> {
+    params
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            (
+                p.key.clone().unwrap_or_default(),
+                p.value.clone(),
+                p.use_previous_value == Some(true),
+            )
+        })
+        .collect()
+}
+
+/// The product, version and launch path a provision, update or plan uses, checked the same way
+/// for all three: an engine product type, an active version, a path open to the caller, and a
+/// LAUNCH constraint for `EXTERNAL` products.
+pub(crate) fn launch_target(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    scope: &str,
+    lookup: &sc::DescribeProvisioningArtifactInput,
+    path_id: Option<&str>,
+    path_name: Option<&str>,
+) -> Result<(product::Product, Artifact, launch_path::LaunchPath), AwsError> {
+    let (prod, artifact) = product::resolve_version(tx, scope, lookup)?;
+    if !ENGINE_PRODUCT_TYPES.contains(&prod.product_type.as_str()) {
+        return Err(invalid(format!(
+            "Product {} is of type {}; provisiond provisions only engine product types ({}).",
+            prod.id,
+            prod.product_type,
+            ENGINE_PRODUCT_TYPES.join(", ")
+        )));
+    }
+    if !artifact.active {
+        return Err(invalid(format!(
+            "Provisioning artifact {} is not active.",
+            artifact.id
+        )));
+    }
+    let path = launch_path::resolve(tx, ctx, scope, &prod.id, path_id, path_name)?;
+    if prod.product_type == "EXTERNAL" && path.launch.is_none() {
+        return Err(invalid(format!(
+            "EXTERNAL product {} needs a LAUNCH constraint in portfolio {}.",
+            prod.id, path.portfolio.id
+        )));
+    }
+    Ok((prod, artifact, path))
+}
+
 pub(crate) fn tags_of(tags: Option<&[sc::Tag]>) -> Result<Vec<(String, String)>, AwsError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for t in tags.unwrap_or_default() {
@@ -421,35 +474,14 @@ pub fn provision(
                 provisioning_artifact_name: input.provisioning_artifact_name.clone(),
                 ..Default::default()
             };
-            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
-            if !ENGINE_PRODUCT_TYPES.contains(&prod.product_type.as_str()) {
-                return Err(invalid(format!(
-                    "Product {} is of type {}; provisiond provisions only engine product types ({}).",
-                    prod.id,
-                    prod.product_type,
-                    ENGINE_PRODUCT_TYPES.join(", ")
-                )));
-            }
-            if !artifact.active {
-                return Err(invalid(format!(
-                    "Provisioning artifact {} is not active.",
-                    artifact.id
-                )));
-            }
-            let path = launch_path::resolve(
+            let (prod, artifact, path) = launch_target(
                 tx,
                 ctx,
                 &scope,
-                &prod.id,
+                &lookup,
                 input.path_id.as_deref(),
                 input.path_name.as_deref(),
             )?;
-            if prod.product_type == "EXTERNAL" && path.launch.is_none() {
-                return Err(invalid(format!(
-                    "EXTERNAL product {} needs a LAUNCH constraint in portfolio {}.",
-                    prod.id, path.portfolio.id
-                )));
-            }
             let parameters = resolve_parameters(&artifact, &given, &[])?;
             let id = crate::ids::catalog_id("pp");
             if !store::insert(tx, Kind::ProvisionedProductName, &scope, &name, "", &id)? {
@@ -514,18 +546,7 @@ pub fn update(
 ) -> Result<sc::UpdateProvisionedProductOutput, AwsError> {
     let scope = ctx.scope();
     let token = input.update_token.clone().unwrap_or_default();
-    let given: Vec<(String, Option<String>, bool)> = input
-        .provisioning_parameters
-        .iter()
-        .flatten()
-        .map(|p| {
-            (
-                p.key.clone().unwrap_or_default(),
-                p.value.clone(),
-                p.use_previous_value == Some(true),
-            )
-        })
-        .collect();
+    let given = update_parameters(input.provisioning_parameters.as_deref());
     let new_tags = input
         .tags
         .as_deref()
@@ -562,25 +583,24 @@ pub fn update(
                 provisioning_artifact_name: input.provisioning_artifact_name.clone(),
                 ..Default::default()
             };
-            let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
+            let path_id = input
+                .path_id
+                .clone()
+                .or_else(|| input.path_name.is_none().then(|| pp.path_id.clone()));
+            let (prod, artifact, path) = launch_target(
+                tx,
+                ctx,
+                &scope,
+                &lookup,
+                path_id.as_deref(),
+                input.path_name.as_deref(),
+            )?;
             if prod.id != pp.product_id {
                 return Err(invalid(format!(
                     "Provisioned product {} is of product {}, not {}.",
                     pp.id, pp.product_id, prod.id
                 )));
             }
-            let path_id = input
-                .path_id
-                .clone()
-                .or_else(|| input.path_name.is_none().then(|| pp.path_id.clone()));
-            let path = launch_path::resolve(
-                tx,
-                ctx,
-                &scope,
-                &prod.id,
-                path_id.as_deref(),
-                input.path_name.as_deref(),
-            )?;
             let parameters = resolve_parameters(&artifact, &given, &pp.parameters)?;
             // A launch role set with UpdateProvisionedProductProperties stays until the path changes.
             if path.id != pp.path_id || pp.launch_role_arn.is_none() {
