@@ -51,7 +51,7 @@ class Key:
 class Server:
     """One provisiond process with its own data directory and log file."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, args=(), env=None):
         if not BIN.exists():
             raise RuntimeError(f"{BIN} does not exist: build it with `cargo build -p provisiond`")
         self.data_dir = pathlib.Path(data_dir)
@@ -60,9 +60,10 @@ class Server:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         self.wait_healthy()
         self.admin = self.read_credentials()

@@ -100,6 +100,39 @@ def test_terraform_product_with_parameters(admin, tmp_path):
     assert [p["ProductViewSummary"]["ProductId"] for p in sc.search_products_as_admin()["ProductViewDetails"]] == [pid]
 
 
+def test_search_products_as_admin_filters_and_sorts(admin, tmp_path):
+    sc, _ = admin
+    archive = tar_gz(tmp_path / "m.tar.gz", {"main.tf": 'variable "a" {}'})
+    url = f"file://{archive}"
+    made = {}
+    for name, owner, ptype, desc in [("zeta", "platform", "TERRAFORM_OPEN_SOURCE", "Network stack"),
+                                     ("alpha", "data", "EXTERNAL", "Warehouse"),
+                                     ("mid", "platform", "TERRAFORM_CLOUD", None)]:
+        product = {"Name": name, "Owner": owner, "ProductType": ptype}
+        if desc:
+            product["Description"] = desc
+        made[name] = sc.create_product(**product, ProvisioningArtifactParameters={
+            "Name": "v1", "Info": {"LoadTemplateFromURL": url}})["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    sc.create_provisioning_artifact(ProductId=made["mid"], IdempotencyToken="t2",
+                                    Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": url}})
+    names = lambda **kw: [d["ProductViewSummary"]["Name"] for d in sc.search_products_as_admin(**kw)["ProductViewDetails"]]
+    assert names() == ["zeta", "alpha", "mid"]
+    assert names(Filters={"Owner": ["platform"]}) == ["zeta", "mid"]
+    assert names(Filters={"ProductType": ["EXTERNAL", "TERRAFORM_CLOUD"]}) == ["alpha", "mid"]
+    assert names(Filters={"FullTextSearch": ["NETWORK"]}) == ["zeta"]
+    assert names(Filters={"FullTextSearch": ["a"], "Owner": ["data"]}) == ["alpha"]
+    assert names(Filters={"SourceProductId": [made["mid"]]}) == ["mid"]
+    assert names(SortBy="Title") == ["alpha", "mid", "zeta"]
+    assert names(SortBy="Title", SortOrder="DESCENDING") == ["zeta", "mid", "alpha"]
+    assert names(SortBy="VersionCount", SortOrder="DESCENDING")[0] == "mid"
+    assert names(SortBy="CreationDate", SortOrder="DESCENDING") == ["mid", "alpha", "zeta"]
+    first = sc.search_products_as_admin(SortBy="Title", PageSize=2)
+    assert [d["ProductViewSummary"]["Name"] for d in first["ProductViewDetails"]] == ["alpha", "mid"]
+    rest = sc.search_products_as_admin(SortBy="Title", PageSize=2, PageToken=first["NextPageToken"])
+    assert [d["ProductViewSummary"]["Name"] for d in rest["ProductViewDetails"]] == ["zeta"]
+    assert "NextPageToken" not in rest
+
+
 def test_the_copy_is_immutable(admin, tmp_path):
     sc, _ = admin
     archive = tar_gz(tmp_path / "module.tar.gz", {"main.tf": 'variable "a" { default = "one" }'})
@@ -142,6 +175,48 @@ def test_http_sources(admin, tmp_path):
         httpd.shutdown()
 
 
+def test_https_sources_are_verified_against_the_trust_store(tmp_path):
+    """A template served over TLS by a certificate authority that SSL_CERT_FILE names loads;
+    the same server is refused by a provisiond that does not trust that authority."""
+    import ssl
+    import trustme
+    from conftest import Server
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    served = tmp_path / "served"
+    served.mkdir()
+    tar_gz(served / "tls.tar.gz", {"main.tf": 'variable "zone" { default = "a" }'})
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    trusting = Server(tmp_path / "trusting", env={"SSL_CERT_FILE": str(ca_pem)})
+    stranger_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger_ca))
+    distrusting = Server(tmp_path / "distrusting", env={"SSL_CERT_FILE": str(stranger_ca)})
+    try:
+        url = f"https://localhost:{httpd.server_address[1]}/tls.tar.gz"
+        sc = trusting.client("servicecatalog")
+        out = create(sc, url)
+        got = sc.describe_provisioning_artifact(ProductId=out["ProductViewDetail"]["ProductViewSummary"]["ProductId"],
+                                                ProvisioningArtifactId=out["ProvisioningArtifactDetail"]["Id"],
+                                                IncludeProvisioningArtifactParameters=True)
+        assert [(p["ParameterKey"], p["DefaultValue"]) for p in got["ProvisioningArtifactParameters"]] == [("zone", "a")]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            create(distrusting.client("servicecatalog"), url)
+        assert code(e)[0] == "InvalidParametersException" and "TLS" in code(e)[1]
+        assert distrusting.client("servicecatalog").search_products_as_admin()["ProductViewDetails"] == []
+    finally:
+        httpd.shutdown()
+        trusting.stop()
+        distrusting.stop()
+
+
 @pytest.mark.parametrize("files,raw,message", [
     (None, b"not an archive", "is not valid"),
     ({"README.md": "no terraform here"}, None, "no .tf file"),
@@ -168,7 +243,6 @@ def test_invalid_templates_are_refused_and_nothing_is_stored(admin, tmp_path, fi
 
 
 @pytest.mark.parametrize("url,artifact,expected", [
-    ("https://example.com/x.tar.gz", {}, "https://"),
     ("ftp://example.com/x.tar.gz", {}, "must start with"),
     ("file:///does/not/exist.tar.gz", {}, "cannot be read"),
     ("file:///tmp/x.tar.gz", {"Type": "CLOUD_FORMATION_TEMPLATE"}, "must be of type TERRAFORM_OPEN_SOURCE"),

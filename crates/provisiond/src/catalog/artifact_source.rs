@@ -1,7 +1,7 @@
 //! Fetching a product version's template from its `LoadTemplateFromURL` at creation time:
 //! `file://<absolute path>` (on the server's machine), `http://…`, and `s3://<bucket>/<key>`
-//! (the caller account's objects in provisiond's own object store). `https://` needs a TLS
-//! client that provisiond does not carry yet and is refused with a message saying so.
+//! (the caller account's objects in provisiond's own object store), and `https://`, verified
+//! against the machine's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` point it elsewhere).
 
 use crate::store::{transact, Mode, Store};
 use provisiond_model::servicecatalog::ErrorCode;
@@ -22,14 +22,9 @@ pub fn fetch(store: &dyn Store, account: &str, url: &str) -> Result<Vec<u8>, Aws
             .map_err(|e| invalid(format!("LoadTemplateFromURL {url} cannot be read: {e}")))?;
         return read_bounded(file, url);
     }
-    if url.starts_with("http://") {
+    if url.starts_with("http://") || url.starts_with("https://") {
         return http_get(url)
             .map_err(|e| invalid(format!("LoadTemplateFromURL {url} cannot be fetched: {e}")));
-    }
-    if url.starts_with("https://") {
-        return Err(invalid(format!(
-            "LoadTemplateFromURL {url}: https:// is not supported by this provisiond; upload the template with `aws s3 cp` and use s3://, or use http:// or file://"
-        )));
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, key) = rest
@@ -45,50 +40,39 @@ pub fn fetch(store: &dyn Store, account: &str, url: &str) -> Result<Vec<u8>, Aws
         return Ok(object.body);
     }
     Err(invalid(format!(
-        "LoadTemplateFromURL {url} must start with file://, http:// or s3://"
+        "LoadTemplateFromURL {url} must start with file://, http://, https:// or s3://"
     )))
 }
 
-/// A plain HTTP/1.1 GET with hyper's client connection, run on the server's runtime (or a
+/// An HTTP/1.1 GET over plain TCP or TLS (for `https://`), run on the server's runtime (or a
 /// small one of its own when called outside it, as in unit tests).
 fn http_get(url: &str) -> Result<Vec<u8>, String> {
-    use http_body_util::{BodyExt, Empty, Limited};
     let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let tls = uri.scheme_str() == Some("https");
     let host = uri.host().ok_or("the URL has no host")?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let default_port = if tls { 443 } else { 80 };
+    let port = uri.port_u16().unwrap_or(default_port);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let host_header = if port == default_port {
+        host.clone()
+    } else {
+        format!("{host}:{port}")
+    };
     let get = async move {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let request = http::Request::get(path)
-            .header(
-                http::header::HOST,
-                if port == 80 {
-                    host.clone()
-                } else {
-                    format!("{host}:{port}")
-                },
-            )
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("the server answered {}", response.status()));
+        if !tls {
+            return get_over(tcp, path, host_header).await;
         }
-        let body = Limited::new(response.into_body(), MAX_TEMPLATE_BYTES as usize)
-            .collect()
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(tls_config()?);
+        let stream = connector
+            .connect(name, tcp)
             .await
-            .map_err(|e| format!("reading the body: {e}"))?;
-        Ok(body.to_bytes().to_vec())
+            .map_err(|e| format!("TLS: {e}"))?;
+        get_over(stream, path, host_header).await
     };
     let timed = async move {
         tokio::time::timeout(std::time::Duration::from_secs(30), get)
@@ -103,6 +87,62 @@ fn http_get(url: &str) -> Result<Vec<u8>, String> {
             .map_err(|e| e.to_string())?
             .block_on(timed),
     }
+}
+
+/// Sends the GET on an open connection and reads at most [`MAX_TEMPLATE_BYTES`] of the body.
+async fn get_over<S>(stream: S, path: String, host_header: String) -> Result<Vec<u8>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::{BodyExt, Empty, Limited};
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, host_header)
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("the server answered {}", response.status()));
+    }
+    let body = Limited::new(response.into_body(), MAX_TEMPLATE_BYTES as usize)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?;
+    Ok(body.to_bytes().to_vec())
+}
+
+/// The TLS client configuration, built once: the machine's trust store as `rustls-native-certs`
+/// finds it (which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`, as OpenSSL does).
+fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    static CONFIG: std::sync::OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(format!(
+                    "no trusted certificate authority was found on this machine ({} errors); set SSL_CERT_FILE to a PEM bundle",
+                    found.errors.len()
+                ));
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(std::sync::Arc::new(config))
+        })
+        .clone()
 }
 
 fn read_bounded(reader: impl Read, url: &str) -> Result<Vec<u8>, AwsError> {

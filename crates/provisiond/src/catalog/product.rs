@@ -462,17 +462,23 @@ pub fn delete(
 /// Products listed per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 
-/// `SearchProductsAsAdmin`: every product of the account (or of one portfolio), in creation
-/// order. Filters and sorting are not applied yet.
+/// `SearchProductsAsAdmin`: every product of the account (or of one portfolio), narrowed by
+/// `Filters` and ordered by `SortBy`/`SortOrder` as [`ProductQuery`] does; creation order when
+/// no `SortBy` is given.
 pub fn search_as_admin(
     ctx: &RequestContext,
     input: sc::SearchProductsAsAdminInput,
 ) -> Result<sc::SearchProductsAsAdminOutput, AwsError> {
-    let after = paging::parse_token(input.page_token.as_deref())?;
+    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
     let scope = ctx.scope();
-    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let rows: Vec<(i64, Product)> = match input.portfolio_id.as_deref() {
+    let query = ProductQuery {
+        filters: input.filters.clone().unwrap_or_default(),
+        sort_by: input.sort_by.clone(),
+        descending: input.sort_order.as_deref() == Some("DESCENDING"),
+    };
+    let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let products: Vec<Product> = match input.portfolio_id.as_deref() {
             Some(portfolio_id) => {
                 portfolio::get(tx, &scope, portfolio_id)?;
                 let links = store::list::<ProductLink>(
@@ -480,23 +486,91 @@ pub fn search_as_admin(
                     Kind::PortfolioProduct,
                     &scope,
                     portfolio_id,
-                    after,
-                    size + 1,
+                    None,
+                    100_000,
                 )?;
-                let mut rows = Vec::new();
-                for (seq, link) in links {
-                    rows.push((seq, get(tx, &scope, &link.product_id)?));
+                let mut products = Vec::new();
+                for (_, link) in links {
+                    products.push(get(tx, &scope, &link.product_id)?);
                 }
-                rows
+                products
             }
-            None => store::list(tx, Kind::Product, &scope, "", after, size + 1)?,
+            None => store::list::<Product>(tx, Kind::Product, &scope, "", None, 100_000)?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect(),
         };
-        Ok::<_, AwsError>(paging::split_page(rows, size))
+        query.apply(tx, &scope, products)
     })?;
+    let (page, next) = paging::page_in_memory(found, after, size);
     Ok(sc::SearchProductsAsAdminOutput {
         product_view_details: Some(page.iter().map(Product::view_detail).collect()),
         next_page_token: next,
     })
+}
+
+/// The `Filters`, `SortBy` and `SortOrder` of `SearchProducts` and `SearchProductsAsAdmin`.
+///
+/// Filters: `FullTextSearch` (case-insensitive substring of name, owner or description),
+/// `Owner` and `ProductType` (exact), `SourceProductId` (exact product id: provisiond does not
+/// copy products, so a product is its own source). A product matches when, for every filter
+/// key, one of its values matches. Sort: `Title` (name), `CreationDate`, `VersionCount`
+/// (number of provisioning artifacts), ties kept in creation order.
+pub struct ProductQuery {
+    /// Filter key → accepted values.
+    pub filters: std::collections::BTreeMap<String, Vec<String>>,
+    /// `Title`, `VersionCount` or `CreationDate`.
+    pub sort_by: Option<String>,
+    /// `SortOrder` `DESCENDING`.
+    pub descending: bool,
+}
+
+impl ProductQuery {
+    /// Whether `p` passes every filter.
+    pub fn matches(&self, p: &Product) -> bool {
+        self.filters.iter().all(|(key, values)| {
+            values.iter().any(|v| match key.as_str() {
+                "FullTextSearch" => {
+                    let needle = v.to_lowercase();
+                    [Some(&p.name), Some(&p.owner), p.description.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f.to_lowercase().contains(&needle))
+                }
+                "Owner" => p.owner == *v,
+                "ProductType" => p.product_type == *v,
+                "SourceProductId" => p.id == *v,
+                _ => true,
+            })
+        })
+    }
+
+    /// The products that match, in the requested order.
+    pub fn apply(
+        &self,
+        tx: &mut dyn Tx,
+        scope: &str,
+        products: Vec<Product>,
+    ) -> Result<Vec<Product>, AwsError> {
+        let mut found: Vec<Product> = products.into_iter().filter(|p| self.matches(p)).collect();
+        match self.sort_by.as_deref() {
+            Some("Title") => found.sort_by(|a, b| a.name.cmp(&b.name)),
+            Some("CreationDate") => found.sort_by_key(|p| p.created_ms),
+            Some("VersionCount") => {
+                let mut counted = Vec::with_capacity(found.len());
+                for p in found {
+                    counted.push((artifacts(tx, scope, &p.id)?.len(), p));
+                }
+                counted.sort_by_key(|(count, _)| *count);
+                found = counted.into_iter().map(|(_, p)| p).collect();
+            }
+            _ => {}
+        }
+        if self.descending {
+            found.reverse();
+        }
+        Ok(found)
+    }
 }
 
 /// A product's membership in a portfolio, stored from both sides.
@@ -871,46 +945,23 @@ pub fn describe(
     })
 }
 
-/// `SearchProducts`: products the caller may launch; `Filters` `FullTextSearch`, `Owner` and
-/// `ProductType` narrow them (case-insensitive substring for text, exact for the others).
+/// `SearchProducts`: products the caller may launch, narrowed and ordered by [`ProductQuery`].
 pub fn search(
     ctx: &RequestContext,
     input: sc::SearchProductsInput,
 ) -> Result<sc::SearchProductsOutput, AwsError> {
     let scope = ctx.scope();
-    let filters = input.filters.clone().unwrap_or_default();
     let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
-    let products = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        launchable(tx, ctx, &scope)
-    })?;
-    let matches = |p: &Product| {
-        filters.iter().all(|(key, values)| {
-            values.iter().any(|v| {
-                let v_low = v.to_lowercase();
-                match key.as_str() {
-                    "FullTextSearch" => [Some(&p.name), Some(&p.owner), p.description.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .any(|f| f.to_lowercase().contains(&v_low)),
-                    "Owner" => p.owner == *v,
-                    "ProductType" => p.product_type == *v,
-                    _ => true,
-                }
-            })
-        })
+    let query = ProductQuery {
+        filters: input.filters.clone().unwrap_or_default(),
+        sort_by: input.sort_by.clone(),
+        descending: input.sort_order.as_deref() == Some("DESCENDING"),
     };
-    let mut found: Vec<Product> = products
-        .into_iter()
-        .map(|(p, _)| p)
-        .filter(|p| matches(p))
-        .collect();
-    if input.sort_by.as_deref() == Some("Title") {
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    if input.sort_order.as_deref() == Some("DESCENDING") {
-        found.reverse();
-    }
+    let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let launchable = launchable(tx, ctx, &scope)?;
+        query.apply(tx, &scope, launchable.into_iter().map(|(p, _)| p).collect())
+    })?;
     let (page, next) = paging::page_in_memory(found, after, size);
     Ok(sc::SearchProductsOutput {
         product_view_summaries: Some(page.iter().map(Product::summary).collect()),
