@@ -105,3 +105,36 @@ def test_an_inactive_version_cannot_be_updated_to(world):
                                              ProvisioningParameters=[{"Key": "bucket_name", "UsePreviousValue": True}])
     assert code(e)[0] == "InvalidParametersException" and "not active" in code(e)[1]
     assert world.pp(record["ProvisionedProductId"])["Status"] == "AVAILABLE"
+
+
+def test_access_level_filters(server, world):
+    """Scan, ListRecordHistory and ListProvisionedProductPlans default to the caller's own
+    (User); SearchProvisionedProducts defaults to the account; Account, Role and User narrow
+    as asked; a Value other than self is refused."""
+    a = world.account
+    other_principal = f"arn:aws:iam::{a}:role/dev2"
+    other = server.client("servicecatalog", server.create_key(a, other_principal))
+    world.admin.associate_principal_with_portfolio(PortfolioId=world.portfolio, PrincipalARN=other_principal, PrincipalType="IAM")
+    mine = world.provision("mine")["ProvisionedProductId"]
+    theirs = other.provision_product(ProductId=world.product, ProvisioningArtifactId=world.artifact, ProvisionedProductName="theirs",
+                                     ProvisioningParameters=[{"Key": "bucket_name", "Value": "b"}])["RecordDetail"]["ProvisionedProductId"]
+    other.create_provisioned_product_plan(PlanName="p", PlanType="CLOUDFORMATION", ProductId=world.product, ProvisionedProductName="later",
+                                          ProvisioningArtifactId=world.artifact, ProvisioningParameters=[{"Key": "bucket_name", "Value": "b"}])
+
+    scan = lambda **kw: sorted(p["Name"] for p in world.dev.scan_provisioned_products(**kw)["ProvisionedProducts"])
+    assert scan() == ["mine"]
+    assert scan(AccessLevelFilter={"Key": "User", "Value": "self"}) == ["mine"]
+    assert scan(AccessLevelFilter={"Key": "Role", "Value": "Self"}) == ["mine"]
+    assert scan(AccessLevelFilter={"Key": "Account", "Value": "self"}) == ["later", "mine", "theirs"]
+    history = lambda **kw: sorted(r["ProvisionedProductId"] for r in world.dev.list_record_history(**kw)["RecordDetails"])
+    assert history() == [mine]
+    assert history(AccessLevelFilter={"Key": "Account", "Value": "self"}) == sorted([mine, theirs])
+    plans = lambda client, **kw: len(client.list_provisioned_product_plans(**kw)["ProvisionedProductPlans"])
+    assert plans(world.dev) == 0 and plans(other) == 1
+    assert plans(world.dev, AccessLevelFilter={"Key": "Account", "Value": "self"}) == 1
+    search = lambda **kw: sorted(p["Name"] for p in world.dev.search_provisioned_products(**kw)["ProvisionedProducts"])
+    assert search() == ["later", "mine", "theirs"]
+    assert search(AccessLevelFilter={"Key": "User", "Value": "self"}) == ["mine"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.dev.scan_provisioned_products(AccessLevelFilter={"Key": "User", "Value": other_principal})
+    assert code(e)[0] == "InvalidParametersException" and "self" in code(e)[1]

@@ -102,6 +102,21 @@ def test_errors_change_nothing(world):
     assert plan(world, "never")["ProvisionProductId"] != fresh["ProvisionProductId"]
 
 
+def test_another_accounts_plan_is_not_found(server, world, tmp_path):
+    mine = plan(world, "mine")
+    other = World(server, tmp_path)
+    for call in (lambda: other.dev.execute_provisioned_product_plan(PlanId=mine["PlanId"], IdempotencyToken="steal"),
+                 lambda: other.dev.describe_provisioned_product_plan(PlanId=mine["PlanId"]),
+                 lambda: other.dev.delete_provisioned_product_plan(PlanId=mine["PlanId"])):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert code(e)[0] == "ResourceNotFoundException"
+    assert other.dev.list_provisioned_product_plans(AccessLevelFilter={"Key": "Account", "Value": "self"})["ProvisionedProductPlans"] == []
+    assert world.dev.describe_provisioned_product_plan(PlanId=mine["PlanId"])["ProvisionedProductPlanDetails"]["Status"] == "CREATE_SUCCESS"
+    assert world.pp(mine["ProvisionProductId"])["Status"] == "PLAN_IN_PROGRESS"
+    assert world.sqs.receive_message(QueueUrl=world.queue("Provision")).get("Messages", []) == []
+
+
 def test_racing_executions_make_one_record(world):
     p = plan(world, "raced")
     results = []

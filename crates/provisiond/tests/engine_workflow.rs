@@ -765,3 +765,48 @@ fn racing_executions_make_exactly_one_record() {
         .all(|e| e.code == "InvalidStateException"));
     assert_eq!(w.tasks(PROVISION_Q).len(), 1);
 }
+
+#[test]
+fn plans_of_another_account_or_region_are_not_found() {
+    let w = World::new();
+    let plan_id = create_plan(&w, "scoped", "mine", "c")
+        .unwrap()
+        .plan_id
+        .unwrap();
+    let strangers = [
+        w.ctx(
+            "999999999999",
+            "us-east-1",
+            "arn:aws:iam::999999999999:role/dev",
+            true,
+        ),
+        w.ctx(
+            ACCOUNT,
+            "eu-west-1",
+            &format!("arn:aws:iam::{ACCOUNT}:role/dev"),
+            true,
+        ),
+    ];
+    for ctx in &strangers {
+        let executed = plan::execute(
+            ctx,
+            sc::ExecuteProvisionedProductPlanInput {
+                plan_id: Some(plan_id.clone()),
+                idempotency_token: Some("steal".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(executed.unwrap_err().code, "ResourceNotFoundException");
+        let deleted = plan::delete(
+            ctx,
+            sc::DeleteProvisionedProductPlanInput {
+                plan_id: Some(plan_id.clone()),
+                ignore_errors: Some(true),
+                ..Default::default()
+            },
+        );
+        assert_eq!(deleted.unwrap_err().code, "ResourceNotFoundException");
+    }
+    assert_eq!(plan_status(&w, &plan_id), "CREATE_SUCCESS");
+    assert!(w.tasks(PROVISION_Q).is_empty());
+}

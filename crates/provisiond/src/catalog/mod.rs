@@ -2,6 +2,7 @@
 //! one file per resource. Operations not listed in `implements` answer
 //! `UnknownOperationException`.
 
+pub mod access_level;
 pub mod artifact_source;
 pub mod constraint;
 pub mod launch_path;

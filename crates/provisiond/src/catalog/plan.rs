@@ -263,11 +263,11 @@ pub fn list(
     input: sc::ListProvisionedProductPlansInput,
 ) -> Result<sc::ListProvisionedProductPlansOutput, AwsError> {
     let scope = ctx.scope();
-    let only_mine = input
-        .access_level_filter
-        .as_ref()
-        .and_then(|f| f.key.as_deref())
-        == Some("User");
+    let access = super::access_level::AccessLevel::of(
+        ctx,
+        input.access_level_filter.as_ref(),
+        super::access_level::Default::User,
+    )?;
     let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging_size(input.page_size);
     let plans: Vec<Plan> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
@@ -281,7 +281,7 @@ pub fn list(
             .as_ref()
             .is_none_or(|id| &p.provisioned_product_id == id)
     })
-    .filter(|p| !only_mine || p.owner_principal == ctx.identity.principal)
+    .filter(|p| access.admits(&p.owner_principal))
     .collect();
     let (page, next) = paging::page_in_memory(plans, after, size);
     Ok(sc::ListProvisionedProductPlansOutput {

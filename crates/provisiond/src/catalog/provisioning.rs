@@ -753,11 +753,11 @@ pub fn scan(
     input: sc::ScanProvisionedProductsInput,
 ) -> Result<sc::ScanProvisionedProductsOutput, AwsError> {
     let scope = ctx.scope();
-    let only_mine = input
-        .access_level_filter
-        .as_ref()
-        .and_then(|f| f.key.as_deref())
-        == Some("User");
+    let access = super::access_level::AccessLevel::of(
+        ctx,
+        input.access_level_filter.as_ref(),
+        super::access_level::Default::User,
+    )?;
     let after = paging::parse_token(input.page_token.as_deref())?;
     let size = paging_size(input.page_size);
     let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
@@ -771,7 +771,7 @@ pub fn scan(
             rows.extend(
                 batch
                     .into_iter()
-                    .filter(|(_, pp)| !only_mine || pp.owner_principal == ctx.identity.principal),
+                    .filter(|(_, pp)| access.admits(&pp.owner_principal)),
             );
             if rows.len() > size {
                 break;
@@ -794,11 +794,11 @@ pub fn record_history(
     input: sc::ListRecordHistoryInput,
 ) -> Result<sc::ListRecordHistoryOutput, AwsError> {
     let scope = ctx.scope();
-    let only_mine = input
-        .access_level_filter
-        .as_ref()
-        .and_then(|f| f.key.as_deref())
-        == Some("User");
+    let access = super::access_level::AccessLevel::of(
+        ctx,
+        input.access_level_filter.as_ref(),
+        super::access_level::Default::User,
+    )?;
     let filter = input
         .search_filter
         .clone()
@@ -816,10 +816,11 @@ pub fn record_history(
         _ => true,
     })
     .collect();
-    if only_mine {
-        let principal = &ctx.identity.principal;
-        records.retain(|r| r.owner_principal.as_deref().is_none_or(|o| o == principal));
-    }
+    records.retain(|r| {
+        r.owner_principal
+            .as_deref()
+            .is_none_or(|o| access.admits(o))
+    });
     records.reverse();
     let (page, next) = paging::page_in_memory(records, after, size);
     Ok(sc::ListRecordHistoryOutput {
@@ -837,11 +838,11 @@ pub fn search(
     input: sc::SearchProvisionedProductsInput,
 ) -> Result<sc::SearchProvisionedProductsOutput, AwsError> {
     let scope = ctx.scope();
-    let only_mine = input
-        .access_level_filter
-        .as_ref()
-        .and_then(|f| f.key.as_deref())
-        == Some("User");
+    let access = super::access_level::AccessLevel::of(
+        ctx,
+        input.access_level_filter.as_ref(),
+        super::access_level::Default::Account,
+    )?;
     let queries: Vec<String> = input
         .filters
         .clone()
@@ -893,10 +894,7 @@ pub fn search(
                 .any(|f| f.to_lowercase().contains(&q)),
         }
     };
-    found.retain(|pp| {
-        (!only_mine || pp.owner_principal == ctx.identity.principal)
-            && queries.iter().all(|q| matches(pp, q))
-    });
+    found.retain(|pp| access.admits(&pp.owner_principal) && queries.iter().all(|q| matches(pp, q)));
     if input.sort_by.as_deref() == Some("name") {
         found.sort_by(|a, b| a.name.cmp(&b.name));
     }
