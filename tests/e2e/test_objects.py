@@ -30,7 +30,7 @@ def code(excinfo):
 
 def test_buckets_and_objects(server, tenant):
     s3 = s3_client(server, tenant)
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["provisiond-artifacts"]
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["provisiond-artifacts", "provisiond-deployments"]
     s3.create_bucket(Bucket="templates")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.create_bucket(Bucket="templates")

@@ -10,6 +10,7 @@ use crate::server::{self, App};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ enum Command {
         /// Where the database, the server key and the first credentials live.
         #[arg(long, default_value = "provisiond-data")]
         data_dir: PathBuf,
+        /// Maps a Proton repository name (`owner/repo`, as registered with CreateRepository) to
+        /// a git repository on this machine, bare or with a working tree: `NAME=PATH`.
+        /// Repeatable. Deployments of environments using that repository are committed to it.
+        #[arg(long = "git-repository", value_name = "NAME=PATH", value_parser = parse_git_repository)]
+        git_repositories: Vec<(String, PathBuf)>,
     },
     /// Administer accounts and keys.
     Admin {
@@ -71,7 +77,11 @@ pub fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     let result = match cli.command {
-        Command::Serve { listen, data_dir } => serve(listen, data_dir),
+        Command::Serve {
+            listen,
+            data_dir,
+            git_repositories,
+        } => serve(listen, data_dir, git_repositories.into_iter().collect()),
         Command::Admin {
             command:
                 AdminCommand::CreateKey {
@@ -135,6 +145,16 @@ fn create_key(
 /// Opens the data directory (creating the first admin key and its credentials file for a
 /// newcomer) and returns the application the server serves.
 pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
+    prepare_with_repositories(data_dir, BTreeMap::new())
+}
+
+/// [`prepare`], with Proton repository names mapped to git repositories on this machine.
+pub fn prepare_with_repositories(
+    data_dir: &Path,
+    git_repositories: BTreeMap<String, PathBuf>,
+) -> Result<Arc<App>, String> {
+    let delivery = crate::proton::delivery::Deliverer::new(git_repositories);
+    delivery.check()?;
     let Opened { dir, store, key } = open(data_dir)?;
     if !auth::any_key_exists(store.as_ref()).map_err(|e| e.to_string())? {
         let first = auth::create_key(
@@ -160,14 +180,32 @@ pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
         keys: KeyRing::new(store.clone(), key.clone()),
         store,
         catalog: ServiceCatalog,
+        proton: crate::proton::Proton {
+            delivery: Arc::new(delivery),
+        },
         queues: EngineQueues::new(queue_signal.clone()),
         server_key: key,
         queue_signal,
     }))
 }
 
-fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
-    let app = prepare(&data_dir)?;
+fn parse_git_repository(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        .ok_or_else(|| {
+            format!("{text:?} is not NAME=PATH (for example acme/env-repo=/srv/git/env-repo.git)")
+        })?;
+    let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok((name.to_string(), path))
+}
+
+fn serve(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    git_repositories: BTreeMap<String, PathBuf>,
+) -> Result<(), String> {
+    let app = prepare_with_repositories(&data_dir, git_repositories)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,10 +216,25 @@ fn serve(listen: SocketAddr, data_dir: PathBuf) -> Result<(), String> {
             .map_err(|e| format!("listening on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
+        tokio::spawn(deliver_in_background(app.clone()));
         server::run(listener, app, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Retries pending Proton deliveries (a git repository that was unavailable, a crash between a
+/// commit and its acknowledgement) every five seconds.
+async fn deliver_in_background(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            app.proton.delivery.deliver_pending(app.store.as_ref())
+        })
+        .await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod paging;
 pub mod protocol;
+pub mod proton;
 pub mod queue;
 pub mod s3;
 pub mod server;

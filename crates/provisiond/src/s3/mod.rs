@@ -9,6 +9,11 @@ mod chunked;
 mod xml;
 
 use crate::catalog::product::ARTIFACT_BUCKET;
+use crate::proton::delivery::DEPLOYMENT_BUCKET;
+
+/// Buckets every account has, written only by provisiond: template copies and rendered
+/// Proton deployment bundles.
+const SYSTEM_BUCKETS: [&str; 2] = [ARTIFACT_BUCKET, DEPLOYMENT_BUCKET];
 use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
 use crate::server::App;
 use crate::store::{self, transact, Kind, Mode, StoredObject};
@@ -400,7 +405,7 @@ struct Op<'a> {
 impl Op<'_> {
     /// The bucket, if the account has it (`provisiond-artifacts` always exists).
     fn bucket(&self, name: &str) -> Result<(), S3Error> {
-        if name == ARTIFACT_BUCKET {
+        if SYSTEM_BUCKETS.contains(&name) {
             return Ok(());
         }
         let found: Option<Bucket> = transact(self.store, Mode::Read, |tx| {
@@ -412,8 +417,8 @@ impl Op<'_> {
     }
 
     fn writable(&self, name: &str) -> Result<(), S3Error> {
-        if name == ARTIFACT_BUCKET {
-            return Err(err("AccessDenied", 403, format!("{ARTIFACT_BUCKET} holds provisiond's immutable template copies and is read-only.")));
+        if SYSTEM_BUCKETS.contains(&name) {
+            return Err(err("AccessDenied", 403, format!("{name} holds copies provisiond makes (templates, deployment bundles) and is read-only.")));
         }
         self.bucket(name)
     }
@@ -422,7 +427,8 @@ impl Op<'_> {
         let rows: Vec<(i64, Bucket)> = transact(self.store, Mode::Read, |tx| {
             store::list(tx, Kind::Bucket, self.account, "", None, 10_000)
         })?;
-        let mut buckets: Vec<(String, i64)> = vec![(ARTIFACT_BUCKET.to_string(), 0)];
+        let mut buckets: Vec<(String, i64)> =
+            SYSTEM_BUCKETS.iter().map(|b| (b.to_string(), 0)).collect();
         buckets.extend(rows.into_iter().map(|(_, b)| (b.name, b.created_ms)));
         buckets.sort();
         Ok(xml_response(
@@ -444,7 +450,7 @@ impl Op<'_> {
             name: name.to_string(),
             created_ms: self.now_ms,
         };
-        let created = name != ARTIFACT_BUCKET
+        let created = !SYSTEM_BUCKETS.contains(&name)
             && transact(self.store, Mode::Write, |tx| {
                 store::insert(tx, Kind::Bucket, self.account, name, "", &bucket)
             })?;

@@ -55,23 +55,14 @@ pub struct App {
     pub keys: KeyRing,
     /// Service Catalog.
     pub catalog: ServiceCatalog,
+    /// Proton.
+    pub proton: crate::proton::Proton,
     /// The SQS-shaped engine queues.
     pub queues: EngineQueues,
     /// The server key (workflow tokens).
     pub server_key: Arc<crate::crypto::ServerKey>,
     /// The signal shared with `queues`, raised after commits that enqueue engine tasks.
     pub queue_signal: Arc<crate::queue::signal::QueueSignal>,
-}
-
-/// Proton operations are not served yet: every one answers
-/// `UnknownOperationException`, before its input is read.
-struct NotServed;
-
-impl proton::Handler for NotServed {
-    type Context = RequestContext;
-    fn implements(&self, _: proton::Operation) -> bool {
-        false
-    }
 }
 
 fn respond(
@@ -282,7 +273,7 @@ fn dispatch(
         Service::Proton => {
             let op = proton::Operation::from_name(operation)
                 .ok_or_else(|| unknown_operation(operation))?;
-            proton::dispatch::<_, Json>(&NotServed, ctx, op, body)
+            proton::dispatch::<_, Json>(&app.proton, ctx, op, body)
         }
         Service::Sqs => {
             let op =

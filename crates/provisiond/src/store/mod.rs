@@ -44,6 +44,21 @@ pub enum Kind {
     Bucket,
     /// A provisioned product plan.
     Plan,
+    /// A Proton repository (id = `<provider>:<name>`).
+    ProtonRepository,
+    /// A Proton template (id = `<kind>/<name>`).
+    ProtonTemplate,
+    /// A Proton template version (id = `<kind>/<name>/<major>.<minor>`, parent = `<kind>/<name>`).
+    ProtonTemplateVersion,
+    /// A Proton environment (id = the name).
+    ProtonEnvironment,
+    /// A Proton deployment (id = the deployment id).
+    ProtonDeployment,
+    /// A deployment bundle waiting to be committed to its git repository (global scope,
+    /// id = `<account>/<region>/<deployment id>`).
+    ProtonDelivery,
+    /// The tags of a Proton resource (id = the resource's ARN).
+    ProtonTags,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -67,6 +82,13 @@ impl Kind {
             Kind::Record => "record",
             Kind::Bucket => "bucket",
             Kind::Plan => "plan",
+            Kind::ProtonRepository => "proton-repository",
+            Kind::ProtonTemplate => "proton-template",
+            Kind::ProtonTemplateVersion => "proton-template-version",
+            Kind::ProtonEnvironment => "proton-environment",
+            Kind::ProtonDeployment => "proton-deployment",
+            Kind::ProtonDelivery => "proton-delivery",
+            Kind::ProtonTags => "proton-tags",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }

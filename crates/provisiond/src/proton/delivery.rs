@@ -1,0 +1,368 @@
+//! Delivery of rendered deployment bundles (SPEC §7.3).
+//!
+//! In the deployment's own transaction, `schedule` stores the bundle in the object store
+//! (`provisiond-deployments/<deployment id>.tar.gz`, readable by the account) and records a
+//! pending delivery: a transactional outbox. After the commit, and every few seconds in the
+//! background, `Deliverer::deliver_pending` commits each pending bundle to the git repository
+//! the server maps the registered repository name to (`serve --git-repository NAME=PATH`), then
+//! forgets it. A crash between the git commit and forgetting is harmless: each commit carries a
+//! `Proton-Deployment-Id:` trailer, and a bundle already on the branch is not committed again.
+//!
+//! Git is driven through its command line with plumbing commands (`read-tree`, `hash-object`,
+//! `update-index`, `write-tree`, `commit-tree`, `update-ref` with the old value, so a
+//! concurrent push is never overwritten). That works the same for bare repositories and for
+//! repositories with a working tree; in the latter, when the branch is checked out, the working
+//! tree and index are moved to the new commit with `read-tree -m -u` (local changes to other
+//! files are kept, a conflicting change stops the update and is logged).
+
+use super::bundle::{self, Files};
+use crate::context::RequestContext;
+use crate::store::{self, transact, Kind, Mode, Store, StoredObject, Tx};
+use md5::{Digest, Md5};
+use provisiond_model::AwsError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The bucket that holds every rendered deployment bundle (read-only for S3 clients).
+pub const DEPLOYMENT_BUCKET: &str = "provisiond-deployments";
+
+/// A bundle waiting for its git commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    /// Owning account (object store scope).
+    pub account: String,
+    /// `<account>/<region>`.
+    pub scope: String,
+    /// The deployment.
+    pub deployment_id: String,
+    /// The registered repository name (`owner/repo`).
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+    /// The folder below the repository root (`<env>`, `<env>/<service>-<instance>`), under
+    /// `environments/` when the branch has that folder.
+    pub folder: String,
+}
+
+fn pending_id(scope: &str, deployment_id: &str) -> String {
+    format!("{scope}/{deployment_id}")
+}
+
+/// Stores the rendered bundle and records its pending delivery, inside the caller's
+/// transaction.
+pub fn schedule(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    deployment_id: &str,
+    repository: &str,
+    branch: &str,
+    folder: &str,
+    files: &Files,
+) -> Result<(), AwsError> {
+    let bytes = bundle::write(files);
+    tx.put_object(
+        &ctx.identity.account,
+        DEPLOYMENT_BUCKET,
+        &StoredObject {
+            key: format!("{deployment_id}.tar.gz"),
+            size: bytes.len() as i64,
+            etag: hex::encode(Md5::digest(&bytes)),
+            body: bytes,
+            created_ms: ctx.now_ms,
+        },
+    )?;
+    let scope = ctx.scope();
+    let pending = Pending {
+        account: ctx.identity.account.clone(),
+        scope: scope.clone(),
+        deployment_id: deployment_id.to_string(),
+        repository: repository.to_string(),
+        branch: branch.to_string(),
+        folder: folder.to_string(),
+    };
+    store::put(
+        tx,
+        Kind::ProtonDelivery,
+        "",
+        &pending_id(&scope, deployment_id),
+        "",
+        &pending,
+    )?;
+    Ok(())
+}
+
+/// Drops a delivery not made yet (a cancelled deployment is not committed).
+pub fn unschedule(tx: &mut dyn Tx, scope: &str, deployment_id: &str) -> Result<(), AwsError> {
+    tx.delete(Kind::ProtonDelivery, "", &pending_id(scope, deployment_id))?;
+    Ok(())
+}
+
+/// Commits pending bundles to the configured git repositories.
+pub struct Deliverer {
+    repositories: BTreeMap<String, PathBuf>,
+    lock: Mutex<()>,
+}
+
+impl Deliverer {
+    /// A deliverer for `repositories` (registered name → local git repository).
+    pub fn new(repositories: BTreeMap<String, PathBuf>) -> Deliverer {
+        Deliverer {
+            repositories,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Checks that every mapped path is a git repository (bare or not).
+    pub fn check(&self) -> Result<(), String> {
+        for (name, path) in &self.repositories {
+            git(path, &["rev-parse", "--git-dir"], None, &[]).map_err(|e| {
+                format!(
+                    "--git-repository {name}={}: not a git repository: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Delivers every pending bundle; returns how many were committed. Failures are logged
+    /// and retried on the next call.
+    pub fn deliver_pending(&self, store: &dyn Store) -> usize {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let pending: Vec<Pending> = match transact(store, Mode::Read, |tx| {
+            store::list::<Pending>(tx, Kind::ProtonDelivery, "", "", None, 1000)
+        }) {
+            Ok(rows) => rows.into_iter().map(|(_, p)| p).collect(),
+            Err(e) => {
+                tracing::warn!("reading pending deliveries: {e}");
+                return 0;
+            }
+        };
+        let mut delivered = 0;
+        for p in pending {
+            let outcome = match self.repositories.get(&p.repository) {
+                None => {
+                    tracing::info!(
+                        deployment = %p.deployment_id,
+                        repository = %p.repository,
+                        "no --git-repository mapping; the bundle stays at s3://{DEPLOYMENT_BUCKET}/{}.tar.gz",
+                        p.deployment_id
+                    );
+                    Ok(false)
+                }
+                Some(path) => self.commit(store, path, &p).map(|_| true),
+            };
+            match outcome {
+                Ok(committed) => {
+                    let forgot = transact(store, Mode::Write, |tx| {
+                        tx.delete(
+                            Kind::ProtonDelivery,
+                            "",
+                            &pending_id(&p.scope, &p.deployment_id),
+                        )
+                    });
+                    if let Err(e) = forgot {
+                        tracing::warn!(deployment = %p.deployment_id, "forgetting a delivery: {e}");
+                    }
+                    delivered += usize::from(committed);
+                }
+                Err(e) => tracing::warn!(
+                    deployment = %p.deployment_id,
+                    repository = %p.repository,
+                    "delivery failed, will retry: {e}"
+                ),
+            }
+        }
+        delivered
+    }
+
+    fn commit(&self, store: &dyn Store, repo: &Path, p: &Pending) -> Result<(), String> {
+        let object = transact(store, Mode::Read, |tx| {
+            tx.get_object(
+                &p.account,
+                DEPLOYMENT_BUCKET,
+                &format!("{}.tar.gz", p.deployment_id),
+            )
+        })
+        .map_err(|e| e.to_string())?
+        .ok_or("the rendered bundle is missing from the object store")?;
+        let files = bundle::read(&object.body)?;
+        let trailer = format!("Proton-Deployment-Id: {}", p.deployment_id);
+        let branch_ref = format!("refs/heads/{}", p.branch);
+        let tip = git(
+            repo,
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("{branch_ref}^{{commit}}"),
+            ],
+            None,
+            &[],
+        )
+        .ok()
+        .filter(|s| !s.is_empty());
+        if let Some(tip) = &tip {
+            let found = git(
+                repo,
+                &["log", "--format=%H", "-F", "--grep", &trailer, tip],
+                None,
+                &[],
+            )?;
+            if !found.is_empty() {
+                return Ok(());
+            }
+        }
+        let folder = match &tip {
+            Some(tip)
+                if !git(
+                    repo,
+                    &["ls-tree", "-d", "--name-only", tip, "environments"],
+                    None,
+                    &[],
+                )?
+                .is_empty() =>
+            {
+                format!("environments/{}", p.folder)
+            }
+            _ => p.folder.clone(),
+        };
+        let scratch = tempdir()?;
+        let index = scratch.join("index");
+        let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
+        match &tip {
+            Some(tip) => git(repo, &["read-tree", tip], None, &env)?,
+            None => git(repo, &["read-tree", "--empty"], None, &env)?,
+        };
+        // The folder is replaced whole: index lines with mode 0 remove the old entries (this
+        // works without a working tree, unlike `update-index --force-remove`).
+        let mut info = String::new();
+        if let Some(tip) = &tip {
+            let old = git(
+                repo,
+                &[
+                    "ls-tree",
+                    "-r",
+                    "--name-only",
+                    tip,
+                    "--",
+                    &format!("{folder}/"),
+                ],
+                None,
+                &[],
+            )?;
+            for path in old.lines().filter(|l| !l.is_empty()) {
+                info.push_str(&format!("0 {}\t{path}\n", "0".repeat(40)));
+            }
+        }
+        for (path, bytes) in &files {
+            let sha = git(repo, &["hash-object", "-w", "--stdin"], Some(bytes), &[])?;
+            info.push_str(&format!("100644 {sha}\t{folder}/{path}\n"));
+        }
+        git(
+            repo,
+            &["update-index", "--index-info"],
+            Some(info.as_bytes()),
+            &env,
+        )?;
+        let tree = git(repo, &["write-tree"], None, &env)?;
+        let message = format!("Update requested for Proton - {folder}\n\n{trailer}\n");
+        let mut args = vec!["commit-tree", tree.as_str(), "-F", "-"];
+        if let Some(tip) = &tip {
+            args.extend(["-p", tip.as_str()]);
+        }
+        let commit = git(
+            repo,
+            &args,
+            Some(message.as_bytes()),
+            &IDENTITY.map(|(k, v)| (k, v.to_string())),
+        )?;
+        let old = tip.clone().unwrap_or_else(|| "0".repeat(40));
+        git(repo, &["update-ref", &branch_ref, &commit, &old], None, &[])?;
+        std::fs::remove_dir_all(&scratch).ok();
+        self.refresh_work_tree(repo, &branch_ref, tip.as_deref(), &commit);
+        tracing::info!(deployment = %p.deployment_id, repository = %p.repository, branch = %p.branch, %commit, "committed deployment");
+        Ok(())
+    }
+
+    /// Moves a checked-out working tree along with the branch it has checked out.
+    fn refresh_work_tree(&self, repo: &Path, branch_ref: &str, old: Option<&str>, new: &str) {
+        let bare = git(repo, &["rev-parse", "--is-bare-repository"], None, &[]).unwrap_or_default();
+        if bare != "false" {
+            return;
+        }
+        let head = git(repo, &["symbolic-ref", "-q", "HEAD"], None, &[]).unwrap_or_default();
+        if head != branch_ref {
+            return;
+        }
+        let result = match old {
+            Some(old) => git(repo, &["read-tree", "-m", "-u", old, new], None, &[]),
+            None => git(repo, &["read-tree", "-m", "-u", new], None, &[]),
+        };
+        if let Err(e) = result {
+            tracing::warn!(repository = %repo.display(), "the branch moved but its working tree was left as it was: {e}");
+        }
+    }
+}
+
+/// The author and committer of deployment commits.
+const IDENTITY: [(&str, &str); 4] = [
+    ("GIT_AUTHOR_NAME", "provisiond"),
+    ("GIT_AUTHOR_EMAIL", "provisiond@localhost"),
+    ("GIT_COMMITTER_NAME", "provisiond"),
+    ("GIT_COMMITTER_EMAIL", "provisiond@localhost"),
+];
+
+fn tempdir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("provisiond-git-{}", crate::ids::uuid()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// Runs `git -C repo args…` with `stdin`, returning its trimmed standard output.
+fn git(
+    repo: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, String)],
+) -> Result<String, String> {
+    let mut command = Command::new("git");
+    command
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().map_err(|e| format!("running git: {e}"))?;
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input)
+            .map_err(|e| format!("writing to git: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -1,0 +1,363 @@
+//! Deployments (SPEC §7.4): one per create, update or delete of an environment (later service
+//! instances and components), with the resource's state before (`initialState`) and wanted
+//! (`targetState`). `ResourceStatus` is the deployment bookkeeping every deployable resource
+//! carries. GetDeployment, ListDeployments and DeleteDeployment live here.
+
+use super::common::{arn, conflict, not_found, page};
+use crate::context::RequestContext;
+use crate::store::{self, transact, Kind, Mode, Tx};
+use provisiond_model::proton as pr;
+use provisiond_model::{AwsError, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Deployment statuses that end a deployment.
+pub const FINAL: [&str; 5] = [
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLED",
+    "DELETE_COMPLETE",
+    "DELETE_FAILED",
+];
+
+/// The message a cancelled deployment carries.
+pub const CANCELLED_MESSAGE: &str = "User initiated cancellation.";
+
+/// A resource's deployment bookkeeping, as `Environment` & co. show it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    /// `deploymentStatus`.
+    pub status: String,
+    /// `deploymentStatusMessage`.
+    pub message: Option<String>,
+    /// `lastAttemptedDeploymentId`.
+    pub last_attempted_id: Option<String>,
+    /// `lastDeploymentAttemptedAt`, epoch ms.
+    pub last_attempted_ms: i64,
+    /// `lastSucceededDeploymentId`.
+    pub last_succeeded_id: Option<String>,
+    /// `lastDeploymentSucceededAt`, epoch ms.
+    pub last_succeeded_ms: i64,
+}
+
+impl ResourceStatus {
+    /// Whether a deployment of the resource is under way (updates and deletes must wait).
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "IN_PROGRESS" | "DELETE_IN_PROGRESS" | "CANCELLING"
+        )
+    }
+
+    /// Records that `deployment` started.
+    pub fn start(&mut self, deployment: &Deployment) {
+        self.status = deployment.status.clone();
+        self.message = None;
+        self.last_attempted_id = Some(deployment.id.clone());
+        self.last_attempted_ms = deployment.created_ms;
+    }
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Lowercase UUID.
+    pub id: String,
+    /// `…:deployment/<id>`.
+    pub arn: String,
+    /// The resource deployed.
+    pub target_arn: String,
+    /// `ENVIRONMENT`, `SERVICE_INSTANCE`, `SERVICE_PIPELINE`, `COMPONENT`.
+    pub target_type: String,
+    /// When the target resource was created, epoch ms.
+    pub target_created_ms: i64,
+    /// The environment involved.
+    pub environment_name: String,
+    /// The service, for instances and pipelines.
+    pub service_name: Option<String>,
+    /// The service instance.
+    pub service_instance_name: Option<String>,
+    /// The component.
+    pub component_name: Option<String>,
+    /// `deploymentStatus`.
+    pub status: String,
+    /// `deploymentStatusMessage` (never logged).
+    pub status_message: Option<String>,
+    /// Created, epoch ms.
+    pub created_ms: i64,
+    /// Last change, epoch ms.
+    pub modified_ms: i64,
+    /// When it ended, epoch ms.
+    pub completed_ms: Option<i64>,
+    /// The resource's state before (none for a creation).
+    pub initial_state: Option<pr::DeploymentState>,
+    /// The state it deploys.
+    pub target_state: pr::DeploymentState,
+    /// The resource's `lastAttemptedDeploymentId` before this one.
+    pub previous_attempted_id: Option<String>,
+    /// The resource's `lastSucceededDeploymentId` when this one started.
+    pub previous_succeeded_id: Option<String>,
+    /// Whether this deployment deletes the resource.
+    pub is_delete: bool,
+    /// Outputs reported by the pipeline (never logged).
+    pub outputs: Vec<(String, String)>,
+}
+
+impl Deployment {
+    /// A new deployment of `target_arn`, `IN_PROGRESS` (`DELETE_IN_PROGRESS` for a delete).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        ctx: &RequestContext,
+        target_arn: &str,
+        target_type: &str,
+        target_created_ms: i64,
+        environment_name: &str,
+        status: &ResourceStatus,
+        initial_state: Option<pr::DeploymentState>,
+        target_state: pr::DeploymentState,
+        is_delete: bool,
+    ) -> Deployment {
+        let id = crate::ids::uuid();
+        Deployment {
+            arn: arn(ctx, &format!("deployment/{id}")),
+            id,
+            target_arn: target_arn.to_string(),
+            target_type: target_type.to_string(),
+            target_created_ms,
+            environment_name: environment_name.to_string(),
+            service_name: None,
+            service_instance_name: None,
+            component_name: None,
+            status: if is_delete {
+                "DELETE_IN_PROGRESS"
+            } else {
+                "IN_PROGRESS"
+            }
+            .into(),
+            status_message: None,
+            created_ms: ctx.now_ms,
+            modified_ms: ctx.now_ms,
+            completed_ms: None,
+            initial_state,
+            target_state,
+            previous_attempted_id: status.last_attempted_id.clone(),
+            previous_succeeded_id: status.last_succeeded_id.clone(),
+            is_delete,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Whether the deployment has ended.
+    pub fn is_final(&self) -> bool {
+        FINAL.contains(&self.status.as_str())
+    }
+
+    /// The deployment on the wire.
+    pub fn wire(&self) -> pr::Deployment {
+        pr::Deployment {
+            arn: Some(self.arn.clone()),
+            completed_at: self.completed_ms.map(Timestamp::from_millis),
+            component_name: self.component_name.clone(),
+            created_at: Some(Timestamp::from_millis(self.created_ms)),
+            deployment_status: Some(self.status.clone()),
+            deployment_status_message: self.status_message.clone(),
+            environment_name: Some(self.environment_name.clone()),
+            id: Some(self.id.clone()),
+            initial_state: self.initial_state.clone(),
+            last_attempted_deployment_id: self.previous_attempted_id.clone(),
+            last_modified_at: Some(Timestamp::from_millis(self.modified_ms)),
+            last_succeeded_deployment_id: self.previous_succeeded_id.clone(),
+            service_instance_name: self.service_instance_name.clone(),
+            service_name: self.service_name.clone(),
+            target_arn: Some(self.target_arn.clone()),
+            target_resource_created_at: Some(Timestamp::from_millis(self.target_created_ms)),
+            target_resource_type: Some(self.target_type.clone()),
+            target_state: Some(self.target_state.clone()),
+        }
+    }
+
+    fn summary(&self) -> pr::DeploymentSummary {
+        let w = self.wire();
+        pr::DeploymentSummary {
+            arn: w.arn,
+            completed_at: w.completed_at,
+            component_name: w.component_name,
+            created_at: w.created_at,
+            deployment_status: w.deployment_status,
+            environment_name: w.environment_name,
+            id: w.id,
+            last_attempted_deployment_id: w.last_attempted_deployment_id,
+            last_modified_at: w.last_modified_at,
+            last_succeeded_deployment_id: w.last_succeeded_deployment_id,
+            service_instance_name: w.service_instance_name,
+            service_name: w.service_name,
+            target_arn: w.target_arn,
+            target_resource_created_at: w.target_resource_created_at,
+            target_resource_type: w.target_resource_type,
+        }
+    }
+
+    /// The outputs on the wire.
+    pub fn wire_outputs(&self) -> Vec<pr::Output> {
+        self.outputs
+            .iter()
+            .map(|(k, v)| pr::Output {
+                key: Some(k.clone()),
+                value_string: Some(v.clone()),
+            })
+            .collect()
+    }
+
+    /// Adds or replaces outputs by key, keeping first-reported order.
+    pub fn merge_outputs(&mut self, outputs: &[pr::Output]) {
+        for output in outputs {
+            let key = output.key.clone().unwrap_or_default();
+            let value = output.value_string.clone().unwrap_or_default();
+            match self.outputs.iter_mut().find(|(k, _)| *k == key) {
+                Some(existing) => existing.1 = value,
+                None => self.outputs.push((key, value)),
+            }
+        }
+    }
+}
+
+/// Stores a new or changed deployment.
+pub fn save(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(), AwsError> {
+    store::put(
+        tx,
+        Kind::ProtonDeployment,
+        scope,
+        &deployment.id,
+        "",
+        deployment,
+    )?;
+    Ok(())
+}
+
+/// The deployment `id`, if this account and region have it.
+pub fn find(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Option<Deployment>, AwsError> {
+    Ok(store::get(tx, Kind::ProtonDeployment, scope, id)?)
+}
+
+/// The deployment `id`, or `ResourceNotFoundException`.
+pub fn load(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Deployment, AwsError> {
+    find(tx, scope, id)?.ok_or_else(|| not_found("deployment", id))
+}
+
+/// The deployments of one resource, oldest first.
+pub fn of_target(
+    tx: &mut dyn Tx,
+    scope: &str,
+    target_arn: &str,
+) -> Result<Vec<Deployment>, AwsError> {
+    Ok(
+        store::list::<Deployment>(tx, Kind::ProtonDeployment, scope, "", None, 1_000_000)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .filter(|d| d.target_arn == target_arn)
+            .collect(),
+    )
+}
+
+fn matches_names(
+    d: &Deployment,
+    environment: Option<&str>,
+    service: Option<&str>,
+    instance: Option<&str>,
+    component: Option<&str>,
+) -> bool {
+    environment.is_none_or(|e| d.environment_name == e)
+        && service.is_none_or(|s| d.service_name.as_deref() == Some(s))
+        && instance.is_none_or(|i| d.service_instance_name.as_deref() == Some(i))
+        && component.is_none_or(|c| d.component_name.as_deref() == Some(c))
+}
+
+/// `GetDeployment`: by id; the optional names must match the deployment.
+pub fn get(
+    ctx: &RequestContext,
+    input: pr::GetDeploymentInput,
+) -> Result<pr::GetDeploymentOutput, AwsError> {
+    let id = input.id.clone().unwrap_or_default();
+    let deployment = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        load(tx, &ctx.scope(), &id)
+    })?;
+    if !matches_names(
+        &deployment,
+        input.environment_name.as_deref(),
+        input.service_name.as_deref(),
+        input.service_instance_name.as_deref(),
+        input.component_name.as_deref(),
+    ) {
+        return Err(not_found("deployment", &id));
+    }
+    Ok(pr::GetDeploymentOutput {
+        deployment: Some(deployment.wire()),
+    })
+}
+
+/// `ListDeployments`: newest first, filtered by the names given.
+pub fn list(
+    ctx: &RequestContext,
+    input: pr::ListDeploymentsInput,
+) -> Result<pr::ListDeploymentsOutput, AwsError> {
+    let mut all: Vec<Deployment> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        store::list::<Deployment>(
+            tx,
+            Kind::ProtonDeployment,
+            &ctx.scope(),
+            "",
+            None,
+            1_000_000,
+        )
+    })
+    .map(|rows| rows.into_iter().map(|(_, d)| d).collect())?;
+    all.retain(|d| {
+        matches_names(
+            d,
+            input.environment_name.as_deref(),
+            input.service_name.as_deref(),
+            input.service_instance_name.as_deref(),
+            input.component_name.as_deref(),
+        )
+    });
+    all.reverse();
+    let summaries: Vec<_> = all.iter().map(Deployment::summary).collect();
+    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
+    Ok(pr::ListDeploymentsOutput {
+        deployments: Some(page),
+        next_token: next,
+    })
+}
+
+/// `DeleteDeployment`: removes an ended deployment's record. A deployment in progress, or the
+/// one a resource names as its last attempted or last succeeded, stays (`ConflictException`)
+/// [ours].
+pub fn delete(
+    ctx: &RequestContext,
+    input: pr::DeleteDeploymentInput,
+) -> Result<pr::DeleteDeploymentOutput, AwsError> {
+    let id = input.id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        let deployment = load(tx, &scope, &id)?;
+        if !deployment.is_final() {
+            return Err(conflict(format!(
+                "Deployment {id} is {}; only an ended deployment can be deleted.",
+                deployment.status
+            )));
+        }
+        if let Some(status) = super::target::status_of(tx, &scope, &deployment.target_arn)? {
+            if status.last_attempted_id.as_deref() == Some(id.as_str())
+                || status.last_succeeded_id.as_deref() == Some(id.as_str())
+            {
+                return Err(conflict(format!(
+                    "Deployment {id} is the last attempted or last succeeded deployment of {}.",
+                    deployment.target_arn
+                )));
+            }
+        }
+        tx.delete(Kind::ProtonDeployment, &scope, &id)?;
+        Ok(pr::DeleteDeploymentOutput {
+            deployment: Some(deployment.wire()),
+        })
+    })
+}

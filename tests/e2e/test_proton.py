@@ -1,0 +1,291 @@
+"""Proton self-managed provisioning through boto3, the AWS CLI and real git repositories
+(SPEC §7): a template bundle uploaded with S3, registered and published; an environment whose
+deployments are committed to a bare repository and to one with a working tree; the pipeline's
+NotifyResourceDeploymentStatusChange through `aws proton`; updates, failures, cancel, delete;
+and a bundle kept in the object store when no repository is mapped."""
+
+import io
+import json
+import os
+import random
+import subprocess
+import tarfile
+
+import botocore.exceptions
+import pytest
+
+from conftest import Server
+from test_objects import s3_client
+
+MANIFEST = """infrastructure:
+  templates:
+    - file: "*"
+      rendering_engine: hcl
+      template_language: terraform
+"""
+
+SCHEMA = """schema:
+  format:
+    openapi: "3.0.0"
+  environment_input_type: "EnvInput"
+  types:
+    EnvInput:
+      type: object
+      properties:
+        vpc_cidr:
+          type: string
+          default: "10.0.0.0/16"
+        size:
+          type: integer
+          minimum: 1
+      required:
+        - size
+"""
+
+MAIN_TF = """output "cidr" { value = var.environment.inputs.vpc_cidr }
+"""
+
+
+def tar_gz(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def code(excinfo):
+    return excinfo.value.response["Error"]["Code"], excinfo.value.response["Error"]["Message"]
+
+
+class Platform:
+    """A provisiond with two git repositories mapped, an admin, a pipeline key and a
+    published environment template."""
+
+    def __init__(self, tmp_path):
+        self.bare = tmp_path / "env-bare.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.bare)], check=True)
+        self.work = tmp_path / "env-work"
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.work)], check=True)
+        (self.work / "environments").mkdir()
+        (self.work / "environments" / "README.md").write_text("environments live here\n")
+        git(self.work, "add", ".")
+        git(self.work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+        self.server = Server(tmp_path / "data", args=[
+            "--git-repository", f"acme/env-bare={self.bare}",
+            "--git-repository", f"acme/env-work={self.work}"])
+        self.account = "".join(random.choice("0123456789") for _ in range(12))
+        a = self.account
+        self.admin_key = self.server.create_key(a, f"arn:aws:iam::{a}:role/platform", admin=True)
+        self.pipeline_key = self.server.create_key(a, f"arn:aws:iam::{a}:role/pipeline")
+        self.proton = self.server.client("proton", self.admin_key)
+        self.pipeline = self.server.client("proton", self.pipeline_key)
+        self.s3 = s3_client(self.server, self.admin_key)
+        self.s3.create_bucket(Bucket="templates")
+        self.s3.put_object(Bucket="templates", Key="vpc/v1.tar.gz", Body=tar_gz({
+            "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": MAIN_TF,
+            "schema/schema.yaml": SCHEMA}))
+        self.proton.create_environment_template(name="vpc", displayName="VPC")
+        v = self.proton.create_environment_template_version(
+            templateName="vpc", source={"s3": {"bucket": "templates", "key": "vpc/v1.tar.gz"}})["environmentTemplateVersion"]
+        assert (v["majorVersion"], v["minorVersion"], v["status"]) == ("1", "0", "DRAFT")
+        self.proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0", status="PUBLISHED")
+        for name in ("acme/env-bare", "acme/env-work", "acme/unmapped"):
+            self.proton.create_repository(provider="GITHUB", name=name,
+                                          connectionArn=f"arn:aws:codestar-connections:us-east-1:{a}:connection/c1")
+
+    def create_env(self, name, repo="acme/env-bare", spec="proton: EnvironmentSpec\nspec:\n  size: 2\n"):
+        return self.proton.create_environment(
+            name=name, templateName="vpc", templateMajorVersion="1", spec=spec,
+            provisioningRepository={"provider": "GITHUB", "name": repo, "branch": "main"})["environment"]
+
+    def env(self, name):
+        return self.proton.get_environment(name=name)["environment"]
+
+    def aws(self, *args, key=None):
+        key = key or self.pipeline_key
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": key.access_key_id, "AWS_SECRET_ACCESS_KEY": key.secret,
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        aws = os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "aws")
+        return subprocess.run([aws, "--endpoint-url", self.server.endpoint, *args], env=env, capture_output=True, text=True)
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.fixture
+def platform(tmp_path):
+    p = Platform(tmp_path)
+    yield p
+    p.stop()
+
+
+def test_environment_lifecycle_through_a_bare_repository(platform):
+    p = platform
+    env = p.create_env("dev")
+    assert env["deploymentStatus"] == "IN_PROGRESS"
+    assert env["arn"] == f"arn:aws:proton:us-east-1:{p.account}:environment/dev"
+    assert env["provisioningRepository"]["arn"] == f"arn:aws:proton:us-east-1:{p.account}:repository/github:acme/env-bare"
+    first = env["lastAttemptedDeploymentId"]
+
+    # The commit the pipeline sees.
+    assert git(p.bare, "log", "-1", "--format=%s", "main") == "Update requested for Proton - dev"
+    assert f"Proton-Deployment-Id: {first}" in git(p.bare, "log", "-1", "--format=%b", "main")
+    assert sorted(git(p.bare, "ls-tree", "-r", "--name-only", "main").splitlines()) == [
+        "dev/.proton/deployment-metadata.json", "dev/main.tf", "dev/proton.auto.tfvars.json",
+        "dev/proton.environment.variables.tf"]
+    tfvars = json.loads(git(p.bare, "show", "main:dev/proton.auto.tfvars.json"))
+    assert tfvars["environment"] == {"name": "dev", "inputs": {"size": 2, "vpc_cidr": "10.0.0.0/16"}}
+    assert tfvars["proton_tags"]["proton:environment"] == env["arn"]
+    metadata = json.loads(git(p.bare, "show", "main:dev/.proton/deployment-metadata.json"))
+    assert metadata["deploymentId"] == first and metadata["isResourceDeleted"] is False
+    assert metadata["resourceMetadata"]["arn"] == env["arn"]
+    assert metadata["resourceMetadata"]["templateArn"] == f"arn:aws:proton:us-east-1:{p.account}:environment-template/vpc"
+
+    # The pipeline reports with the AWS CLI, as the public sample workflow does.
+    out = p.aws("proton", "notify-resource-deployment-status-change", "--resource-arn", metadata["resourceMetadata"]["arn"],
+                "--deployment-id", metadata["deploymentId"], "--status", "IN_PROGRESS")
+    assert out.returncode == 0, out.stderr
+    out = p.aws("proton", "notify-resource-deployment-status-change", "--resource-arn", env["arn"],
+                "--deployment-id", first, "--status", "SUCCEEDED",
+                "--outputs", json.dumps([{"key": "cidr", "valueString": "10.0.0.0/16"}]))
+    assert out.returncode == 0, out.stderr
+    got = p.env("dev")
+    assert got["deploymentStatus"] == "SUCCEEDED" and got["lastSucceededDeploymentId"] == first
+    assert p.proton.list_environment_outputs(environmentName="dev")["outputs"] == [{"key": "cidr", "valueString": "10.0.0.0/16"}]
+    deployment = p.proton.get_deployment(id=first)["deployment"]
+    assert deployment["deploymentStatus"] == "SUCCEEDED" and deployment["targetResourceType"] == "ENVIRONMENT"
+    assert deployment["targetState"]["environment"]["templateName"] == "vpc"
+    assert "initialState" not in deployment or not deployment["initialState"]
+    # A retried success is harmless; the opposite status is not.
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], deploymentId=first, status="SUCCEEDED")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], deploymentId=first, status="FAILED")
+    assert code(e)[0] == "ConflictException"
+
+    # An update that fails: the environment keeps its last succeeded spec; a second update waits.
+    updated = p.proton.update_environment(name="dev", deploymentType="CURRENT_VERSION",
+                                          spec="proton: EnvironmentSpec\nspec:\n  size: 5\n")["environment"]
+    second = updated["lastAttemptedDeploymentId"]
+    assert second != first and updated["deploymentStatus"] == "IN_PROGRESS"
+    assert json.loads(git(p.bare, "show", "main:dev/proton.auto.tfvars.json"))["environment"]["inputs"]["size"] == 5
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.update_environment(name="dev", deploymentType="CURRENT_VERSION", spec="spec:\n  size: 6\n")
+    assert code(e)[0] == "ConflictException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], deploymentId=first, status="SUCCEEDED")
+    assert code(e)[0] == "ConflictException" and "not the current deployment" in code(e)[1]
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], status="FAILED", statusMessage="apply failed")
+    got = p.env("dev")
+    assert got["deploymentStatus"] == "FAILED" and got["deploymentStatusMessage"] == "apply failed"
+    assert "size: 2" in got["spec"] and got["lastSucceededDeploymentId"] == first
+    assert p.proton.get_deployment(id=second)["deployment"]["initialState"]["environment"]["spec"] == got["spec"]
+
+    # A cancel.
+    third = p.proton.update_environment(name="dev", deploymentType="CURRENT_VERSION",
+                                        spec="proton: EnvironmentSpec\nspec:\n  size: 7\n")["environment"]["lastAttemptedDeploymentId"]
+    cancelled = p.proton.cancel_environment_deployment(environmentName="dev")["environment"]
+    assert cancelled["deploymentStatus"] == "CANCELLED"
+    d = p.proton.get_deployment(id=third)["deployment"]
+    assert d["deploymentStatus"] == "CANCELLED" and d["deploymentStatusMessage"] == "User initiated cancellation."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], status="SUCCEEDED")
+    assert code(e)[0] == "ConflictException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.cancel_environment_deployment(environmentName="dev")
+    assert code(e)[0] == "ConflictException"
+    ids = [d["id"] for d in p.proton.list_deployments(environmentName="dev")["deployments"]]
+    assert ids == [third, second, first]
+
+    # A delete through a DELETE_IN_PROGRESS deployment.
+    deleting = p.proton.delete_environment(name="dev")["environment"]
+    assert deleting["deploymentStatus"] == "DELETE_IN_PROGRESS"
+    delete_id = deleting["lastAttemptedDeploymentId"]
+    assert json.loads(git(p.bare, "show", "main:dev/.proton/deployment-metadata.json"))["isResourceDeleted"] is True
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], deploymentId=delete_id, status="SUCCEEDED")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.get_environment(name="dev")
+    assert code(e)[0] == "ResourceNotFoundException"
+    assert p.proton.get_deployment(id=delete_id)["deployment"]["deploymentStatus"] == "DELETE_COMPLETE"
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], deploymentId=delete_id, status="SUCCEEDED")
+    assert len(git(p.bare, "log", "--format=%H", "main").splitlines()) == 4, "create, update, delete (the cancelled one was committed before its cancel)"
+
+
+def test_working_tree_repository_and_unmapped_repository(platform):
+    p = platform
+    env = p.create_env("staging", repo="acme/env-work")
+    assert git(p.work, "log", "-1", "--format=%s") == "Update requested for Proton - environments/staging"
+    tfvars = json.loads((p.work / "environments" / "staging" / "proton.auto.tfvars.json").read_text())
+    assert tfvars["environment"]["name"] == "staging"
+    assert git(p.work, "status", "--porcelain") == "", "the working tree follows the branch"
+    assert (p.work / "environments" / "README.md").exists()
+
+    other = p.create_env("qa", repo="acme/unmapped")
+    body = p.s3.get_object(Bucket="provisiond-deployments", Key=f"{other['lastAttemptedDeploymentId']}.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert "proton.auto.tfvars.json" in tar.getnames()
+    assert env["deploymentStatus"] == "IN_PROGRESS"
+
+
+def test_specs_and_references_are_checked(platform):
+    p = platform
+    for spec, needle in [("spec:\n  size: 2\n  colour: red\n", "colour"),
+                         ("spec:\n  size: two\n", "size must be of type integer"),
+                         ("spec:\n  vpc_cidr: x\n", "size is required"),
+                         ("proton: ServiceSpec\n", "EnvironmentSpec")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            p.create_env("bad", spec=spec)
+        assert code(e)[0] == "ValidationException" and needle in code(e)[1], code(e)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.create_env("bad", repo="acme/never-registered")
+    assert code(e)[0] == "ResourceNotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.pipeline.create_environment(name="x", templateName="vpc", templateMajorVersion="1", spec="spec: {size: 1}",
+                                      provisioningRepository={"provider": "GITHUB", "name": "acme/env-bare", "branch": "main"})
+    assert code(e)[0] == "AccessDeniedException"
+    assert p.proton.list_environments()["environments"] == []
+    assert subprocess.run(["git", "-C", str(p.bare), "rev-parse", "--verify", "-q", "main"]).returncode != 0, "refused environments commit nothing"
+    p.create_env("ok")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.create_env("ok")
+    assert code(e)[0] == "ConflictException"
+    # A draft version cannot be used; publishing makes it recommended.
+    p.proton.create_environment_template_version(templateName="vpc", majorVersion="1",
+                                                 source={"s3": {"bucket": "templates", "key": "vpc/v1.tar.gz"}})
+    assert p.proton.get_environment_template(name="vpc")["environmentTemplate"]["recommendedVersion"] == "1.0"
+    p.proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="1", status="PUBLISHED")
+    assert p.proton.get_environment_template(name="vpc")["environmentTemplate"]["recommendedVersion"] == "1.1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.delete_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0")
+    assert code(e)[0] == "ConflictException"
+    p.s3.put_object(Bucket="templates", Key="broken.tar.gz", Body=tar_gz({"infrastructure/main.tf": ""}))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "broken.tar.gz"}})
+    assert code(e)[0] == "ValidationException" and "manifest.yaml" in code(e)[1]
+
+
+def test_notify_finds_only_this_accounts_resources(platform):
+    p = platform
+    env = p.create_env("prod")
+    other_account = "".join(random.choice("0123456789") for _ in range(12))
+    stranger = p.server.client("proton", p.server.create_key(other_account, f"arn:aws:iam::{other_account}:role/x"))
+    for client, arn, deployment in [
+        (stranger, env["arn"], None),
+        (p.pipeline, env["arn"].replace("environment/prod", "environment/nope"), None),
+        (p.pipeline, env["arn"].replace("environment/prod", "service/s/pipeline"), None),
+        (p.pipeline, env["arn"], "00000000-0000-4000-8000-000000000000"),
+    ]:
+        kwargs = {"resourceArn": arn, "status": "SUCCEEDED"}
+        if deployment:
+            kwargs["deploymentId"] = deployment
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client.notify_resource_deployment_status_change(**kwargs)
+        assert code(e)[0] == "ResourceNotFoundException", arn
+    assert p.env("prod")["deploymentStatus"] == "IN_PROGRESS"
