@@ -289,3 +289,129 @@ def test_notify_finds_only_this_accounts_resources(platform):
             client.notify_resource_deployment_status_change(**kwargs)
         assert code(e)[0] == "ResourceNotFoundException", arn
     assert p.env("prod")["deploymentStatus"] == "IN_PROGRESS"
+
+
+SERVICE_MANIFEST = MANIFEST.replace("infrastructure:", "infrastructure:", 1)
+
+SERVICE_SCHEMA = """schema:
+  format:
+    openapi: "3.0.0"
+  service_input_type: "SvcInput"
+  types:
+    SvcInput:
+      type: object
+      properties:
+        port:
+          type: number
+          default: 8080
+        image:
+          type: string
+      required: [image]
+"""
+
+
+def publish_service_template(p):
+    p.s3.put_object(Bucket="templates", Key="api/v1.tar.gz", Body=tar_gz({
+        "instance_infrastructure/manifest.yaml": SERVICE_MANIFEST,
+        "instance_infrastructure/main.tf": 'output "url" { value = "http://${var.service_instance.name}" }\n',
+        "schema/schema.yaml": SERVICE_SCHEMA}))
+    p.proton.create_service_template(name="api")
+    v = p.proton.create_service_template_version(
+        templateName="api", source={"s3": {"bucket": "templates", "key": "api/v1.tar.gz"}},
+        compatibleEnvironmentTemplates=[{"templateName": "vpc", "majorVersion": "1"}],
+        supportedComponentSources=["DIRECTLY_DEFINED"])["serviceTemplateVersion"]
+    assert v["compatibleEnvironmentTemplates"] == [{"templateName": "vpc", "majorVersion": "1"}]
+    p.proton.update_service_template_version(templateName="api", majorVersion="1", minorVersion="0", status="PUBLISHED")
+
+
+def succeed(p, arn, outputs=()):
+    p.pipeline.notify_resource_deployment_status_change(
+        resourceArn=arn, status="SUCCEEDED", outputs=[{"key": k, "valueString": v} for k, v in outputs])
+
+
+def test_service_instances_see_environment_outputs_and_components_deploy(platform):
+    p = platform
+    env = p.proton.create_environment(
+        name="dev", templateName="vpc", templateMajorVersion="1", spec="spec:\n  size: 2\n",
+        componentRoleArn=f"arn:aws:iam::{p.account}:role/components",
+        provisioningRepository={"provider": "GITHUB", "name": "acme/env-bare", "branch": "main"})["environment"]
+    succeed(p, env["arn"], [("vpc_id", "vpc-123")])
+    publish_service_template(p)
+
+    spec = "proton: ServiceSpec\ninstances:\n  - name: one\n    environment: dev\n    spec:\n      image: nginx\n"
+    service = p.proton.create_service(name="web", templateName="api", templateMajorVersion="1", spec=spec)["service"]
+    assert service["status"] == "ACTIVE" and service["arn"] == f"arn:aws:proton:us-east-1:{p.account}:service/web"
+    instance = p.proton.get_service_instance(serviceName="web", name="one")["serviceInstance"]
+    assert instance["deploymentStatus"] == "IN_PROGRESS" and instance["environmentName"] == "dev"
+    assert git(p.bare, "log", "-1", "--format=%s", "main") == "Update requested for Proton - dev/web-one"
+    tfvars = json.loads(git(p.bare, "show", "main:dev/web-one/proton.auto.tfvars.json"))
+    assert tfvars["environment"] == {"account_id": p.account, "name": "dev", "outputs": {"vpc_id": "vpc-123"}}
+    assert tfvars["service"] == {"name": "web"}
+    assert tfvars["service_instance"] == {"name": "one", "inputs": {"image": "nginx", "port": 8080}}
+    assert "variable \"service_instance\"" in git(p.bare, "show", "main:dev/web-one/proton.service_instance.variables.tf")
+    metadata = json.loads(git(p.bare, "show", "main:dev/web-one/.proton/deployment-metadata.json"))
+    assert metadata["resourceMetadata"]["environmentArn"] == env["arn"]
+    assert metadata["resourceMetadata"]["arn"] == instance["arn"] == f"arn:aws:proton:us-east-1:{p.account}:service/web/service-instance/one"
+    out = p.aws("proton", "notify-resource-deployment-status-change", "--resource-arn", instance["arn"],
+                "--deployment-id", metadata["deploymentId"], "--status", "SUCCEEDED",
+                "--outputs", json.dumps([{"key": "url", "valueString": "http://one"}]))
+    assert out.returncode == 0, out.stderr
+    assert p.proton.list_service_instance_outputs(serviceName="web", serviceInstanceName="one")["outputs"] == [
+        {"key": "url", "valueString": "http://one"}]
+
+    # A second instance through CreateServiceInstance; an incompatible or unknown environment is refused.
+    p.proton.create_service_instance(serviceName="web", name="two", spec="environment: dev\nspec:\n  image: redis\n")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.create_service_instance(serviceName="web", name="three", spec="environment: nowhere\nspec:\n  image: x\n")
+    assert code(e)[0] == "ResourceNotFoundException"
+    names = [i["name"] for i in p.proton.list_service_instances(serviceName="web", sortBy="name", sortOrder="DESCENDING")["serviceInstances"]]
+    assert names == ["two", "one"]
+    succeed(p, f"arn:aws:proton:us-east-1:{p.account}:service/web/service-instance/two")
+
+    # A component attached to instance one.
+    component = p.proton.create_component(
+        name="cache", serviceName="web", serviceInstanceName="one",
+        manifest=MANIFEST, templateFile='output "endpoint" { value = "cache.${var.environment.name}" }\n')["component"]
+    assert component["environmentName"] == "dev" and component["deploymentStatus"] == "IN_PROGRESS"
+    assert sorted(git(p.bare, "ls-tree", "-r", "--name-only", "main", "dev/cache").splitlines()) == [
+        "dev/cache/.proton/deployment-metadata.json", "dev/cache/main.tf", "dev/cache/proton.auto.tfvars.json",
+        "dev/cache/proton.component.variables.tf"]
+    ctfvars = json.loads(git(p.bare, "show", "main:dev/cache/proton.auto.tfvars.json"))
+    assert ctfvars["service_instance"]["inputs"]["image"] == "nginx" and ctfvars["component"] == {"name": "cache"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.update_service_instance(serviceName="web", name="one", deploymentType="CURRENT_VERSION",
+                                         spec="environment: dev\nspec:\n  image: httpd\n")
+    assert code(e)[0] == "ConflictException", "an attached component is deploying"
+    succeed(p, component["arn"], [("endpoint", "cache.dev")])
+    assert p.proton.list_component_outputs(componentName="cache")["outputs"] == [{"key": "endpoint", "valueString": "cache.dev"}]
+
+    # An instance update that fails keeps the instance's last succeeded spec.
+    updated = p.proton.update_service_instance(serviceName="web", name="one", deploymentType="CURRENT_VERSION",
+                                               spec="environment: dev\nspec:\n  image: httpd\n")["serviceInstance"]
+    assert updated["deploymentStatus"] == "IN_PROGRESS"
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=instance["arn"], status="FAILED", statusMessage="boom")
+    failed = p.proton.get_service_instance(serviceName="web", name="one")["serviceInstance"]
+    assert failed["deploymentStatus"] == "FAILED" and "nginx" in failed["spec"]
+
+    # Cancel a component deployment; delete the component, then the service.
+    p.proton.update_component(name="cache", deploymentType="CURRENT_VERSION", templateFile="# v2\n")
+    assert p.proton.cancel_component_deployment(componentName="cache")["component"]["deploymentStatus"] == "CANCELLED"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.delete_service(name="web")
+    assert code(e)[0] == "ConflictException", "a component is attached"
+    deleting = p.proton.delete_component(name="cache")["component"]
+    assert deleting["deploymentStatus"] == "DELETE_IN_PROGRESS"
+    succeed(p, component["arn"])
+    assert p.proton.list_components()["components"] == []
+    assert p.proton.delete_service(name="web")["service"]["status"] == "DELETE_IN_PROGRESS"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.delete_environment(name="dev")
+    assert code(e)[0] == "ConflictException", "instances still run in dev"
+    for name in ("one", "two"):
+        meta = json.loads(git(p.bare, "show", f"main:dev/web-{name}/.proton/deployment-metadata.json"))
+        assert meta["isResourceDeleted"] is True
+        succeed(p, f"arn:aws:proton:us-east-1:{p.account}:service/web/service-instance/{name}")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.get_service(name="web")
+    assert code(e)[0] == "ResourceNotFoundException"
+    assert p.proton.delete_environment(name="dev")["environment"]["deploymentStatus"] == "DELETE_IN_PROGRESS"

@@ -361,3 +361,54 @@ pub fn delete(
         })
     })
 }
+
+/// The outputs a `List*Outputs` call shows for the resource at `target_arn`: those of
+/// `deployment_id` (which must be the resource's), else of its last succeeded deployment.
+pub fn outputs_of(
+    tx: &mut dyn Tx,
+    scope: &str,
+    target_arn: &str,
+    deployment_id: Option<&str>,
+    status: &ResourceStatus,
+) -> Result<Vec<pr::Output>, AwsError> {
+    let Some(id) = deployment_id.or(status.last_succeeded_id.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let deployment = load(tx, scope, id)?;
+    if deployment.target_arn != target_arn {
+        return Err(not_found("deployment", &format!("{id} of {target_arn}")));
+    }
+    Ok(deployment.wire_outputs())
+}
+
+/// Cancels the resource's current deployment when it is `IN_PROGRESS` (`ConflictException`
+/// otherwise): the deployment and the resource become `CANCELLED`, a delivery not yet made is
+/// dropped.
+pub fn cancel(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    target_arn: &str,
+    status: &mut ResourceStatus,
+) -> Result<Deployment, AwsError> {
+    let scope = ctx.scope();
+    let id = status
+        .last_attempted_id
+        .clone()
+        .ok_or_else(|| not_found("deployment of", target_arn))?;
+    let mut deployment = load(tx, &scope, &id)?;
+    if deployment.status != "IN_PROGRESS" {
+        return Err(conflict(format!(
+            "Deployment {id} is {}; only an IN_PROGRESS deployment can be cancelled.",
+            deployment.status
+        )));
+    }
+    deployment.status = "CANCELLED".into();
+    deployment.status_message = Some(CANCELLED_MESSAGE.into());
+    deployment.completed_ms = Some(ctx.now_ms);
+    deployment.modified_ms = ctx.now_ms;
+    save(tx, &scope, &deployment)?;
+    super::delivery::unschedule(tx, &scope, &id)?;
+    status.status = "CANCELLED".into();
+    status.message = Some(CANCELLED_MESSAGE.into());
+    Ok(deployment)
+}

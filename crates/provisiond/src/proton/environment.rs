@@ -209,8 +209,14 @@ fn deliver(
     deployment: &Deployment,
 ) -> Result<(), AwsError> {
     let scope = ctx.scope();
-    let version =
-        template::get_version(tx, &scope, &state.template_name, state.major, state.minor)?;
+    let version = template::get_version(
+        tx,
+        &scope,
+        template::TemplateKind::Environment,
+        &state.template_name,
+        state.major,
+        state.minor,
+    )?;
     let template_files = version.files(tx, &ctx.identity.account)?;
     let files = render::environment(&render::EnvironmentBundle {
         account: &ctx.identity.account,
@@ -268,6 +274,7 @@ pub fn create(
         let version = template::published_version(
             tx,
             &scope,
+            template::TemplateKind::Environment,
             input.template_name.as_deref().unwrap_or_default(),
             input.template_major_version.as_deref().unwrap_or_default(),
             input.template_minor_version.as_deref(),
@@ -423,6 +430,7 @@ pub fn update(
                 template::get_version(
                     tx,
                     &scope,
+                    template::TemplateKind::Environment,
                     &current.template_name,
                     current.major,
                     current.minor,
@@ -437,6 +445,7 @@ pub fn update(
                 template::published_version(
                     tx,
                     &scope,
+                    template::TemplateKind::Environment,
                     &current.template_name,
                     &major_text,
                     input.template_minor_version.as_deref(),
@@ -452,6 +461,7 @@ pub fn update(
                 template::published_version(
                     tx,
                     &scope,
+                    template::TemplateKind::Environment,
                     &current.template_name,
                     &major_text,
                     input.template_minor_version.as_deref(),
@@ -505,6 +515,13 @@ pub fn delete(
                 env.status.last_attempted_id.as_deref().unwrap_or("")
             )));
         }
+        if super::service::environment_has_instances(tx, &scope, &name)?
+            || super::component::in_environment(tx, &scope, &name)?
+        {
+            return Err(conflict(format!(
+                "The environment {name} still has service instances or components; delete them first."
+            )));
+        }
         let current = env.state.clone();
         let deployment = Deployment::start(
             ctx,
@@ -528,6 +545,19 @@ pub fn delete(
     })
 }
 
+/// The outputs of the environment's last succeeded deployment (what service instances and
+/// components see).
+pub fn current_outputs(
+    tx: &mut dyn Tx,
+    scope: &str,
+    env: &Environment,
+) -> Result<Vec<(String, String)>, AwsError> {
+    match env.status.last_succeeded_id.as_deref() {
+        Some(id) => Ok(deployment::load(tx, scope, id)?.outputs),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// `ListEnvironmentOutputs`: the outputs of the last succeeded deployment, or of `deploymentId`.
 pub fn outputs(
     ctx: &RequestContext,
@@ -537,21 +567,13 @@ pub fn outputs(
     let scope = ctx.scope();
     let outputs = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let env = load(tx, &scope, &name)?;
-        let id = match input.deployment_id.clone() {
-            Some(id) => Some(id),
-            None => env.status.last_succeeded_id.clone(),
-        };
-        let Some(id) = id else {
-            return Ok(Vec::new());
-        };
-        let deployment = deployment::load(tx, &scope, &id)?;
-        if deployment.target_arn != env.arn {
-            return Err(not_found(
-                "deployment",
-                &format!("{id} of environment {name}"),
-            ));
-        }
-        Ok::<_, AwsError>(deployment.wire_outputs())
+        deployment::outputs_of(
+            tx,
+            &scope,
+            &env.arn,
+            input.deployment_id.as_deref(),
+            &env.status,
+        )
     })?;
     let (page, next) = page(outputs, input.next_token.as_deref(), None)?;
     Ok(pr::ListEnvironmentOutputsOutput {
@@ -560,8 +582,9 @@ pub fn outputs(
     })
 }
 
-/// `CancelEnvironmentDeployment`: the environment's current deployment, when `IN_PROGRESS`, becomes `CANCELLED` at once
-/// [ours: there is no pull request to close]; the environment keeps its last succeeded state.
+/// `CancelEnvironmentDeployment`: the environment's current deployment, when `IN_PROGRESS`,
+/// becomes `CANCELLED` at once [ours: there is no pull request to close]; the environment keeps
+/// its last succeeded state.
 pub fn cancel(
     ctx: &RequestContext,
     input: pr::CancelEnvironmentDeploymentInput,
@@ -570,26 +593,8 @@ pub fn cancel(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut env = load(tx, &scope, &name)?;
-        let id = env
-            .status
-            .last_attempted_id
-            .clone()
-            .ok_or_else(|| not_found("deployment of environment", &name))?;
-        let mut deployment = deployment::load(tx, &scope, &id)?;
-        if deployment.status != "IN_PROGRESS" {
-            return Err(conflict(format!(
-                "Deployment {id} is {}; only an IN_PROGRESS deployment can be cancelled.",
-                deployment.status
-            )));
-        }
-        deployment.status = "CANCELLED".into();
-        deployment.status_message = Some(deployment::CANCELLED_MESSAGE.into());
-        deployment.completed_ms = Some(ctx.now_ms);
-        deployment.modified_ms = ctx.now_ms;
-        deployment::save(tx, &scope, &deployment)?;
-        delivery::unschedule(tx, &scope, &id)?;
-        env.status.status = "CANCELLED".into();
-        env.status.message = Some(deployment::CANCELLED_MESSAGE.into());
+        let arn = env.arn.clone();
+        deployment::cancel(tx, ctx, &arn, &mut env.status)?;
         env.pending = None;
         env.save(tx, &scope)?;
         Ok(pr::CancelEnvironmentDeploymentOutput {

@@ -2,7 +2,8 @@
 //! file per concern. Operations not listed in `implements` answer `UnknownOperationException`.
 //!
 //! - `common.rs`: ARNs, errors, admin checks, paging, tags.
-//! - `repository.rs`, `template.rs`, `environment.rs`: the resources.
+//! - `repository.rs`, `template.rs`, `environment.rs`, `service.rs` (services and their
+//!   instances), `component.rs`, `settings.rs`: the resources.
 //! - `schema.rs`: YAML, template schemas, spec validation with defaults.
 //! - `bundle.rs`, `render.rs`: template bundles in, deployment bundles out.
 //! - `deployment.rs`, `target.rs`, `notify.rs`: deployments, the resources they target, and
@@ -11,6 +12,7 @@
 
 pub mod bundle;
 pub mod common;
+pub mod component;
 pub mod delivery;
 pub mod deployment;
 pub mod environment;
@@ -18,6 +20,8 @@ pub mod notify;
 pub mod render;
 pub mod repository;
 pub mod schema;
+pub mod service;
+pub mod settings;
 pub mod target;
 pub mod template;
 
@@ -82,6 +86,37 @@ impl pr::Handler for Proton {
                 | TagResource
                 | UntagResource
                 | ListTagsForResource
+                | CreateServiceTemplate
+                | GetServiceTemplate
+                | UpdateServiceTemplate
+                | ListServiceTemplates
+                | DeleteServiceTemplate
+                | CreateServiceTemplateVersion
+                | GetServiceTemplateVersion
+                | UpdateServiceTemplateVersion
+                | ListServiceTemplateVersions
+                | DeleteServiceTemplateVersion
+                | CreateService
+                | GetService
+                | UpdateService
+                | ListServices
+                | DeleteService
+                | CreateServiceInstance
+                | GetServiceInstance
+                | UpdateServiceInstance
+                | ListServiceInstances
+                | ListServiceInstanceOutputs
+                | CancelServiceInstanceDeployment
+                | ListServicePipelineOutputs
+                | CreateComponent
+                | GetComponent
+                | UpdateComponent
+                | ListComponents
+                | DeleteComponent
+                | ListComponentOutputs
+                | CancelComponentDeployment
+                | GetAccountSettings
+                | UpdateAccountSettings
         )
     }
 
@@ -122,7 +157,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::CreateEnvironmentTemplateInput,
     ) -> Result<pr::CreateEnvironmentTemplateOutput, AwsError> {
-        template::create(ctx, input)
+        template::ops::create_environment_template(ctx, input)
     }
 
     fn get_environment_template(
@@ -130,7 +165,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::GetEnvironmentTemplateInput,
     ) -> Result<pr::GetEnvironmentTemplateOutput, AwsError> {
-        template::get(ctx, input)
+        template::ops::get_environment_template(ctx, input)
     }
 
     fn update_environment_template(
@@ -138,7 +173,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::UpdateEnvironmentTemplateInput,
     ) -> Result<pr::UpdateEnvironmentTemplateOutput, AwsError> {
-        template::update(ctx, input)
+        template::ops::update_environment_template(ctx, input)
     }
 
     fn list_environment_templates(
@@ -146,7 +181,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::ListEnvironmentTemplatesInput,
     ) -> Result<pr::ListEnvironmentTemplatesOutput, AwsError> {
-        template::list(ctx, input)
+        template::ops::list_environment_templates(ctx, input)
     }
 
     fn delete_environment_template(
@@ -154,7 +189,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateInput,
     ) -> Result<pr::DeleteEnvironmentTemplateOutput, AwsError> {
-        template::delete(ctx, input)
+        template::ops::delete_environment_template(ctx, input)
     }
 
     fn create_environment_template_version(
@@ -162,7 +197,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::CreateEnvironmentTemplateVersionInput,
     ) -> Result<pr::CreateEnvironmentTemplateVersionOutput, AwsError> {
-        template::create_version(ctx, input)
+        template::ops::create_environment_template_version(ctx, input)
     }
 
     fn get_environment_template_version(
@@ -170,7 +205,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::GetEnvironmentTemplateVersionInput,
     ) -> Result<pr::GetEnvironmentTemplateVersionOutput, AwsError> {
-        template::get_version_op(ctx, input)
+        template::ops::get_environment_template_version(ctx, input)
     }
 
     fn update_environment_template_version(
@@ -178,7 +213,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::UpdateEnvironmentTemplateVersionInput,
     ) -> Result<pr::UpdateEnvironmentTemplateVersionOutput, AwsError> {
-        template::update_version(ctx, input)
+        template::ops::update_environment_template_version(ctx, input)
     }
 
     fn list_environment_template_versions(
@@ -186,7 +221,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::ListEnvironmentTemplateVersionsInput,
     ) -> Result<pr::ListEnvironmentTemplateVersionsOutput, AwsError> {
-        template::list_versions(ctx, input)
+        template::ops::list_environment_template_versions(ctx, input)
     }
 
     fn delete_environment_template_version(
@@ -194,7 +229,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateVersionInput,
     ) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
-        template::delete_version(ctx, input)
+        template::ops::delete_environment_template_version(ctx, input)
     }
 
     fn create_environment(
@@ -307,5 +342,253 @@ impl pr::Handler for Proton {
         input: pr::ListTagsForResourceInput,
     ) -> Result<pr::ListTagsForResourceOutput, AwsError> {
         common::tags::list(ctx, input)
+    }
+
+    fn create_service_template(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CreateServiceTemplateInput,
+    ) -> Result<pr::CreateServiceTemplateOutput, AwsError> {
+        template::ops::create_service_template(ctx, input)
+    }
+
+    fn get_service_template(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetServiceTemplateInput,
+    ) -> Result<pr::GetServiceTemplateOutput, AwsError> {
+        template::ops::get_service_template(ctx, input)
+    }
+
+    fn update_service_template(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateServiceTemplateInput,
+    ) -> Result<pr::UpdateServiceTemplateOutput, AwsError> {
+        template::ops::update_service_template(ctx, input)
+    }
+
+    fn list_service_templates(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServiceTemplatesInput,
+    ) -> Result<pr::ListServiceTemplatesOutput, AwsError> {
+        template::ops::list_service_templates(ctx, input)
+    }
+
+    fn delete_service_template(
+        &self,
+        ctx: &RequestContext,
+        input: pr::DeleteServiceTemplateInput,
+    ) -> Result<pr::DeleteServiceTemplateOutput, AwsError> {
+        template::ops::delete_service_template(ctx, input)
+    }
+
+    fn create_service_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CreateServiceTemplateVersionInput,
+    ) -> Result<pr::CreateServiceTemplateVersionOutput, AwsError> {
+        template::ops::create_service_template_version(ctx, input)
+    }
+
+    fn get_service_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetServiceTemplateVersionInput,
+    ) -> Result<pr::GetServiceTemplateVersionOutput, AwsError> {
+        template::ops::get_service_template_version(ctx, input)
+    }
+
+    fn update_service_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateServiceTemplateVersionInput,
+    ) -> Result<pr::UpdateServiceTemplateVersionOutput, AwsError> {
+        template::ops::update_service_template_version(ctx, input)
+    }
+
+    fn list_service_template_versions(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServiceTemplateVersionsInput,
+    ) -> Result<pr::ListServiceTemplateVersionsOutput, AwsError> {
+        template::ops::list_service_template_versions(ctx, input)
+    }
+
+    fn delete_service_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: pr::DeleteServiceTemplateVersionInput,
+    ) -> Result<pr::DeleteServiceTemplateVersionOutput, AwsError> {
+        template::ops::delete_service_template_version(ctx, input)
+    }
+
+    fn create_service(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CreateServiceInput,
+    ) -> Result<pr::CreateServiceOutput, AwsError> {
+        self.delivering(ctx, service::create(ctx, input))
+    }
+
+    fn get_service(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetServiceInput,
+    ) -> Result<pr::GetServiceOutput, AwsError> {
+        service::get(ctx, input)
+    }
+
+    fn update_service(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateServiceInput,
+    ) -> Result<pr::UpdateServiceOutput, AwsError> {
+        self.delivering(ctx, service::update(ctx, input))
+    }
+
+    fn list_services(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServicesInput,
+    ) -> Result<pr::ListServicesOutput, AwsError> {
+        service::list(ctx, input)
+    }
+
+    fn delete_service(
+        &self,
+        ctx: &RequestContext,
+        input: pr::DeleteServiceInput,
+    ) -> Result<pr::DeleteServiceOutput, AwsError> {
+        self.delivering(ctx, service::delete(ctx, input))
+    }
+
+    fn create_service_instance(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CreateServiceInstanceInput,
+    ) -> Result<pr::CreateServiceInstanceOutput, AwsError> {
+        self.delivering(ctx, service::create_instance(ctx, input))
+    }
+
+    fn get_service_instance(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetServiceInstanceInput,
+    ) -> Result<pr::GetServiceInstanceOutput, AwsError> {
+        service::get_instance(ctx, input)
+    }
+
+    fn update_service_instance(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateServiceInstanceInput,
+    ) -> Result<pr::UpdateServiceInstanceOutput, AwsError> {
+        self.delivering(ctx, service::update_instance(ctx, input))
+    }
+
+    fn list_service_instances(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServiceInstancesInput,
+    ) -> Result<pr::ListServiceInstancesOutput, AwsError> {
+        service::list_instances(ctx, input)
+    }
+
+    fn list_service_instance_outputs(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServiceInstanceOutputsInput,
+    ) -> Result<pr::ListServiceInstanceOutputsOutput, AwsError> {
+        service::instance_outputs(ctx, input)
+    }
+
+    fn cancel_service_instance_deployment(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CancelServiceInstanceDeploymentInput,
+    ) -> Result<pr::CancelServiceInstanceDeploymentOutput, AwsError> {
+        service::cancel_instance(ctx, input)
+    }
+
+    fn list_service_pipeline_outputs(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListServicePipelineOutputsInput,
+    ) -> Result<pr::ListServicePipelineOutputsOutput, AwsError> {
+        service::pipeline_outputs(ctx, input)
+    }
+
+    fn create_component(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CreateComponentInput,
+    ) -> Result<pr::CreateComponentOutput, AwsError> {
+        self.delivering(ctx, component::create(ctx, input))
+    }
+
+    fn get_component(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetComponentInput,
+    ) -> Result<pr::GetComponentOutput, AwsError> {
+        component::get(ctx, input)
+    }
+
+    fn update_component(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateComponentInput,
+    ) -> Result<pr::UpdateComponentOutput, AwsError> {
+        self.delivering(ctx, component::update(ctx, input))
+    }
+
+    fn list_components(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListComponentsInput,
+    ) -> Result<pr::ListComponentsOutput, AwsError> {
+        component::list(ctx, input)
+    }
+
+    fn delete_component(
+        &self,
+        ctx: &RequestContext,
+        input: pr::DeleteComponentInput,
+    ) -> Result<pr::DeleteComponentOutput, AwsError> {
+        self.delivering(ctx, component::delete(ctx, input))
+    }
+
+    fn list_component_outputs(
+        &self,
+        ctx: &RequestContext,
+        input: pr::ListComponentOutputsInput,
+    ) -> Result<pr::ListComponentOutputsOutput, AwsError> {
+        component::outputs(ctx, input)
+    }
+
+    fn cancel_component_deployment(
+        &self,
+        ctx: &RequestContext,
+        input: pr::CancelComponentDeploymentInput,
+    ) -> Result<pr::CancelComponentDeploymentOutput, AwsError> {
+        component::cancel(ctx, input)
+    }
+
+    fn get_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: pr::GetAccountSettingsInput,
+    ) -> Result<pr::GetAccountSettingsOutput, AwsError> {
+        settings::get(ctx, input)
+    }
+
+    fn update_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: pr::UpdateAccountSettingsInput,
+    ) -> Result<pr::UpdateAccountSettingsOutput, AwsError> {
+        settings::update(ctx, input)
     }
 }

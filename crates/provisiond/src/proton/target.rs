@@ -1,10 +1,11 @@
 //! The resources a deployment targets, found by ARN: what NotifyResourceDeploymentStatusChange
-//! and DeleteDeployment act on. provisiond serves environments; service instances, service
-//! pipelines and components are recognised by their ARN forms and not found until they are
-//! served.
+//! and DeleteDeployment act on: environments, service instances and components. Service
+//! pipelines are recognised by their ARN form and never found (provisiond serves none).
 
+use super::component::{self, Component};
 use super::deployment::ResourceStatus;
 use super::environment::{self, Environment};
+use super::service::{self, ServiceInstance};
 use crate::context::RequestContext;
 use crate::store::Tx;
 use provisiond_model::AwsError;
@@ -43,10 +44,24 @@ pub fn parse(ctx: &RequestContext, arn: &str) -> Option<Target> {
 pub enum Resource {
     /// An environment.
     Environment(Environment),
+    /// A service instance.
+    ServiceInstance(ServiceInstance),
+    /// A component.
+    Component(Component),
+}
+
+/// Makes `pending` current when it is what `deployment_id` deployed.
+fn promote<S>(state: &mut S, pending: &mut Option<(String, S)>, deployment_id: &str) {
+    if pending.as_ref().is_some_and(|(id, _)| id == deployment_id) {
+        if let Some((_, target)) = pending.take() {
+            *state = target;
+        }
+    }
 }
 
 impl Resource {
-    /// Loads the resource `target` names, if it exists.
+    /// Loads the resource `target` names, if it exists. Service pipelines are not served, so
+    /// none exists.
     pub fn load(
         tx: &mut dyn Tx,
         scope: &str,
@@ -56,7 +71,11 @@ impl Resource {
             Target::Environment(name) => {
                 environment::find(tx, scope, name)?.map(Resource::Environment)
             }
-            Target::ServiceInstance(..) | Target::ServicePipeline(_) | Target::Component(_) => None,
+            Target::ServiceInstance(service, instance) => {
+                service::find_instance(tx, scope, service, instance)?.map(Resource::ServiceInstance)
+            }
+            Target::Component(name) => component::find(tx, scope, name)?.map(Resource::Component),
+            Target::ServicePipeline(_) => None,
         })
     }
 
@@ -64,35 +83,31 @@ impl Resource {
     pub fn status(&mut self) -> &mut ResourceStatus {
         match self {
             Resource::Environment(e) => &mut e.status,
+            Resource::ServiceInstance(i) => &mut i.status,
+            Resource::Component(c) => &mut c.status,
         }
     }
 
     /// Makes the state deployment `deployment_id` deployed current.
     pub fn apply_target(&mut self, deployment_id: &str) {
         match self {
-            Resource::Environment(e) => {
-                if let Some((id, state)) = e.pending.take() {
-                    if id == deployment_id {
-                        e.state = state;
-                    } else {
-                        e.pending = Some((id, state));
-                    }
-                }
-            }
+            Resource::Environment(e) => promote(&mut e.state, &mut e.pending, deployment_id),
+            Resource::ServiceInstance(i) => promote(&mut i.state, &mut i.pending, deployment_id),
+            Resource::Component(c) => promote(&mut c.state, &mut c.pending, deployment_id),
         }
     }
 
     /// Forgets what deployment `deployment_id` was deploying (it failed).
     pub fn drop_target(&mut self, deployment_id: &str) {
-        match self {
-            Resource::Environment(e) => {
-                if e.pending
-                    .as_ref()
-                    .is_some_and(|(id, _)| id == deployment_id)
-                {
-                    e.pending = None;
-                }
+        fn clear<S>(pending: &mut Option<(String, S)>, deployment_id: &str) {
+            if pending.as_ref().is_some_and(|(id, _)| id == deployment_id) {
+                *pending = None;
             }
+        }
+        match self {
+            Resource::Environment(e) => clear(&mut e.pending, deployment_id),
+            Resource::ServiceInstance(i) => clear(&mut i.pending, deployment_id),
+            Resource::Component(c) => clear(&mut c.pending, deployment_id),
         }
     }
 
@@ -100,6 +115,8 @@ impl Resource {
     pub fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         match self {
             Resource::Environment(e) => e.save(tx, scope),
+            Resource::ServiceInstance(i) => i.save(tx, scope),
+            Resource::Component(c) => c.save(tx, scope),
         }
     }
 
@@ -110,18 +127,31 @@ impl Resource {
                 tx.delete(crate::store::Kind::ProtonEnvironment, scope, &e.name)?;
                 super::common::delete_tags(tx, scope, &e.arn)
             }
+            Resource::ServiceInstance(i) => i.remove(tx, scope),
+            Resource::Component(c) => c.remove(tx, scope),
         }
     }
 }
 
-/// The deployment bookkeeping of the resource at `arn` (stored ARNs only), if it exists.
+/// The deployment bookkeeping of the resource at `arn` (an ARN provisiond stored), if it
+/// exists.
 pub fn status_of(
     tx: &mut dyn Tx,
     scope: &str,
     arn: &str,
 ) -> Result<Option<ResourceStatus>, AwsError> {
-    let Some(resource) = arn.split_once(":environment/").map(|(_, name)| name) else {
+    let Some((_, resource)) = arn.split_once(":proton:") else {
         return Ok(None);
     };
-    Ok(environment::find(tx, scope, resource)?.map(|e| e.status))
+    let mut parts = resource.splitn(3, ':');
+    let (_region, _account, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    let target = match path.split('/').collect::<Vec<_>>()[..] {
+        ["environment", name] => Target::Environment(name.into()),
+        ["service", service, "service-instance", instance] => {
+            Target::ServiceInstance(service.into(), instance.into())
+        }
+        ["component", name] => Target::Component(name.into()),
+        _ => return Ok(None),
+    };
+    Ok(Resource::load(tx, scope, &target)?.map(|mut r| r.status().clone()))
 }

@@ -1,7 +1,9 @@
-//! Environment templates and their versions (SPEC §7.2). A version is registered from a
-//! `.tar.gz` bundle in the caller's object store (`source.s3`): `infrastructure/manifest.yaml`
-//! (Terraform, rendered with `hcl`) and `schema/schema.yaml` naming an
-//! `environment_input_type`. The bundle is copied into provisiond's own store at registration,
+//! Environment and service templates and their versions (SPEC §7.2). A version is registered
+//! from a `.tar.gz` bundle in the caller's object store (`source.s3`): for an environment
+//! template `infrastructure/manifest.yaml` and a `schema/schema.yaml` naming an
+//! `environment_input_type`; for a service template `instance_infrastructure/manifest.yaml` and a
+//! schema naming a `service_input_type` (Terraform, rendered with `hcl`, in every manifest).
+//! Both kinds share the code below; the operations at the end of the file put it on the wire. The bundle is copied into provisiond's own store at registration,
 //! so a later change of the source object changes nothing. Versions start `DRAFT`;
 //! `UpdateEnvironmentTemplateVersion{status: PUBLISHED}` publishes; the template's
 //! `recommendedVersion` is the highest published minor of the highest major that has one.
@@ -20,15 +22,49 @@ use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Which kind of template: the id prefix in the store and the ARN resource type.
-const KIND: &str = "environment-template";
+/// Which kind of template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TemplateKind {
+    /// An environment template.
+    Environment,
+    /// A service template.
+    Service,
+}
 
-/// A stored environment template.
+impl TemplateKind {
+    /// The ARN resource type, also the id prefix in the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::Environment => "environment-template",
+            TemplateKind::Service => "service-template",
+        }
+    }
+
+    /// How messages name it.
+    pub const fn noun(self) -> &'static str {
+        match self {
+            TemplateKind::Environment => "environment template",
+            TemplateKind::Service => "service template",
+        }
+    }
+
+    /// The folder of the bundle that holds the infrastructure files.
+    pub const fn infrastructure_folder(self) -> &'static str {
+        match self {
+            TemplateKind::Environment => "infrastructure",
+            TemplateKind::Service => "instance_infrastructure",
+        }
+    }
+}
+
+/// A stored template.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Template {
+    /// Environment or service.
+    pub kind: TemplateKind,
     /// The name.
     pub name: String,
-    /// `arn:aws:proton:<region>:<account>:environment-template/<name>`.
+    /// `arn:aws:proton:<region>:<account>:<kind>/<name>`.
     pub arn: String,
     /// Display name.
     pub display_name: Option<String>,
@@ -36,7 +72,7 @@ pub struct Template {
     pub description: Option<String>,
     /// Encryption key ARN.
     pub encryption_key: Option<String>,
-    /// `CUSTOMER_MANAGED` or none.
+    /// `provisioning` (environment) or `pipelineProvisioning` (service).
     pub provisioning: Option<String>,
     /// Created, epoch ms.
     pub created_ms: i64,
@@ -61,6 +97,35 @@ impl Template {
         }
     }
 
+    fn service_wire(&self) -> pr::ServiceTemplate {
+        let w = self.wire();
+        pr::ServiceTemplate {
+            arn: w.arn,
+            created_at: w.created_at,
+            description: w.description,
+            display_name: w.display_name,
+            encryption_key: w.encryption_key,
+            last_modified_at: w.last_modified_at,
+            name: w.name,
+            pipeline_provisioning: w.provisioning,
+            recommended_version: w.recommended_version,
+        }
+    }
+
+    fn service_summary(&self) -> pr::ServiceTemplateSummary {
+        let w = self.wire();
+        pr::ServiceTemplateSummary {
+            arn: w.arn,
+            created_at: w.created_at,
+            description: w.description,
+            display_name: w.display_name,
+            last_modified_at: w.last_modified_at,
+            name: w.name,
+            pipeline_provisioning: w.provisioning,
+            recommended_version: w.recommended_version,
+        }
+    }
+
     fn summary(&self) -> pr::EnvironmentTemplateSummary {
         let w = self.wire();
         pr::EnvironmentTemplateSummary {
@@ -79,13 +144,15 @@ impl Template {
 /// A stored template version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Version {
+    /// Environment or service.
+    pub kind: TemplateKind,
     /// The template's name.
     pub template_name: String,
     /// Major version.
     pub major: u32,
     /// Minor version.
     pub minor: u32,
-    /// `…:environment-template/<name>:<major>.<minor>`.
+    /// `…:<kind>/<name>:<major>.<minor>`.
     pub arn: String,
     /// `DRAFT` or `PUBLISHED`.
     pub status: String,
@@ -99,9 +166,42 @@ pub struct Version {
     pub created_ms: i64,
     /// Last modified, epoch ms.
     pub modified_ms: i64,
+    /// Service templates: the environment templates (name, major) instances may run in.
+    #[serde(default)]
+    pub compatible_environment_templates: Vec<(String, String)>,
+    /// Service templates: `supportedComponentSources` (`DIRECTLY_DEFINED`).
+    #[serde(default)]
+    pub supported_component_sources: Vec<String>,
 }
 
 impl Version {
+    fn service_wire(&self, recommended_minor: Option<u32>) -> pr::ServiceTemplateVersion {
+        let w = self.wire(recommended_minor);
+        pr::ServiceTemplateVersion {
+            arn: w.arn,
+            compatible_environment_templates: Some(
+                self.compatible_environment_templates
+                    .iter()
+                    .map(|(name, major)| pr::CompatibleEnvironmentTemplate {
+                        major_version: Some(major.clone()),
+                        template_name: Some(name.clone()),
+                    })
+                    .collect(),
+            ),
+            created_at: w.created_at,
+            description: w.description,
+            last_modified_at: w.last_modified_at,
+            major_version: w.major_version,
+            minor_version: w.minor_version,
+            recommended_minor_version: w.recommended_minor_version,
+            schema: w.schema,
+            status: w.status,
+            status_message: w.status_message,
+            supported_component_sources: Some(self.supported_component_sources.clone()),
+            template_name: w.template_name,
+        }
+    }
+
     fn wire(&self, recommended_minor: Option<u32>) -> pr::EnvironmentTemplateVersion {
         pr::EnvironmentTemplateVersion {
             arn: Some(self.arn.clone()),
@@ -132,27 +232,37 @@ impl Version {
     }
 }
 
-fn template_id(name: &str) -> String {
-    format!("{KIND}/{name}")
+fn template_id(kind: TemplateKind, name: &str) -> String {
+    format!("{}/{name}", kind.as_str())
 }
 
-fn version_id(name: &str, major: u32, minor: u32) -> String {
-    format!("{KIND}/{name}/{major}.{minor}")
+fn version_id(kind: TemplateKind, name: &str, major: u32, minor: u32) -> String {
+    format!("{}/{name}/{major}.{minor}", kind.as_str())
 }
 
 /// The template `name`, or `ResourceNotFoundException`.
-pub fn get_template(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Template, AwsError> {
-    store::get(tx, Kind::ProtonTemplate, scope, &template_id(name))?
-        .ok_or_else(|| not_found("environment template", name))
+pub fn get_template(
+    tx: &mut dyn Tx,
+    scope: &str,
+    kind: TemplateKind,
+    name: &str,
+) -> Result<Template, AwsError> {
+    store::get(tx, Kind::ProtonTemplate, scope, &template_id(kind, name))?
+        .ok_or_else(|| not_found(kind.noun(), name))
 }
 
 /// Every version of `name`, in (major, minor) order.
-pub fn versions(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Vec<Version>, AwsError> {
+pub fn versions(
+    tx: &mut dyn Tx,
+    scope: &str,
+    kind: TemplateKind,
+    name: &str,
+) -> Result<Vec<Version>, AwsError> {
     let mut all: Vec<Version> = store::list::<Version>(
         tx,
         Kind::ProtonTemplateVersion,
         scope,
-        &template_id(name),
+        &template_id(kind, name),
         None,
         100_000,
     )?
@@ -167,6 +277,7 @@ pub fn versions(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Vec<Version>
 pub fn get_version(
     tx: &mut dyn Tx,
     scope: &str,
+    kind: TemplateKind,
     name: &str,
     major: u32,
     minor: u32,
@@ -175,51 +286,56 @@ pub fn get_version(
         tx,
         Kind::ProtonTemplateVersion,
         scope,
-        &version_id(name, major, minor),
+        &version_id(kind, name, major, minor),
     )?
     .ok_or_else(|| {
         not_found(
-            "environment template version",
+            &format!("{} version", kind.noun()),
             &format!("{name}:{major}.{minor}"),
         )
     })
 }
 
-/// The published version an environment uses: `minor` given, or the recommended (highest
+/// The published version a resource uses: `minor` given, or the recommended (highest
 /// published) minor of `major`. A draft or unknown version is `ValidationException`.
 pub fn published_version(
     tx: &mut dyn Tx,
     scope: &str,
+    kind: TemplateKind,
     name: &str,
     major: &str,
     minor: Option<&str>,
 ) -> Result<Version, AwsError> {
-    get_template(tx, scope, name)?;
+    get_template(tx, scope, kind, name)?;
     let major = number(major, "templateMajorVersion")?;
     let chosen = match minor {
         Some(minor) => {
             let minor = number(minor, "templateMinorVersion")?;
-            get_version(tx, scope, name, major, minor)?
+            get_version(tx, scope, kind, name, major, minor)?
         }
-        None => recommended_minor(&versions(tx, scope, name)?, major)
-            .map(|minor| get_version(tx, scope, name, major, minor))
+        None => recommended_minor(&versions(tx, scope, kind, name)?, major)
+            .map(|minor| get_version(tx, scope, kind, name, major, minor))
             .transpose()?
             .ok_or_else(|| {
                 invalid(format!(
-                    "The environment template {name} has no published version in major version {major}."
+                    "The {} {name} has no published version in major version {major}.",
+                    kind.noun()
                 ))
             })?,
     };
     if chosen.status != "PUBLISHED" {
         return Err(invalid(format!(
-            "The environment template version {name}:{}.{} is not published.",
-            chosen.major, chosen.minor
+            "The {} version {name}:{}.{} is not published.",
+            kind.noun(),
+            chosen.major,
+            chosen.minor
         )));
     }
     Ok(chosen)
 }
 
-fn number(text: &str, member: &str) -> Result<u32, AwsError> {
+/// A version number given as text.
+pub fn number(text: &str, member: &str) -> Result<u32, AwsError> {
     text.parse()
         .map_err(|_| invalid(format!("{member} {text} is not a version number.")))
 }
@@ -238,198 +354,205 @@ fn recommended(all: &[Version]) -> Option<(u32, u32)> {
         .max()
 }
 
-fn refresh_recommended(
-    tx: &mut dyn Tx,
-    scope: &str,
-    name: &str,
-    now_ms: i64,
-) -> Result<(), AwsError> {
-    let mut template = get_template(tx, scope, name)?;
-    template.recommended = recommended(&versions(tx, scope, name)?);
-    template.modified_ms = now_ms;
+fn save_template(tx: &mut dyn Tx, scope: &str, template: &Template) -> Result<(), AwsError> {
+    let id = template_id(template.kind, &template.name);
+    store::put(tx, Kind::ProtonTemplate, scope, &id, "", template)?;
+    Ok(())
+}
+
+fn save_version(tx: &mut dyn Tx, scope: &str, version: &Version) -> Result<(), AwsError> {
+    let (kind, name) = (version.kind, &version.template_name);
     store::put(
         tx,
-        Kind::ProtonTemplate,
+        Kind::ProtonTemplateVersion,
         scope,
-        &template_id(name),
-        "",
-        &template,
+        &version_id(kind, name, version.major, version.minor),
+        &template_id(kind, name),
+        version,
     )?;
     Ok(())
 }
 
-/// `CreateEnvironmentTemplate`.
-pub fn create(
+fn refresh_recommended(
+    tx: &mut dyn Tx,
+    scope: &str,
+    kind: TemplateKind,
+    name: &str,
+    now_ms: i64,
+) -> Result<(), AwsError> {
+    let mut template = get_template(tx, scope, kind, name)?;
+    template.recommended = recommended(&versions(tx, scope, kind, name)?);
+    template.modified_ms = now_ms;
+    save_template(tx, scope, &template)
+}
+
+/// What creating a template takes.
+struct NewTemplate {
+    name: String,
+    display_name: Option<String>,
+    description: Option<String>,
+    encryption_key: Option<String>,
+    provisioning: Option<String>,
+    tags: Option<Vec<pr::Tag>>,
+}
+
+fn create_template(
     ctx: &RequestContext,
-    input: pr::CreateEnvironmentTemplateInput,
-) -> Result<pr::CreateEnvironmentTemplateOutput, AwsError> {
-    require_admin(ctx, Operation::CreateEnvironmentTemplate)?;
-    let name = input.name.unwrap_or_default();
+    kind: TemplateKind,
+    new: NewTemplate,
+) -> Result<Template, AwsError> {
     let template = Template {
-        arn: arn(ctx, &format!("{KIND}/{name}")),
-        name,
-        display_name: input.display_name,
-        description: input.description,
-        encryption_key: input.encryption_key,
-        provisioning: input.provisioning,
+        kind,
+        arn: arn(ctx, &format!("{}/{}", kind.as_str(), new.name)),
+        name: new.name,
+        display_name: new.display_name,
+        description: new.description,
+        encryption_key: new.encryption_key,
+        provisioning: new.provisioning,
         created_ms: ctx.now_ms,
         modified_ms: ctx.now_ms,
         recommended: None,
     };
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        if !store::insert(
-            tx,
-            Kind::ProtonTemplate,
-            &scope,
-            &template_id(&template.name),
-            "",
-            &template,
-        )? {
+        let id = template_id(kind, &template.name);
+        if !store::insert(tx, Kind::ProtonTemplate, &scope, &id, "", &template)? {
             return Err(conflict(format!(
-                "The environment template {} already exists.",
+                "The {} {} already exists.",
+                kind.noun(),
                 template.name
             )));
         }
-        create_tags(tx, &scope, &template.arn, input.tags.as_ref())?;
-        Ok(pr::CreateEnvironmentTemplateOutput {
-            environment_template: Some(template.wire()),
-        })
+        create_tags(tx, &scope, &template.arn, new.tags.as_ref())?;
+        Ok(template.clone())
     })
 }
 
-/// `GetEnvironmentTemplate`.
-pub fn get(
+fn read_template(
     ctx: &RequestContext,
-    input: pr::GetEnvironmentTemplateInput,
-) -> Result<pr::GetEnvironmentTemplateOutput, AwsError> {
-    let name = input.name.unwrap_or_default();
-    let template = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        get_template(tx, &ctx.scope(), &name)
-    })?;
-    Ok(pr::GetEnvironmentTemplateOutput {
-        environment_template: Some(template.wire()),
+    kind: TemplateKind,
+    name: &str,
+) -> Result<Template, AwsError> {
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        get_template(tx, &ctx.scope(), kind, name)
     })
 }
 
-/// `UpdateEnvironmentTemplate`: display name and description.
-pub fn update(
+fn update_template(
     ctx: &RequestContext,
-    input: pr::UpdateEnvironmentTemplateInput,
-) -> Result<pr::UpdateEnvironmentTemplateOutput, AwsError> {
-    require_admin(ctx, Operation::UpdateEnvironmentTemplate)?;
-    let name = input.name.unwrap_or_default();
+    kind: TemplateKind,
+    name: &str,
+    display_name: Option<String>,
+    description: Option<String>,
+) -> Result<Template, AwsError> {
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let mut template = get_template(tx, &scope, &name)?;
-        if input.display_name.is_some() {
-            template.display_name = input.display_name.clone();
+        let mut template = get_template(tx, &scope, kind, name)?;
+        if display_name.is_some() {
+            template.display_name = display_name.clone();
         }
-        if input.description.is_some() {
-            template.description = input.description.clone();
+        if description.is_some() {
+            template.description = description.clone();
         }
         template.modified_ms = ctx.now_ms;
-        store::put(
-            tx,
-            Kind::ProtonTemplate,
-            &scope,
-            &template_id(&name),
-            "",
-            &template,
-        )?;
-        Ok(pr::UpdateEnvironmentTemplateOutput {
-            environment_template: Some(template.wire()),
-        })
+        save_template(tx, &scope, &template)?;
+        Ok(template)
     })
 }
 
-/// `ListEnvironmentTemplates`, in creation order.
-pub fn list(
-    ctx: &RequestContext,
-    input: pr::ListEnvironmentTemplatesInput,
-) -> Result<pr::ListEnvironmentTemplatesOutput, AwsError> {
+fn list_templates(ctx: &RequestContext, kind: TemplateKind) -> Result<Vec<Template>, AwsError> {
     let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         store::list::<Template>(tx, Kind::ProtonTemplate, &ctx.scope(), "", None, 100_000)
     })?;
-    let summaries: Vec<_> = all
+    Ok(all
         .into_iter()
         .map(|(_, t)| t)
-        .filter(|t| t.arn.contains(&format!(":{KIND}/")))
-        .map(|t| t.summary())
-        .collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
-    Ok(pr::ListEnvironmentTemplatesOutput {
-        templates: Some(page),
-        next_token: next,
-    })
+        .filter(|t| t.kind == kind)
+        .collect())
 }
 
-/// `DeleteEnvironmentTemplate`: only a template without versions.
-pub fn delete(
+fn delete_template(
     ctx: &RequestContext,
-    input: pr::DeleteEnvironmentTemplateInput,
-) -> Result<pr::DeleteEnvironmentTemplateOutput, AwsError> {
-    require_admin(ctx, Operation::DeleteEnvironmentTemplate)?;
-    let name = input.name.unwrap_or_default();
+    kind: TemplateKind,
+    name: &str,
+) -> Result<Template, AwsError> {
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let template = get_template(tx, &scope, &name)?;
-        if !versions(tx, &scope, &name)?.is_empty() {
+        let template = get_template(tx, &scope, kind, name)?;
+        if !versions(tx, &scope, kind, name)?.is_empty() {
             return Err(conflict(format!(
-                "The environment template {name} still has versions; delete them first."
+                "The {} {name} still has versions; delete them first.",
+                kind.noun()
             )));
         }
-        tx.delete(Kind::ProtonTemplate, &scope, &template_id(&name))?;
+        tx.delete(Kind::ProtonTemplate, &scope, &template_id(kind, name))?;
         delete_tags(tx, &scope, &template.arn)?;
-        Ok(pr::DeleteEnvironmentTemplateOutput {
-            environment_template: Some(template.wire()),
-        })
+        Ok(template)
     })
 }
 
-/// Checks an environment template bundle: a Terraform `infrastructure/manifest.yaml` and a
-/// `schema/schema.yaml` that names an `environment_input_type`. Returns the schema text.
-fn check_bundle(files: &Files) -> Result<String, String> {
+/// Checks a template bundle: a Terraform manifest in the kind's infrastructure folder and a
+/// `schema/schema.yaml` naming the kind's input type. Returns the schema text.
+fn check_bundle(kind: TemplateKind, files: &Files) -> Result<String, String> {
     let text = |path: &str| -> Result<String, String> {
         let bytes = files
             .get(path)
             .ok_or_else(|| format!("the bundle has no {path}"))?;
         String::from_utf8(bytes.clone()).map_err(|_| format!("{path} is not UTF-8 text"))
     };
-    let manifest = yaml_to_json(&text("infrastructure/manifest.yaml")?)
-        .map_err(|e| format!("infrastructure/manifest.yaml is not YAML: {e}"))?;
+    let folder = kind.infrastructure_folder();
+    let manifest_path = format!("{folder}/manifest.yaml");
+    let manifest = yaml_to_json(&text(&manifest_path)?)
+        .map_err(|e| format!("{manifest_path} is not YAML: {e}"))?;
     let templates = manifest
-        .pointer("/infrastructure/templates")
+        .get("infrastructure")
+        .and_then(|i| i.get("templates"))
         .and_then(Value::as_array)
         .filter(|t| !t.is_empty())
-        .ok_or("infrastructure/manifest.yaml has no infrastructure.templates list")?;
+        .ok_or_else(|| format!("{manifest_path} has no infrastructure.templates list"))?;
     for t in templates {
         let language = t.get("template_language").and_then(Value::as_str);
         if language != Some("terraform") {
             return Err(format!(
-                "infrastructure/manifest.yaml: template_language {} is not served; provisiond provisions terraform templates through self-managed provisioning",
+                "{manifest_path}: template_language {} is not served; provisiond provisions terraform templates through self-managed provisioning",
                 language.unwrap_or("(missing)")
             ));
         }
     }
     let schema_text = text("schema/schema.yaml")?;
     let schema = Schema::parse(&schema_text)?;
-    if schema.environment_input_type.is_none() {
-        return Err("schema/schema.yaml names no environment_input_type".into());
+    let (input_type, key) = match kind {
+        TemplateKind::Environment => (&schema.environment_input_type, "environment_input_type"),
+        TemplateKind::Service => (&schema.service_input_type, "service_input_type"),
+    };
+    if input_type.is_none() {
+        return Err(format!("schema/schema.yaml names no {key}"));
     }
     Ok(schema_text)
 }
 
-/// `CreateEnvironmentTemplateVersion`: a new minor of `majorVersion`, or a new major without
-/// it; registered at once (`DRAFT`) or refused with `ValidationException` saying what is wrong
-/// with the bundle [ours: AWS registers asynchronously]. Idempotent on `clientToken`.
-pub fn create_version(
+/// What registering a version takes.
+struct NewVersion {
+    name: String,
+    client_token: Option<String>,
+    description: Option<String>,
+    major: Option<String>,
+    source: Option<pr::TemplateVersionSourceInput>,
+    tags: Option<Vec<pr::Tag>>,
+    compatible_environment_templates: Vec<(String, String)>,
+    supported_component_sources: Vec<String>,
+}
+
+/// A new minor of `major`, or a new major without it; registered at once (`DRAFT`) or refused
+/// with `ValidationException` saying what is wrong with the bundle [ours: AWS registers
+/// asynchronously]. Idempotent on `clientToken`.
+fn create_version(
     ctx: &RequestContext,
-    input: pr::CreateEnvironmentTemplateVersionInput,
-) -> Result<pr::CreateEnvironmentTemplateVersionOutput, AwsError> {
-    require_admin(ctx, Operation::CreateEnvironmentTemplateVersion)?;
-    let name = input.template_name.clone().unwrap_or_default();
-    let source = input
+    kind: TemplateKind,
+    new: NewVersion,
+) -> Result<(Version, Option<u32>), AwsError> {
+    let name = new.name.clone();
+    let source = new
         .source
         .as_ref()
         .and_then(|s| s.s3.as_ref())
@@ -442,39 +565,48 @@ pub fn create_version(
     let account = ctx.identity.account.clone();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let work = |tx: &mut dyn Tx| {
-            let mut template = get_template(tx, &scope, &name)?;
+            let mut template = get_template(tx, &scope, kind, &name)?;
+            for (env_template, major) in &new.compatible_environment_templates {
+                let env_versions = versions(tx, &scope, TemplateKind::Environment, env_template)?;
+                get_template(tx, &scope, TemplateKind::Environment, env_template)?;
+                if !env_versions.iter().any(|v| v.major.to_string() == *major) {
+                    return Err(invalid(format!(
+                        "The compatible environment template {env_template} has no major version {major}."
+                    )));
+                }
+            }
             let object = tx.get_object(&account, &bucket, &key)?.ok_or_else(|| {
                 invalid(format!(
                     "The template bundle s3://{bucket}/{key} does not exist."
                 ))
             })?;
             let files = bundle::read(&object.body).map_err(invalid)?;
-            let schema = check_bundle(&files).map_err(|e| {
+            let schema = check_bundle(kind, &files).map_err(|e| {
                 invalid(format!(
                     "The template bundle s3://{bucket}/{key} is not valid: {e}"
                 ))
             })?;
-            let all = versions(tx, &scope, &name)?;
-            let (major, minor) = match input.major_version.as_deref() {
+            let all = versions(tx, &scope, kind, &name)?;
+            let (major, minor) = match new.major.as_deref() {
                 Some(major) => {
                     let major = number(major, "majorVersion")?;
-                    let last = all
-                        .iter()
-                        .filter(|v| v.major == major)
-                        .map(|v| v.minor)
-                        .max();
-                    match last {
+                    match all.iter().filter(|v| v.major == major).map(|v| v.minor).max() {
                         Some(last) => (major, last + 1),
                         None => {
                             return Err(invalid(format!(
-                                "The environment template {name} has no major version {major}; omit majorVersion to create a new major version."
+                                "The {} {name} has no major version {major}; omit majorVersion to create a new major version.",
+                                kind.noun()
                             )))
                         }
                     }
                 }
                 None => (all.iter().map(|v| v.major).max().unwrap_or(0) + 1, 0),
             };
-            let bundle_key = format!("proton/{}/{KIND}/{name}/{major}.{minor}.tar.gz", ctx.region);
+            let bundle_key = format!(
+                "proton/{}/{}/{name}/{major}.{minor}.tar.gz",
+                ctx.region,
+                kind.as_str()
+            );
             tx.put_object(
                 &account,
                 ARTIFACT_BUCKET,
@@ -487,44 +619,31 @@ pub fn create_version(
                 },
             )?;
             let version = Version {
+                kind,
                 arn: format!("{}:{major}.{minor}", template.arn),
                 template_name: name.clone(),
                 major,
                 minor,
                 status: "DRAFT".into(),
-                description: input.description.clone(),
+                description: new.description.clone(),
                 schema,
                 bundle_key,
                 created_ms: ctx.now_ms,
                 modified_ms: ctx.now_ms,
+                compatible_environment_templates: new.compatible_environment_templates.clone(),
+                supported_component_sources: new.supported_component_sources.clone(),
             };
-            store::put(
-                tx,
-                Kind::ProtonTemplateVersion,
-                &scope,
-                &version_id(&name, major, minor),
-                &template_id(&name),
-                &version,
-            )?;
-            create_tags(tx, &scope, &version.arn, input.tags.as_ref())?;
+            save_version(tx, &scope, &version)?;
+            create_tags(tx, &scope, &version.arn, new.tags.as_ref())?;
             template.modified_ms = ctx.now_ms;
-            store::put(
-                tx,
-                Kind::ProtonTemplate,
-                &scope,
-                &template_id(&name),
-                "",
-                &template,
-            )?;
-            Ok(pr::CreateEnvironmentTemplateVersionOutput {
-                environment_template_version: Some(version.wire(recommended_minor(&all, major))),
-            })
+            save_template(tx, &scope, &template)?;
+            Ok((version, recommended_minor(&all, major)))
         };
-        match input.client_token.as_deref() {
+        match new.client_token.as_deref() {
             Some(token) => crate::idempotency::remember(
                 tx,
                 &scope,
-                &format!("CreateEnvironmentTemplateVersion/{name}"),
+                &format!("Create{}Version/{name}", kind.as_str()),
                 token,
                 work,
             ),
@@ -533,144 +652,547 @@ pub fn create_version(
     })
 }
 
-/// `GetEnvironmentTemplateVersion`.
-pub fn get_version_op(
+fn read_version(
     ctx: &RequestContext,
-    input: pr::GetEnvironmentTemplateVersionInput,
-) -> Result<pr::GetEnvironmentTemplateVersionOutput, AwsError> {
-    let name = input.template_name.unwrap_or_default();
-    let major = number(&input.major_version.unwrap_or_default(), "majorVersion")?;
-    let minor = number(&input.minor_version.unwrap_or_default(), "minorVersion")?;
+    kind: TemplateKind,
+    name: &str,
+    major: Option<&str>,
+    minor: Option<&str>,
+) -> Result<(Version, Option<u32>), AwsError> {
+    let major = number(major.unwrap_or_default(), "majorVersion")?;
+    let minor = number(minor.unwrap_or_default(), "minorVersion")?;
     let scope = ctx.scope();
-    let (version, all) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        Ok::<_, AwsError>((
-            get_version(tx, &scope, &name, major, minor)?,
-            versions(tx, &scope, &name)?,
-        ))
-    })?;
-    Ok(pr::GetEnvironmentTemplateVersionOutput {
-        environment_template_version: Some(version.wire(recommended_minor(&all, major))),
+    transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let version = get_version(tx, &scope, kind, name, major, minor)?;
+        let all = versions(tx, &scope, kind, name)?;
+        Ok((version, recommended_minor(&all, major)))
     })
 }
 
-/// `UpdateEnvironmentTemplateVersion`: description, and `DRAFT` → `PUBLISHED`.
-pub fn update_version(
+/// What updating a version may change.
+struct VersionChange {
+    description: Option<String>,
+    status: Option<String>,
+    compatible_environment_templates: Option<Vec<(String, String)>>,
+    supported_component_sources: Option<Vec<String>>,
+}
+
+/// Description, the service fields, and `DRAFT` → `PUBLISHED`.
+fn update_version(
     ctx: &RequestContext,
-    input: pr::UpdateEnvironmentTemplateVersionInput,
-) -> Result<pr::UpdateEnvironmentTemplateVersionOutput, AwsError> {
-    require_admin(ctx, Operation::UpdateEnvironmentTemplateVersion)?;
-    let name = input.template_name.clone().unwrap_or_default();
-    let major = number(
-        input.major_version.as_deref().unwrap_or_default(),
-        "majorVersion",
-    )?;
-    let minor = number(
-        input.minor_version.as_deref().unwrap_or_default(),
-        "minorVersion",
-    )?;
+    kind: TemplateKind,
+    name: &str,
+    major: Option<&str>,
+    minor: Option<&str>,
+    change: VersionChange,
+) -> Result<(Version, Option<u32>), AwsError> {
+    let major = number(major.unwrap_or_default(), "majorVersion")?;
+    let minor = number(minor.unwrap_or_default(), "minorVersion")?;
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let mut version = get_version(tx, &scope, &name, major, minor)?;
-        if let Some(status) = input.status.as_deref() {
+        let mut version = get_version(tx, &scope, kind, name, major, minor)?;
+        if let Some(status) = change.status.as_deref() {
             match (version.status.as_str(), status) {
                 (current, wanted) if current == wanted => {}
                 ("DRAFT", "PUBLISHED") => version.status = "PUBLISHED".into(),
                 (current, wanted) => {
                     return Err(invalid(format!(
-                        "The environment template version {name}:{major}.{minor} is {current}; it cannot become {wanted}."
+                        "The {} version {name}:{major}.{minor} is {current}; it cannot become {wanted}.",
+                        kind.noun()
                     )))
                 }
             }
         }
-        if input.description.is_some() {
-            version.description = input.description.clone();
+        if change.description.is_some() {
+            version.description = change.description.clone();
+        }
+        if let Some(compatible) = &change.compatible_environment_templates {
+            version.compatible_environment_templates = compatible.clone();
+        }
+        if let Some(sources) = &change.supported_component_sources {
+            version.supported_component_sources = sources.clone();
         }
         version.modified_ms = ctx.now_ms;
-        store::put(
-            tx,
-            Kind::ProtonTemplateVersion,
-            &scope,
-            &version_id(&name, major, minor),
-            &template_id(&name),
-            &version,
-        )?;
-        refresh_recommended(tx, &scope, &name, ctx.now_ms)?;
-        let all = versions(tx, &scope, &name)?;
-        Ok(pr::UpdateEnvironmentTemplateVersionOutput {
-            environment_template_version: Some(version.wire(recommended_minor(&all, major))),
-        })
+        save_version(tx, &scope, &version)?;
+        refresh_recommended(tx, &scope, kind, name, ctx.now_ms)?;
+        let all = versions(tx, &scope, kind, name)?;
+        Ok((version, recommended_minor(&all, major)))
     })
 }
 
-/// `ListEnvironmentTemplateVersions`, in version order, optionally of one major version.
-pub fn list_versions(
+fn list_all_versions(
     ctx: &RequestContext,
-    input: pr::ListEnvironmentTemplateVersionsInput,
-) -> Result<pr::ListEnvironmentTemplateVersionsOutput, AwsError> {
-    let name = input.template_name.clone().unwrap_or_default();
-    let major = input
-        .major_version
-        .as_deref()
-        .map(|m| number(m, "majorVersion"))
-        .transpose()?;
+    kind: TemplateKind,
+    name: &str,
+    major: Option<&str>,
+) -> Result<Vec<(Version, Option<u32>)>, AwsError> {
+    let major = major.map(|m| number(m, "majorVersion")).transpose()?;
     let scope = ctx.scope();
     let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        get_template(tx, &scope, &name)?;
-        versions(tx, &scope, &name)
+        get_template(tx, &scope, kind, name)?;
+        versions(tx, &scope, kind, name)
     })?;
-    let summaries: Vec<_> = all
+    Ok(all
         .iter()
         .filter(|v| major.is_none_or(|m| v.major == m))
-        .map(|v| {
-            let w = v.wire(recommended_minor(&all, v.major));
-            pr::EnvironmentTemplateVersionSummary {
-                arn: w.arn,
-                created_at: w.created_at,
-                description: w.description,
-                last_modified_at: w.last_modified_at,
-                major_version: w.major_version,
-                minor_version: w.minor_version,
-                recommended_minor_version: w.recommended_minor_version,
-                status: w.status,
-                status_message: w.status_message,
-                template_name: w.template_name,
-            }
-        })
-        .collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
-    Ok(pr::ListEnvironmentTemplateVersionsOutput {
-        template_versions: Some(page),
-        next_token: next,
-    })
+        .map(|v| (v.clone(), recommended_minor(&all, v.major)))
+        .collect())
 }
 
-/// `DeleteEnvironmentTemplateVersion`: refused while an environment uses the version.
-pub fn delete_version(
+/// Refused while a resource uses the version.
+fn delete_version(
     ctx: &RequestContext,
-    input: pr::DeleteEnvironmentTemplateVersionInput,
-) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
-    require_admin(ctx, Operation::DeleteEnvironmentTemplateVersion)?;
-    let name = input.template_name.unwrap_or_default();
-    let major = number(&input.major_version.unwrap_or_default(), "majorVersion")?;
-    let minor = number(&input.minor_version.unwrap_or_default(), "minorVersion")?;
+    kind: TemplateKind,
+    name: &str,
+    major: Option<&str>,
+    minor: Option<&str>,
+) -> Result<Version, AwsError> {
+    let major = number(major.unwrap_or_default(), "majorVersion")?;
+    let minor = number(minor.unwrap_or_default(), "minorVersion")?;
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let version = get_version(tx, &scope, &name, major, minor)?;
-        if super::environment::uses_template_version(tx, &scope, &name, major, minor)? {
+        let version = get_version(tx, &scope, kind, name, major, minor)?;
+        let used = match kind {
+            TemplateKind::Environment => {
+                super::environment::uses_template_version(tx, &scope, name, major, minor)?
+            }
+            TemplateKind::Service => {
+                super::service::uses_template_version(tx, &scope, name, major, minor)?
+            }
+        };
+        if used {
             return Err(conflict(format!(
-                "The environment template version {name}:{major}.{minor} is used by an environment."
+                "The {} version {name}:{major}.{minor} is in use.",
+                kind.noun()
             )));
         }
         tx.delete(
             Kind::ProtonTemplateVersion,
             &scope,
-            &version_id(&name, major, minor),
+            &version_id(kind, name, major, minor),
         )?;
         tx.delete_object(&ctx.identity.account, ARTIFACT_BUCKET, &version.bundle_key)?;
         delete_tags(tx, &scope, &version.arn)?;
-        refresh_recommended(tx, &scope, &name, ctx.now_ms)?;
-        Ok(pr::DeleteEnvironmentTemplateVersionOutput {
-            environment_template_version: Some(version.wire(None)),
-        })
+        refresh_recommended(tx, &scope, kind, name, ctx.now_ms)?;
+        Ok(version)
     })
+}
+
+fn compatible(list: Option<Vec<pr::CompatibleEnvironmentTemplateInput>>) -> Vec<(String, String)> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            (
+                c.template_name.unwrap_or_default(),
+                c.major_version.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn env_version_summary(v: &Version, rec: Option<u32>) -> pr::EnvironmentTemplateVersionSummary {
+    let w = v.wire(rec);
+    pr::EnvironmentTemplateVersionSummary {
+        arn: w.arn,
+        created_at: w.created_at,
+        description: w.description,
+        last_modified_at: w.last_modified_at,
+        major_version: w.major_version,
+        minor_version: w.minor_version,
+        recommended_minor_version: w.recommended_minor_version,
+        status: w.status,
+        status_message: w.status_message,
+        template_name: w.template_name,
+    }
+}
+
+fn service_version_summary(v: &Version, rec: Option<u32>) -> pr::ServiceTemplateVersionSummary {
+    let w = v.wire(rec);
+    pr::ServiceTemplateVersionSummary {
+        arn: w.arn,
+        created_at: w.created_at,
+        description: w.description,
+        last_modified_at: w.last_modified_at,
+        major_version: w.major_version,
+        minor_version: w.minor_version,
+        recommended_minor_version: w.recommended_minor_version,
+        status: w.status,
+        status_message: w.status_message,
+        template_name: w.template_name,
+    }
+}
+
+/// The wire operations of both kinds: thin mappings of the functions above.
+pub mod ops {
+    use super::*;
+    use TemplateKind::{Environment as Env, Service as Svc};
+
+    /// `CreateEnvironmentTemplate`.
+    pub fn create_environment_template(
+        ctx: &RequestContext,
+        input: pr::CreateEnvironmentTemplateInput,
+    ) -> Result<pr::CreateEnvironmentTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::CreateEnvironmentTemplate)?;
+        let t = create_template(
+            ctx,
+            Env,
+            NewTemplate {
+                name: input.name.unwrap_or_default(),
+                display_name: input.display_name,
+                description: input.description,
+                encryption_key: input.encryption_key,
+                provisioning: input.provisioning,
+                tags: input.tags,
+            },
+        )?;
+        Ok(pr::CreateEnvironmentTemplateOutput {
+            environment_template: Some(t.wire()),
+        })
+    }
+
+    /// `CreateServiceTemplate`.
+    pub fn create_service_template(
+        ctx: &RequestContext,
+        input: pr::CreateServiceTemplateInput,
+    ) -> Result<pr::CreateServiceTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::CreateServiceTemplate)?;
+        if input.pipeline_provisioning.is_some() {
+            return Err(invalid(
+                "provisiond does not serve service pipelines yet: create the service template without pipelineProvisioning.",
+            ));
+        }
+        let t = create_template(
+            ctx,
+            Svc,
+            NewTemplate {
+                name: input.name.unwrap_or_default(),
+                display_name: input.display_name,
+                description: input.description,
+                encryption_key: input.encryption_key,
+                provisioning: None,
+                tags: input.tags,
+            },
+        )?;
+        Ok(pr::CreateServiceTemplateOutput {
+            service_template: Some(t.service_wire()),
+        })
+    }
+
+    /// `GetEnvironmentTemplate`.
+    pub fn get_environment_template(
+        ctx: &RequestContext,
+        input: pr::GetEnvironmentTemplateInput,
+    ) -> Result<pr::GetEnvironmentTemplateOutput, AwsError> {
+        let t = read_template(ctx, Env, input.name.as_deref().unwrap_or_default())?;
+        Ok(pr::GetEnvironmentTemplateOutput {
+            environment_template: Some(t.wire()),
+        })
+    }
+
+    /// `GetServiceTemplate`.
+    pub fn get_service_template(
+        ctx: &RequestContext,
+        input: pr::GetServiceTemplateInput,
+    ) -> Result<pr::GetServiceTemplateOutput, AwsError> {
+        let t = read_template(ctx, Svc, input.name.as_deref().unwrap_or_default())?;
+        Ok(pr::GetServiceTemplateOutput {
+            service_template: Some(t.service_wire()),
+        })
+    }
+
+    /// `UpdateEnvironmentTemplate`.
+    pub fn update_environment_template(
+        ctx: &RequestContext,
+        input: pr::UpdateEnvironmentTemplateInput,
+    ) -> Result<pr::UpdateEnvironmentTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::UpdateEnvironmentTemplate)?;
+        let name = input.name.unwrap_or_default();
+        let t = update_template(ctx, Env, &name, input.display_name, input.description)?;
+        Ok(pr::UpdateEnvironmentTemplateOutput {
+            environment_template: Some(t.wire()),
+        })
+    }
+
+    /// `UpdateServiceTemplate`.
+    pub fn update_service_template(
+        ctx: &RequestContext,
+        input: pr::UpdateServiceTemplateInput,
+    ) -> Result<pr::UpdateServiceTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::UpdateServiceTemplate)?;
+        let name = input.name.unwrap_or_default();
+        let t = update_template(ctx, Svc, &name, input.display_name, input.description)?;
+        Ok(pr::UpdateServiceTemplateOutput {
+            service_template: Some(t.service_wire()),
+        })
+    }
+
+    /// `ListEnvironmentTemplates`, in creation order.
+    pub fn list_environment_templates(
+        ctx: &RequestContext,
+        input: pr::ListEnvironmentTemplatesInput,
+    ) -> Result<pr::ListEnvironmentTemplatesOutput, AwsError> {
+        let all: Vec<_> = list_templates(ctx, Env)?
+            .iter()
+            .map(Template::summary)
+            .collect();
+        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        Ok(pr::ListEnvironmentTemplatesOutput {
+            templates: Some(page),
+            next_token: next,
+        })
+    }
+
+    /// `ListServiceTemplates`, in creation order.
+    pub fn list_service_templates(
+        ctx: &RequestContext,
+        input: pr::ListServiceTemplatesInput,
+    ) -> Result<pr::ListServiceTemplatesOutput, AwsError> {
+        let all: Vec<_> = list_templates(ctx, Svc)?
+            .iter()
+            .map(Template::service_summary)
+            .collect();
+        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        Ok(pr::ListServiceTemplatesOutput {
+            templates: Some(page),
+            next_token: next,
+        })
+    }
+
+    /// `DeleteEnvironmentTemplate`: only a template without versions.
+    pub fn delete_environment_template(
+        ctx: &RequestContext,
+        input: pr::DeleteEnvironmentTemplateInput,
+    ) -> Result<pr::DeleteEnvironmentTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::DeleteEnvironmentTemplate)?;
+        let t = delete_template(ctx, Env, input.name.as_deref().unwrap_or_default())?;
+        Ok(pr::DeleteEnvironmentTemplateOutput {
+            environment_template: Some(t.wire()),
+        })
+    }
+
+    /// `DeleteServiceTemplate`: only a template without versions.
+    pub fn delete_service_template(
+        ctx: &RequestContext,
+        input: pr::DeleteServiceTemplateInput,
+    ) -> Result<pr::DeleteServiceTemplateOutput, AwsError> {
+        require_admin(ctx, Operation::DeleteServiceTemplate)?;
+        let t = delete_template(ctx, Svc, input.name.as_deref().unwrap_or_default())?;
+        Ok(pr::DeleteServiceTemplateOutput {
+            service_template: Some(t.service_wire()),
+        })
+    }
+
+    /// `CreateEnvironmentTemplateVersion`.
+    pub fn create_environment_template_version(
+        ctx: &RequestContext,
+        input: pr::CreateEnvironmentTemplateVersionInput,
+    ) -> Result<pr::CreateEnvironmentTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::CreateEnvironmentTemplateVersion)?;
+        let (v, rec) = create_version(
+            ctx,
+            Env,
+            NewVersion {
+                name: input.template_name.unwrap_or_default(),
+                client_token: input.client_token,
+                description: input.description,
+                major: input.major_version,
+                source: input.source,
+                tags: input.tags,
+                compatible_environment_templates: Vec::new(),
+                supported_component_sources: Vec::new(),
+            },
+        )?;
+        Ok(pr::CreateEnvironmentTemplateVersionOutput {
+            environment_template_version: Some(v.wire(rec)),
+        })
+    }
+
+    /// `CreateServiceTemplateVersion`.
+    pub fn create_service_template_version(
+        ctx: &RequestContext,
+        input: pr::CreateServiceTemplateVersionInput,
+    ) -> Result<pr::CreateServiceTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::CreateServiceTemplateVersion)?;
+        let (v, rec) = create_version(
+            ctx,
+            Svc,
+            NewVersion {
+                name: input.template_name.unwrap_or_default(),
+                client_token: input.client_token,
+                description: input.description,
+                major: input.major_version,
+                source: input.source,
+                tags: input.tags,
+                compatible_environment_templates: compatible(
+                    input.compatible_environment_templates,
+                ),
+                supported_component_sources: input.supported_component_sources.unwrap_or_default(),
+            },
+        )?;
+        Ok(pr::CreateServiceTemplateVersionOutput {
+            service_template_version: Some(v.service_wire(rec)),
+        })
+    }
+
+    /// `GetEnvironmentTemplateVersion`.
+    pub fn get_environment_template_version(
+        ctx: &RequestContext,
+        input: pr::GetEnvironmentTemplateVersionInput,
+    ) -> Result<pr::GetEnvironmentTemplateVersionOutput, AwsError> {
+        let (v, rec) = read_version(
+            ctx,
+            Env,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+        )?;
+        Ok(pr::GetEnvironmentTemplateVersionOutput {
+            environment_template_version: Some(v.wire(rec)),
+        })
+    }
+
+    /// `GetServiceTemplateVersion`.
+    pub fn get_service_template_version(
+        ctx: &RequestContext,
+        input: pr::GetServiceTemplateVersionInput,
+    ) -> Result<pr::GetServiceTemplateVersionOutput, AwsError> {
+        let (v, rec) = read_version(
+            ctx,
+            Svc,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+        )?;
+        Ok(pr::GetServiceTemplateVersionOutput {
+            service_template_version: Some(v.service_wire(rec)),
+        })
+    }
+
+    /// `UpdateEnvironmentTemplateVersion`.
+    pub fn update_environment_template_version(
+        ctx: &RequestContext,
+        input: pr::UpdateEnvironmentTemplateVersionInput,
+    ) -> Result<pr::UpdateEnvironmentTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::UpdateEnvironmentTemplateVersion)?;
+        let (v, rec) = update_version(
+            ctx,
+            Env,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+            VersionChange {
+                description: input.description,
+                status: input.status,
+                compatible_environment_templates: None,
+                supported_component_sources: None,
+            },
+        )?;
+        Ok(pr::UpdateEnvironmentTemplateVersionOutput {
+            environment_template_version: Some(v.wire(rec)),
+        })
+    }
+
+    /// `UpdateServiceTemplateVersion`.
+    pub fn update_service_template_version(
+        ctx: &RequestContext,
+        input: pr::UpdateServiceTemplateVersionInput,
+    ) -> Result<pr::UpdateServiceTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::UpdateServiceTemplateVersion)?;
+        let (v, rec) = update_version(
+            ctx,
+            Svc,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+            VersionChange {
+                description: input.description,
+                status: input.status,
+                compatible_environment_templates: input
+                    .compatible_environment_templates
+                    .map(|c| compatible(Some(c))),
+                supported_component_sources: input.supported_component_sources,
+            },
+        )?;
+        Ok(pr::UpdateServiceTemplateVersionOutput {
+            service_template_version: Some(v.service_wire(rec)),
+        })
+    }
+
+    /// `ListEnvironmentTemplateVersions`, in version order.
+    pub fn list_environment_template_versions(
+        ctx: &RequestContext,
+        input: pr::ListEnvironmentTemplateVersionsInput,
+    ) -> Result<pr::ListEnvironmentTemplateVersionsOutput, AwsError> {
+        let all: Vec<_> = list_all_versions(
+            ctx,
+            Env,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+        )?
+        .iter()
+        .map(|(v, rec)| env_version_summary(v, *rec))
+        .collect();
+        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        Ok(pr::ListEnvironmentTemplateVersionsOutput {
+            template_versions: Some(page),
+            next_token: next,
+        })
+    }
+
+    /// `ListServiceTemplateVersions`, in version order.
+    pub fn list_service_template_versions(
+        ctx: &RequestContext,
+        input: pr::ListServiceTemplateVersionsInput,
+    ) -> Result<pr::ListServiceTemplateVersionsOutput, AwsError> {
+        let all: Vec<_> = list_all_versions(
+            ctx,
+            Svc,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+        )?
+        .iter()
+        .map(|(v, rec)| service_version_summary(v, *rec))
+        .collect();
+        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        Ok(pr::ListServiceTemplateVersionsOutput {
+            template_versions: Some(page),
+            next_token: next,
+        })
+    }
+
+    /// `DeleteEnvironmentTemplateVersion`.
+    pub fn delete_environment_template_version(
+        ctx: &RequestContext,
+        input: pr::DeleteEnvironmentTemplateVersionInput,
+    ) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::DeleteEnvironmentTemplateVersion)?;
+        let v = delete_version(
+            ctx,
+            Env,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+        )?;
+        Ok(pr::DeleteEnvironmentTemplateVersionOutput {
+            environment_template_version: Some(v.wire(None)),
+        })
+    }
+
+    /// `DeleteServiceTemplateVersion`.
+    pub fn delete_service_template_version(
+        ctx: &RequestContext,
+        input: pr::DeleteServiceTemplateVersionInput,
+    ) -> Result<pr::DeleteServiceTemplateVersionOutput, AwsError> {
+        require_admin(ctx, Operation::DeleteServiceTemplateVersion)?;
+        let v = delete_version(
+            ctx,
+            Svc,
+            input.template_name.as_deref().unwrap_or_default(),
+            input.major_version.as_deref(),
+            input.minor_version.as_deref(),
+        )?;
+        Ok(pr::DeleteServiceTemplateVersionOutput {
+            service_template_version: Some(v.service_wire(None)),
+        })
+    }
 }

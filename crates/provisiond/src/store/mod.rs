@@ -52,6 +52,12 @@ pub enum Kind {
     ProtonTemplateVersion,
     /// A Proton environment (id = the name).
     ProtonEnvironment,
+    /// A Proton service (id = the name).
+    ProtonService,
+    /// A Proton service instance (id = `<service>/<instance>`, parent = the service).
+    ProtonServiceInstance,
+    /// A Proton component (id = the name).
+    ProtonComponent,
     /// A Proton deployment (id = the deployment id).
     ProtonDeployment,
     /// A deployment bundle waiting to be committed to its git repository (global scope,
@@ -59,6 +65,8 @@ pub enum Kind {
     ProtonDelivery,
     /// The tags of a Proton resource (id = the resource's ARN).
     ProtonTags,
+    /// Proton account settings (one document per account and region).
+    ProtonSettings,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
     /// A document used only by the conformance suite.
@@ -86,9 +94,13 @@ impl Kind {
             Kind::ProtonTemplate => "proton-template",
             Kind::ProtonTemplateVersion => "proton-template-version",
             Kind::ProtonEnvironment => "proton-environment",
+            Kind::ProtonService => "proton-service",
+            Kind::ProtonServiceInstance => "proton-service-instance",
+            Kind::ProtonComponent => "proton-component",
             Kind::ProtonDeployment => "proton-deployment",
             Kind::ProtonDelivery => "proton-delivery",
             Kind::ProtonTags => "proton-tags",
+            Kind::ProtonSettings => "proton-settings",
             Kind::Idempotency => "idempotency",
             Kind::Test => "test",
         }
