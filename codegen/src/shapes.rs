@@ -229,6 +229,10 @@ impl Gen<'_> {
             out.push_str("    fn validate(&self, _path: &Path<'_>, _v: &mut Violations) {}\n");
         } else {
             out.push_str("    fn validate(&self, path: &Path<'_>, v: &mut Violations) {\n");
+            if self.is_sensitive(name)? {
+                // Nothing inside a sensitive structure is echoed.
+                out.push_str("        let path = &path.redacted();\n");
+            }
             out.push_str(&body);
             out.push_str("    }\n");
         }
@@ -290,7 +294,13 @@ impl Gen<'_> {
                 } else if checks.is_empty() {
                     format!("        if self.{field}.is_none() {{\n            v.missing({p});\n        }}\n")
                 } else {
-                    format!("        if let Some(items) = &self.{field} {{\n            let p = path.member({path_name:?});\n{checks}        }}{missing}\n")
+                    // A list of sensitive items (or a sensitive list) is never echoed whole.
+                    let p = if self.is_sensitive(target)? || self.is_sensitive(&inner)? {
+                        format!("            let p = path.member({path_name:?});\n            let p = p.redacted();\n")
+                    } else {
+                        format!("            let p = path.member({path_name:?});\n")
+                    };
+                    format!("        if let Some(items) = &self.{field} {{\n{p}{checks}        }}{missing}\n")
                 }
             }
             "map" => {

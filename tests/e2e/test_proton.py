@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import tarfile
 
@@ -415,3 +416,55 @@ def test_service_instances_see_environment_outputs_and_components_deploy(platfor
         p.proton.get_service(name="web")
     assert code(e)[0] == "ResourceNotFoundException"
     assert p.proton.delete_environment(name="dev")["environment"]["deploymentStatus"] == "DELETE_IN_PROGRESS"
+
+
+UUID = "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+@pytest.mark.parametrize("body,path,rule", [
+    ({}, "resourceArn", "Member must not be null"),
+    ({"resourceArn": ""}, "resourceArn", "length greater than or equal to 1"),
+    ({"resourceArn": "arn:aws:proton:us-east-1:123456789012:environment/" + "e" * 160}, "resourceArn", "length less than or equal to 200"),
+    ({"resourceArn": "not-an-arn"}, "resourceArn", "regular expression pattern"),
+    ({"resourceArn": "arn:aws:proton:us-east-1:12345:environment/dev"}, "resourceArn", "regular expression pattern"),
+    ({"deploymentId": UUID.upper()}, "deploymentId", "regular expression pattern"),
+    ({"deploymentId": "not-a-uuid"}, "deploymentId", "regular expression pattern"),
+    ({"status": "DONE"}, "status", "enum value set: [IN_PROGRESS, FAILED, SUCCEEDED]"),
+    ({"status": "DELETE_COMPLETE"}, "status", "enum value set"),
+    ({"outputs": [{"key": f"k{i}", "valueString": "v"} for i in range(51)]}, "outputs", "length less than or equal to 50"),
+    ({"outputs": [{"key": "", "valueString": "v"}]}, "outputs.1.member.key", "length greater than or equal to 1"),
+    ({"outputs": [{"key": "k" * 1025, "valueString": "v"}]}, "outputs.1.member.key", "length less than or equal to 1024"),
+    ({"outputs": [{"key": "k", "valueString": ""}]}, "outputs.1.member.valueString", "length greater than or equal to 1"),
+    ({"outputs": [{"key": "k", "valueString": "s" * 1025}]}, "outputs.1.member.valueString", "length less than or equal to 1024"),
+    ({"statusMessage": "m" * 5001}, "statusMessage", "length less than or equal to 5000"),
+])
+def test_notify_constraint_violations_change_nothing(platform, body, path, rule):
+    p = platform
+    env = p.create_env("val")
+    before = (p.env("val"), p.proton.get_deployment(id=env["lastAttemptedDeploymentId"])["deployment"])
+    request = {"resourceArn": env["arn"], "status": "SUCCEEDED", **body}
+    if body == {}:
+        del request["resourceArn"]
+    status, headers, answer = p.server.raw("proton", "NotifyResourceDeploymentStatusChange", request, key=p.pipeline_key)
+    assert status == 400 and answer["__type"] == "ValidationException", answer
+    assert headers["x-amzn-errortype"] == "ValidationException"
+    assert f"at '{path}'" in answer["message"] and rule in answer["message"], answer["message"]
+    assert re.match(r"\d validation errors? detected: ", answer["message"]), answer["message"]
+    for secret in ("s" * 1025, "m" * 5001):
+        assert secret not in answer["message"], "sensitive values are never echoed"
+    assert (p.env("val"), p.proton.get_deployment(id=env["lastAttemptedDeploymentId"])["deployment"]) == before
+
+
+def test_status_messages_and_outputs_never_reach_the_log(platform):
+    p = platform
+    env = p.create_env("quiet")
+    p.pipeline.notify_resource_deployment_status_change(
+        resourceArn=env["arn"], status="IN_PROGRESS", statusMessage="s3cr3t-message",
+        outputs=[{"key": "password", "valueString": "s3cr3t-value"}])
+    status, _, _ = p.server.raw("proton", "NotifyResourceDeploymentStatusChange",
+                                {"resourceArn": env["arn"], "statusMessage": "s3cr3t-long" * 500}, key=p.pipeline_key)
+    assert status == 400
+    p.pipeline.notify_resource_deployment_status_change(resourceArn=env["arn"], status="SUCCEEDED")
+    assert p.proton.list_environment_outputs(environmentName="quiet")["outputs"] == [{"key": "password", "valueString": "s3cr3t-value"}]
+    log = p.server.log_text()
+    assert "s3cr3t" not in log and "NotifyResourceDeploymentStatusChange" in log

@@ -68,7 +68,8 @@ fn nested_list_members_have_indexed_paths() {
     .unwrap();
     assert_eq!(
         message(input),
-        "1 validation error detected: Value '' at 'outputs.2.member.key' failed to satisfy constraint: Member must have length greater than or equal to 1"
+        "1 validation error detected: Value at 'outputs.2.member.key' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        "Output is sensitive in the model: its values are never echoed"
     );
 }
 
@@ -86,6 +87,32 @@ fn sensitive_values_are_never_echoed() {
         !format!("{input:?}").contains("s3cr3t"),
         "Debug redacts sensitive members"
     );
+    // Output is a sensitive structure: nothing in it, and no list of them, is echoed.
+    let outputs = |value: &str, count: usize| {
+        (0..count)
+            .map(|i| proton::Output {
+                key: Some(format!("k{i}")),
+                value_string: Some(value.into()),
+            })
+            .collect()
+    };
+    let input = proton::NotifyResourceDeploymentStatusChangeInput {
+        resource_arn: Some("arn:aws:proton:us-east-1:123456789012:environment/dev".into()),
+        outputs: Some(outputs(&"s3cr3t".repeat(200), 1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        message(input),
+        "1 validation error detected: Value at 'outputs.1.member.valueString' failed to satisfy constraint: Member must have length less than or equal to 1024"
+    );
+    let input = proton::NotifyResourceDeploymentStatusChangeInput {
+        resource_arn: Some("arn:aws:proton:us-east-1:123456789012:environment/dev".into()),
+        outputs: Some(outputs("s3cr3t", 51)),
+        ..Default::default()
+    };
+    let msg = message(input);
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+    assert!(msg.contains("Value at 'outputs' failed"), "{msg}");
 }
 
 #[test]

@@ -9183,6 +9183,7 @@ impl Validate for ListComponentOutputsOutput {
         );
         if let Some(items) = &self.outputs {
             let p = path.member("outputs");
+            let p = p.redacted();
             for (i, item) in items.iter().enumerate() {
                 item.validate(&p.index(i), v);
             }
@@ -9427,6 +9428,7 @@ impl Validate for ListEnvironmentOutputsOutput {
         );
         if let Some(items) = &self.outputs {
             let p = path.member("outputs");
+            let p = p.redacted();
             for (i, item) in items.iter().enumerate() {
                 item.validate(&p.index(i), v);
             }
@@ -9721,6 +9723,7 @@ impl Validate for ListServiceInstanceOutputsOutput {
         );
         if let Some(items) = &self.outputs {
             let p = path.member("outputs");
+            let p = p.redacted();
             for (i, item) in items.iter().enumerate() {
                 item.validate(&p.index(i), v);
             }
@@ -9876,6 +9879,7 @@ impl Validate for ListServicePipelineOutputsOutput {
         );
         if let Some(items) = &self.outputs {
             let p = path.member("outputs");
+            let p = p.redacted();
             for (i, item) in items.iter().enumerate() {
                 item.validate(&p.index(i), v);
             }
@@ -10082,6 +10086,7 @@ impl Validate for NotifyResourceDeploymentStatusChangeInput {
         );
         if let Some(items) = &self.outputs {
             let p = path.member("outputs");
+            let p = p.redacted();
             v.list_len(
                 &p,
                 items,
@@ -10118,6 +10123,7 @@ impl Validate for NotifyResourceDeploymentStatusChangeOutput {
 
 impl Validate for Output {
     fn validate(&self, path: &Path<'_>, v: &mut Violations) {
+        let path = &path.redacted();
         v.string(
             &path.member("key"),
             self.key.as_deref(),

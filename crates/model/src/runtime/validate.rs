@@ -81,10 +81,13 @@ pub struct LengthRule {
 pub struct Path<'a> {
     parent: Option<&'a Path<'a>>,
     segment: Segment<'a>,
+    redacted: bool,
 }
 
 enum Segment<'a> {
     Root,
+    /// Marks what lies below as sensitive; renders nothing.
+    Redacted,
     Member(&'static str),
     Index(usize),
     Key(&'a str),
@@ -95,13 +98,30 @@ impl<'a> Path<'a> {
     pub const ROOT: Path<'static> = Path {
         parent: None,
         segment: Segment::Root,
+        redacted: false,
     };
+
+    /// The same place, below which values are sensitive: never echoed in messages (a structure,
+    /// list or map the model marks `sensitive`, and everything in it).
+    pub fn redacted(&'a self) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            segment: Segment::Redacted,
+            redacted: true,
+        }
+    }
+
+    /// Whether values at this place are sensitive.
+    pub fn is_redacted(&self) -> bool {
+        self.redacted
+    }
 
     /// The member `name` (already lower-cased first letter) of this structure.
     pub fn member(&'a self, name: &'static str) -> Path<'a> {
         Path {
             parent: Some(self),
             segment: Segment::Member(name),
+            redacted: self.redacted,
         }
     }
 
@@ -110,6 +130,7 @@ impl<'a> Path<'a> {
         Path {
             parent: Some(self),
             segment: Segment::Index(index),
+            redacted: self.redacted,
         }
     }
 
@@ -118,6 +139,7 @@ impl<'a> Path<'a> {
         Path {
             parent: Some(self),
             segment: Segment::Key(key),
+            redacted: self.redacted,
         }
     }
 
@@ -134,7 +156,7 @@ impl<'a> Path<'a> {
         }
         let sep = if out.is_empty() { "" } else { "." };
         match self.segment {
-            Segment::Root => {}
+            Segment::Root | Segment::Redacted => {}
             Segment::Member(name) => {
                 let _ = write!(out, "{sep}{name}");
             }
@@ -239,7 +261,7 @@ fn java_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 impl Violations {
     fn push(&mut self, value: Option<&str>, path: &Path<'_>, reason: &str) {
-        let value = match value {
+        let value = match value.filter(|_| !path.is_redacted()) {
             Some(v) => format!("Value '{v}' at"),
             None => "Value at".to_string(),
         };
