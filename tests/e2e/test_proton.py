@@ -468,3 +468,30 @@ def test_status_messages_and_outputs_never_reach_the_log(platform):
     assert p.proton.list_environment_outputs(environmentName="quiet")["outputs"] == [{"key": "password", "valueString": "s3cr3t-value"}]
     log = p.server.log_text()
     assert "s3cr3t" not in log and "NotifyResourceDeploymentStatusChange" in log
+
+
+def test_tags_and_account_settings(platform):
+    p = platform
+    env = p.create_env("tagged")
+    arn = env["arn"]
+    assert p.proton.list_tags_for_resource(resourceArn=arn)["tags"] == []
+    p.proton.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "net"}, {"key": "tier", "value": "1"}])
+    p.proton.tag_resource(resourceArn=arn, tags=[{"key": "tier", "value": "2"}])
+    assert p.proton.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "value": "net"}, {"key": "tier", "value": "2"}]
+    p.proton.untag_resource(resourceArn=arn, tagKeys=["team"])
+    assert p.proton.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "tier", "value": "2"}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.tag_resource(resourceArn=arn.replace("tagged", "nope"), tags=[{"key": "a", "value": "b"}])
+    assert code(e)[0] == "ResourceNotFoundException"
+
+    assert p.proton.get_account_settings()["accountSettings"] == {}
+    settings = p.proton.update_account_settings(
+        pipelineProvisioningRepository={"provider": "GITHUB", "name": "acme/env-bare", "branch": "pipelines"},
+        pipelineServiceRoleArn=f"arn:aws:iam::{p.account}:role/pipeline")["accountSettings"]
+    assert settings["pipelineProvisioningRepository"]["arn"].endswith(":repository/github:acme/env-bare")
+    assert p.proton.get_account_settings()["accountSettings"]["pipelineServiceRoleArn"].endswith(":role/pipeline")
+    p.proton.update_account_settings(deletePipelineProvisioningRepository=True, pipelineServiceRoleArn="")
+    assert p.proton.get_account_settings()["accountSettings"] == {}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.pipeline.update_account_settings(pipelineServiceRoleArn="")
+    assert code(e)[0] == "AccessDeniedException"
