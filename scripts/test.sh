@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the end-to-end tests need (a Python
-# venv with boto3 and pytest), checks formatting and that the generated code is current, runs
+# venv with boto3, the AWS CLI, pytest and trustme; git), checks formatting and that the generated code is current, runs
 # every Rust test (unit, store conformance, AWS SDK for Rust), builds the binary and runs the
 # boto3 end-to-end suite against it.
 set -euo pipefail
@@ -13,6 +13,17 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+
+step "git for the Proton end-to-end tests"
+if ! command -v git >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq git >/dev/null
+  else
+    echo "git is required by tests/e2e/test_proton.py; install it (apt-get install git)" >&2
+    exit 1
+  fi
+fi
+git --version
 
 step "formatting"
 cargo fmt --all -- --check

@@ -41,7 +41,7 @@ def test_unknown_targets_and_unserved_operations(server):
     assert_error(server.raw("servicecatalog", "CopyProduct", {"SourceProductArn": "!"}), "UnknownOperationException", 400)
     proton = server.client("proton")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        proton.list_services()
+        proton.list_environment_account_connections(requestedBy="MANAGEMENT_ACCOUNT")
     assert e.value.response["Error"]["Code"] == "UnknownOperationException"
 
 
