@@ -4,6 +4,7 @@
 use crate::auth::{self, KeyRing};
 use crate::catalog::ServiceCatalog;
 use crate::datadir::{self, DataDir};
+use crate::engine;
 use crate::queue::signal::QueueSignal;
 use crate::queue::EngineQueues;
 use crate::server::{self, App};
@@ -39,11 +40,52 @@ enum Command {
         /// Repeatable. Deployments of environments using that repository are committed to it.
         #[arg(long = "git-repository", value_name = "NAME=PATH", value_parser = parse_git_repository)]
         git_repositories: Vec<(String, PathBuf)>,
+        /// Start a built-in engine in this process (`terraform`): it polls this server with the
+        /// keys of `DATA_DIR/credentials`, like `provisiond engine terraform` would.
+        #[arg(long, value_parser = ["terraform"])]
+        engine: Option<String>,
+        /// Tasks the in-process engine runs at once.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// The terraform executable of the in-process engine.
+        #[arg(long, default_value = "terraform")]
+        terraform: PathBuf,
+    },
+    /// Run a built-in engine against a provisiond endpoint.
+    Engine {
+        #[command(subcommand)]
+        command: EngineCommand,
     },
     /// Administer accounts and keys.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EngineCommand {
+    /// The Terraform engine: long-polls the TerraformOS queues, runs terraform, notifies.
+    Terraform {
+        /// The provisiond endpoint, `http://host:port`.
+        #[arg(long)]
+        endpoint: String,
+        /// Where working directories (with terraform state) and run logs are kept.
+        #[arg(long, default_value = "provisiond-engine")]
+        data_dir: PathBuf,
+        /// An AWS shared credentials file; every profile in it is one account whose tasks the
+        /// engine runs (default: `DATA_DIR/credentials`).
+        #[arg(long)]
+        credentials: Option<PathBuf>,
+        /// The region to sign for.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Tasks run at once (never two for one provisioned product).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// The terraform executable.
+        #[arg(long, default_value = "terraform")]
+        terraform: PathBuf,
     },
 }
 
@@ -64,6 +106,14 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Print the engine's full log of a record's (or a Proton deployment's) terraform runs.
+    Logs {
+        /// The data directory of the engine (for `serve --engine`, the server's).
+        #[arg(long, default_value = "provisiond-data")]
+        data_dir: PathBuf,
+        /// The record id (`rec-…`) or deployment id.
+        id: String,
+    },
 }
 
 /// Runs the command line.
@@ -81,7 +131,29 @@ pub fn main() -> ExitCode {
             listen,
             data_dir,
             git_repositories,
-        } => serve(listen, data_dir, git_repositories.into_iter().collect()),
+            engine,
+            workers,
+            terraform,
+        } => serve(
+            listen,
+            data_dir,
+            git_repositories.into_iter().collect(),
+            engine.map(|_| (workers, terraform)),
+        ),
+        Command::Engine {
+            command:
+                EngineCommand::Terraform {
+                    endpoint,
+                    data_dir,
+                    credentials,
+                    region,
+                    workers,
+                    terraform,
+                },
+        } => run_engine(endpoint, data_dir, credentials, region, workers, terraform),
+        Command::Admin {
+            command: AdminCommand::Logs { data_dir, id },
+        } => print_logs(&data_dir, &id),
         Command::Admin {
             command:
                 AdminCommand::CreateKey {
@@ -180,6 +252,7 @@ pub fn prepare_with_repositories(
         keys: KeyRing::new(store.clone(), key.clone()),
         store,
         catalog: ServiceCatalog,
+        engine_status: std::sync::OnceLock::new(),
         proton: crate::proton::Proton {
             delivery: Arc::new(delivery),
         },
@@ -200,10 +273,85 @@ fn parse_git_repository(text: &str) -> Result<(String, PathBuf), String> {
     Ok((name.to_string(), path))
 }
 
+fn print_logs(data_dir: &Path, id: &str) -> Result<(), String> {
+    let path = crate::engine::terraform::log_path(data_dir, id);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("no log for {id} at {}: {e}", path.display()))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Every profile of an AWS shared credentials file, as engine credentials for `region`.
+fn read_credentials(path: &Path, region: &str) -> Result<Vec<engine::client::Credentials>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut found = Vec::new();
+    let mut current: Option<(Option<String>, Option<String>)> = None;
+    let mut finish = |entry: Option<(Option<String>, Option<String>)>| {
+        if let Some((Some(id), Some(secret))) = entry {
+            found.push(engine::client::Credentials {
+                access_key_id: id,
+                secret: Arc::new(crate::crypto::Secret::new(secret)),
+                region: region.to_string(),
+            });
+        }
+    };
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            finish(current.take());
+            current = Some((None, None));
+        } else if let (Some(entry), Some((k, v))) = (current.as_mut(), line.split_once('=')) {
+            match k.trim() {
+                "aws_access_key_id" => entry.0 = Some(v.trim().to_string()),
+                "aws_secret_access_key" => entry.1 = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    finish(current.take());
+    if found.is_empty() {
+        return Err(format!(
+            "{} has no profile with a key and a secret",
+            path.display()
+        ));
+    }
+    Ok(found)
+}
+
+fn run_engine(
+    endpoint: String,
+    data_dir: PathBuf,
+    credentials: Option<PathBuf>,
+    region: String,
+    workers: usize,
+    terraform: PathBuf,
+) -> Result<(), String> {
+    let credentials = credentials.unwrap_or_else(|| data_dir.join("credentials"));
+    let config = engine::terraform::Config {
+        endpoint,
+        credentials: read_credentials(&credentials, &region)?,
+        data_dir,
+        workers,
+        terraform,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let status = Arc::new(engine::terraform::Status::default());
+        tokio::select! {
+            _ = engine::terraform::run(config, status) => {},
+            _ = shutdown_signal() => {},
+        }
+    });
+    Ok(())
+}
+
 fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
     git_repositories: BTreeMap<String, PathBuf>,
+    engine: Option<(usize, PathBuf)>,
 ) -> Result<(), String> {
     let app = prepare_with_repositories(&data_dir, git_repositories)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -217,6 +365,21 @@ fn serve(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
         tokio::spawn(deliver_in_background(app.clone()));
+        if let Some((workers, terraform)) = engine {
+            let config = engine::terraform::Config {
+                endpoint: format!("http://{local}"),
+                credentials: read_credentials(
+                    &data_dir.join("credentials"),
+                    datadir::DEFAULT_REGION,
+                )?,
+                data_dir: data_dir.clone(),
+                workers,
+                terraform,
+            };
+            let status = Arc::new(engine::terraform::Status::default());
+            let _ = app.engine_status.set(status.clone());
+            tokio::spawn(engine::terraform::run(config, status));
+        }
         server::run(listener, app, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())

@@ -57,6 +57,8 @@ pub struct App {
     pub catalog: ServiceCatalog,
     /// Proton.
     pub proton: crate::proton::Proton,
+    /// The in-process engine's status (`serve --engine`), shown by `GET /health`.
+    pub engine_status: std::sync::OnceLock<Arc<crate::engine::terraform::Status>>,
     /// The SQS-shaped engine queues.
     pub queues: EngineQueues,
     /// The server key (workflow tokens).
@@ -160,11 +162,15 @@ async fn serve(
     target: &str,
 ) -> Result<Response<Full<Bytes>>, Failure> {
     if req.uri().path() == "/health" && req.method() == hyper::Method::GET {
+        let mut health = serde_json::json!({"status": "ok"});
+        if let Some(engine) = app.engine_status.get() {
+            health["engine"] = engine.snapshot();
+        }
         return Ok(respond(
             200,
             request_id,
             "application/json",
-            br#"{"status":"ok"}"#.to_vec(),
+            health.to_string().into_bytes(),
             None,
         ));
     }

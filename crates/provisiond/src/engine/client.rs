@@ -1,0 +1,296 @@
+//! A small signed AWS client for the built-in engine: awsJson calls (Service Catalog, SQS,
+//! Proton) and S3 `GetObject`, SigV4-signed with the engine's key, over plain HTTP/1.1 to the
+//! provisiond endpoint. The engine uses nothing else: it is an ordinary client of the public API.
+
+use crate::crypto::Secret;
+use crate::protocol::sigv4::canonical::canonical_request;
+use crate::protocol::sigv4::signing::{signature, signing_key, string_to_sign};
+use crate::protocol::sigv4::PathStyle;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// An access key and the region it signs for.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `AKIA…`
+    pub access_key_id: String,
+    /// The secret (never printed).
+    pub secret: std::sync::Arc<Secret>,
+    /// The region of the credential scope.
+    pub region: String,
+}
+
+/// A failed call: the AWS error code and message, or a transport problem.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    /// `__type` of the answer (`Transport` when there was none).
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// HTTP status (0 for transport errors).
+    pub status: u16,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl CallError {
+    fn transport(message: impl Into<String>) -> CallError {
+        CallError {
+            code: "Transport".into(),
+            message: message.into(),
+            status: 0,
+        }
+    }
+
+    /// Whether trying again may help (the server was unreachable or failed).
+    pub fn is_retryable(&self) -> bool {
+        self.status == 0 || self.status >= 500
+    }
+}
+
+/// The client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: String,
+    port: u16,
+    credentials: Credentials,
+}
+
+/// The awsJson services the engine calls.
+#[derive(Debug, Clone, Copy)]
+pub enum Api {
+    /// Service Catalog (awsJson 1.1).
+    ServiceCatalog,
+    /// The engine queues (awsJson 1.0).
+    Sqs,
+    /// Proton (awsJson 1.0).
+    Proton,
+}
+
+impl Api {
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Api::ServiceCatalog => "AWS242ServiceCatalogService",
+            Api::Sqs => "AmazonSQS",
+            Api::Proton => "AwsProton20200720",
+        }
+    }
+
+    fn signing_name(self) -> &'static str {
+        match self {
+            Api::ServiceCatalog => "servicecatalog",
+            Api::Sqs => "sqs",
+            Api::Proton => "proton",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Api::ServiceCatalog => "application/x-amz-json-1.1",
+            Api::Sqs | Api::Proton => "application/x-amz-json-1.0",
+        }
+    }
+}
+
+impl Client {
+    /// A client of `endpoint` (`http://host:port`).
+    pub fn new(endpoint: &str, credentials: Credentials) -> Result<Client, String> {
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| format!("endpoint {endpoint}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!(
+                "endpoint {endpoint}: only http:// endpoints are supported"
+            ));
+        }
+        Ok(Client {
+            host: uri.host().ok_or("the endpoint has no host")?.to_string(),
+            port: uri.port_u16().unwrap_or(80),
+            credentials,
+        })
+    }
+
+    /// Calls `operation` of `api` with `input`; `timeout` bounds the whole call (long polls
+    /// need more than the default).
+    pub async fn call(
+        &self,
+        api: Api,
+        operation: &str,
+        input: &Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let body = serde_json::to_vec(input).expect("JSON values serialize");
+        let headers = [
+            ("content-type", api.content_type().to_string()),
+            (
+                "x-amz-target",
+                format!("{}.{operation}", api.target_prefix()),
+            ),
+        ];
+        let (status, bytes) = self
+            .send(
+                "POST",
+                "/",
+                &headers,
+                body,
+                api.signing_name(),
+                PathStyle::DoubleEncoded,
+                timeout,
+            )
+            .await?;
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| CallError::transport(format!("the answer is not JSON: {e}")))?
+        };
+        if status == 200 {
+            return Ok(value);
+        }
+        Err(CallError {
+            code: value["__type"].as_str().unwrap_or("Unknown").to_string(),
+            message: value["message"].as_str().unwrap_or("").to_string(),
+            status,
+        })
+    }
+
+    /// Reads `s3://bucket/key` from the object store.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, CallError> {
+        let path = format!(
+            "/{}/{}",
+            crate::protocol::sigv4::canonical::uri_encode(bucket, false),
+            crate::protocol::sigv4::canonical::uri_encode(key, true)
+        );
+        let (status, bytes) = self
+            .send(
+                "GET",
+                &path,
+                &[],
+                Vec::new(),
+                "s3",
+                PathStyle::AsSent,
+                Duration::from_secs(120),
+            )
+            .await?;
+        if status == 200 {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let code = text
+            .split("<Code>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Code>").next())
+            .unwrap_or("Unknown");
+        Err(CallError {
+            code: code.to_string(),
+            message: format!("GET s3://{bucket}/{key} answered {status}"),
+            status,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, String)],
+        body: Vec<u8>,
+        service: &str,
+        style: PathStyle,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), CallError> {
+        let now = crate::time::now_ms() / 1000;
+        let amz_date = crate::time::format_amz_date(now);
+        let date = &amz_date[..8];
+        let payload_hash = hex::encode(Sha256::digest(&body));
+        let host = if self.port == 80 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let mut headers = http::HeaderMap::new();
+        let mut put = |name: &'static str, value: &str| {
+            headers.insert(
+                name,
+                value
+                    .parse()
+                    .map_err(|_| CallError::transport(format!("bad header value for {name}")))?,
+            );
+            Ok::<_, CallError>(())
+        };
+        put("host", &host)?;
+        put("x-amz-date", &amz_date)?;
+        put("x-amz-content-sha256", &payload_hash)?;
+        for (name, value) in extra {
+            let name: &'static str = match *name {
+                "content-type" => "content-type",
+                "x-amz-target" => "x-amz-target",
+                other => return Err(CallError::transport(format!("unexpected header {other}"))),
+            };
+            put(name, value)?;
+        }
+        let mut signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+        signed.sort();
+        let canonical =
+            canonical_request(method, path, "", &headers, &signed, &payload_hash, style)
+                .map_err(|e| CallError::transport(e.message))?;
+        let scope = format!("{date}/{}/{service}/aws4_request", self.credentials.region);
+        let to_sign = string_to_sign(&amz_date, &scope, &canonical);
+        let key = signing_key(
+            self.credentials.secret.expose(),
+            date,
+            &self.credentials.region,
+            service,
+        );
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={}",
+            self.credentials.access_key_id,
+            signed.join(";"),
+            hex::encode(signature(&key, &to_sign))
+        );
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header("authorization", authorization)
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| CallError::transport(e.to_string()))?;
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| CallError::transport(format!("connecting to {host}: {e}")))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| CallError::transport(e.to_string()))?;
+            tokio::spawn(conn);
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| CallError::transport(e.to_string()))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CallError::transport(e.to_string()))?
+                .to_bytes()
+                .to_vec();
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError::transport(format!(
+                    "no answer within {timeout:?}"
+                )))
+            })
+    }
+}

@@ -1,0 +1,664 @@
+//! The built-in Terraform engine (SPEC §9): an ordinary client of the public API that
+//! long-polls the TerraformOS queues, downloads each task's artifact over S3, runs `terraform`
+//! in a working directory per provisioned product (its local state kept there and reused by
+//! updates and the terminate), and reports with the public Notify calls.
+//!
+//! One task at a time per provisioned product, `workers` at a time in all. Every run's full
+//! log goes to `<data dir>/engine/logs/<record id>.log` (`provisiond admin logs`). A task
+//! redelivered after a crash runs again: terraform converges, and SPEC §5.3 absorbs a second
+//! Notify. Retries of one Notify reuse its idempotency token.
+
+use super::client::{Api, CallError, Client, Credentials};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The tag Service Catalog's reference engine puts on every resource group: its value is the
+/// provisioned product id.
+pub const TRACER_TAG: &str = "SERVICE_CATALOG_TERRAFORM_INTEGRATION-DO_NOT_DELETE";
+
+/// How much of a failing command's standard error becomes the `FailureReason`.
+pub const FAILURE_REASON_CHARS: usize = 2048;
+
+/// How long a received task stays invisible to other receivers while it runs.
+pub const VISIBILITY_SECS: u64 = 900;
+
+/// What the engine needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `http://host:port` of provisiond.
+    pub endpoint: String,
+    /// One key per account whose tasks the engine runs.
+    pub credentials: Vec<Credentials>,
+    /// Where working directories and logs live.
+    pub data_dir: PathBuf,
+    /// How many tasks run at once.
+    pub workers: usize,
+    /// The terraform executable.
+    pub terraform: PathBuf,
+}
+
+/// What the engine is doing, for `GET /health` and its log.
+#[derive(Debug, Default)]
+pub struct Status {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct StatusInner {
+    polling: bool,
+    running: usize,
+    succeeded: u64,
+    failed: u64,
+    last_error: Option<String>,
+}
+
+impl Status {
+    /// The status as JSON.
+    pub fn snapshot(&self) -> Value {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        serde_json::to_value(inner).unwrap_or(Value::Null)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// The working directory of a provisioned product.
+pub fn workspace(data_dir: &Path, provisioned_product_id: &str) -> PathBuf {
+    data_dir
+        .join("engine")
+        .join("terraform")
+        .join(sanitize(provisioned_product_id))
+}
+
+/// The log file of a record (or Proton deployment).
+pub fn log_path(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir
+        .join("engine")
+        .join("logs")
+        .join(format!("{}.log", sanitize(id)))
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+const OPERATIONS: [(&str, &str); 3] = [
+    ("Provision", "PROVISION_PRODUCT"),
+    ("Update", "UPDATE_PROVISIONED_PRODUCT"),
+    ("Terminate", "TERMINATE_PROVISIONED_PRODUCT"),
+];
+
+/// Runs the engine until the process ends.
+pub async fn run(config: Config, status: Arc<Status>) {
+    let workers = Arc::new(tokio::sync::Semaphore::new(config.workers.max(1)));
+    let locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = Arc::default();
+    let mut pollers = Vec::new();
+    for credentials in &config.credentials {
+        let client = match Client::new(&config.endpoint, credentials.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("engine: {e}");
+                return;
+            }
+        };
+        for (queue, _) in OPERATIONS {
+            let queue_name = format!("ServiceCatalogTerraformOS{queue}OperationQueue");
+            pollers.push(tokio::spawn(poll(
+                client.clone(),
+                queue_name,
+                config.clone(),
+                status.clone(),
+                workers.clone(),
+                locks.clone(),
+            )));
+        }
+    }
+    status.update(|s| s.polling = true);
+    tracing::info!(
+        workers = config.workers,
+        accounts = config.credentials.len(),
+        "engine terraform: polling the TerraformOS queues"
+    );
+    for poller in pollers {
+        let _ = poller.await;
+    }
+}
+
+async fn poll(
+    client: Client,
+    queue_name: String,
+    config: Config,
+    status: Arc<Status>,
+    workers: Arc<tokio::sync::Semaphore>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+) {
+    let mut queue_url = None;
+    loop {
+        let url = match &queue_url {
+            Some(url) => url,
+            None => {
+                match client
+                    .call(
+                        Api::Sqs,
+                        "GetQueueUrl",
+                        &json!({"QueueName": queue_name}),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                {
+                    Ok(v) => {
+                        queue_url.insert(v["QueueUrl"].as_str().unwrap_or_default().to_string())
+                    }
+                    Err(e) => {
+                        status.update(|s| s.last_error = Some(e.to_string()));
+                        tracing::warn!(queue = %queue_name, "engine: {e}; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let permit = match workers.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let received = client
+            .call(
+                Api::Sqs,
+                "ReceiveMessage",
+                &json!({"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 20,
+                        "VisibilityTimeout": VISIBILITY_SECS}),
+                Duration::from_secs(40),
+            )
+            .await;
+        let messages = match received {
+            Ok(v) => v["Messages"].as_array().cloned().unwrap_or_default(),
+            Err(e) => {
+                drop(permit);
+                status.update(|s| s.last_error = Some(e.to_string()));
+                tracing::warn!(queue = %queue_name, "engine: receiving: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        let Some(message) = messages.into_iter().next() else {
+            drop(permit);
+            continue;
+        };
+        let task = Task {
+            client: client.clone(),
+            queue_url: url.clone(),
+            config: config.clone(),
+            status: status.clone(),
+            locks: locks.clone(),
+        };
+        tokio::spawn(async move {
+            task.handle(message).await;
+            drop(permit);
+        });
+    }
+}
+
+struct Task {
+    client: Client,
+    queue_url: String,
+    config: Config,
+    status: Arc<Status>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// How a terraform run ended.
+struct Outcome {
+    /// `None` on success, else the failure reason.
+    failure: Option<String>,
+    /// `terraform output -json`, as Service Catalog outputs.
+    outputs: Vec<(String, String)>,
+}
+
+impl Task {
+    async fn handle(self, message: Value) {
+        let receipt = message["ReceiptHandle"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let body: Value = match message["Body"].as_str().map(serde_json::from_str) {
+            Some(Ok(v)) => v,
+            _ => {
+                tracing::warn!("engine: a message that is not a task body was left on its queue");
+                return;
+            }
+        };
+        let record = body["recordId"].as_str().unwrap_or_default().to_string();
+        let pp = body["provisionedProductId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let operation = body["operation"].as_str().unwrap_or_default().to_string();
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(pp.clone()).or_default().clone()
+        };
+        let _one_per_product = lock.lock().await;
+        self.status.update(|s| s.running += 1);
+        tracing::info!(record = %record, provisioned_product = %pp, %operation, "engine: received");
+        let outcome = self.execute(&body, &record, &pp, &operation).await;
+        let succeeded = outcome.failure.is_none();
+        let notified = self.notify(&body, &record, &pp, &operation, &outcome).await;
+        self.status.update(|s| {
+            s.running -= 1;
+            if succeeded {
+                s.succeeded += 1;
+            } else {
+                s.failed += 1;
+            }
+        });
+        match notified {
+            Ok(()) => {
+                tracing::info!(record = %record, status = if succeeded { "SUCCEEDED" } else { "FAILED" }, "engine: notified");
+                let deleted = self
+                    .client
+                    .call(
+                        Api::Sqs,
+                        "DeleteMessage",
+                        &json!({"QueueUrl": self.queue_url, "ReceiptHandle": receipt}),
+                        Duration::from_secs(10),
+                    )
+                    .await;
+                if let Err(e) = deleted {
+                    tracing::warn!(record = %record, "engine: deleting the task: {e}");
+                }
+            }
+            Err(e) => {
+                self.status.update(|s| s.last_error = Some(e.to_string()));
+                tracing::warn!(record = %record, "engine: notify failed, the task will be redelivered: {e}");
+            }
+        }
+    }
+
+    async fn execute(&self, body: &Value, record: &str, pp: &str, operation: &str) -> Outcome {
+        let workspace = workspace(&self.config.data_dir, pp);
+        let log = log_path(&self.config.data_dir, record);
+        let artifact = if operation == "TERMINATE_PROVISIONED_PRODUCT" {
+            None
+        } else {
+            let path = body["artifact"]["path"].as_str().unwrap_or_default();
+            let Some((bucket, key)) = path.strip_prefix("s3://").and_then(|p| p.split_once('/'))
+            else {
+                return failed(format!(
+                    "the task's artifact path {path:?} is not s3://bucket/key"
+                ));
+            };
+            match self.client.get_object(bucket, key).await {
+                Ok(bytes) => Some(bytes),
+                Err(e) => return failed(format!("downloading {path}: {e}")),
+            }
+        };
+        let parameters: Vec<(String, String)> = body["parameters"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|p| {
+                        (
+                            p["key"].as_str().unwrap_or_default().to_string(),
+                            p["value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let terraform = self.config.terraform.clone();
+        let record = record.to_string();
+        let run = move || match artifact {
+            Some(bytes) => apply(&terraform, &workspace, &log, &record, &bytes, &parameters),
+            None => destroy(&terraform, &workspace, &log, &record),
+        };
+        tokio::task::spawn_blocking(run)
+            .await
+            .unwrap_or_else(|e| failed(format!("the terraform run panicked: {e}")))
+    }
+
+    async fn notify(
+        &self,
+        body: &Value,
+        record: &str,
+        pp: &str,
+        operation: &str,
+        outcome: &Outcome,
+    ) -> Result<(), CallError> {
+        let mut input = json!({
+            "WorkflowToken": body["token"],
+            "RecordId": record,
+            "Status": if outcome.failure.is_some() { "FAILED" } else { "SUCCEEDED" },
+            "IdempotencyToken": crate::ids::uuid(),
+        });
+        if let Some(reason) = &outcome.failure {
+            input["FailureReason"] = json!(reason);
+        }
+        let call = match operation {
+            "PROVISION_PRODUCT" => {
+                input["ResourceIdentifier"] =
+                    json!({"UniqueTag": {"Key": TRACER_TAG, "Value": pp}});
+                input["Outputs"] = outputs_json(&outcome.outputs);
+                "NotifyProvisionProductEngineWorkflowResult"
+            }
+            "UPDATE_PROVISIONED_PRODUCT" => {
+                input["Outputs"] = outputs_json(&outcome.outputs);
+                "NotifyUpdateProvisionedProductEngineWorkflowResult"
+            }
+            _ => "NotifyTerminateProvisionedProductEngineWorkflowResult",
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match self
+                .client
+                .call(Api::ServiceCatalog, call, &input, Duration::from_secs(30))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < 5 => {
+                    tracing::warn!(record = %record, "engine: notify attempt {attempt}: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+fn outputs_json(outputs: &[(String, String)]) -> Value {
+    Value::Array(
+        outputs
+            .iter()
+            .map(|(k, v)| json!({"OutputKey": k, "OutputValue": v}))
+            .collect(),
+    )
+}
+
+fn failed(reason: String) -> Outcome {
+    Outcome {
+        failure: Some(tail(&reason, FAILURE_REASON_CHARS)),
+        outputs: Vec::new(),
+    }
+}
+
+/// The last `n` characters of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(n)).collect()
+}
+
+/// Where a working directory keeps a copy of the configuration and variables of its last
+/// successful apply: a terminate destroys with them, even after a failed update changed the
+/// working files.
+const APPLIED: &str = ".provisiond-applied";
+
+/// Files the engine keeps in a working directory between runs: terraform's state and plugins,
+/// and the last applied configuration.
+const KEPT: [&str; 5] = [
+    "terraform.tfstate",
+    "terraform.tfstate.backup",
+    ".terraform",
+    ".terraform.lock.hcl",
+    APPLIED,
+];
+
+/// Removes everything but [`KEPT`] from `workspace`.
+fn clear(workspace: &Path) -> Result<(), String> {
+    for entry in std::fs::read_dir(workspace).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if KEPT.contains(&name.as_str()) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| format!("clearing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the files of `from` (all but [`KEPT`]) into `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if KEPT.contains(&name.as_str()) {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(|e| format!("copying {name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The parameters as a tfvars file: each value decoded from JSON text where it parses (so
+/// lists, maps, numbers and booleans reach terraform typed), else the string itself.
+pub fn tfvars(parameters: &[(String, String)]) -> Value {
+    Value::Object(
+        parameters
+            .iter()
+            .map(|(k, v)| {
+                let value =
+                    serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone()));
+                (k.clone(), value)
+            })
+            .collect(),
+    )
+}
+
+/// `terraform output -json` as Service Catalog outputs: strings as they are, other values as
+/// JSON text, sensitive ones as `(sensitive value)`.
+pub fn outputs_from_json(text: &str) -> Vec<(String, String)> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .map(|(name, o)| {
+            let value = if o["sensitive"].as_bool() == Some(true) {
+                "(sensitive value)".to_string()
+            } else {
+                match &o["value"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+fn apply(
+    terraform: &Path,
+    workspace: &Path,
+    log: &Path,
+    record: &str,
+    artifact: &[u8],
+    parameters: &[(String, String)],
+) -> Outcome {
+    let prepared = (|| -> Result<(), String> {
+        std::fs::create_dir_all(workspace)
+            .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
+        clear(workspace)?;
+        let files = crate::proton::bundle::read(artifact)?;
+        for (path, bytes) in files {
+            let target = workspace.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&target, bytes).map_err(|e| format!("writing {path}: {e}"))?;
+        }
+        let vars = serde_json::to_vec_pretty(&tfvars(parameters)).expect("JSON values serialize");
+        std::fs::write(workspace.join("provisiond.auto.tfvars.json"), vars)
+            .map_err(|e| e.to_string())
+    })();
+    if let Err(e) = prepared {
+        return failed(e);
+    }
+    for (step, args) in [
+        ("init", vec!["init", "-input=false", "-no-color"]),
+        (
+            "apply",
+            vec!["apply", "-auto-approve", "-input=false", "-no-color"],
+        ),
+    ] {
+        tracing::info!(record = %record, "engine: terraform {step}");
+        if let Err(reason) = terraform_run(terraform, workspace, log, &args) {
+            return failed(reason);
+        }
+    }
+    let applied = workspace.join(APPLIED);
+    let _ = std::fs::remove_dir_all(&applied);
+    if let Err(e) = copy_tree(workspace, &applied) {
+        return failed(format!("keeping the applied configuration: {e}"));
+    }
+    match terraform_run(terraform, workspace, log, &["output", "-json", "-no-color"]) {
+        Ok(stdout) => Outcome {
+            failure: None,
+            outputs: outputs_from_json(&stdout),
+        },
+        Err(reason) => failed(reason),
+    }
+}
+
+fn destroy(terraform: &Path, workspace: &Path, log: &Path, record: &str) -> Outcome {
+    if !workspace.join("terraform.tfstate").exists() {
+        append_log(
+            log,
+            "no terraform state for this provisioned product: nothing to destroy\n",
+        );
+        let _ = std::fs::remove_dir_all(workspace);
+        return Outcome {
+            failure: None,
+            outputs: Vec::new(),
+        };
+    }
+    let applied = workspace.join(APPLIED);
+    if applied.is_dir() {
+        if let Err(e) = clear(workspace).and_then(|_| copy_tree(&applied, workspace)) {
+            return failed(format!("restoring the applied configuration: {e}"));
+        }
+    }
+    for (step, args) in [
+        ("init", vec!["init", "-input=false", "-no-color"]),
+        (
+            "destroy",
+            vec!["destroy", "-auto-approve", "-input=false", "-no-color"],
+        ),
+    ] {
+        tracing::info!(record = %record, "engine: terraform {step}");
+        if let Err(reason) = terraform_run(terraform, workspace, log, &args) {
+            return failed(reason);
+        }
+    }
+    let _ = std::fs::remove_dir_all(workspace);
+    Outcome {
+        failure: None,
+        outputs: Vec::new(),
+    }
+}
+
+fn append_log(log: &Path, text: &str) {
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
+/// Runs one terraform command in `workspace`, appending everything it prints to `log`;
+/// its standard output, or the tail of its standard error when it fails.
+fn terraform_run(
+    terraform: &Path,
+    workspace: &Path,
+    log: &Path,
+    args: &[&str],
+) -> Result<String, String> {
+    append_log(log, &format!("$ terraform {}\n", args.join(" ")));
+    let out = Command::new(terraform)
+        .args(args)
+        .current_dir(workspace)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .map_err(|e| format!("running {}: {e}", terraform.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    append_log(log, &stdout);
+    append_log(log, &stderr);
+    append_log(
+        log,
+        &format!("[exit {}]\n\n", out.status.code().unwrap_or(-1)),
+    );
+    if out.status.success() {
+        Ok(stdout)
+    } else if stderr.trim().is_empty() {
+        Err(format!("terraform {} failed with {}", args[0], out.status))
+    } else {
+        Err(stderr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_and_outputs_convert_like_the_reference_engine() {
+        let vars = tfvars(&[
+            ("name".into(), "bucket".into()),
+            ("size".into(), "3".into()),
+            ("tags".into(), r#"{"a":"b"}"#.into()),
+        ]);
+        assert_eq!(
+            vars,
+            json!({"name": "bucket", "size": 3, "tags": {"a": "b"}})
+        );
+        let outputs = outputs_from_json(
+            r#"{"a":{"sensitive":false,"type":"string","value":"x"},
+                "b":{"sensitive":false,"type":"number","value":4},
+                "c":{"sensitive":true,"type":"string","value":"secret"}}"#,
+        );
+        assert_eq!(
+            outputs,
+            [
+                ("a".to_string(), "x".to_string()),
+                ("b".to_string(), "4".to_string()),
+                ("c".to_string(), "(sensitive value)".to_string())
+            ]
+        );
+        assert_eq!(tail("abcdef", 3), "def");
+        assert_eq!(tail("ab", 3), "ab");
+    }
+}
