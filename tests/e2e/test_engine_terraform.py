@@ -164,3 +164,112 @@ def test_provision_update_fail_terminate_with_real_terraform(engine_server, tmp_
     assert missing.returncode != 0 and "no log for rec-nothinghere1" in missing.stderr
     text = s.log_text()
     assert "engine: received" in text and "engine: notified" in text and "s3cr3t" not in text
+
+
+ENV_TF = '''
+output "vpc_id" {
+  value = "vpc-${var.environment.inputs.size}"
+}
+output "env_name" {
+  value = var.environment.name
+}
+'''
+
+INSTANCE_TF = '''
+output "url" {
+  value = "http://${var.service_instance.name}.${var.environment.outputs.vpc_id}:${var.service_instance.inputs.port}"
+}
+'''
+
+FAILING_TF = '''
+output "boom" {
+  value = file("missing.txt")
+}
+'''
+
+
+def wait_status(get, wanted, timeout=90):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = get()
+        except Exception as e:  # the resource is gone
+            last = e
+            if wanted is None:
+                return None
+        else:
+            if wanted is not None and last["deploymentStatus"] == wanted:
+                return last
+            if last["deploymentStatus"] in ("FAILED", "DELETE_FAILED") and wanted != last["deploymentStatus"]:
+                raise AssertionError(last)
+        time.sleep(0.3)
+    raise AssertionError(f"still {last} after {timeout}s")
+
+
+def test_proton_deployments_applied_by_the_engine(tmp_path):
+    from test_objects import s3_client
+    from test_proton import MANIFEST, SCHEMA, SERVICE_SCHEMA, tar_gz as bundle
+
+    repo = tmp_path / "envs.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
+    s = Server(tmp_path / "data", args=["--engine", "terraform", "--terraform", TERRAFORM or "terraform",
+                                         "--git-repository", f"acme/envs={repo}"])
+    try:
+        proton = s.client("proton")
+        s3 = s3_client(s, s.admin)
+        s3.create_bucket(Bucket="templates")
+        s3.put_object(Bucket="templates", Key="vpc.tar.gz", Body=bundle({
+            "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": ENV_TF, "schema/schema.yaml": SCHEMA}))
+        s3.put_object(Bucket="templates", Key="api.tar.gz", Body=bundle({
+            "instance_infrastructure/manifest.yaml": MANIFEST, "instance_infrastructure/main.tf": INSTANCE_TF,
+            "schema/schema.yaml": SERVICE_SCHEMA.replace("required: [image]", "required: []")}))
+        proton.create_environment_template(name="vpc")
+        proton.create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "vpc.tar.gz"}})
+        proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0", status="PUBLISHED")
+        proton.create_service_template(name="api")
+        proton.create_service_template_version(templateName="api", source={"s3": {"bucket": "templates", "key": "api.tar.gz"}},
+                                               compatibleEnvironmentTemplates=[{"templateName": "vpc", "majorVersion": "1"}])
+        proton.update_service_template_version(templateName="api", majorVersion="1", minorVersion="0", status="PUBLISHED")
+        proton.create_repository(provider="GITHUB", name="acme/envs",
+                                 connectionArn="arn:aws:codestar-connections:us-east-1:000000000000:connection/c")
+
+        env = proton.create_environment(name="dev", templateName="vpc", templateMajorVersion="1", spec="spec:\n  size: 2\n",
+                                        provisioningRepository={"provider": "GITHUB", "name": "acme/envs", "branch": "main"})["environment"]
+        done = wait_status(lambda: proton.get_environment(name="dev")["environment"], "SUCCEEDED")
+        assert done["lastSucceededDeploymentId"] == env["lastAttemptedDeploymentId"]
+        outs = {o["key"]: o["valueString"] for o in proton.list_environment_outputs(environmentName="dev")["outputs"]}
+        assert outs == {"vpc_id": "vpc-2", "env_name": "dev"}
+
+        # A service instance sees those outputs in its tfvars, and the engine applies it too.
+        spec = "proton: ServiceSpec\ninstances:\n  - name: one\n    environment: dev\n    spec:\n      port: 81\n"
+        proton.create_service(name="web", templateName="api", templateMajorVersion="1", spec=spec)
+        tfvars = json.loads(subprocess.run(["git", "-C", str(repo), "show", "main:dev/web-one/proton.auto.tfvars.json"],
+                                           capture_output=True, text=True, check=True).stdout)
+        assert tfvars["environment"]["outputs"] == {"vpc_id": "vpc-2", "env_name": "dev"}
+        wait_status(lambda: proton.get_service_instance(serviceName="web", name="one")["serviceInstance"], "SUCCEEDED")
+        outs = proton.list_service_instance_outputs(serviceName="web", serviceInstanceName="one")["outputs"]
+        assert outs == [{"key": "url", "valueString": "http://one.vpc-2:81"}]
+
+        # A failing configuration: FAILED with terraform's error; the log keeps the whole run.
+        s3.put_object(Bucket="templates", Key="vpc2.tar.gz", Body=bundle({
+            "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": FAILING_TF, "schema/schema.yaml": SCHEMA}))
+        proton.create_environment_template_version(templateName="vpc", majorVersion="1",
+                                                   source={"s3": {"bucket": "templates", "key": "vpc2.tar.gz"}})
+        proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="1", status="PUBLISHED")
+        failing = proton.update_environment(name="dev", deploymentType="MINOR_VERSION", templateMinorVersion="1")["environment"]
+        failed = wait_status(lambda: proton.get_environment(name="dev")["environment"], "FAILED")
+        assert "missing.txt" in failed["deploymentStatusMessage"]
+        assert failed["templateMinorVersion"] == "0", "the environment keeps its last succeeded version"
+        log = subprocess.run([str(BIN), "admin", "logs", "--data-dir", str(s.data_dir), failing["lastAttemptedDeploymentId"]],
+                             capture_output=True, text=True, check=True).stdout
+        assert "$ terraform apply" in log and "missing.txt" in log
+
+        # Deletes are destroyed and reported.
+        proton.delete_service(name="web")
+        wait_status(lambda: proton.get_service_instance(serviceName="web", name="one")["serviceInstance"], None)
+        proton.delete_environment(name="dev")
+        wait_status(lambda: proton.get_environment(name="dev")["environment"], None)
+        assert proton.list_environments()["environments"] == []
+    finally:
+        s.stop()

@@ -86,6 +86,10 @@ enum EngineCommand {
         /// The terraform executable.
         #[arg(long, default_value = "terraform")]
         terraform: PathBuf,
+        /// A Proton repository (`owner/repo`) and the local git repository holding it:
+        /// `NAME=PATH`. Repeatable. The engine applies the deployment commits it finds there.
+        #[arg(long = "git-repository", value_name = "NAME=PATH", value_parser = parse_git_repository)]
+        git_repositories: Vec<(String, PathBuf)>,
     },
 }
 
@@ -149,8 +153,17 @@ pub fn main() -> ExitCode {
                     region,
                     workers,
                     terraform,
+                    git_repositories,
                 },
-        } => run_engine(endpoint, data_dir, credentials, region, workers, terraform),
+        } => run_engine(
+            endpoint,
+            data_dir,
+            credentials,
+            region,
+            workers,
+            terraform,
+            git_repositories.into_iter().collect(),
+        ),
         Command::Admin {
             command: AdminCommand::Logs { data_dir, id },
         } => print_logs(&data_dir, &id),
@@ -324,6 +337,7 @@ fn run_engine(
     region: String,
     workers: usize,
     terraform: PathBuf,
+    git_repositories: BTreeMap<String, PathBuf>,
 ) -> Result<(), String> {
     let credentials = credentials.unwrap_or_else(|| data_dir.join("credentials"));
     let config = engine::terraform::Config {
@@ -332,6 +346,7 @@ fn run_engine(
         data_dir,
         workers,
         terraform,
+        git_repositories,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -353,7 +368,7 @@ fn serve(
     git_repositories: BTreeMap<String, PathBuf>,
     engine: Option<(usize, PathBuf)>,
 ) -> Result<(), String> {
-    let app = prepare_with_repositories(&data_dir, git_repositories)?;
+    let app = prepare_with_repositories(&data_dir, git_repositories.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -375,6 +390,7 @@ fn serve(
                 data_dir: data_dir.clone(),
                 workers,
                 terraform,
+                git_repositories,
             };
             let status = Arc::new(engine::terraform::Status::default());
             let _ = app.engine_status.set(status.clone());

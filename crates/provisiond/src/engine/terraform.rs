@@ -40,6 +40,9 @@ pub struct Config {
     pub workers: usize,
     /// The terraform executable.
     pub terraform: PathBuf,
+    /// Proton repositories (registered name → local git repository) whose deployment commits
+    /// the engine applies.
+    pub git_repositories: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// What the engine is doing, for `GET /health` and its log.
@@ -49,12 +52,12 @@ pub struct Status {
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
-struct StatusInner {
-    polling: bool,
-    running: usize,
-    succeeded: u64,
-    failed: u64,
-    last_error: Option<String>,
+pub(crate) struct StatusInner {
+    pub(crate) polling: bool,
+    pub(crate) running: usize,
+    pub(crate) succeeded: u64,
+    pub(crate) failed: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 impl Status {
@@ -64,7 +67,7 @@ impl Status {
         serde_json::to_value(inner).unwrap_or(Value::Null)
     }
 
-    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut StatusInner)) {
         f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
@@ -85,7 +88,7 @@ pub fn log_path(data_dir: &Path, id: &str) -> PathBuf {
         .join(format!("{}.log", sanitize(id)))
 }
 
-fn sanitize(id: &str) -> String {
+pub(crate) fn sanitize(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -127,6 +130,18 @@ pub async fn run(config: Config, status: Arc<Status>) {
                 locks.clone(),
             )));
         }
+    }
+    if !config.git_repositories.is_empty() {
+        let clients: Vec<Client> = config
+            .credentials
+            .iter()
+            .filter_map(|c| Client::new(&config.endpoint, c.clone()).ok())
+            .collect();
+        pollers.push(tokio::spawn(super::proton::watch(
+            config.clone(),
+            clients,
+            status.clone(),
+        )));
     }
     status.update(|s| s.polling = true);
     tracing::info!(
@@ -223,11 +238,11 @@ struct Task {
 }
 
 /// How a terraform run ended.
-struct Outcome {
+pub(crate) struct Outcome {
     /// `None` on success, else the failure reason.
-    failure: Option<String>,
+    pub(crate) failure: Option<String>,
     /// `terraform output -json`, as Service Catalog outputs.
-    outputs: Vec<(String, String)>,
+    pub(crate) outputs: Vec<(String, String)>,
 }
 
 impl Task {
@@ -324,7 +339,17 @@ impl Task {
         let terraform = self.config.terraform.clone();
         let record = record.to_string();
         let run = move || match artifact {
-            Some(bytes) => apply(&terraform, &workspace, &log, &record, &bytes, &parameters),
+            Some(bytes) => match crate::proton::bundle::read(&bytes) {
+                Ok(files) => apply(
+                    &terraform,
+                    &workspace,
+                    &log,
+                    &record,
+                    files,
+                    Some(&parameters),
+                ),
+                Err(e) => failed(e),
+            },
             None => destroy(&terraform, &workspace, &log, &record),
         };
         tokio::task::spawn_blocking(run)
@@ -391,7 +416,7 @@ fn outputs_json(outputs: &[(String, String)]) -> Value {
     )
 }
 
-fn failed(reason: String) -> Outcome {
+pub(crate) fn failed(reason: String) -> Outcome {
     Outcome {
         failure: Some(tail(&reason, FAILURE_REASON_CHARS)),
         outputs: Vec::new(),
@@ -493,19 +518,21 @@ pub fn outputs_from_json(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn apply(
+/// Writes `files` (and `parameters` as `provisiond.auto.tfvars.json`, when given) into
+/// `workspace`, then runs init, apply and output. `id` names the run in the log lines.
+pub(crate) fn apply(
     terraform: &Path,
     workspace: &Path,
     log: &Path,
-    record: &str,
-    artifact: &[u8],
-    parameters: &[(String, String)],
+    id: &str,
+    files: crate::proton::bundle::Files,
+    parameters: Option<&[(String, String)]>,
 ) -> Outcome {
+    let record = id;
     let prepared = (|| -> Result<(), String> {
         std::fs::create_dir_all(workspace)
             .map_err(|e| format!("creating {}: {e}", workspace.display()))?;
         clear(workspace)?;
-        let files = crate::proton::bundle::read(artifact)?;
         for (path, bytes) in files {
             let target = workspace.join(&path);
             if let Some(parent) = target.parent() {
@@ -513,9 +540,15 @@ fn apply(
             }
             std::fs::write(&target, bytes).map_err(|e| format!("writing {path}: {e}"))?;
         }
-        let vars = serde_json::to_vec_pretty(&tfvars(parameters)).expect("JSON values serialize");
-        std::fs::write(workspace.join("provisiond.auto.tfvars.json"), vars)
-            .map_err(|e| e.to_string())
+        match parameters {
+            Some(parameters) => {
+                let vars =
+                    serde_json::to_vec_pretty(&tfvars(parameters)).expect("JSON values serialize");
+                std::fs::write(workspace.join("provisiond.auto.tfvars.json"), vars)
+                    .map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        }
     })();
     if let Err(e) = prepared {
         return failed(e);
@@ -546,7 +579,8 @@ fn apply(
     }
 }
 
-fn destroy(terraform: &Path, workspace: &Path, log: &Path, record: &str) -> Outcome {
+/// Destroys what the working directory's state holds, with the last applied configuration.
+pub(crate) fn destroy(terraform: &Path, workspace: &Path, log: &Path, record: &str) -> Outcome {
     if !workspace.join("terraform.tfstate").exists() {
         append_log(
             log,

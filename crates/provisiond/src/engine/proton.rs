@@ -1,0 +1,350 @@
+//! The built-in engine's Proton side (SPEC §9): it watches the git repositories it is given
+//! (`--git-repository NAME=PATH`) for the deployment commits provisiond makes, applies each one
+//! with terraform in a working directory per resource (local state kept there), and reports
+//! with `NotifyResourceDeploymentStatusChange`: `IN_PROGRESS`, then `SUCCEEDED` with the outputs
+//! or `FAILED` with the error. A commit whose metadata says `isResourceDeleted: true` is
+//! destroyed instead.
+//!
+//! Commits are found by their `Proton-Deployment-Id:` trailer and handled in branch order, one
+//! at a time. Before applying, the engine asks `GetDeployment` whether the deployment is still
+//! in progress, so a commit seen again after a restart (or a cancelled deployment) is skipped.
+//! The last commit handled per branch is remembered under the engine's data directory.
+
+use super::client::{Api, Client};
+use super::terraform::{self, Config, Outcome, Status, FAILURE_REASON_CHARS};
+use crate::proton::bundle::Files;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the repositories are looked at.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Proton allows at most this many outputs per notify.
+const MAX_OUTPUTS: usize = 50;
+
+/// A deployment commit found on a branch.
+#[derive(Debug, Clone)]
+struct Job {
+    repository: PathBuf,
+    commit: String,
+    folder: String,
+    deployment_id: String,
+}
+
+/// Watches the configured repositories until the process ends.
+pub async fn watch(config: Config, clients: Vec<Client>, status: Arc<Status>) {
+    tracing::info!(
+        repositories = config.git_repositories.len(),
+        "engine terraform: watching Proton repositories"
+    );
+    loop {
+        for (name, path) in config.git_repositories.clone() {
+            let cursor_dir = config
+                .data_dir
+                .join("engine")
+                .join("proton")
+                .join("cursors");
+            let scan = {
+                let (path, name, cursor_dir) = (path.clone(), name.clone(), cursor_dir.clone());
+                tokio::task::spawn_blocking(move || scan(&path, &name, &cursor_dir)).await
+            };
+            let branches = match scan {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    tracing::warn!(repository = %name, "engine: reading the repository: {e}");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            for (branch, jobs) in branches {
+                for job in jobs {
+                    handle(&config, &clients, &status, &job).await;
+                    let cursor = cursor_file(&cursor_dir, &name, &branch);
+                    if let Some(parent) = cursor.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    if let Err(e) = std::fs::write(&cursor, &job.commit) {
+                        tracing::warn!("engine: remembering commit {}: {e}", job.commit);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(SCAN_INTERVAL).await;
+    }
+}
+
+fn cursor_file(dir: &Path, repository: &str, branch: &str) -> PathBuf {
+    dir.join(terraform::sanitize(repository))
+        .join(terraform::sanitize(branch))
+}
+
+/// The deployment commits of every branch after the last one handled, oldest first.
+fn scan(repo: &Path, name: &str, cursor_dir: &Path) -> Result<Vec<(String, Vec<Job>)>, String> {
+    let refs = git(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short) %(objectname)",
+            "refs/heads",
+        ],
+    )?;
+    let mut out = Vec::new();
+    for line in refs.lines() {
+        let Some((branch, tip)) = line.split_once(' ') else {
+            continue;
+        };
+        let last = std::fs::read_to_string(cursor_file(cursor_dir, name, branch))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if last.as_deref() == Some(tip) {
+            continue;
+        }
+        let range = match &last {
+            Some(last) if git(repo, &["merge-base", "--is-ancestor", last, tip]).is_ok() => {
+                format!("{last}..{tip}")
+            }
+            _ => tip.to_string(),
+        };
+        let listed = git(
+            repo,
+            &["log", "--reverse", "--format=%H%x1f%s%x1f%b%x1e", &range],
+        )?;
+        let mut jobs = Vec::new();
+        for entry in listed.split('\u{1e}') {
+            let mut parts = entry.trim_start_matches('\n').splitn(3, '\u{1f}');
+            let (Some(commit), Some(subject), Some(body)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Some(folder) = subject.strip_prefix("Update requested for Proton - ") else {
+                continue;
+            };
+            let Some(deployment_id) = body
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Proton-Deployment-Id:"))
+                .map(|id| id.trim().to_string())
+            else {
+                continue;
+            };
+            jobs.push(Job {
+                repository: repo.to_path_buf(),
+                commit: commit.trim().to_string(),
+                folder: folder.trim().to_string(),
+                deployment_id,
+            });
+        }
+        if jobs.is_empty() {
+            // Nothing of provisiond's on this stretch; remember the tip all the same.
+            let cursor = cursor_file(cursor_dir, name, branch);
+            if let Some(parent) = cursor.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(cursor, tip);
+        }
+        out.push((branch.to_string(), jobs));
+    }
+    Ok(out)
+}
+
+/// The files of `folder` at `commit`, relative to the folder.
+fn files_at(repo: &Path, commit: &str, folder: &str) -> Result<Files, String> {
+    let listed = git(
+        repo,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            commit,
+            "--",
+            &format!("{folder}/"),
+        ],
+    )?;
+    let mut files = Files::new();
+    for path in listed.lines().filter(|l| !l.is_empty()) {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(["show", &format!("{commit}:{path}")])
+            .output()
+            .map_err(|e| format!("running git: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "git show {path}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let relative = path.strip_prefix(&format!("{folder}/")).unwrap_or(path);
+        files.insert(relative.to_string(), out.stdout);
+    }
+    Ok(files)
+}
+
+async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: &Job) {
+    let id = &job.deployment_id;
+    // Which account's deployment is it, and is it still to be done?
+    let mut found = None;
+    for client in clients {
+        if let Ok(answer) = client
+            .call(
+                Api::Proton,
+                "GetDeployment",
+                &json!({"id": id}),
+                Duration::from_secs(10),
+            )
+            .await
+        {
+            found = Some((client.clone(), answer["deployment"].clone()));
+            break;
+        }
+    }
+    let Some((client, deployment)) = found else {
+        tracing::warn!(deployment = %id, "engine: no configured key can see this deployment; skipped");
+        return;
+    };
+    let state = deployment["deploymentStatus"].as_str().unwrap_or_default();
+    if state != "IN_PROGRESS" && state != "DELETE_IN_PROGRESS" {
+        tracing::info!(deployment = %id, %state, "engine: deployment already ended; skipped");
+        return;
+    }
+    let arn = deployment["targetArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (repo, commit, folder) = (
+        job.repository.clone(),
+        job.commit.clone(),
+        job.folder.clone(),
+    );
+    let files = match tokio::task::spawn_blocking(move || files_at(&repo, &commit, &folder)).await {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => {
+            report(
+                &client,
+                &arn,
+                id,
+                &terraform::failed(format!("reading the deployment commit: {e}")),
+            )
+            .await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(deployment = %id, "engine: {e}");
+            return;
+        }
+    };
+    let metadata: Value = files
+        .get(".proton/deployment-metadata.json")
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null);
+    let is_delete = metadata["isResourceDeleted"].as_bool() == Some(true);
+    tracing::info!(deployment = %id, resource = %arn, delete = is_delete, "engine: received");
+    status.update(|s| s.running += 1);
+    let started = client
+        .call(
+            Api::Proton,
+            "NotifyResourceDeploymentStatusChange",
+            &json!({"resourceArn": arn, "deploymentId": id, "status": "IN_PROGRESS"}),
+            Duration::from_secs(10),
+        )
+        .await;
+    if let Err(e) = started {
+        tracing::warn!(deployment = %id, "engine: reporting IN_PROGRESS: {e}");
+    }
+    let workspace = config
+        .data_dir
+        .join("engine")
+        .join("proton")
+        .join("workspaces")
+        .join(terraform::sanitize(&arn));
+    let log = terraform::log_path(&config.data_dir, id);
+    let terraform_bin = config.terraform.clone();
+    let run_id = id.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        if is_delete {
+            terraform::destroy(&terraform_bin, &workspace, &log, &run_id)
+        } else {
+            terraform::apply(&terraform_bin, &workspace, &log, &run_id, files, None)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| terraform::failed(format!("the terraform run panicked: {e}")));
+    let ok = outcome.failure.is_none();
+    report(&client, &arn, id, &outcome).await;
+    status.update(|s| {
+        s.running -= 1;
+        if ok {
+            s.succeeded += 1;
+        } else {
+            s.failed += 1;
+        }
+    });
+}
+
+/// Reports the outcome, retrying transport failures.
+async fn report(client: &Client, arn: &str, id: &str, outcome: &Outcome) {
+    let mut input = json!({"resourceArn": arn, "deploymentId": id});
+    match &outcome.failure {
+        None => {
+            input["status"] = json!("SUCCEEDED");
+            let outputs: Vec<Value> = outcome
+                .outputs
+                .iter()
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .take(MAX_OUTPUTS)
+                .map(|(k, v)| json!({"key": terraform::tail(k, 1024), "valueString": terraform::tail(v, 1024)}))
+                .collect();
+            input["outputs"] = Value::Array(outputs);
+        }
+        Some(reason) => {
+            input["status"] = json!("FAILED");
+            input["statusMessage"] = json!(terraform::tail(reason, FAILURE_REASON_CHARS));
+        }
+    }
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        match client
+            .call(
+                Api::Proton,
+                "NotifyResourceDeploymentStatusChange",
+                &input,
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(deployment = %id, status = %input["status"], "engine: notified");
+                return;
+            }
+            Err(e) if e.is_retryable() && attempt < 5 => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::warn!(deployment = %id, "engine: notify failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
