@@ -51,6 +51,25 @@ enum Command {
         #[arg(long, default_value = "terraform")]
         terraform: PathBuf,
     },
+    /// Measure throughput and latency against the real server (see BENCHMARKS.md).
+    Bench {
+        /// Fewer requests per scenario: a smoke run.
+        #[arg(long)]
+        quick: bool,
+        /// Also measure reads with 1,000,000 provisioned products stored (slow to seed).
+        #[arg(long)]
+        million: bool,
+        /// moto's `moto_server` executable, to measure it on the comparable call.
+        #[arg(long)]
+        moto: Option<PathBuf>,
+    },
+    /// The bare `{}` server `bench` measures as the machine's ceiling.
+    #[command(hide = true)]
+    BenchCeiling {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+    },
     /// Run a built-in engine against a provisiond endpoint.
     Engine {
         #[command(subcommand)]
@@ -144,6 +163,16 @@ pub fn main() -> ExitCode {
             git_repositories.into_iter().collect(),
             engine.map(|_| (workers, terraform)),
         ),
+        Command::Bench {
+            quick,
+            million,
+            moto,
+        } => crate::bench::main(crate::bench::Options {
+            quick,
+            million,
+            moto,
+        }),
+        Command::BenchCeiling { listen } => crate::bench::ceiling::main(listen),
         Command::Engine {
             command:
                 EngineCommand::Terraform {

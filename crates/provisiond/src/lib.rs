@@ -6,6 +6,7 @@
 //! generated `provisiond_model` crate.
 
 pub mod auth;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod context;

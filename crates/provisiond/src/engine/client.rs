@@ -74,7 +74,8 @@ pub enum Api {
 }
 
 impl Api {
-    fn target_prefix(self) -> &'static str {
+    /// The `X-Amz-Target` prefix.
+    pub fn target_prefix(self) -> &'static str {
         match self {
             Api::ServiceCatalog => "AWS242ServiceCatalogService",
             Api::Sqs => "AmazonSQS",
@@ -82,7 +83,8 @@ impl Api {
         }
     }
 
-    fn signing_name(self) -> &'static str {
+    /// The SigV4 service name.
+    pub fn signing_name(self) -> &'static str {
         match self {
             Api::ServiceCatalog => "servicecatalog",
             Api::Sqs => "sqs",
@@ -90,7 +92,8 @@ impl Api {
         }
     }
 
-    fn content_type(self) -> &'static str {
+    /// The `Content-Type` of its requests.
+    pub fn content_type(self) -> &'static str {
         match self {
             Api::ServiceCatalog => "application/x-amz-json-1.1",
             Api::Sqs | Api::Proton => "application/x-amz-json-1.0",
@@ -205,61 +208,26 @@ impl Client {
         style: PathStyle,
         timeout: Duration,
     ) -> Result<(u16, Vec<u8>), CallError> {
-        let now = crate::time::now_ms() / 1000;
-        let amz_date = crate::time::format_amz_date(now);
-        let date = &amz_date[..8];
-        let payload_hash = hex::encode(Sha256::digest(&body));
         let host = if self.port == 80 {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
         };
-        let mut headers = http::HeaderMap::new();
-        let mut put = |name: &'static str, value: &str| {
-            headers.insert(
-                name,
-                value
-                    .parse()
-                    .map_err(|_| CallError::transport(format!("bad header value for {name}")))?,
-            );
-            Ok::<_, CallError>(())
-        };
-        put("host", &host)?;
-        put("x-amz-date", &amz_date)?;
-        put("x-amz-content-sha256", &payload_hash)?;
-        for (name, value) in extra {
-            let name: &'static str = match *name {
-                "content-type" => "content-type",
-                "x-amz-target" => "x-amz-target",
-                other => return Err(CallError::transport(format!("unexpected header {other}"))),
-            };
-            put(name, value)?;
-        }
-        let mut signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
-        signed.sort();
-        let canonical =
-            canonical_request(method, path, "", &headers, &signed, &payload_hash, style)
-                .map_err(|e| CallError::transport(e.message))?;
-        let scope = format!("{date}/{}/{service}/aws4_request", self.credentials.region);
-        let to_sign = string_to_sign(&amz_date, &scope, &canonical);
-        let key = signing_key(
-            self.credentials.secret.expose(),
-            date,
-            &self.credentials.region,
+        let headers = sign(
+            &self.credentials,
+            method,
+            path,
+            &host,
+            extra,
+            &body,
             service,
-        );
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={}",
-            self.credentials.access_key_id,
-            signed.join(";"),
-            hex::encode(signature(&key, &to_sign))
-        );
+            style,
+        )?;
         let mut request = http::Request::builder().method(method).uri(path);
         for (name, value) in &headers {
             request = request.header(name, value);
         }
         let request = request
-            .header("authorization", authorization)
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| CallError::transport(e.to_string()))?;
         let exchange = async {
@@ -293,4 +261,74 @@ impl Client {
                 )))
             })
     }
+}
+
+/// The headers of a SigV4-signed request: `host`, `x-amz-date`, `x-amz-content-sha256`, the
+/// `extra` ones (`content-type`, `x-amz-target`) and `authorization`.
+#[allow(clippy::too_many_arguments)]
+pub fn sign(
+    credentials: &Credentials,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra: &[(&str, String)],
+    body: &[u8],
+    service: &str,
+    style: PathStyle,
+) -> Result<http::HeaderMap, CallError> {
+    let now = crate::time::now_ms() / 1000;
+    let amz_date = crate::time::format_amz_date(now);
+    let date = &amz_date[..8];
+    let payload_hash = hex::encode(Sha256::digest(body));
+    let mut headers = http::HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        headers.insert(
+            name,
+            value
+                .parse()
+                .map_err(|_| CallError::transport(format!("bad header value for {name}")))?,
+        );
+        Ok::<_, CallError>(())
+    };
+    put("host", host)?;
+    put("x-amz-date", &amz_date)?;
+    put("x-amz-content-sha256", &payload_hash)?;
+    for (name, value) in extra {
+        let name: &'static str = match *name {
+            "content-type" => "content-type",
+            "x-amz-target" => "x-amz-target",
+            other => return Err(CallError::transport(format!("unexpected header {other}"))),
+        };
+        put(name, value)?;
+    }
+    let mut signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+    signed.sort();
+    let canonical = canonical_request(method, path, "", &headers, &signed, &payload_hash, style)
+        .map_err(|e| CallError::transport(e.message))?;
+    let scope = format!("{date}/{}/{service}/aws4_request", credentials.region);
+    let to_sign = string_to_sign(&amz_date, &scope, &canonical);
+    let key = signing_key(
+        credentials.secret.expose(),
+        date,
+        &credentials.region,
+        service,
+    );
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={}",
+        credentials.access_key_id,
+        signed.join(";"),
+        hex::encode(signature(&key, &to_sign))
+    );
+    put_authorization(&mut headers, &authorization)?;
+    Ok(headers)
+}
+
+fn put_authorization(headers: &mut http::HeaderMap, value: &str) -> Result<(), CallError> {
+    headers.insert(
+        "authorization",
+        value
+            .parse()
+            .map_err(|_| CallError::transport("bad authorization header"))?,
+    );
+    Ok(())
 }

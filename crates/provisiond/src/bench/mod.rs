@@ -1,0 +1,730 @@
+//! `provisiond bench`: starts the real server (a child process of this binary) on loopback
+//! with a fresh data directory and drives it with signed requests over keep-alive HTTP/1.1
+//! connections, beside a bare server of the same HTTP stack answering `{}` (the machine's
+//! ceiling for the request shape) and, when it is installed, moto's server. Prints a Markdown
+//! report for `BENCHMARKS.md`. Durability stays on (SQLite WAL, `synchronous=FULL`).
+
+pub mod ceiling;
+pub mod load;
+
+use crate::engine::client::{sign, Api, Credentials};
+use crate::protocol::sigv4::PathStyle;
+use load::{Connection, Prepared, Stats};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Fewer requests per scenario (a smoke run).
+    pub quick: bool,
+    /// Also measure reads with 1,000,000 provisioned products stored.
+    pub million: bool,
+    /// The `moto_server` executable, when moto is to be measured.
+    pub moto: Option<PathBuf>,
+}
+
+/// Connection counts every scenario runs at.
+pub const CONNECTIONS: [usize; 3] = [1, 8, 64];
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    credentials: Credentials,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> Result<SocketAddr, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+async fn wait_listening(addr: SocketAddr, path: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Ok(mut conn) = Connection::open(addr).await {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("host", addr.to_string().parse().map_err(|_| "bad host")?);
+            if let Ok((200, _)) = conn.send("GET", path, (headers, Vec::new())).await {
+                return Ok(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err(format!("{addr} did not answer within 120 s"))
+}
+
+/// Starts `provisiond serve` on `data_dir`; returns it and its time to a healthy `/health`.
+async fn start_server(data_dir: &Path) -> Result<(Server, Duration), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let addr = free_addr()?;
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .env("PROVISIOND_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting provisiond: {e}"))?;
+    wait_listening(addr, "/health").await?;
+    let startup = started.elapsed();
+    let text = std::fs::read_to_string(data_dir.join("credentials")).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.split_once('=')
+                    .filter(|(k, _)| k.trim() == name)
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .ok_or_else(|| format!("no {name} in the credentials file"))
+    };
+    let credentials = Credentials {
+        access_key_id: field("aws_access_key_id")?,
+        secret: Arc::new(crate::crypto::Secret::new(field("aws_secret_access_key")?)),
+        region: "us-east-1".into(),
+    };
+    Ok((
+        Server {
+            child,
+            addr,
+            credentials,
+            data_dir: data_dir.to_path_buf(),
+        },
+        startup,
+    ))
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A signed awsJson request.
+fn prepared(
+    credentials: &Credentials,
+    addr: SocketAddr,
+    api: Api,
+    op: &str,
+    body: &Value,
+) -> Prepared {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    let extra = [
+        ("content-type", api.content_type().to_string()),
+        ("x-amz-target", format!("{}.{op}", api.target_prefix())),
+    ];
+    let headers = sign(
+        credentials,
+        "POST",
+        "/",
+        &addr.to_string(),
+        &extra,
+        &bytes,
+        api.signing_name(),
+        PathStyle::DoubleEncoded,
+    )
+    .expect("signing never fails for these headers");
+    (headers, bytes)
+}
+
+async fn call(
+    conn: &mut Connection,
+    server: &Server,
+    api: Api,
+    op: &str,
+    body: Value,
+) -> Result<Value, String> {
+    let (status, bytes) = conn
+        .send(
+            "POST",
+            "/",
+            prepared(&server.credentials, server.addr, api, op, &body),
+        )
+        .await?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(format!("{op}: {status} {value}"));
+    }
+    Ok(value)
+}
+
+/// A product with a one-variable Terraform module, launchable by the admin; returns
+/// (product id, artifact id).
+async fn publish(server: &Server) -> Result<(String, String), String> {
+    let mut conn = Connection::open(server.addr).await?;
+    let module = server.data_dir.join("bench-module.tar.gz");
+    let mut files = crate::proton::bundle::Files::new();
+    files.insert(
+        "main.tf".into(),
+        b"variable \"name\" { default = \"x\" }\n".to_vec(),
+    );
+    std::fs::write(&module, crate::proton::bundle::write(&files)).map_err(|e| e.to_string())?;
+    let product = call(&mut conn, server, Api::ServiceCatalog, "CreateProduct", json!({
+        "Name": "bench", "Owner": "bench", "ProductType": "TERRAFORM_OPEN_SOURCE", "IdempotencyToken": "bench",
+        "ProvisioningArtifactParameters": {"Name": "v1", "Info": {"LoadTemplateFromURL": format!("file://{}", module.display())}}
+    })).await?;
+    let pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pa = product["ProvisioningArtifactDetail"]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let port = call(
+        &mut conn,
+        server,
+        Api::ServiceCatalog,
+        "CreatePortfolio",
+        json!({
+        "DisplayName": "bench", "ProviderName": "bench", "IdempotencyToken": "bench"}),
+    )
+    .await?;
+    let port = port["PortfolioDetail"]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    call(
+        &mut conn,
+        server,
+        Api::ServiceCatalog,
+        "AssociateProductWithPortfolio",
+        json!({"ProductId": pid, "PortfolioId": port}),
+    )
+    .await?;
+    call(&mut conn, server, Api::ServiceCatalog, "AssociatePrincipalWithPortfolio", json!({
+        "PortfolioId": port, "PrincipalARN": crate::datadir::DEFAULT_ADMIN_PRINCIPAL, "PrincipalType": "IAM"})).await?;
+    Ok((pid, pa))
+}
+
+fn provision_body(product: &(String, String), name: &str) -> Value {
+    json!({"ProductId": product.0, "ProvisioningArtifactId": product.1, "ProvisionedProductName": name,
+           "ProvisionToken": name})
+}
+
+/// Provisions `count` products named `<prefix>-<i>` over 8 connections.
+async fn provision_many(
+    server: &Server,
+    product: &(String, String),
+    prefix: &str,
+    count: usize,
+) -> Result<Stats, String> {
+    let (creds, addr, product, prefix) = (
+        server.credentials.clone(),
+        server.addr,
+        product.clone(),
+        prefix.to_string(),
+    );
+    load::run(
+        server.addr,
+        8,
+        count,
+        Arc::new(move |i| {
+            prepared(
+                &creds,
+                addr,
+                Api::ServiceCatalog,
+                "ProvisionProduct",
+                &provision_body(&product, &format!("{prefix}-{i}")),
+            )
+        }),
+    )
+    .await
+}
+
+/// Receives every waiting provision task: (token, record id) pairs.
+async fn drain_tasks(server: &Server, want: usize) -> Result<Vec<(String, String)>, String> {
+    let mut conn = Connection::open(server.addr).await?;
+    let url = call(
+        &mut conn,
+        server,
+        Api::Sqs,
+        "GetQueueUrl",
+        json!({"QueueName": "ServiceCatalogTerraformOSProvisionOperationQueue"}),
+    )
+    .await?;
+    let url = url["QueueUrl"].as_str().unwrap_or_default().to_string();
+    let mut tasks = Vec::new();
+    while tasks.len() < want {
+        let got = call(&mut conn, server, Api::Sqs, "ReceiveMessage", json!({
+            "QueueUrl": url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 3600, "WaitTimeSeconds": 1})).await?;
+        let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let body: Value =
+                serde_json::from_str(m["Body"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+            tasks.push((
+                body["token"].as_str().unwrap_or_default().to_string(),
+                body["recordId"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    Ok(tasks)
+}
+
+fn notify_body(token: &str, record: &str) -> Value {
+    json!({"WorkflowToken": token, "RecordId": record, "Status": "SUCCEEDED", "IdempotencyToken": record,
+           "ResourceIdentifier": {"UniqueTag": {"Key": "bench", "Value": record}},
+           "Outputs": [{"OutputKey": "url", "OutputValue": "https://example.com"}]})
+}
+
+/// The full cycle over `connections` connections: provision → receive → notify → describe.
+async fn cycles(
+    server: &Server,
+    product: &(String, String),
+    connections: usize,
+    total: usize,
+    tag: &str,
+) -> Result<Stats, String> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut url_conn = Connection::open(server.addr).await?;
+    let url = call(
+        &mut url_conn,
+        server,
+        Api::Sqs,
+        "GetQueueUrl",
+        json!({"QueueName": "ServiceCatalogTerraformOSProvisionOperationQueue"}),
+    )
+    .await?;
+    let url = url["QueueUrl"].as_str().unwrap_or_default().to_string();
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..connections {
+        let (next, creds, addr, product, url, tag) = (
+            next.clone(),
+            server.credentials.clone(),
+            server.addr,
+            product.clone(),
+            url.clone(),
+            tag.to_string(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut conn = Connection::open(addr).await?;
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                let name = format!("{tag}-{i}");
+                let send = |op: &str, body: Value| prepared(&creds, addr, if op == "ReceiveMessage" { Api::Sqs } else { Api::ServiceCatalog }, op, &body);
+                let (s1, _) = conn.send("POST", "/", send("ProvisionProduct", provision_body(&product, &name))).await?;
+                let (s2, got) = conn.send("POST", "/", send("ReceiveMessage", json!({
+                    "QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 2, "VisibilityTimeout": 3600}))).await?;
+                let got: Value = serde_json::from_slice(&got).unwrap_or(Value::Null);
+                let Some(message) = got["Messages"].as_array().and_then(|m| m.first()) else {
+                    errors += 1;
+                    continue;
+                };
+                let body: Value = serde_json::from_str(message["Body"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+                let (token, record) = (body["token"].as_str().unwrap_or_default(), body["recordId"].as_str().unwrap_or_default());
+                let (s3, _) = conn.send("POST", "/", send("NotifyProvisionProductEngineWorkflowResult", notify_body(token, record))).await?;
+                let (s4, _) = conn.send("POST", "/", send("DescribeRecord", json!({"Id": record}))).await?;
+                latencies.push(t.elapsed());
+                if [s1, s2, s3, s4].iter().any(|s| *s != 200) {
+                    errors += 1;
+                }
+            }
+            Ok::<_, String>((latencies, errors))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.await.map_err(|e| e.to_string())??;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Stats {
+        count: latencies.len(),
+        elapsed,
+        latencies,
+        errors,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
+    out.push_str(&format!(
+        "| {name} | {connections} | {} | {:.0} | {} | {} | {} | {} |\n",
+        stats.count,
+        stats.throughput(),
+        ms(stats.quantile(0.5)),
+        ms(stats.quantile(0.99)),
+        ms(stats.max()),
+        stats.errors
+    ));
+}
+
+const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|\n";
+
+/// Clones the first provisioned product of the default account until `total` are stored,
+/// straight into the (stopped) server's store: loading a million through the API would take
+/// longer than the whole benchmark.
+fn seed(data_dir: &Path, total: usize) -> Result<(), String> {
+    use crate::store::{transact, Kind, Mode};
+    let store = crate::store::sqlite::SqliteStore::open(&data_dir.join("provisiond.db"))
+        .map_err(|e| e.to_string())?;
+    let scope = format!("{}/us-east-1", crate::datadir::DEFAULT_ACCOUNT);
+    let (existing, template): (usize, Value) = transact(&store, Mode::Read, |tx| {
+        let rows = tx.list(Kind::ProvisionedProduct, &scope, "", None, 2_000_000)?;
+        let first = rows
+            .first()
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        Ok::<_, crate::store::StoreError>((rows.len(), first))
+    })
+    .map_err(|e| e.to_string())?;
+    if template.is_null() {
+        return Err("nothing to clone".into());
+    }
+    let mut i = existing;
+    while i < total {
+        let end = (i + 20_000).min(total);
+        transact(&store, Mode::Write, |tx| {
+            for n in i..end {
+                let id = format!("pp-seed{n:08}");
+                let name = format!("seed-{n}");
+                let mut doc = template.clone();
+                doc["id"] = json!(id);
+                doc["name"] = json!(name);
+                doc["arn"] = json!(format!(
+                    "arn:aws:servicecatalog:us-east-1:{}:stack/{name}/{id}",
+                    crate::datadir::DEFAULT_ACCOUNT
+                ));
+                tx.put(
+                    Kind::ProvisionedProduct,
+                    &scope,
+                    &id,
+                    "",
+                    &serde_json::to_vec(&doc).expect("JSON"),
+                )?;
+                tx.put(
+                    Kind::ProvisionedProductName,
+                    &scope,
+                    &name,
+                    "",
+                    &serde_json::to_vec(&id).expect("JSON"),
+                )?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .map_err(|e| e.to_string())?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Runs the whole benchmark and prints the report.
+pub fn main(options: Options) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let scale = if options.quick { 1 } else { 4 };
+    let root = std::env::temp_dir().join(format!("provisiond-bench-{}", crate::ids::uuid()));
+    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    let mut report = String::new();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    report.push_str(&format!(
+        "Machine: {cores} cores, shared by the load generator and the servers; loopback.\n\n"
+    ));
+
+    // Start-up and idle memory.
+    let (server, startup) = start_server(&root.join("main")).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_mib(server.child.id());
+    report.push_str(&format!(
+        "Start-up to a healthy /health (fresh data directory): {} ms. Idle RSS: {idle:.1} MiB.\n\n",
+        ms(startup)
+    ));
+
+    // The ceiling: the same HTTP stack answering {}.
+    let ceiling_addr = free_addr()?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut ceiling_child = Command::new(exe)
+        .args(["bench-ceiling", "--listen", &ceiling_addr.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    wait_listening(ceiling_addr, "/").await?;
+    let product = publish(&server).await?;
+    report.push_str(HEADER);
+    let mut ratios = Vec::new();
+    for &c in &CONNECTIONS {
+        let n = 5_000 * scale;
+        let (creds, addr) = (server.credentials.clone(), ceiling_addr);
+        let sample = notify_body("dG9rZW4=", "rec-0000000000000");
+        let ceiling = load::run(
+            ceiling_addr,
+            c,
+            n,
+            Arc::new(move |_| {
+                prepared(
+                    &creds,
+                    addr,
+                    Api::ServiceCatalog,
+                    "NotifyProvisionProductEngineWorkflowResult",
+                    &sample,
+                )
+            }),
+        )
+        .await?;
+        row(&mut report, "ceiling: bare `{}`", c, &ceiling);
+        eprintln!("bench: ceiling at {c} done");
+
+        let n = 1_000 * scale;
+        provision_many(&server, &product, &format!("n{c}"), n)
+            .await
+            .map_err(|e| format!("provisioning for notify at {c}: {e}"))?;
+        let tasks = Arc::new(drain_tasks(&server, n).await?);
+        let (creds, addr, t) = (server.credentials.clone(), server.addr, tasks.clone());
+        let notify = load::run(
+            server.addr,
+            c,
+            tasks.len(),
+            Arc::new(move |i| {
+                prepared(
+                    &creds,
+                    addr,
+                    Api::ServiceCatalog,
+                    "NotifyProvisionProductEngineWorkflowResult",
+                    &notify_body(&t[i].0, &t[i].1),
+                )
+            }),
+        )
+        .await?;
+        row(
+            &mut report,
+            "NotifyProvisionProductEngineWorkflowResult",
+            c,
+            &notify,
+        );
+        eprintln!("bench: notify at {c} done");
+        ratios.push((
+            c,
+            notify.throughput() / ceiling.throughput(),
+            notify.quantile(0.99),
+        ));
+
+        let cycle = cycles(&server, &product, c, 500 * scale, &format!("cycle{c}"))
+            .await
+            .map_err(|e| format!("full cycle at {c}: {e}"))?;
+        row(
+            &mut report,
+            "full cycle (provision → receive → notify → describe)",
+            c,
+            &cycle,
+        );
+    }
+    report.push('\n');
+    for (c, ratio, p99) in &ratios {
+        report.push_str(&format!(
+            "Notify / ceiling at {c} connections: {:.0}% (p99 {} ms)\n",
+            ratio * 100.0,
+            ms(*p99)
+        ));
+    }
+    report.push('\n');
+    let _ = ceiling_child.kill();
+    let _ = ceiling_child.wait();
+    drop(server);
+
+    // Reads at 1,000 and 1,000,000 provisioned products.
+    let reads_dir = root.join("reads");
+    let (server, _) = start_server(&reads_dir).await?;
+    let product = publish(&server).await?;
+    provision_many(&server, &product, "r", 1_000).await?;
+    let mut sizes = vec![1_000];
+    if options.million {
+        sizes.push(1_000_000);
+    }
+    report.push_str(HEADER);
+    let mut server = Some(server);
+    for size in sizes {
+        if size > 1_000 {
+            drop(server.take());
+            let t = Instant::now();
+            seed(&reads_dir, size)?;
+            report.push_str(&format!(
+                "(seeded {size} provisioned products in {:.1} s)\n",
+                t.elapsed().as_secs_f64()
+            ));
+            let (s, startup) = start_server(&reads_dir).await?;
+            report.push_str(&format!(
+                "(start-up with {size} stored: {} ms)\n",
+                ms(startup)
+            ));
+            server = Some(s);
+        }
+        let s = server.as_ref().expect("a server runs");
+        let mut conn = Connection::open(s.addr).await?;
+        let first = call(
+            &mut conn,
+            s,
+            Api::ServiceCatalog,
+            "SearchProvisionedProducts",
+            json!({"PageSize": 20}),
+        )
+        .await?;
+        let ids: Arc<Vec<String>> = Arc::new(
+            first["ProvisionedProducts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p["Id"].as_str().map(String::from))
+                .collect(),
+        );
+        if ids.is_empty() {
+            return Err("no provisioned product to read".into());
+        }
+        for &c in &CONNECTIONS {
+            let (creds, addr, ids2) = (s.credentials.clone(), s.addr, ids.clone());
+            let describe = load::run(
+                s.addr,
+                c,
+                2_000 * scale,
+                Arc::new(move |i| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "DescribeProvisionedProduct",
+                        &json!({"Id": ids2[i % ids2.len()]}),
+                    )
+                }),
+            )
+            .await?;
+            row(
+                &mut report,
+                &format!("DescribeProvisionedProduct, {size} stored"),
+                c,
+                &describe,
+            );
+            let (creds, addr) = (s.credentials.clone(), s.addr);
+            let search_n = if size > 1_000 {
+                20 * scale
+            } else {
+                500 * scale
+            };
+            let search = load::run(
+                s.addr,
+                c,
+                search_n,
+                Arc::new(move |_| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "SearchProvisionedProducts",
+                        &json!({"PageSize": 20}),
+                    )
+                }),
+            )
+            .await?;
+            row(
+                &mut report,
+                &format!("SearchProvisionedProducts first page, {size} stored"),
+                c,
+                &search,
+            );
+        }
+        report.push_str(&format!(
+            "(RSS with {size} stored, after the reads: {:.1} MiB)\n",
+            rss_mib(s.child.id())
+        ));
+    }
+    drop(server);
+    report.push('\n');
+
+    // moto on the comparable call.
+    if let Some(moto) = &options.moto {
+        let moto_addr = free_addr()?;
+        let mut moto_child = Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &moto_addr.port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", moto.display()))?;
+        let (server, _) = start_server(&root.join("moto-peer")).await?;
+        wait_listening(moto_addr, "/moto-api/").await.ok();
+        report.push_str(HEADER);
+        let mut pair = Vec::new();
+        for (label, addr) in [("provisiond", server.addr), ("moto", moto_addr)] {
+            let creds = server.credentials.clone();
+            let mut conn = Connection::open(addr).await?;
+            let body = json!({"DisplayName": "p", "ProviderName": "p", "IdempotencyToken": "t"});
+            let (status, _) = conn
+                .send(
+                    "POST",
+                    "/",
+                    prepared(&creds, addr, Api::ServiceCatalog, "CreatePortfolio", &body),
+                )
+                .await?;
+            if status != 200 {
+                return Err(format!("{label}: CreatePortfolio answered {status}"));
+            }
+            let stats = load::run(
+                addr,
+                8,
+                if label == "moto" { 500 } else { 2_000 * scale },
+                Arc::new(move |_| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "ListPortfolios",
+                        &json!({}),
+                    )
+                }),
+            )
+            .await?;
+            row(&mut report, &format!("ListPortfolios, {label}"), 8, &stats);
+            pair.push(stats.throughput());
+        }
+        report.push_str(&format!(
+            "\nprovisiond / moto on ListPortfolios at 8 connections: {:.0}×\n",
+            pair[0] / pair[1]
+        ));
+        let _ = moto_child.kill();
+        let _ = moto_child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    println!("{report}");
+    Ok(())
+}
