@@ -135,6 +135,11 @@ def test_access_level_filters(server, world):
     search = lambda **kw: sorted(p["Name"] for p in world.dev.search_provisioned_products(**kw)["ProvisionedProducts"])
     assert search() == ["later", "mine", "theirs"]
     assert search(AccessLevelFilter={"Key": "User", "Value": "self"}) == ["mine"]
+    first = world.dev.search_provisioned_products(PageSize=2)
+    assert len(first["ProvisionedProducts"]) == 2 and first["TotalResultsCount"] == 3
+    rest = world.dev.search_provisioned_products(PageSize=2, PageToken=first["NextPageToken"])
+    assert len(rest["ProvisionedProducts"]) == 1 and "NextPageToken" not in rest
+    assert sorted(p["Name"] for p in first["ProvisionedProducts"] + rest["ProvisionedProducts"]) == ["later", "mine", "theirs"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         world.dev.scan_provisioned_products(AccessLevelFilter={"Key": "User", "Value": other_principal})
     assert code(e)[0] == "InvalidParametersException" and "self" in code(e)[1]

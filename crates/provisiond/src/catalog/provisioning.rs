@@ -850,31 +850,6 @@ pub fn search(
         .get("SearchQuery")
         .cloned()
         .unwrap_or_default();
-    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
-    let size = paging_size(input.page_size);
-    let (mut found, names) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let all: Vec<ProvisionedProduct> = store::list::<ProvisionedProduct>(
-            tx,
-            Kind::ProvisionedProduct,
-            &scope,
-            "",
-            None,
-            1_000_000,
-        )?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-        let mut names = std::collections::HashMap::new();
-        for pp in &all {
-            if let Ok(prod) = product::get(tx, &scope, &pp.product_id) {
-                let version = product::get_artifact(tx, &scope, &pp.product_id, &pp.artifact_id)
-                    .ok()
-                    .and_then(|a| a.name);
-                names.insert(pp.id.clone(), (prod.name, version));
-            }
-        }
-        Ok::<_, AwsError>((all, names))
-    })?;
     let matches = |pp: &ProvisionedProduct, q: &str| {
         let q = q.to_lowercase();
         match q.split_once(':') {
@@ -894,15 +869,63 @@ pub fn search(
                 .any(|f| f.to_lowercase().contains(&q)),
         }
     };
-    found.retain(|pp| access.admits(&pp.owner_principal) && queries.iter().all(|q| matches(pp, q)));
-    if input.sort_by.as_deref() == Some("name") {
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    if input.sort_order.as_deref() == Some("DESCENDING") {
-        found.reverse();
-    }
-    let total = found.len() as i32;
-    let (page, next) = paging::page_in_memory(found, after, size);
+    let after = paging::parse_token(input.page_token.as_deref())?;
+    let size = paging_size(input.page_size);
+    // Without a query, a sort or an access filter, a page is read straight from the store in
+    // creation order: its cost does not depend on how many provisioned products there are.
+    let plain = queries.is_empty()
+        && input.sort_by.as_deref().is_none_or(|s| s == "createdTime")
+        && input.sort_order.as_deref() != Some("DESCENDING")
+        && access == super::access_level::AccessLevel::Account;
+    let (page, next, total, names) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let (page, next, total) = if plain {
+            let rows = store::list::<ProvisionedProduct>(
+                tx,
+                Kind::ProvisionedProduct,
+                &scope,
+                "",
+                after,
+                size + 1,
+            )?;
+            let total = tx.count(Kind::ProvisionedProduct, &scope, "")? as i32;
+            let (page, next) = paging::split_page(rows, size);
+            (page, next, total)
+        } else {
+            let mut found: Vec<ProvisionedProduct> = store::list::<ProvisionedProduct>(
+                tx,
+                Kind::ProvisionedProduct,
+                &scope,
+                "",
+                None,
+                usize::MAX >> 1,
+            )?
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|pp| {
+                access.admits(&pp.owner_principal) && queries.iter().all(|q| matches(pp, q))
+            })
+            .collect();
+            if input.sort_by.as_deref() == Some("name") {
+                found.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            if input.sort_order.as_deref() == Some("DESCENDING") {
+                found.reverse();
+            }
+            let total = found.len() as i32;
+            let (page, next) = paging::page_in_memory(found, after.unwrap_or(-1), size);
+            (page, next, total)
+        };
+        let mut names = std::collections::HashMap::new();
+        for pp in &page {
+            if let Ok(prod) = product::get(tx, &scope, &pp.product_id) {
+                let version = product::get_artifact(tx, &scope, &pp.product_id, &pp.artifact_id)
+                    .ok()
+                    .and_then(|a| a.name);
+                names.insert(pp.id.clone(), (prod.name, version));
+            }
+        }
+        Ok::<_, AwsError>((page, next, total, names))
+    })?;
     let attributes = page
         .into_iter()
         .map(|pp| {

@@ -220,6 +220,9 @@ pub trait Tx {
         limit: usize,
     ) -> Result<Vec<Row>, StoreError>;
 
+    /// How many documents of `kind` in `scope` are under `parent`.
+    fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError>;
+
     /// Adds a message to its queue in `scope`.
     fn enqueue(&mut self, scope: &str, message: &QueuedMessage) -> Result<(), StoreError>;
     /// Up to `limit` messages of `queue` visible at `now_ms`, oldest first.

@@ -208,6 +208,19 @@ impl Tx for SqliteTx<'_> {
         Ok(n == 1)
     }
 
+    fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM documents WHERE kind = ?1 AND scope = ?2 AND parent = ?3",
+            )
+            .map_err(err)?
+            .query_row(params![kind.as_str(), scope, parent], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(err)
+    }
+
     fn list(
         &mut self,
         kind: Kind,
