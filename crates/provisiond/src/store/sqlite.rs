@@ -5,7 +5,8 @@
 use super::{Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// The versioned schema. Each entry runs once, in order, inside the transaction that records it.
@@ -67,8 +68,36 @@ const READERS: usize = 4;
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Raised after each group commit.
+    committed: Condvar,
+    /// Writers waiting for the writer connection.
+    waiting: AtomicUsize,
     readers: Vec<Mutex<Connection>>,
+}
+
+/// Most write transactions one group commit carries.
+pub const MAX_GROUP: usize = 64;
+
+/// The writer connection and the group commit under way on it.
+///
+/// Group commit: each write transaction runs on its caller's thread, under the writer lock,
+/// inside a `SAVEPOINT` of one shared SQLite transaction (so a transaction that fails rolls
+/// back alone). When no other writer is waiting, or the group is full, the thread that just ran
+/// commits the group (one fsync for all); the others wait for that commit before they return.
+/// So an acknowledged write is always on disk, and concurrent writers share fsyncs.
+struct Writer {
+    conn: Connection,
+    /// Whether a group transaction is open.
+    open: bool,
+    /// Number of the current (or last) group.
+    group: u64,
+    /// Transactions run in the open group.
+    members: usize,
+    /// The last group whose commit has finished.
+    done: u64,
+    /// The last group whose commit failed, with the reason.
+    failed: Option<(u64, String)>,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -96,9 +125,69 @@ impl SqliteStore {
             .map(|_| open_connection(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                open: false,
+                group: 0,
+                members: 0,
+                done: 0,
+                failed: None,
+            }),
+            committed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
             readers,
         })
+    }
+
+    /// One write transaction, committed with whatever other writers run meanwhile (see
+    /// [`Writer`]).
+    fn write(&self, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !w.open {
+            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            w.open = true;
+            w.group += 1;
+            w.members = 0;
+        }
+        let group = w.group;
+        w.members += 1;
+        let ran = w
+            .conn
+            .execute_batch("SAVEPOINT member")
+            .map_err(err)
+            .map(|_| {
+                let keep = body(&mut SqliteTx { conn: &w.conn });
+                let end = if keep {
+                    "RELEASE member"
+                } else {
+                    "ROLLBACK TO member; RELEASE member"
+                };
+                w.conn.execute_batch(end).map_err(err)
+            });
+        let ran = ran.and_then(|r| r);
+        if self.waiting.load(Ordering::SeqCst) == 0 || w.members >= MAX_GROUP || ran.is_err() {
+            let committed = w.conn.execute_batch("COMMIT").map_err(err);
+            if let Err(e) = &committed {
+                let _ = w.conn.execute_batch("ROLLBACK");
+                w.failed = Some((group, e.0.clone()));
+            }
+            w.open = false;
+            w.done = group;
+            self.committed.notify_all();
+        } else {
+            while w.done < group {
+                w = self.committed.wait(w).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        ran?;
+        match &w.failed {
+            Some((failed, reason)) if *failed == group => Err(StoreError(format!(
+                "the commit failed, nothing of this transaction was written: {reason}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -473,18 +562,7 @@ impl Tx for SqliteTx<'_> {
 impl Store for SqliteStore {
     fn run(&self, mode: Mode, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
         match mode {
-            Mode::Write => {
-                let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(err)?;
-                let commit = body(&mut SqliteTx { conn: &tx });
-                if commit {
-                    tx.commit().map_err(err)
-                } else {
-                    tx.rollback().map_err(err)
-                }
-            }
+            Mode::Write => self.write(body),
             Mode::Read => {
                 let mut conn = self.reader();
                 let tx = conn
@@ -506,6 +584,62 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
         crate::store::conformance::run_all(&store);
+    }
+
+    #[test]
+    fn concurrent_writers_share_commits_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let id = format!("{t}-{i}");
+                        let result = crate::store::transact::<_, StoreError>(
+                            store.as_ref(),
+                            Mode::Write,
+                            |tx| {
+                                tx.put(Kind::Test, "s", &id, "", b"{}")?;
+                                if i % 10 == 9 {
+                                    return Err(StoreError("refused".into()));
+                                }
+                                Ok(())
+                            },
+                        );
+                        assert_eq!(result.is_ok(), i % 10 != 9);
+                        // An acknowledged write is visible to every reader at once.
+                        let seen = crate::store::transact::<_, StoreError>(
+                            store.as_ref(),
+                            Mode::Read,
+                            |tx| tx.get(Kind::Test, "s", &id),
+                        )
+                        .unwrap();
+                        assert_eq!(seen.is_some(), i % 10 != 9, "{id}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let count = crate::store::transact::<_, StoreError>(store.as_ref(), Mode::Read, |tx| {
+            tx.count(Kind::Test, "s", "")
+        })
+        .unwrap();
+        assert_eq!(
+            count,
+            16 * 45,
+            "every refused transaction rolled back alone"
+        );
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        let count = crate::store::transact::<_, StoreError>(&reopened, Mode::Read, |tx| {
+            tx.count(Kind::Test, "s", "")
+        })
+        .unwrap();
+        assert_eq!(count, 16 * 45, "and every acknowledged one is on disk");
     }
 
     #[test]
