@@ -10,6 +10,37 @@ pub fn run_all(store: &dyn Store) {
     scopes_and_kinds_are_separate(store);
     queue_messages_follow_their_visibility(store);
     objects_are_kept_per_scope_and_bucket(store);
+    counts_follow_every_change(store);
+}
+
+fn counts_follow_every_change(store: &dyn Store) {
+    let count = |store: &dyn Store, parent: &str| {
+        transact::<_, StoreError>(store, Mode::Read, |tx| {
+            tx.count(Kind::Test, "counts", parent)
+        })
+        .unwrap()
+    };
+    assert_eq!(count(store, "p"), 0);
+    w(store, |tx| {
+        for id in ["a", "b", "c"] {
+            tx.put(Kind::Test, "counts", id, "p", b"{}")?;
+        }
+        tx.put(Kind::Test, "counts", "a", "p", b"{\"again\":1}")
+    });
+    assert_eq!(count(store, "p"), 3, "an update is not a new document");
+    w(store, |tx| tx.put(Kind::Test, "counts", "b", "q", b"{}"));
+    assert_eq!(
+        (count(store, "p"), count(store, "q")),
+        (2, 1),
+        "a move between parents"
+    );
+    w(store, |tx| tx.delete(Kind::Test, "counts", "c").map(|_| ()));
+    assert_eq!(count(store, "p"), 1);
+    let _ = transact::<(), StoreError>(store, Mode::Write, |tx| {
+        tx.put(Kind::Test, "counts", "d", "p", b"{}")?;
+        Err(StoreError("rolled back".into()))
+    });
+    assert_eq!(count(store, "p"), 1, "a rolled-back insert is not counted");
 }
 
 fn w<R>(store: &dyn Store, f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError>) -> R {
