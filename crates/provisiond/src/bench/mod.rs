@@ -637,11 +637,7 @@ async fn run(options: Options) -> Result<(), String> {
                 &describe,
             );
             let (creds, addr) = (s.credentials.clone(), s.addr);
-            let search_n = if size > 1_000 {
-                20 * scale
-            } else {
-                500 * scale
-            };
+            let search_n = 500 * scale;
             let search = load::run(
                 s.addr,
                 c,

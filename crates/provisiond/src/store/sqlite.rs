@@ -95,6 +95,8 @@ const READERS: usize = 4;
 /// A store in one SQLite file.
 pub struct SqliteStore {
     writer: Mutex<Writer>,
+    /// Which groups have committed.
+    progress: Mutex<Progress>,
     /// Raised after each group commit.
     committed: Condvar,
     /// Writers waiting for the writer connection.
@@ -120,6 +122,10 @@ struct Writer {
     group: u64,
     /// Transactions run in the open group.
     members: usize,
+}
+
+/// What the members of groups wait on: which group committed last, and which failed.
+struct Progress {
     /// The last group whose commit has finished.
     done: u64,
     /// The last group whose commit failed, with the reason.
@@ -156,6 +162,8 @@ impl SqliteStore {
                 open: false,
                 group: 0,
                 members: 0,
+            }),
+            progress: Mutex::new(Progress {
                 done: 0,
                 failed: None,
             }),
@@ -193,22 +201,36 @@ impl SqliteStore {
                 w.conn.execute_batch(end).map_err(err)
             });
         let ran = ran.and_then(|r| r);
-        if self.waiting.load(Ordering::SeqCst) == 0 || w.members >= MAX_GROUP || ran.is_err() {
-            let committed = w.conn.execute_batch("COMMIT").map_err(err);
-            if let Err(e) = &committed {
-                let _ = w.conn.execute_batch("ROLLBACK");
-                w.failed = Some((group, e.0.clone()));
-            }
-            w.open = false;
-            w.done = group;
-            self.committed.notify_all();
-        } else {
-            while w.done < group {
-                w = self.committed.wait(w).unwrap_or_else(|p| p.into_inner());
-            }
-        }
+        let progress =
+            if self.waiting.load(Ordering::SeqCst) == 0 || w.members >= MAX_GROUP || ran.is_err() {
+                let committed = w.conn.execute_batch("COMMIT").map_err(err);
+                if committed.is_err() {
+                    let _ = w.conn.execute_batch("ROLLBACK");
+                }
+                w.open = false;
+                // The next group may start while this one's members learn that it committed.
+                drop(w);
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                progress.done = progress.done.max(group);
+                if let Err(e) = committed {
+                    progress.failed = Some((group, e.0));
+                }
+                self.committed.notify_all();
+                progress
+            } else {
+                // Waiting for the commit does not hold the writer: the others keep running.
+                drop(w);
+                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+                while progress.done < group {
+                    progress = self
+                        .committed
+                        .wait(progress)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+                progress
+            };
         ran?;
-        match &w.failed {
+        match &progress.failed {
             Some((failed, reason)) if *failed == group => Err(StoreError(format!(
                 "the commit failed, nothing of this transaction was written: {reason}"
             ))),
