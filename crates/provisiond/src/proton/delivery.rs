@@ -323,8 +323,9 @@ fn tempdir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Runs `git -C repo args…` with `stdin`, returning its trimmed standard output.
-fn git(
+/// Runs `git -C repo args…` with `stdin`, returning its trimmed standard output (shared with
+/// the engine, which reads the same repositories).
+pub(crate) fn git(
     repo: &Path,
     args: &[&str],
     stdin: Option<&[u8]>,
