@@ -200,15 +200,40 @@ fn validated_inputs(version: &template::Version, spec: &str) -> Result<Value, Aw
         .map_err(|e| invalid(format!("The spec does not fit the template's schema: {e}")))
 }
 
-/// Renders the deployment's bundle and schedules its delivery.
-fn deliver(
+/// Refuses a change while a deployment of the environment is under way.
+fn ensure_idle(env: &Environment) -> Result<(), AwsError> {
+    if env.status.busy() {
+        return Err(conflict(format!(
+            "The environment {} has a deployment in progress ({}).",
+            env.name,
+            env.status.last_attempted_id.as_deref().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// Starts a deployment of `env` to `state`: records it, renders its bundle and schedules its
+/// delivery, all in the caller's transaction (the caller saves `env`).
+fn deploy(
     tx: &mut dyn Tx,
     ctx: &RequestContext,
-    env: &Environment,
-    state: &EnvironmentState,
-    deployment: &Deployment,
-) -> Result<(), AwsError> {
+    env: &mut Environment,
+    state: EnvironmentState,
+    initial: Option<pr::DeploymentState>,
+    is_delete: bool,
+) -> Result<Deployment, AwsError> {
     let scope = ctx.scope();
+    let deployment = Deployment::start(
+        ctx,
+        &env.arn,
+        "ENVIRONMENT",
+        env.created_ms,
+        &env.name,
+        &env.status,
+        initial,
+        state.wire(),
+        is_delete,
+    );
     let version = template::get_version(
         tx,
         &scope,
@@ -241,7 +266,11 @@ fn deliver(
         &env.repository.branch,
         &env.name,
         &files,
-    )
+    )?;
+    env.status.start(&deployment);
+    env.pending = Some((deployment.id.clone(), state));
+    deployment::save(tx, &scope, &deployment)?;
+    Ok(deployment)
 }
 
 /// `CreateEnvironment`: self-managed only (`provisioningRepository`, no
@@ -307,21 +336,7 @@ pub fn create(
             component_role_arn: input.component_role_arn.clone(),
             status: ResourceStatus::default(),
         };
-        let deployment = Deployment::start(
-            ctx,
-            &env.arn,
-            "ENVIRONMENT",
-            env.created_ms,
-            &name,
-            &env.status,
-            None,
-            state.wire(),
-            false,
-        );
-        env.status.start(&deployment);
-        env.pending = Some((deployment.id.clone(), state.clone()));
-        deliver(tx, ctx, &env, &state, &deployment)?;
-        deployment::save(tx, &scope, &deployment)?;
+        deploy(tx, ctx, &mut env, state, None, false)?;
         env.save(tx, &scope)?;
         create_tags(tx, &scope, &env.arn, input.tags.as_ref())?;
         Ok(pr::CreateEnvironmentOutput {
@@ -392,12 +407,7 @@ pub fn update(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut env = load(tx, &scope, &name)?;
-        if env.status.busy() {
-            return Err(conflict(format!(
-                "The environment {name} has a deployment in progress ({}).",
-                env.status.last_attempted_id.as_deref().unwrap_or("")
-            )));
-        }
+        ensure_idle(&env)?;
         if input.description.is_some() {
             env.description = input.description.clone();
         }
@@ -476,21 +486,7 @@ pub fn update(
             inputs: validated_inputs(&version, &spec)?,
             spec,
         };
-        let deployment = Deployment::start(
-            ctx,
-            &env.arn,
-            "ENVIRONMENT",
-            env.created_ms,
-            &name,
-            &env.status,
-            Some(current.wire()),
-            target.wire(),
-            false,
-        );
-        env.status.start(&deployment);
-        env.pending = Some((deployment.id.clone(), target.clone()));
-        deliver(tx, ctx, &env, &target, &deployment)?;
-        deployment::save(tx, &scope, &deployment)?;
+        deploy(tx, ctx, &mut env, target, Some(current.wire()), false)?;
         env.save(tx, &scope)?;
         Ok(pr::UpdateEnvironmentOutput {
             environment: Some(env.wire()),
@@ -509,12 +505,7 @@ pub fn delete(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut env = load(tx, &scope, &name)?;
-        if env.status.busy() {
-            return Err(conflict(format!(
-                "The environment {name} has a deployment in progress ({}).",
-                env.status.last_attempted_id.as_deref().unwrap_or("")
-            )));
-        }
+        ensure_idle(&env)?;
         if super::service::environment_has_instances(tx, &scope, &name)?
             || super::component::in_environment(tx, &scope, &name)?
         {
@@ -523,21 +514,14 @@ pub fn delete(
             )));
         }
         let current = env.state.clone();
-        let deployment = Deployment::start(
+        deploy(
+            tx,
             ctx,
-            &env.arn,
-            "ENVIRONMENT",
-            env.created_ms,
-            &name,
-            &env.status,
+            &mut env,
+            current.clone(),
             Some(current.wire()),
-            current.wire(),
             true,
-        );
-        env.status.start(&deployment);
-        env.pending = Some((deployment.id.clone(), current.clone()));
-        deliver(tx, ctx, &env, &current, &deployment)?;
-        deployment::save(tx, &scope, &deployment)?;
+        )?;
         env.save(tx, &scope)?;
         Ok(pr::DeleteEnvironmentOutput {
             environment: Some(env.wire()),
