@@ -62,6 +62,12 @@ enum Command {
         /// moto's `moto_server` executable, to measure it on the comparable call.
         #[arg(long)]
         moto: Option<PathBuf>,
+        /// Run at these connection counts only (repeatable; default 1, 8 and 64).
+        #[arg(long = "connections")]
+        connections: Vec<usize>,
+        /// Write a `perf record` call-graph profile of the server per scenario into DIR.
+        #[arg(long, value_name = "DIR")]
+        perf: Option<PathBuf>,
     },
     /// The bare `{}` server `bench` measures as the machine's ceiling.
     #[command(hide = true)]
@@ -167,10 +173,14 @@ pub fn main() -> ExitCode {
             quick,
             million,
             moto,
+            connections,
+            perf,
         } => crate::bench::main(crate::bench::Options {
             quick,
             million,
             moto,
+            connections,
+            perf,
         }),
         Command::BenchCeiling { listen } => crate::bench::ceiling::main(listen),
         Command::Engine {

@@ -20,6 +20,9 @@ pub struct Stats {
     pub latencies: Vec<Duration>,
     /// Answers that were not 200.
     pub errors: usize,
+    /// CPU time the server under test spent during the run (user + system, all threads), when
+    /// measured.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Stats {
@@ -35,6 +38,12 @@ impl Stats {
         }
         let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
         self.latencies[i]
+    }
+
+    /// Server CPU time per completed request (or cycle), in microseconds, when measured.
+    pub fn server_cpu_micros(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.count > 0).then(|| cpu.as_secs_f64() * 1e6 / self.count as f64)
     }
 
     /// The slowest.
@@ -149,5 +158,6 @@ pub async fn run(
         elapsed,
         latencies,
         errors,
+        server_cpu: None,
     })
 }

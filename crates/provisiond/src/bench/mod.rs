@@ -26,7 +26,14 @@ pub struct Options {
     pub million: bool,
     /// The `moto_server` executable, when moto is to be measured.
     pub moto: Option<PathBuf>,
+    /// Connection counts to run at (all of [`CONNECTIONS`] when empty).
+    pub connections: Vec<usize>,
+    /// A directory to write a `perf record` profile of the server into, one per scenario.
+    pub perf: Option<PathBuf>,
 }
+
+/// Where `--perf` profiles go, when asked for.
+static PERF_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Connection counts every scenario runs at.
 pub const CONNECTIONS: [usize; 3] = [1, 8, 64];
@@ -117,6 +124,69 @@ fn rss_mib(pid: u32) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time (user + system, every thread, living or exited) a process has used so far, from
+/// `/proc/<pid>/stat` in the kernel's fixed 100 ticks per second.
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at `state` (field 3);
+            // utime and stime are fields 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs a scenario and records the CPU time process `pid` spent meanwhile; with `--perf`, also
+/// a `perf record` call-graph profile of `pid` named after the scenario.
+async fn on_cpu_of(
+    pid: u32,
+    label: &str,
+    scenario: impl std::future::Future<Output = Result<Stats, String>>,
+) -> Result<Stats, String> {
+    let profiler = PERF_DIR.get().map(|dir| {
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(dir.join(format!("{name}.data")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    });
+    if profiler.is_some() {
+        // perf needs a moment to attach before the clock starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let before = cpu_time(pid);
+    let mut stats = scenario.await?;
+    stats.server_cpu = Some(cpu_time(pid).saturating_sub(before));
+    if let Some(Ok(mut perf)) = profiler {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+    Ok(stats)
 }
 
 /// A signed awsJson request.
@@ -365,6 +435,7 @@ async fn cycles(
         elapsed,
         latencies,
         errors,
+        server_cpu: None,
     })
 }
 
@@ -373,8 +444,11 @@ fn ms(d: Duration) -> String {
 }
 
 fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
+    let cpu = stats
+        .server_cpu_micros()
+        .map_or("–".to_string(), |us| format!("{us:.0}"));
     out.push_str(&format!(
-        "| {name} | {connections} | {} | {:.0} | {} | {} | {} | {} |\n",
+        "| {name} | {connections} | {} | {:.0} | {} | {} | {} | {cpu} | {} |\n",
         stats.count,
         stats.throughput(),
         ms(stats.quantile(0.5)),
@@ -384,7 +458,7 @@ fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
     ));
 }
 
-const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|\n";
+const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|\n";
 
 /// Clones the first provisioned product of the default account until `total` are stored,
 /// straight into the (stopped) server's store: loading a million through the API would take
@@ -454,6 +528,15 @@ pub fn main(options: Options) -> Result<(), String> {
 
 async fn run(options: Options) -> Result<(), String> {
     let scale = if options.quick { 1 } else { 4 };
+    let connections = if options.connections.is_empty() {
+        CONNECTIONS.to_vec()
+    } else {
+        options.connections.clone()
+    };
+    if let Some(dir) = &options.perf {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let _ = PERF_DIR.set(dir.clone());
+    }
     let root = std::env::temp_dir().join(format!("provisiond-bench-{}", crate::ids::uuid()));
     std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
     let mut report = String::new();
@@ -485,23 +568,28 @@ async fn run(options: Options) -> Result<(), String> {
     let product = publish(&server).await?;
     report.push_str(HEADER);
     let mut ratios = Vec::new();
-    for &c in &CONNECTIONS {
+    for &c in &connections {
         let n = 5_000 * scale;
         let (creds, addr) = (server.credentials.clone(), ceiling_addr);
         let sample = notify_body("dG9rZW4=", "rec-0000000000000");
-        let ceiling = load::run(
-            ceiling_addr,
-            c,
-            n,
-            Arc::new(move |_| {
-                prepared(
-                    &creds,
-                    addr,
-                    Api::ServiceCatalog,
-                    "NotifyProvisionProductEngineWorkflowResult",
-                    &sample,
-                )
-            }),
+        let ceiling_pid = ceiling_child.id();
+        let ceiling = on_cpu_of(
+            ceiling_pid,
+            &format!("ceiling {c}"),
+            load::run(
+                ceiling_addr,
+                c,
+                n,
+                Arc::new(move |_| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "NotifyProvisionProductEngineWorkflowResult",
+                        &sample,
+                    )
+                }),
+            ),
         )
         .await?;
         row(&mut report, "ceiling: bare `{}`", c, &ceiling);
@@ -513,19 +601,23 @@ async fn run(options: Options) -> Result<(), String> {
             .map_err(|e| format!("provisioning for notify at {c}: {e}"))?;
         let tasks = Arc::new(drain_tasks(&server, n).await?);
         let (creds, addr, t) = (server.credentials.clone(), server.addr, tasks.clone());
-        let notify = load::run(
-            server.addr,
-            c,
-            tasks.len(),
-            Arc::new(move |i| {
-                prepared(
-                    &creds,
-                    addr,
-                    Api::ServiceCatalog,
-                    "NotifyProvisionProductEngineWorkflowResult",
-                    &notify_body(&t[i].0, &t[i].1),
-                )
-            }),
+        let notify = on_cpu_of(
+            server.child.id(),
+            &format!("notify {c}"),
+            load::run(
+                server.addr,
+                c,
+                tasks.len(),
+                Arc::new(move |i| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "NotifyProvisionProductEngineWorkflowResult",
+                        &notify_body(&t[i].0, &t[i].1),
+                    )
+                }),
+            ),
         )
         .await?;
         row(
@@ -541,9 +633,13 @@ async fn run(options: Options) -> Result<(), String> {
             notify.quantile(0.99),
         ));
 
-        let cycle = cycles(&server, &product, c, 500 * scale, &format!("cycle{c}"))
-            .await
-            .map_err(|e| format!("full cycle at {c}: {e}"))?;
+        let cycle = on_cpu_of(
+            server.child.id(),
+            &format!("cycle {c}"),
+            cycles(&server, &product, c, 500 * scale, &format!("cycle{c}")),
+        )
+        .await
+        .map_err(|e| format!("full cycle at {c}: {e}"))?;
         row(
             &mut report,
             "full cycle (provision → receive → notify → describe)",
@@ -613,21 +709,25 @@ async fn run(options: Options) -> Result<(), String> {
         if ids.is_empty() {
             return Err("no provisioned product to read".into());
         }
-        for &c in &CONNECTIONS {
+        for &c in &connections {
             let (creds, addr, ids2) = (s.credentials.clone(), s.addr, ids.clone());
-            let describe = load::run(
-                s.addr,
-                c,
-                2_000 * scale,
-                Arc::new(move |i| {
-                    prepared(
-                        &creds,
-                        addr,
-                        Api::ServiceCatalog,
-                        "DescribeProvisionedProduct",
-                        &json!({"Id": ids2[i % ids2.len()]}),
-                    )
-                }),
+            let describe = on_cpu_of(
+                s.child.id(),
+                &format!("describe {size} {c}"),
+                load::run(
+                    s.addr,
+                    c,
+                    2_000 * scale,
+                    Arc::new(move |i| {
+                        prepared(
+                            &creds,
+                            addr,
+                            Api::ServiceCatalog,
+                            "DescribeProvisionedProduct",
+                            &json!({"Id": ids2[i % ids2.len()]}),
+                        )
+                    }),
+                ),
             )
             .await?;
             row(
@@ -638,19 +738,23 @@ async fn run(options: Options) -> Result<(), String> {
             );
             let (creds, addr) = (s.credentials.clone(), s.addr);
             let search_n = 500 * scale;
-            let search = load::run(
-                s.addr,
-                c,
-                search_n,
-                Arc::new(move |_| {
-                    prepared(
-                        &creds,
-                        addr,
-                        Api::ServiceCatalog,
-                        "SearchProvisionedProducts",
-                        &json!({"PageSize": 20}),
-                    )
-                }),
+            let search = on_cpu_of(
+                s.child.id(),
+                &format!("search {size} {c}"),
+                load::run(
+                    s.addr,
+                    c,
+                    search_n,
+                    Arc::new(move |_| {
+                        prepared(
+                            &creds,
+                            addr,
+                            Api::ServiceCatalog,
+                            "SearchProvisionedProducts",
+                            &json!({"PageSize": 20}),
+                        )
+                    }),
+                ),
             )
             .await?;
             row(
@@ -681,7 +785,11 @@ async fn run(options: Options) -> Result<(), String> {
         wait_listening(moto_addr, "/moto-api/").await.ok();
         report.push_str(HEADER);
         let mut pair = Vec::new();
-        for (label, addr) in [("provisiond", server.addr), ("moto", moto_addr)] {
+        let peers = [
+            ("provisiond", server.addr, server.child.id()),
+            ("moto", moto_addr, moto_child.id()),
+        ];
+        for (label, addr, pid) in peers {
             let creds = server.credentials.clone();
             let mut conn = Connection::open(addr).await?;
             let body = json!({"DisplayName": "p", "ProviderName": "p", "IdempotencyToken": "t"});
@@ -695,19 +803,23 @@ async fn run(options: Options) -> Result<(), String> {
             if status != 200 {
                 return Err(format!("{label}: CreatePortfolio answered {status}"));
             }
-            let stats = load::run(
-                addr,
-                8,
-                if label == "moto" { 500 } else { 2_000 * scale },
-                Arc::new(move |_| {
-                    prepared(
-                        &creds,
-                        addr,
-                        Api::ServiceCatalog,
-                        "ListPortfolios",
-                        &json!({}),
-                    )
-                }),
+            let stats = on_cpu_of(
+                pid,
+                &format!("list-portfolios {label}"),
+                load::run(
+                    addr,
+                    8,
+                    if label == "moto" { 500 } else { 2_000 * scale },
+                    Arc::new(move |_| {
+                        prepared(
+                            &creds,
+                            addr,
+                            Api::ServiceCatalog,
+                            "ListPortfolios",
+                            &json!({}),
+                        )
+                    }),
+                ),
             )
             .await?;
             row(&mut report, &format!("ListPortfolios, {label}"), 8, &stats);

@@ -43,11 +43,17 @@ fn counts_follow_every_change(store: &dyn Store) {
     assert_eq!(count(store, "p"), 1, "a rolled-back insert is not counted");
 }
 
-fn w<R>(store: &dyn Store, f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError>) -> R {
+fn w<R: Send>(
+    store: &dyn Store,
+    f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError> + Send,
+) -> R {
     transact(store, Mode::Write, f).expect("write transaction")
 }
 
-fn r<R>(store: &dyn Store, f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError>) -> R {
+fn r<R: Send>(
+    store: &dyn Store,
+    f: impl FnMut(&mut dyn super::Tx) -> Result<R, StoreError> + Send,
+) -> R {
     transact(store, Mode::Read, f).expect("read transaction")
 }
 

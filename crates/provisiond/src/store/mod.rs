@@ -293,20 +293,24 @@ pub trait Tx {
     ) -> Result<Vec<StoredObject>, StoreError>;
 }
 
+/// The body of a transaction. It is `Send` because an implementation may run it on a thread of
+/// its own (the SQLite store runs every write on its writer thread) while the caller waits.
+pub type Body<'a> = dyn FnMut(&mut dyn Tx) -> bool + Send + 'a;
+
 /// A place that keeps documents durably: a write transaction that returns is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Runs `body` in one transaction. It commits when `body` returns `true` (write mode) and
     /// rolls back otherwise. An implementation may run `body` again after a conflict, so it must
     /// not have effects outside the transaction.
-    fn run(&self, mode: Mode, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError>;
+    fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError>;
 }
 
 /// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and
 /// rolls back if it returns `Err`, which is passed on.
-pub fn transact<R, E: From<StoreError>>(
+pub fn transact<R: Send, E: From<StoreError> + Send>(
     store: &dyn Store,
     mode: Mode,
-    mut f: impl FnMut(&mut dyn Tx) -> Result<R, E>,
+    mut f: impl FnMut(&mut dyn Tx) -> Result<R, E> + Send,
 ) -> Result<R, E> {
     let mut out = None;
     store.run(mode, &mut |tx| {

@@ -1,12 +1,13 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
-//! write survives a crash. One connection writes (`BEGIN IMMEDIATE`, serialized in-process by a
-//! mutex and across processes by SQLite's lock with a busy timeout); a few more read beside it.
+//! write survives a crash. One thread owns the writer connection and commits the write
+//! transactions handed to it in groups (see [`writer_loop`]); a few connections read beside it.
+//! Across processes, SQLite's own lock (with a busy timeout) serializes writers.
 
-use super::{Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx};
+use super::{Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// The versioned schema. Each entry runs once, in order, inside the transaction that records it.
@@ -92,44 +93,138 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
 
 const READERS: usize = 4;
 
-/// A store in one SQLite file.
-pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    /// Which groups have committed.
-    progress: Mutex<Progress>,
-    /// Raised after each group commit.
-    committed: Condvar,
-    /// Writers waiting for the writer connection.
-    waiting: AtomicUsize,
-    readers: Vec<Mutex<Connection>>,
-}
-
 /// Most write transactions one group commit carries.
 pub const MAX_GROUP: usize = 64;
 
-/// The writer connection and the group commit under way on it.
-///
-/// Group commit: each write transaction runs on its caller's thread, under the writer lock,
-/// inside a `SAVEPOINT` of one shared SQLite transaction (so a transaction that fails rolls
-/// back alone). When no other writer is waiting, or the group is full, the thread that just ran
-/// commits the group (one fsync for all); the others wait for that commit before they return.
-/// So an acknowledged write is always on disk, and concurrent writers share fsyncs.
-struct Writer {
-    conn: Connection,
-    /// Whether a group transaction is open.
-    open: bool,
-    /// Number of the current (or last) group.
-    group: u64,
-    /// Transactions run in the open group.
-    members: usize,
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    /// Write transactions waiting for the writer thread.
+    queue: Arc<WriteQueue>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    readers: Vec<Mutex<Connection>>,
 }
 
-/// What the members of groups wait on: which group committed last, and which failed.
-struct Progress {
-    /// The last group whose commit has finished.
-    done: u64,
-    /// The last group whose commit failed, with the reason.
-    failed: Option<(u64, String)>,
+/// The hand-off between callers and the writer thread.
+struct WriteQueue {
+    state: Mutex<QueueState>,
+    /// Raised when a job arrives or the store closes.
+    arrived: Condvar,
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closing: bool,
+}
+
+/// One write transaction handed to the writer thread: the caller's body, and where the caller
+/// waits for its outcome.
+struct Job {
+    body: BodyPtr,
+    done: Arc<Completion>,
+}
+
+/// The caller's transaction body, lent to the writer thread.
+///
+/// The body borrows from the caller's stack, so its lifetime is erased here. That is sound
+/// because the caller blocks in [`SqliteStore::write`] until the writer thread has reported the
+/// job's outcome through its [`Completion`], and the writer never touches the body after that;
+/// the body is `Send` (see [`Body`]).
+struct BodyPtr(*mut Body<'static>);
+
+// SAFETY: the pointee is `Send` and is used by one thread at a time (see `BodyPtr`).
+unsafe impl Send for BodyPtr {}
+
+/// Where a caller waits for its job's outcome.
+struct Completion {
+    outcome: Mutex<Option<Result<(), StoreError>>>,
+    ready: Condvar,
+}
+
+impl Completion {
+    fn finish(&self, outcome: Result<(), StoreError>) {
+        *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.ready.notify_one();
+    }
+
+    fn wait(&self) -> Result<(), StoreError> {
+        let mut outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(outcome) = outcome.take() {
+                return outcome;
+            }
+            outcome = self.ready.wait(outcome).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The writer thread: takes every waiting job (up to [`MAX_GROUP`]), runs each inside a
+/// `SAVEPOINT` of one SQLite transaction (so a body that fails rolls back alone), commits the
+/// group with one fsync, and only then tells each caller its outcome. So an acknowledged write
+/// is always on disk, writers under load share fsyncs, and the transaction bodies run back to
+/// back on one thread instead of passing a lock from thread to thread.
+fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    loop {
+        {
+            let mut state = queue.state.lock().unwrap_or_else(|p| p.into_inner());
+            while state.jobs.is_empty() {
+                if state.closing {
+                    return;
+                }
+                state = queue.arrived.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            let n = state.jobs.len().min(MAX_GROUP);
+            group.extend(state.jobs.drain(..n));
+        }
+        commit_group(&conn, &mut group);
+    }
+}
+
+/// Runs and commits one group, then reports every member's outcome (see [`writer_loop`]).
+fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in group.drain(..) {
+            job.done.finish(Err(StoreError(e.to_string())));
+        }
+        return;
+    }
+    let mut outcomes: Vec<Result<(), StoreError>> = Vec::with_capacity(group.len());
+    for job in group.iter() {
+        outcomes.push(run_member(conn, &job.body));
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        let reason = e.to_string();
+        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            *outcome = Err(StoreError(format!(
+                "the commit failed, nothing of this transaction was written: {reason}"
+            )));
+        }
+    }
+    for (job, outcome) in group.drain(..).zip(outcomes) {
+        job.done.finish(outcome);
+    }
+}
+
+/// Runs one member of a group inside its own savepoint: kept when the body returns `true`,
+/// rolled back alone when it returns `false` or panics.
+fn run_member(conn: &Connection, body: &BodyPtr) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT member").map_err(err)?;
+    // SAFETY: the caller is blocked until this job is finished (see `BodyPtr`).
+    let body = unsafe { &mut *body.0 };
+    let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        body(&mut SqliteTx { conn })
+    }));
+    let end = if matches!(kept, Ok(true)) {
+        "RELEASE member"
+    } else {
+        "ROLLBACK TO member; RELEASE member"
+    };
+    conn.execute_batch(end).map_err(err)?;
+    match kept {
+        Ok(_) => Ok(()),
+        Err(_) => Err(StoreError("the write transaction panicked".into())),
+    }
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -145,97 +240,65 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .map_err(err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err)?;
+    // Savepoint (sub-)journals and temporary indexes stay in memory: every member of a group
+    // commit runs in a savepoint, and its page copies need never reach a file.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(err)?;
     Ok(conn)
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the database at `path`, brings its schema up to date and
+    /// starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open_connection(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
+        let queue = Arc::new(WriteQueue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                closing: false,
+            }),
+            arrived: Condvar::new(),
+        });
+        let for_writer = queue.clone();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(writer, for_writer))
+            .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer {
-                conn: writer,
-                open: false,
-                group: 0,
-                members: 0,
-            }),
-            progress: Mutex::new(Progress {
-                done: 0,
-                failed: None,
-            }),
-            committed: Condvar::new(),
-            waiting: AtomicUsize::new(0),
+            queue,
+            writer: Some(writer),
             readers,
         })
     }
 
-    /// One write transaction, committed with whatever other writers run meanwhile (see
-    /// [`Writer`]).
-    fn write(&self, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        if !w.open {
-            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-            w.open = true;
-            w.group += 1;
-            w.members = 0;
-        }
-        let group = w.group;
-        w.members += 1;
-        let ran = w
-            .conn
-            .execute_batch("SAVEPOINT member")
-            .map_err(err)
-            .map(|_| {
-                let keep = body(&mut SqliteTx { conn: &w.conn });
-                let end = if keep {
-                    "RELEASE member"
-                } else {
-                    "ROLLBACK TO member; RELEASE member"
-                };
-                w.conn.execute_batch(end).map_err(err)
+    /// One write transaction: handed to the writer thread, which commits it with whatever
+    /// other writes wait meanwhile; returns once that commit is on disk (or failed).
+    fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        let done = Arc::new(Completion {
+            outcome: Mutex::new(None),
+            ready: Condvar::new(),
+        });
+        // SAFETY: only the lifetime is erased; this function does not return before the writer
+        // thread has finished with the body (`done.wait()` below), see `BodyPtr`.
+        let body: *mut Body<'static> = unsafe {
+            std::mem::transmute::<*mut Body<'_>, *mut Body<'static>>(body as *mut Body<'_>)
+        };
+        {
+            let mut state = self.queue.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.closing {
+                return Err(StoreError("the store is closed".into()));
+            }
+            state.jobs.push_back(Job {
+                body: BodyPtr(body),
+                done: done.clone(),
             });
-        let ran = ran.and_then(|r| r);
-        let progress =
-            if self.waiting.load(Ordering::SeqCst) == 0 || w.members >= MAX_GROUP || ran.is_err() {
-                let committed = w.conn.execute_batch("COMMIT").map_err(err);
-                if committed.is_err() {
-                    let _ = w.conn.execute_batch("ROLLBACK");
-                }
-                w.open = false;
-                // The next group may start while this one's members learn that it committed.
-                drop(w);
-                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                progress.done = progress.done.max(group);
-                if let Err(e) = committed {
-                    progress.failed = Some((group, e.0));
-                }
-                self.committed.notify_all();
-                progress
-            } else {
-                // Waiting for the commit does not hold the writer: the others keep running.
-                drop(w);
-                let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                while progress.done < group {
-                    progress = self
-                        .committed
-                        .wait(progress)
-                        .unwrap_or_else(|p| p.into_inner());
-                }
-                progress
-            };
-        ran?;
-        match &progress.failed {
-            Some((failed, reason)) if *failed == group => Err(StoreError(format!(
-                "the commit failed, nothing of this transaction was written: {reason}"
-            ))),
-            _ => Ok(()),
         }
+        self.queue.arrived.notify_one();
+        done.wait()
     }
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -246,6 +309,21 @@ impl SqliteStore {
         }
         let i = (crate::time::now_ms() as usize) % self.readers.len();
         self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Lets the writer thread finish the jobs already handed to it, then stops it.
+    fn drop(&mut self) {
+        self.queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closing = true;
+        self.queue.arrived.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -609,7 +687,7 @@ impl Tx for SqliteTx<'_> {
 }
 
 impl Store for SqliteStore {
-    fn run(&self, mode: Mode, body: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
+    fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError> {
         match mode {
             Mode::Write => self.write(body),
             Mode::Read => {
@@ -689,6 +767,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!(count, 16 * 45, "and every acknowledged one is on disk");
+    }
+
+    #[test]
+    fn a_panicking_transaction_rolls_back_alone_and_the_writer_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
+        let result = crate::store::transact::<(), StoreError>(&store, Mode::Write, |tx| {
+            tx.put(Kind::Test, "s", "lost", "", b"{}")?;
+            panic!("a bug in a transaction body");
+        });
+        let error = result.expect_err("the panic is an error");
+        assert!(error.0.contains("panicked"), "{error}");
+        crate::store::transact::<_, StoreError>(&store, Mode::Write, |tx| {
+            tx.put(Kind::Test, "s", "kept", "", b"{}")
+        })
+        .expect("the writer thread still runs");
+        let (lost, kept) = crate::store::transact::<_, StoreError>(&store, Mode::Read, |tx| {
+            Ok((
+                tx.get(Kind::Test, "s", "lost")?,
+                tx.get(Kind::Test, "s", "kept")?,
+            ))
+        })
+        .unwrap();
+        assert_eq!((lost, kept.is_some()), (None, true));
     }
 
     #[test]
