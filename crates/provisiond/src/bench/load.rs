@@ -23,6 +23,8 @@ pub struct Stats {
     /// CPU time the server under test spent during the run (user + system, all threads), when
     /// measured.
     pub server_cpu: Option<Duration>,
+    /// CPU time the load generator (this process) spent during the run, when measured.
+    pub client_cpu: Option<Duration>,
 }
 
 impl Stats {
@@ -40,9 +42,9 @@ impl Stats {
         self.latencies[i]
     }
 
-    /// Server CPU time per completed request (or cycle), in microseconds, when measured.
-    pub fn server_cpu_micros(&self) -> Option<f64> {
-        let cpu = self.server_cpu?;
+    /// `cpu` per completed request (or cycle), in microseconds.
+    pub fn per_request(&self, cpu: Option<Duration>) -> Option<f64> {
+        let cpu = cpu?;
         (self.count > 0).then(|| cpu.as_secs_f64() * 1e6 / self.count as f64)
     }
 
@@ -159,5 +161,6 @@ pub async fn run(
         latencies,
         errors,
         server_cpu: None,
+        client_cpu: None,
     })
 }

@@ -6,6 +6,7 @@
 
 pub mod ceiling;
 pub mod load;
+pub mod store;
 
 use crate::engine::client::{sign, Api, Credentials};
 use crate::protocol::sigv4::PathStyle;
@@ -128,7 +129,7 @@ fn rss_mib(pid: u32) -> f64 {
 
 /// CPU time (user + system, every thread, living or exited) a process has used so far, from
 /// `/proc/<pid>/stat` in the kernel's fixed 100 ticks per second.
-fn cpu_time(pid: u32) -> Duration {
+pub(crate) fn cpu_time(pid: u32) -> Duration {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -156,14 +157,18 @@ async fn on_cpu_of(
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
+        // DWARF unwinding works on any build; a build with frame pointers profiles more cheaply
+        // with PROVISIOND_PERF_CALL_GRAPH=fp.
+        let call_graph = std::env::var("PROVISIOND_PERF_CALL_GRAPH")
+            .unwrap_or_else(|_| "dwarf,16384".to_string());
         Command::new("perf")
             .args([
                 "record",
                 "-q",
                 "-F",
-                "499",
+                "999",
                 "--call-graph",
-                "dwarf,16384",
+                &call_graph,
                 "-p",
             ])
             .arg(pid.to_string())
@@ -177,9 +182,13 @@ async fn on_cpu_of(
         // perf needs a moment to attach before the clock starts.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let before = cpu_time(pid);
+    let me = std::process::id();
+    let (before, before_me) = (cpu_time(pid), cpu_time(me));
     let mut stats = scenario.await?;
     stats.server_cpu = Some(cpu_time(pid).saturating_sub(before));
+    if pid != me {
+        stats.client_cpu = Some(cpu_time(me).saturating_sub(before_me));
+    }
     if let Some(Ok(mut perf)) = profiler {
         let _ = Command::new("kill")
             .args(["-INT", &perf.id().to_string()])
@@ -436,6 +445,7 @@ async fn cycles(
         latencies,
         errors,
         server_cpu: None,
+        client_cpu: None,
     })
 }
 
@@ -444,11 +454,13 @@ fn ms(d: Duration) -> String {
 }
 
 fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
-    let cpu = stats
-        .server_cpu_micros()
-        .map_or("–".to_string(), |us| format!("{us:.0}"));
+    let micros = |cpu: Option<f64>| cpu.map_or("–".to_string(), |us| format!("{us:.0}"));
+    let (cpu, client) = (
+        micros(stats.per_request(stats.server_cpu)),
+        micros(stats.per_request(stats.client_cpu)),
+    );
     out.push_str(&format!(
-        "| {name} | {connections} | {} | {:.0} | {} | {} | {} | {cpu} | {} |\n",
+        "| {name} | {connections} | {} | {:.0} | {} | {} | {} | {cpu} | {client} | {} |\n",
         stats.count,
         stats.throughput(),
         ms(stats.quantile(0.5)),
@@ -458,7 +470,7 @@ fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
     ));
 }
 
-const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|\n";
+const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | load generator CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
 
 /// Clones the first provisioned product of the default account until `total` are stored,
 /// straight into the (stopped) server's store: loading a million through the API would take
@@ -659,6 +671,24 @@ async fn run(options: Options) -> Result<(), String> {
     let _ = ceiling_child.kill();
     let _ = ceiling_child.wait();
     drop(server);
+
+    // The store alone, in this process: what the server's writes could reach without HTTP.
+    report.push_str(HEADER);
+    for &c in &connections {
+        let dir = root.join(format!("store-{c}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let total = 2_500 * scale;
+        let stats = tokio::task::spawn_blocking(move || store::notify_shaped(&dir, c, total))
+            .await
+            .map_err(|e| e.to_string())??;
+        row(
+            &mut report,
+            "store alone: Notify-shaped write transactions (threads)",
+            c,
+            &stats,
+        );
+    }
+    report.push('\n');
 
     // Reads at 1,000 and 1,000,000 provisioned products.
     let reads_dir = root.join("reads");

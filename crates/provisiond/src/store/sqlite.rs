@@ -176,12 +176,14 @@ fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
             let n = state.jobs.len().min(MAX_GROUP);
             group.extend(state.jobs.drain(..n));
         }
-        commit_group(&conn, &mut group);
+        commit_group(&conn, &queue, &mut group);
     }
 }
 
 /// Runs and commits one group, then reports every member's outcome (see [`writer_loop`]).
-fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
+/// Jobs that arrive while the group's bodies run join it (up to [`MAX_GROUP`]): they would
+/// otherwise wait for this commit and then pay for one of their own.
+fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         for job in group.drain(..) {
             job.done.finish(Err(StoreError(e.to_string())));
@@ -189,8 +191,16 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
         return;
     }
     let mut outcomes: Vec<Result<(), StoreError>> = Vec::with_capacity(group.len());
-    for job in group.iter() {
-        outcomes.push(run_member(conn, &job.body));
+    loop {
+        for job in &group[outcomes.len()..] {
+            outcomes.push(run_member(conn, &job.body));
+        }
+        let mut state = queue.state.lock().unwrap_or_else(|p| p.into_inner());
+        let n = state.jobs.len().min(MAX_GROUP - group.len());
+        if n == 0 {
+            break;
+        }
+        group.extend(state.jobs.drain(..n));
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
@@ -209,18 +219,22 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
 /// Runs one member of a group inside its own savepoint: kept when the body returns `true`,
 /// rolled back alone when it returns `false` or panics.
 fn run_member(conn: &Connection, body: &BodyPtr) -> Result<(), StoreError> {
-    conn.execute_batch("SAVEPOINT member").map_err(err)?;
+    let step = |sql: &str| -> Result<(), StoreError> {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(drop)
+            .map_err(err)
+    };
+    step("SAVEPOINT member")?;
     // SAFETY: the caller is blocked until this job is finished (see `BodyPtr`).
     let body = unsafe { &mut *body.0 };
     let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         body(&mut SqliteTx { conn })
     }));
-    let end = if matches!(kept, Ok(true)) {
-        "RELEASE member"
-    } else {
-        "ROLLBACK TO member; RELEASE member"
-    };
-    conn.execute_batch(end).map_err(err)?;
+    if !matches!(kept, Ok(true)) {
+        step("ROLLBACK TO member")?;
+    }
+    step("RELEASE member")?;
     match kept {
         Ok(_) => Ok(()),
         Err(_) => Err(StoreError("the write transaction panicked".into())),
@@ -402,14 +416,19 @@ impl Tx for SqliteTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn
+        // Most puts replace a document: an UPDATE finds it through the unique index alone, where
+        // an upsert would first go through AUTOINCREMENT's bookkeeping for an insert.
+        let replaced = self
+            .conn
             .prepare_cached(
-                "INSERT INTO documents (kind, scope, id, parent, body) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (kind, scope, id) DO UPDATE SET parent = excluded.parent, body = excluded.body",
+                "UPDATE documents SET parent = ?4, body = ?5 WHERE kind = ?1 AND scope = ?2 AND id = ?3",
             )
             .map_err(err)?
             .execute(params![kind.as_str(), scope, id, parent, body])
             .map_err(err)?;
+        if replaced == 0 {
+            self.insert(kind, scope, id, parent, body)?;
+        }
         Ok(())
     }
 
