@@ -31,6 +31,21 @@ pub fn action(operation: Operation) -> String {
     format!("servicecatalog:{}", operation.name())
 }
 
+impl ServiceCatalog {
+    /// Whether `operation` runs whole on the store's writer (`Store::run_on_writer`) rather
+    /// than on a thread that would only wait for the commit there. Only the engine callbacks
+    /// qualify: checks that never block, one write transaction, and nothing to do after the
+    /// commit but answer. They are what engines call in tight loops.
+    pub fn runs_on_writer(operation: Operation) -> bool {
+        matches!(
+            operation,
+            Operation::NotifyProvisionProductEngineWorkflowResult
+                | Operation::NotifyUpdateProvisionedProductEngineWorkflowResult
+                | Operation::NotifyTerminateProvisionedProductEngineWorkflowResult
+        )
+    }
+}
+
 impl sc::Handler for ServiceCatalog {
     type Context = RequestContext;
 

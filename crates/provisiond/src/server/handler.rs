@@ -250,17 +250,56 @@ async fn serve(
             .to_string(),
     };
     let operation = operation.to_string();
-    let app2 = app.clone();
-    let result =
-        tokio::task::spawn_blocking(move || dispatch(&app2, &ctx, service, &operation, &body))
+    let result = if runs_on_writer(service, &operation) {
+        on_store_writer(app, ctx, service, operation, body).await
+    } else {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || dispatch(&app, &ctx, service, &operation, &body))
             .await
-            .map_err(|e| {
-                fail(CommonError::InternalFailure.with(format!("the operation panicked: {e}")))
-            })?;
+            .map_err(|e| CommonError::InternalFailure.with(format!("the operation panicked: {e}")))
+    }
+    .map_err(fail)?;
     match result {
         Ok(out) => Ok(respond(200, request_id, service.content_type(), out, None)),
         Err(e) => Err(fail(e)),
     }
+}
+
+/// Whether an operation runs whole on the store's writer (each service decides).
+fn runs_on_writer(service: Service, operation: &str) -> bool {
+    service == Service::ServiceCatalog
+        && servicecatalog::Operation::from_name(operation)
+            .is_some_and(ServiceCatalog::runs_on_writer)
+}
+
+/// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit
+/// that carries its transaction is over: no thread waits for it. A store without a writer runs
+/// it on a blocking thread instead, where its transactions commit as they go.
+async fn on_store_writer(
+    app: &Arc<App>,
+    ctx: RequestContext,
+    service: Service,
+    operation: String,
+    body: Bytes,
+) -> Result<Result<Vec<u8>, AwsError>, AwsError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let app2 = app.clone();
+    let work: crate::store::WriterWork = Box::new(move || {
+        let result = dispatch(&app2, &ctx, service, &operation, &body);
+        Box::new(move |committed| {
+            let _ = answer.send(committed.map_err(AwsError::from).and(result));
+        })
+    });
+    if let Err(work) = app.store.run_on_writer(work) {
+        tokio::task::spawn_blocking(move || work()(Ok(())))
+            .await
+            .map_err(|e| {
+                CommonError::InternalFailure.with(format!("the operation panicked: {e}"))
+            })?;
+    }
+    answered.await.map_err(|_| {
+        CommonError::InternalFailure.with("the operation panicked or the store closed")
+    })
 }
 
 fn dispatch(

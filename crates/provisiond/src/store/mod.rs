@@ -297,12 +297,28 @@ pub trait Tx {
 /// its own (the SQLite store runs every write on its writer thread) while the caller waits.
 pub type Body<'a> = dyn FnMut(&mut dyn Tx) -> bool + Send + 'a;
 
+/// What runs after the commit of a [`WriterWork`]'s transactions, told whether it succeeded.
+pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A short piece of work handed to a store's writer (see [`Store::run_on_writer`]): it runs
+/// there, and returns what to do once the commit that carries its transactions is over.
+pub type WriterWork = Box<dyn FnOnce() -> AfterCommit + Send>;
+
 /// A place that keeps documents durably: a write transaction that returns is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Runs `body` in one transaction. It commits when `body` returns `true` (write mode) and
     /// rolls back otherwise. An implementation may run `body` again after a conflict, so it must
     /// not have effects outside the transaction.
     fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError>;
+
+    /// Runs `work` on this store's writer, when it has one, instead of a thread that would only
+    /// wait there: the transactions `work` runs join the writer's current group, see its
+    /// uncommitted writes, and are durable only when the [`AfterCommit`] that `work` returns is
+    /// called with `Ok`. `work` must not block (no network, no long waits) and must leave every
+    /// effect outside the store to its `AfterCommit`. A store without a writer hands `work` back.
+    fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
+        Err(work)
+    }
 }
 
 /// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and

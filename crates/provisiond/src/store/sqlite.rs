@@ -3,7 +3,10 @@
 //! transactions handed to it in groups (see [`writer_loop`]); a few connections read beside it.
 //! Across processes, SQLite's own lock (with a busy timeout) serializes writers.
 
-use super::{Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx};
+use super::{
+    AfterCommit, Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx,
+    WriterWork,
+};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -116,11 +119,30 @@ struct QueueState {
     closing: bool,
 }
 
-/// One write transaction handed to the writer thread: the caller's body, and where the caller
-/// waits for its outcome.
-struct Job {
-    body: BodyPtr,
-    done: Arc<Completion>,
+/// What the writer thread is handed.
+enum Job {
+    /// One write transaction: the caller's body, and where the caller waits for its outcome.
+    Transaction {
+        body: BodyPtr,
+        done: Arc<Completion>,
+    },
+    /// Work that runs on the writer itself (see `Store::run_on_writer`).
+    Work(WriterWork),
+}
+
+/// What a group member leaves to do once the group's commit is over.
+enum Pending {
+    /// A caller waiting in `SqliteStore::write`, with its transaction's outcome so far.
+    Caller(Arc<Completion>, Result<(), StoreError>),
+    /// A `WriterWork`'s continuation (`None` when the work panicked: dropping it answers).
+    Work(Option<AfterCommit>),
+}
+
+thread_local! {
+    /// Set on a writer thread while it runs a `WriterWork`: the connection of the open group,
+    /// and the queue that identifies the store, so the work's transactions run inline.
+    static ON_WRITER: std::cell::Cell<(*const Connection, *const WriteQueue)> =
+        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
 /// The caller's transaction body, lent to the writer thread.
@@ -185,40 +207,73 @@ fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
 /// otherwise wait for this commit and then pay for one of their own.
 fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = e.to_string();
         for job in group.drain(..) {
-            job.done.finish(Err(StoreError(e.to_string())));
+            match job {
+                Job::Transaction { done, .. } => done.finish(Err(StoreError(reason.clone()))),
+                // Unrun work is dropped: its caller learns that nothing happened.
+                Job::Work(_) => {}
+            }
         }
         return;
     }
-    let mut outcomes: Vec<Result<(), StoreError>> = Vec::with_capacity(group.len());
+    let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
     loop {
-        for job in &group[outcomes.len()..] {
-            outcomes.push(run_member(conn, &job.body));
+        for job in group.drain(..) {
+            pending.push(match job {
+                Job::Transaction { body, done } => {
+                    // SAFETY: the caller is blocked until this job is finished (see `BodyPtr`).
+                    let outcome = run_member(conn, unsafe { &mut *body.0 });
+                    Pending::Caller(done, outcome)
+                }
+                Job::Work(work) => {
+                    ON_WRITER.with(|w| w.set((conn as *const Connection, queue as *const _)));
+                    let after = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                    ON_WRITER.with(|w| w.set((std::ptr::null(), std::ptr::null())));
+                    Pending::Work(after.ok())
+                }
+            });
         }
         let mut state = queue.state.lock().unwrap_or_else(|p| p.into_inner());
-        let n = state.jobs.len().min(MAX_GROUP - group.len());
+        let n = state
+            .jobs
+            .len()
+            .min(MAX_GROUP.saturating_sub(pending.len()));
         if n == 0 {
             break;
         }
         group.extend(state.jobs.drain(..n));
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
-        let reason = e.to_string();
-        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
-            *outcome = Err(StoreError(format!(
-                "the commit failed, nothing of this transaction was written: {reason}"
-            )));
+        e.to_string()
+    });
+    let failed = |reason: &str| {
+        StoreError(format!(
+            "the commit failed, nothing of this transaction was written: {reason}"
+        ))
+    };
+    for member in pending {
+        match (member, &committed) {
+            (Pending::Caller(done, outcome), Ok(())) => done.finish(outcome),
+            (Pending::Caller(done, outcome), Err(reason)) => {
+                done.finish(outcome.and(Err(failed(reason))))
+            }
+            (Pending::Work(Some(after)), Ok(())) => after(Ok(())),
+            (Pending::Work(Some(after)), Err(reason)) => after(Err(failed(reason))),
+            (Pending::Work(None), _) => {}
         }
-    }
-    for (job, outcome) in group.drain(..).zip(outcomes) {
-        job.done.finish(outcome);
     }
 }
 
-/// Runs one member of a group inside its own savepoint: kept when the body returns `true`,
-/// rolled back alone when it returns `false` or panics.
-fn run_member(conn: &Connection, body: &BodyPtr) -> Result<(), StoreError> {
+/// Runs one transaction of a group inside its own savepoint: kept when the body returns `true`,
+/// rolled back alone when it returns `false` or panics. A read (`keep == false`) is always
+/// rolled back.
+fn run_member(conn: &Connection, body: &mut Body<'_>) -> Result<(), StoreError> {
+    in_savepoint(conn, true, body)
+}
+
+fn in_savepoint(conn: &Connection, writes: bool, body: &mut Body<'_>) -> Result<(), StoreError> {
     let step = |sql: &str| -> Result<(), StoreError> {
         conn.prepare_cached(sql)
             .and_then(|mut statement| statement.execute([]))
@@ -226,12 +281,10 @@ fn run_member(conn: &Connection, body: &BodyPtr) -> Result<(), StoreError> {
             .map_err(err)
     };
     step("SAVEPOINT member")?;
-    // SAFETY: the caller is blocked until this job is finished (see `BodyPtr`).
-    let body = unsafe { &mut *body.0 };
     let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         body(&mut SqliteTx { conn })
     }));
-    if !matches!(kept, Ok(true)) {
+    if !(writes && matches!(kept, Ok(true))) {
         step("ROLLBACK TO member")?;
     }
     step("RELEASE member")?;
@@ -301,17 +354,13 @@ impl SqliteStore {
         let body: *mut Body<'static> = unsafe {
             std::mem::transmute::<*mut Body<'_>, *mut Body<'static>>(body as *mut Body<'_>)
         };
-        {
-            let mut state = self.queue.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.closing {
-                return Err(StoreError("the store is closed".into()));
-            }
-            state.jobs.push_back(Job {
-                body: BodyPtr(body),
-                done: done.clone(),
-            });
+        let job = Job::Transaction {
+            body: BodyPtr(body),
+            done: done.clone(),
+        };
+        if self.submit(job).is_err() {
+            return Err(StoreError("the store is closed".into()));
         }
-        self.queue.arrived.notify_one();
         done.wait()
     }
 
@@ -323,6 +372,20 @@ impl SqliteStore {
         }
         let i = (crate::time::now_ms() as usize) % self.readers.len();
         self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SqliteStore {
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        {
+            let mut state = self.queue.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.closing {
+                return Err(job);
+            }
+            state.jobs.push_back(job);
+        }
+        self.queue.arrived.notify_one();
+        Ok(())
     }
 }
 
@@ -707,6 +770,13 @@ impl Tx for SqliteTx<'_> {
 
 impl Store for SqliteStore {
     fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError> {
+        let (conn, queue) = ON_WRITER.with(|w| w.get());
+        if !conn.is_null() && std::ptr::eq(queue, Arc::as_ptr(&self.queue)) {
+            // SAFETY: set only while this store's writer thread runs a `WriterWork` on that
+            // connection, which outlives the work.
+            let conn = unsafe { &*conn };
+            return in_savepoint(conn, mode == Mode::Write, body);
+        }
         match mode {
             Mode::Write => self.write(body),
             Mode::Read => {
@@ -718,6 +788,13 @@ impl Store for SqliteStore {
                 tx.rollback().map_err(err)
             }
         }
+    }
+
+    fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
+        self.submit(Job::Work(work)).map_err(|job| match job {
+            Job::Work(work) => work,
+            Job::Transaction { .. } => unreachable!("submitted work comes back as work"),
+        })
     }
 }
 
@@ -810,6 +887,101 @@ mod tests {
         })
         .unwrap();
         assert_eq!((lost, kept.is_some()), (None, true));
+    }
+
+    /// Runs `work` on the store's writer and waits for its `AfterCommit`.
+    fn on_writer<T: Send + 'static>(
+        store: &SqliteStore,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<(T, Result<(), StoreError>), std::sync::mpsc::RecvError> {
+        let (send, receive) = std::sync::mpsc::channel();
+        let work: WriterWork = Box::new(move || {
+            let value = work();
+            Box::new(move |committed| {
+                let _ = send.send((value, committed));
+            })
+        });
+        assert!(
+            store.run_on_writer(work).is_ok(),
+            "the SQLite store has a writer"
+        );
+        receive.recv()
+    }
+
+    #[test]
+    fn work_on_the_writer_commits_with_its_group_and_hears_of_it_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let inner = store.clone();
+        let (seen, committed) = on_writer(&store, move || {
+            let store = inner.as_ref();
+            let write = crate::store::transact::<_, StoreError>(store, Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "kept", "", b"1")
+            });
+            let refused = crate::store::transact::<(), StoreError>(store, Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "refused", "", b"2")?;
+                Err(StoreError("refused".into()))
+            });
+            // Its own reads see its writes; another connection does not, before the commit.
+            let own = crate::store::transact::<_, StoreError>(store, Mode::Read, |tx| {
+                Ok((
+                    tx.get(Kind::Test, "s", "kept")?,
+                    tx.get(Kind::Test, "s", "refused")?,
+                ))
+            });
+            let other = Connection::open(&path)
+                .unwrap()
+                .query_row(
+                    "SELECT COUNT(*) FROM documents WHERE kind = 'test'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap();
+            (write.is_ok(), refused.is_err(), own.unwrap(), other)
+        })
+        .unwrap();
+        assert!(committed.is_ok());
+        assert_eq!(seen, (true, true, (Some(b"1".to_vec()), None), 0));
+        let after = crate::store::transact::<_, StoreError>(store.as_ref(), Mode::Read, |tx| {
+            Ok((
+                tx.get(Kind::Test, "s", "kept")?,
+                tx.get(Kind::Test, "s", "refused")?,
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            after,
+            (Some(b"1".to_vec()), None),
+            "committed when it was told so"
+        );
+    }
+
+    #[test]
+    fn work_that_panics_on_the_writer_is_dropped_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("test.db")).unwrap());
+        let inner = store.clone();
+        let outcome = on_writer(&store, move || {
+            crate::store::transact::<_, StoreError>(inner.as_ref(), Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "before-the-panic", "", b"1")
+            })
+            .unwrap();
+            panic!("a bug in work on the writer");
+        });
+        assert!(
+            outcome.is_err(),
+            "its AfterCommit never runs: the answer channel closes"
+        );
+        let inner = store.clone();
+        let (_, committed) = on_writer(&store, move || {
+            crate::store::transact::<_, StoreError>(inner.as_ref(), Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "next", "", b"1")
+            })
+            .unwrap()
+        })
+        .unwrap();
+        assert!(committed.is_ok(), "the writer carries on");
     }
 
     #[test]
