@@ -479,17 +479,20 @@ impl Tx for SqliteTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        // Most puts replace a document: an UPDATE finds it through the unique index alone, where
-        // an upsert would first go through AUTOINCREMENT's bookkeeping for an insert.
-        let replaced = self
-            .conn
-            .prepare_cached(
-                "UPDATE documents SET parent = ?4, body = ?5 WHERE kind = ?1 AND scope = ?2 AND id = ?3",
-            )
-            .map_err(err)?
-            .execute(params![kind.as_str(), scope, id, parent, body])
-            .map_err(err)?;
-        if replaced == 0 {
+        // Most puts replace a document's body under the same parent: an UPDATE of the body alone
+        // finds it through the unique index and touches no other index (SQLite maintains an
+        // index whenever its column is assigned, even to the same value). Then a move to
+        // another parent; then an insert.
+        let step = |sql: &str| -> Result<usize, StoreError> {
+            self.conn
+                .prepare_cached(sql)
+                .map_err(err)?
+                .execute(params![kind.as_str(), scope, id, parent, body])
+                .map_err(err)
+        };
+        if step("UPDATE documents SET body = ?5 WHERE kind = ?1 AND scope = ?2 AND id = ?3 AND parent = ?4")? == 0
+            && step("UPDATE documents SET parent = ?4, body = ?5 WHERE kind = ?1 AND scope = ?2 AND id = ?3")? == 0
+        {
             self.insert(kind, scope, id, parent, body)?;
         }
         Ok(())
