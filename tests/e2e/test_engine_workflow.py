@@ -6,6 +6,8 @@ three Notify calls; and constraint violations that change nothing."""
 import json
 import random
 import re
+import threading
+import time
 import uuid
 
 import botocore.exceptions
@@ -304,3 +306,21 @@ def test_external_products_use_the_external_queues(server, tmp_path):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         bare.provision("no-constraint")
     assert code(e)[0] == "InvalidParametersException" and "LAUNCH constraint" in code(e)[1]
+
+
+def test_an_engine_long_polling_is_woken_by_the_provision(world):
+    """ProvisionProduct is answered from the store's writer, its wake-up of long pollers deferred
+    to its commit (store::after_commit): an engine already waiting gets the task in that poll."""
+    got = {}
+
+    def poll():
+        got["r"] = world.sqs.receive_message(QueueUrl=world.queue("Provision"), WaitTimeSeconds=20)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)
+    record = world.provision("woken")
+    poller.join(timeout=30)
+    assert not poller.is_alive()
+    messages = got["r"].get("Messages", [])
+    assert [json.loads(m["Body"])["recordId"] for m in messages] == [record["RecordId"]]

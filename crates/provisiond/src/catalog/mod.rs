@@ -33,15 +33,21 @@ pub fn action(operation: Operation) -> String {
 
 impl ServiceCatalog {
     /// Whether `operation` runs whole on the store's writer (`Store::run_on_writer`) rather
-    /// than on a thread that would only wait for the commit there. Only the engine callbacks
-    /// qualify: checks that never block, one write transaction, and nothing to do after the
-    /// commit but answer. They are what engines call in tight loops.
+    /// than on a thread that would only wait for the commit there. An operation qualifies when
+    /// it never blocks (no network, no waiting), writes in one transaction, and leaves its only
+    /// outside effect, waking long pollers, to `store::after_commit`: the engine callbacks and
+    /// the calls that start engine work, which engines and pipelines make in tight loops.
     pub fn runs_on_writer(operation: Operation) -> bool {
+        use Operation::*;
         matches!(
             operation,
-            Operation::NotifyProvisionProductEngineWorkflowResult
-                | Operation::NotifyUpdateProvisionedProductEngineWorkflowResult
-                | Operation::NotifyTerminateProvisionedProductEngineWorkflowResult
+            NotifyProvisionProductEngineWorkflowResult
+                | NotifyUpdateProvisionedProductEngineWorkflowResult
+                | NotifyTerminateProvisionedProductEngineWorkflowResult
+                | ProvisionProduct
+                | UpdateProvisionedProduct
+                | TerminateProvisionedProduct
+                | ExecuteProvisionedProductPlan
         )
     }
 }

@@ -403,7 +403,7 @@ pub fn execute(
             },
         )
     })?;
-    ctx.queue_signal.notify();
+    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 

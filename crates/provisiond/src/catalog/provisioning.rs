@@ -535,7 +535,7 @@ pub fn provision(
             })
         })
     })?;
-    ctx.queue_signal.notify();
+    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -630,7 +630,7 @@ pub fn update(
             })
         })
     })?;
-    ctx.queue_signal.notify();
+    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -679,7 +679,7 @@ pub fn terminate(
             })
         })
     })?;
-    ctx.queue_signal.notify();
+    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 

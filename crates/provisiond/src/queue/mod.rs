@@ -187,6 +187,19 @@ fn wants(attributes: &[String], name: &str) -> bool {
     attributes.iter().any(|a| a == "All" || a == name)
 }
 
+impl EngineQueues {
+    /// Whether `operation` runs whole on the store's writer (see
+    /// `ServiceCatalog::runs_on_writer`): the queue writes that never wait. `ReceiveMessage`
+    /// does not, since it may long-poll.
+    pub fn runs_on_writer(operation: sqs::Operation) -> bool {
+        use sqs::Operation::*;
+        matches!(
+            operation,
+            DeleteMessage | DeleteMessageBatch | ChangeMessageVisibility | SendMessage
+        )
+    }
+}
+
 impl sqs::Handler for EngineQueues {
     type Context = RequestContext;
 
@@ -499,7 +512,7 @@ impl sqs::Handler for EngineQueues {
             Ok(())
         })?;
         if timeout == 0 {
-            self.signal.notify();
+            self.signal.notify_after_commit();
         }
         Ok(())
     }
@@ -526,7 +539,7 @@ impl sqs::Handler for EngineQueues {
         let id = transact(ctx.store.as_ref(), Mode::Write, |tx| {
             enqueue(tx, &scope, &queue, &body, ctx.now_ms, delay)
         })?;
-        self.signal.notify();
+        self.signal.notify_after_commit();
         Ok(sqs::SendMessageResult {
             message_id: Some(id),
             md5_of_message_body: Some(md5_hex(&body)),

@@ -1,7 +1,7 @@
 //! Wakes long-polling receivers as soon as a message may have become available: every commit that
 //! adds or releases a message calls `notify`; a waiter sleeps until then or its deadline.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// A generation counter with a condition variable.
@@ -24,6 +24,13 @@ impl QueueSignal {
         self.changed.notify_all();
     }
 
+    /// Tells every waiter, once what this thread has written so far is committed
+    /// (`store::after_commit`): a waiter woken before the commit would find nothing and sleep on.
+    pub fn notify_after_commit(self: &Arc<Self>) {
+        let signal = self.clone();
+        crate::store::after_commit(move || signal.notify());
+    }
+
     /// Sleeps until the generation moves past `seen` or `timeout` passes.
     pub fn wait(&self, seen: u64, timeout: Duration) {
         let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
@@ -37,7 +44,6 @@ impl QueueSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn a_notify_wakes_a_waiter_before_its_deadline() {

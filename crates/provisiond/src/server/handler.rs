@@ -267,9 +267,14 @@ async fn serve(
 
 /// Whether an operation runs whole on the store's writer (each service decides).
 fn runs_on_writer(service: Service, operation: &str) -> bool {
-    service == Service::ServiceCatalog
-        && servicecatalog::Operation::from_name(operation)
-            .is_some_and(ServiceCatalog::runs_on_writer)
+    match service {
+        Service::ServiceCatalog => servicecatalog::Operation::from_name(operation)
+            .is_some_and(ServiceCatalog::runs_on_writer),
+        Service::Sqs => {
+            sqs::Operation::from_name(operation).is_some_and(EngineQueues::runs_on_writer)
+        }
+        Service::Proton => false,
+    }
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit

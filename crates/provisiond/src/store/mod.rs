@@ -315,10 +315,46 @@ pub trait Store: Send + Sync + 'static {
     /// wait there: the transactions `work` runs join the writer's current group, see its
     /// uncommitted writes, and are durable only when the [`AfterCommit`] that `work` returns is
     /// called with `Ok`. `work` must not block (no network, no long waits) and must leave every
-    /// effect outside the store to its `AfterCommit`. A store without a writer hands `work` back.
+    /// effect outside the store to [`after_commit`] or its `AfterCommit`. A store without a
+    /// writer hands `work` back.
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
         Err(work)
     }
+}
+
+/// An effect outside the store (waking long pollers, say) that must follow a commit.
+pub type Effect = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// While work runs on a store's writer: the effects it asked for, held until its commit.
+    static DEFERRED: std::cell::RefCell<Option<Vec<Effect>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `effect` once what this thread has written so far is committed: at once, since a
+/// write transaction that returned is committed, except inside work on a store's writer
+/// (`Store::run_on_writer`), whose transactions commit with their group later. There the effect
+/// waits for that commit, and is dropped if the commit fails.
+pub fn after_commit(effect: impl FnOnce() + Send + 'static) {
+    let effect: Effect = Box::new(effect);
+    let pending = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push(effect);
+            None
+        }
+        None => Some(effect),
+    });
+    if let Some(effect) = pending {
+        effect();
+    }
+}
+
+/// Runs `work` holding back the effects it asks for through [`after_commit`], and returns them
+/// beside its result: for a store's writer, which runs them after the commit.
+pub fn holding_effects<R>(work: impl FnOnce() -> R) -> (R, Vec<Effect>) {
+    let outer = DEFERRED.with(|deferred| deferred.borrow_mut().replace(Vec::new()));
+    let result = work();
+    let held = DEFERRED.with(|deferred| std::mem::replace(&mut *deferred.borrow_mut(), outer));
+    (result, held.unwrap_or_default())
 }
 
 /// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and

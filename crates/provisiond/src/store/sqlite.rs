@@ -134,8 +134,9 @@ enum Job {
 enum Pending {
     /// A caller waiting in `SqliteStore::write`, with its transaction's outcome so far.
     Caller(Arc<Completion>, Result<(), StoreError>),
-    /// A `WriterWork`'s continuation (`None` when the work panicked: dropping it answers).
-    Work(Option<AfterCommit>),
+    /// A `WriterWork`'s continuation (`None` when the work panicked: dropping it answers), and
+    /// the effects it asked to follow the commit (`store::after_commit`).
+    Work(Option<AfterCommit>, Vec<super::Effect>),
 }
 
 thread_local! {
@@ -228,9 +229,11 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
                 }
                 Job::Work(work) => {
                     ON_WRITER.with(|w| w.set((conn as *const Connection, queue as *const _)));
-                    let after = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                    let (after, effects) = super::holding_effects(|| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    });
                     ON_WRITER.with(|w| w.set((std::ptr::null(), std::ptr::null())));
-                    Pending::Work(after.ok())
+                    Pending::Work(after.ok(), effects)
                 }
             });
         }
@@ -259,9 +262,17 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
             (Pending::Caller(done, outcome), Err(reason)) => {
                 done.finish(outcome.and(Err(failed(reason))))
             }
-            (Pending::Work(Some(after)), Ok(())) => after(Ok(())),
-            (Pending::Work(Some(after)), Err(reason)) => after(Err(failed(reason))),
-            (Pending::Work(None), _) => {}
+            (Pending::Work(after, effects), Ok(())) => {
+                // What committed, even of work that then panicked, has its effects.
+                for effect in effects {
+                    effect();
+                }
+                if let Some(after) = after {
+                    after(Ok(()));
+                }
+            }
+            (Pending::Work(Some(after), _), Err(reason)) => after(Err(failed(reason))),
+            (Pending::Work(None, _), Err(_)) => {}
         }
     }
 }
@@ -958,6 +969,49 @@ mod tests {
             (Some(b"1".to_vec()), None),
             "committed when it was told so"
         );
+    }
+
+    #[test]
+    fn effects_asked_for_on_the_writer_follow_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let visible_to_the_effect = Arc::new(Mutex::new(None));
+        let (inner, seen, p) = (store.clone(), visible_to_the_effect.clone(), path.clone());
+        let probe = visible_to_the_effect.clone();
+        let (ran_early, committed) = on_writer(&store, move || {
+            crate::store::transact::<_, StoreError>(inner.as_ref(), Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "a", "", b"1")
+            })
+            .unwrap();
+            crate::store::after_commit(move || {
+                let count: i64 = Connection::open(&p)
+                    .unwrap()
+                    .query_row(
+                        "SELECT COUNT(*) FROM documents WHERE kind = 'test'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                *seen.lock().unwrap() = Some(count);
+            });
+            let ran_early = probe.lock().unwrap().is_some();
+            ran_early
+        })
+        .unwrap();
+        assert!(committed.is_ok());
+        assert!(!ran_early, "the effect waited for the commit");
+        assert_eq!(
+            *visible_to_the_effect.lock().unwrap(),
+            Some(1),
+            "and saw it"
+        );
+
+        // Outside work on the writer, a write has committed when it returns: the effect runs at once.
+        let ran = Arc::new(Mutex::new(false));
+        let r = ran.clone();
+        crate::store::after_commit(move || *r.lock().unwrap() = true);
+        assert!(*ran.lock().unwrap());
     }
 
     #[test]
