@@ -28,7 +28,8 @@ class World:
         a = self.account
         self.admin = server.client("servicecatalog", server.create_key(a, f"arn:aws:iam::{a}:role/platform", admin=True))
         self.dev_principal = f"arn:aws:iam::{a}:role/dev"
-        self.dev = server.client("servicecatalog", server.create_key(a, self.dev_principal))
+        self.dev_key = server.create_key(a, self.dev_principal)
+        self.dev = server.client("servicecatalog", self.dev_key)
         engine_key = server.create_key(a, f"arn:aws:iam::{a}:role/engine")
         self.engine = server.client("servicecatalog", engine_key)
         self.sqs = server.client("sqs", engine_key)
