@@ -4,7 +4,7 @@ ProvisionProduct); the server is killed with SIGKILL while they are still writin
 server on the same data directory must have every write that was acknowledged. A server that
 answered before its commit reached the database file would lose the writes of its last group;
 the kill lands at a random moment, so this is done three times (a store that answered 2 ms
-before committing was caught in two runs of three; a correct one never loses a write).
+before committing was caught in two runs of three; a correct one never loses a write)."""
 
 import signal
 import threading
