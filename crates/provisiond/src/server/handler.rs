@@ -302,8 +302,10 @@ async fn on_store_writer(
                 CommonError::InternalFailure.with(format!("the operation panicked: {e}"))
             })?;
     }
+    // The answer is dropped unsent when the work panicked or the store could not run it (both
+    // logged where they happened).
     answered.await.map_err(|_| {
-        CommonError::InternalFailure.with("the operation panicked or the store closed")
+        CommonError::InternalFailure.with("The server failed to process the request; see its log.")
     })
 }
 

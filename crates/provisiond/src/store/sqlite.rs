@@ -209,6 +209,7 @@ fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
 fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let reason = e.to_string();
+        tracing::error!(error = %reason, "the store could not begin a write group");
         for job in group.drain(..) {
             match job {
                 Job::Transaction { done, .. } => done.finish(Err(StoreError(reason.clone()))),
@@ -224,7 +225,7 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
             pending.push(match job {
                 Job::Transaction { body, done } => {
                     // SAFETY: the caller is blocked until this job is finished (see `BodyPtr`).
-                    let outcome = run_member(conn, unsafe { &mut *body.0 });
+                    let outcome = in_savepoint(conn, Mode::Write, unsafe { &mut *body.0 });
                     Pending::Caller(done, outcome)
                 }
                 Job::Work(work) => {
@@ -277,14 +278,10 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
     }
 }
 
-/// Runs one transaction of a group inside its own savepoint: kept when the body returns `true`,
-/// rolled back alone when it returns `false` or panics. A read (`keep == false`) is always
+/// Runs one transaction of a group inside its own savepoint: a write is kept when its body
+/// returns `true` and rolled back alone when it returns `false` or panics; a read is always
 /// rolled back.
-fn run_member(conn: &Connection, body: &mut Body<'_>) -> Result<(), StoreError> {
-    in_savepoint(conn, true, body)
-}
-
-fn in_savepoint(conn: &Connection, writes: bool, body: &mut Body<'_>) -> Result<(), StoreError> {
+fn in_savepoint(conn: &Connection, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError> {
     let step = |sql: &str| -> Result<(), StoreError> {
         conn.prepare_cached(sql)
             .and_then(|mut statement| statement.execute([]))
@@ -295,13 +292,13 @@ fn in_savepoint(conn: &Connection, writes: bool, body: &mut Body<'_>) -> Result<
     let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         body(&mut SqliteTx { conn })
     }));
-    if !(writes && matches!(kept, Ok(true))) {
+    if !(mode == Mode::Write && matches!(kept, Ok(true))) {
         step("ROLLBACK TO member")?;
     }
     step("RELEASE member")?;
     match kept {
         Ok(_) => Ok(()),
-        Err(_) => Err(StoreError("the write transaction panicked".into())),
+        Err(_) => Err(StoreError("the transaction panicked".into())),
     }
 }
 
@@ -789,7 +786,7 @@ impl Store for SqliteStore {
             // SAFETY: set only while this store's writer thread runs a `WriterWork` on that
             // connection, which outlives the work.
             let conn = unsafe { &*conn };
-            return in_savepoint(conn, mode == Mode::Write, body);
+            return in_savepoint(conn, mode, body);
         }
         match mode {
             Mode::Write => self.write(body),
