@@ -28,6 +28,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The figures of a run that took `elapsed`, from its latencies (in any order).
+    pub fn new(mut latencies: Vec<Duration>, errors: usize, elapsed: Duration) -> Stats {
+        latencies.sort();
+        Stats {
+            count: latencies.len(),
+            elapsed,
+            latencies,
+            errors,
+            server_cpu: None,
+            client_cpu: None,
+        }
+    }
+
     /// Completed per second.
     pub fn throughput(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
@@ -146,21 +159,24 @@ pub async fn run(
             Ok::<_, String>((latencies, errors))
         }));
     }
-    let mut latencies = Vec::with_capacity(total);
+    gather(tasks, started).await
+}
+
+/// What one connection's task measured: its latencies and how many answers were not 200.
+pub type Measured = Result<(Vec<Duration>, usize), String>;
+
+/// Waits for every connection's task and puts their measurements together into one run's
+/// figures, timed from `started`.
+pub async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<Measured>>,
+    started: Instant,
+) -> Result<Stats, String> {
+    let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {
         let (l, e) = task.await.map_err(|e| e.to_string())??;
         latencies.extend(l);
         errors += e;
     }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Stats {
-        count: latencies.len(),
-        elapsed,
-        latencies,
-        errors,
-        server_cpu: None,
-        client_cpu: None,
-    })
+    Ok(Stats::new(latencies, errors, started.elapsed()))
 }

@@ -430,23 +430,7 @@ async fn cycles(
             Ok::<_, String>((latencies, errors))
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (l, e) = h.await.map_err(|e| e.to_string())??;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Stats {
-        count: latencies.len(),
-        elapsed,
-        latencies,
-        errors,
-        server_cpu: None,
-        client_cpu: None,
-    })
+    load::gather(handles, started).await
 }
 
 fn ms(d: Duration) -> String {

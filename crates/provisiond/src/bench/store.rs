@@ -96,14 +96,7 @@ pub fn notify_shaped(dir: &Path, threads: usize, total: usize) -> Result<Stats, 
         latencies.extend(worker.join().map_err(|_| "a store worker panicked")??);
     }
     let elapsed = started.elapsed();
-    let cpu = super::cpu_time(std::process::id()).saturating_sub(cpu_before);
-    latencies.sort();
-    Ok(Stats {
-        count: latencies.len(),
-        elapsed,
-        latencies,
-        errors: 0,
-        server_cpu: Some(cpu),
-        client_cpu: None,
-    })
+    let mut stats = Stats::new(latencies, 0, elapsed);
+    stats.server_cpu = Some(super::cpu_time(std::process::id()).saturating_sub(cpu_before));
+    Ok(stats)
 }
