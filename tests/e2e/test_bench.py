@@ -1,0 +1,32 @@
+"""`provisiond bench` still runs from a clean checkout: a quick run at one connection must
+report every scenario of BENCHMARKS.md with every request answered 200. No figure is
+asserted: speed is measured in BENCHMARKS.md, never in tests."""
+
+import subprocess
+
+from conftest import BIN
+
+SCENARIOS = {
+    "ceiling: bare `{}`": 5000,
+    "NotifyProvisionProductEngineWorkflowResult": 1000,
+    "full cycle (provision → receive → notify → describe)": 500,
+    "store alone: Notify-shaped write transactions (threads)": 2500,
+    "DescribeProvisionedProduct, 1000 stored": 2000,
+    "SearchProvisionedProducts first page, 1000 stored": 500,
+}
+
+
+def test_a_quick_benchmark_runs_every_scenario_without_errors():
+    run = subprocess.run([str(BIN), "bench", "--quick", "--connections", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = {}
+    for line in run.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[1] == "1":
+            rows[cells[0]] = cells
+    for name, requests in SCENARIOS.items():
+        assert name in rows, f"{name} missing from:\n{run.stdout}"
+        assert int(rows[name][2]) == requests, rows[name]
+        assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
+    assert "Idle RSS" in run.stdout and "Notify / ceiling at 1 connections" in run.stdout
