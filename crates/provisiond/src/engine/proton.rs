@@ -13,6 +13,7 @@
 use super::client::{Api, Client};
 use super::terraform::{self, Config, Outcome, Status, FAILURE_REASON_CHARS};
 use crate::proton::bundle::Files;
+use crate::proton::delivery::NestedResources;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,7 +152,8 @@ fn scan(repo: &Path, name: &str, cursor_dir: &Path) -> Result<Vec<(String, Vec<J
     Ok(out)
 }
 
-/// The files of `folder` at `commit`, relative to the folder.
+/// The files of `folder` at `commit`, relative to the folder, without the folders of other
+/// resources nested in it (an environment's service instances and components).
 fn files_at(repo: &Path, commit: &str, folder: &str) -> Result<Files, String> {
     let listed = git(
         repo,
@@ -164,8 +166,10 @@ fn files_at(repo: &Path, commit: &str, folder: &str) -> Result<Files, String> {
             &format!("{folder}/"),
         ],
     )?;
+    let paths: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let nested = NestedResources::below(folder, &paths);
     let mut files = Files::new();
-    for path in listed.lines().filter(|l| !l.is_empty()) {
+    for path in paths.into_iter().filter(|p| !nested.holds(p)) {
         let out = Command::new("git")
             .arg("-C")
             .arg(repo)

@@ -238,11 +238,12 @@ impl Deliverer {
             Some(tip) => git(repo, &["read-tree", tip], None, &env)?,
             None => git(repo, &["read-tree", "--empty"], None, &env)?,
         };
-        // The folder is replaced whole: index lines with mode 0 remove the old entries (this
-        // works without a working tree, unlike `update-index --force-remove`).
-        let mut info = String::new();
-        if let Some(tip) = &tip {
-            let old = git(
+        // The resource's own files are replaced whole: index lines with mode 0 remove the old
+        // entries (this works without a working tree, unlike `update-index --force-remove`).
+        // Folders of other resources nested below this one (a service instance or component
+        // under its environment) are left exactly as they are.
+        let old = match &tip {
+            Some(tip) => git(
                 repo,
                 &[
                     "ls-tree",
@@ -254,14 +255,23 @@ impl Deliverer {
                 ],
                 None,
                 &[],
-            )?;
-            for path in old.lines().filter(|l| !l.is_empty()) {
-                info.push_str(&format!("0 {}\t{path}\n", "0".repeat(40)));
-            }
+            )?,
+            None => String::new(),
+        };
+        let old: Vec<&str> = old.lines().filter(|l| !l.is_empty()).collect();
+        let foreign = NestedResources::below(&folder, &old);
+        let mut info = String::new();
+        for path in old.iter().filter(|path| !foreign.holds(path)) {
+            info.push_str(&format!("0 {}\t{path}\n", "0".repeat(40)));
         }
         for (path, bytes) in &files {
+            let path = format!("{folder}/{path}");
+            if foreign.holds(&path) {
+                tracing::warn!(deployment = %p.deployment_id, %path, "not committed: the path lies in another resource's folder");
+                continue;
+            }
             let sha = git(repo, &["hash-object", "-w", "--stdin"], Some(bytes), &[])?;
-            info.push_str(&format!("100644 {sha}\t{folder}/{path}\n"));
+            info.push_str(&format!("100644 {sha}\t{path}\n"));
         }
         git(
             repo,
@@ -306,6 +316,39 @@ impl Deliverer {
         if let Err(e) = result {
             tracing::warn!(repository = %repo.display(), "the branch moved but its working tree was left as it was: {e}");
         }
+    }
+}
+
+/// Where a deployment's metadata sits inside its resource's folder.
+pub const METADATA_FILE: &str = ".proton/deployment-metadata.json";
+
+/// The folders, below one resource's folder, that belong to other resources: every folder that
+/// holds its own `.proton/deployment-metadata.json` (a service instance or component under its
+/// environment). A deployment's commit never touches them.
+pub(crate) struct NestedResources {
+    roots: Vec<String>,
+}
+
+impl NestedResources {
+    /// The nested resource folders among `paths` (files under `folder/`, from `git ls-tree`).
+    pub(crate) fn below(folder: &str, paths: &[&str]) -> NestedResources {
+        let own = format!("{folder}/{METADATA_FILE}");
+        let suffix = format!("/{METADATA_FILE}");
+        let roots = paths
+            .iter()
+            .filter(|path| **path != own)
+            .filter_map(|path| path.strip_suffix(&suffix))
+            .filter(|root| root.starts_with(&format!("{folder}/")))
+            .map(|root| format!("{root}/"))
+            .collect();
+        NestedResources { roots }
+    }
+
+    /// Whether `path` lies in another resource's folder.
+    pub(crate) fn holds(&self, path: &str) -> bool {
+        self.roots
+            .iter()
+            .any(|root| path.starts_with(root.as_str()))
     }
 }
 
@@ -366,4 +409,38 @@ pub(crate) fn git(
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_with_their_own_metadata_belong_to_other_resources() {
+        let paths = [
+            "dev/.proton/deployment-metadata.json",
+            "dev/main.tf",
+            "dev/modules/net/main.tf",
+            "dev/web-one/.proton/deployment-metadata.json",
+            "dev/web-one/main.tf",
+            "dev/cache/.proton/deployment-metadata.json",
+            "dev/cache/sub/x.tf",
+        ];
+        let nested = NestedResources::below("dev", &paths);
+        let own: Vec<&str> = paths.iter().copied().filter(|p| !nested.holds(p)).collect();
+        assert_eq!(
+            own,
+            [
+                "dev/.proton/deployment-metadata.json",
+                "dev/main.tf",
+                "dev/modules/net/main.tf"
+            ]
+        );
+        // A resource without nested ones owns everything below it.
+        let nested = NestedResources::below("dev/web-one", &paths[3..5]);
+        assert!(!nested.holds("dev/web-one/main.tf"));
+        // A folder whose name merely starts like a nested one is not part of it.
+        let nested = NestedResources::below("dev", &paths);
+        assert!(!nested.holds("dev/web-one-more/main.tf"));
+    }
 }
