@@ -193,6 +193,7 @@ impl Gen<'_> {
             .unwrap();
         }
         out.push_str("}\n\n");
+        out.push_str(&self.emit_json_type(name, &shape)?);
         if any_sensitive {
             writeln!(out, "impl std::fmt::Debug for {name} {{\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{\n        f.debug_struct({name:?})").unwrap();
             for ((member, _), sensitive) in members(&shape).zip(&sensitive_members) {
@@ -208,6 +209,35 @@ impl Gen<'_> {
                 }
             }
             out.push_str("            .finish()\n    }\n}\n\n");
+        }
+        Ok(out)
+    }
+
+    /// The JSON type check of a structure: an object whose known members each hold their
+    /// type's JSON type (unknown members are ignored, as AWS ignores them).
+    fn emit_json_type(&self, name: &str, shape: &Map<String, Value>) -> Result<String, String> {
+        let mut arms = String::new();
+        for (member, def) in members(shape) {
+            let ty = self.rust_type(member_shape(def)?)?;
+            writeln!(
+                arms,
+                "                {member:?} => check_member::<{ty}>(value, &path.member({member:?}))?,"
+            )
+            .unwrap();
+        }
+        let mut out = String::new();
+        writeln!(out, "impl JsonType for {name} {{").unwrap();
+        out.push_str(
+            "    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {\n",
+        );
+        if arms.is_empty() {
+            out.push_str("        expect_object(value, path)?;\n        Ok(())\n    }\n}\n\n");
+        } else {
+            out.push_str("        for (key, value) in expect_object(value, path)? {\n            match key.as_str() {\n");
+            out.push_str(&arms);
+            out.push_str(
+                "                _ => {}\n            }\n        }\n        Ok(())\n    }\n}\n\n",
+            );
         }
         Ok(out)
     }

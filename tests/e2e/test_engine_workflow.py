@@ -30,7 +30,7 @@ class World:
         self.dev_principal = f"arn:aws:iam::{a}:role/dev"
         self.dev_key = server.create_key(a, self.dev_principal)
         self.dev = server.client("servicecatalog", self.dev_key)
-        engine_key = server.create_key(a, f"arn:aws:iam::{a}:role/engine")
+        self.engine_key = engine_key = server.create_key(a, f"arn:aws:iam::{a}:role/engine")
         self.engine = server.client("servicecatalog", engine_key)
         self.sqs = server.client("sqs", engine_key)
         from test_objects import s3_client

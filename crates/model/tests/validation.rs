@@ -150,3 +150,27 @@ fn wrong_json_types_are_serialization_errors() {
         "an empty body is {{}}"
     );
 }
+
+#[test]
+fn long_values_are_cut_in_messages() {
+    let long = format!("{}é{}", "r".repeat(250), "x".repeat(5000));
+    let input = sc::NotifyProvisionProductEngineWorkflowResultInput {
+        workflow_token: Some("abc".into()),
+        record_id: Some(format!("rec {long}")),
+        status: Some("SUCCEEDED".into()),
+        idempotency_token: Some("t".into()),
+        ..Default::default()
+    };
+    let text = message(input);
+    let shown = text
+        .split("Value '")
+        .nth(1)
+        .and_then(|rest| rest.split("' at 'recordId'").next())
+        .expect("the value is echoed");
+    assert_eq!(shown.chars().count(), 256 + 3, "{text}");
+    assert!(
+        shown.starts_with("rec rrr") && shown.ends_with("éx..."),
+        "{shown}"
+    );
+    assert!(text.len() < 1024, "{} bytes", text.len());
+}

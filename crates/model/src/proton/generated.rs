@@ -590,6 +590,18 @@ pub struct AcceptEnvironmentAccountConnectionInput {
     pub id: Option<String>,
 }
 
+impl JsonType for AcceptEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AcceptEnvironmentAccountConnectionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AcceptEnvironmentAccountConnectionOutput {
@@ -600,6 +612,21 @@ pub struct AcceptEnvironmentAccountConnectionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
+}
+
+impl JsonType for AcceptEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `AccountSettings` shape of the model.
@@ -625,6 +652,27 @@ pub struct AccountSettings {
     pub pipeline_service_role_arn: Option<String>,
 }
 
+impl JsonType for AccountSettings {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "pipelineCodebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("pipelineCodebuildRoleArn"))?
+                }
+                "pipelineProvisioningRepository" => check_member::<RepositoryBranch>(
+                    value,
+                    &path.member("pipelineProvisioningRepository"),
+                )?,
+                "pipelineServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("pipelineServiceRoleArn"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelComponentDeploymentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelComponentDeploymentInput {
@@ -637,12 +685,36 @@ pub struct CancelComponentDeploymentInput {
     pub component_name: Option<String>,
 }
 
+impl JsonType for CancelComponentDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelComponentDeploymentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelComponentDeploymentOutput {
     /// Required by the model.
     #[serde(rename = "component", default, skip_serializing_if = "Option::is_none")]
     pub component: Option<Component>,
+}
+
+impl JsonType for CancelComponentDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<Component>(value, &path.member("component"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CancelEnvironmentDeploymentInput` input of the model.
@@ -657,6 +729,20 @@ pub struct CancelEnvironmentDeploymentInput {
     pub environment_name: Option<String>,
 }
 
+impl JsonType for CancelEnvironmentDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelEnvironmentDeploymentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelEnvironmentDeploymentOutput {
@@ -667,6 +753,18 @@ pub struct CancelEnvironmentDeploymentOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment: Option<Environment>,
+}
+
+impl JsonType for CancelEnvironmentDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environment" => check_member::<Environment>(value, &path.member("environment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CancelServiceInstanceDeploymentInput` input of the model.
@@ -688,6 +786,21 @@ pub struct CancelServiceInstanceDeploymentInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for CancelServiceInstanceDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelServiceInstanceDeploymentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelServiceInstanceDeploymentOutput {
@@ -698,6 +811,20 @@ pub struct CancelServiceInstanceDeploymentOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_instance: Option<ServiceInstance>,
+}
+
+impl JsonType for CancelServiceInstanceDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstance" => {
+                    check_member::<ServiceInstance>(value, &path.member("serviceInstance"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CancelServicePipelineDeploymentInput` input of the model.
@@ -712,12 +839,36 @@ pub struct CancelServicePipelineDeploymentInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for CancelServicePipelineDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelServicePipelineDeploymentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelServicePipelineDeploymentOutput {
     /// Required by the model.
     #[serde(rename = "pipeline", default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<ServicePipeline>,
+}
+
+impl JsonType for CancelServicePipelineDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "pipeline" => check_member::<ServicePipeline>(value, &path.member("pipeline"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CompatibleEnvironmentTemplate` shape of the model.
@@ -739,6 +890,19 @@ pub struct CompatibleEnvironmentTemplate {
     pub template_name: Option<String>,
 }
 
+impl JsonType for CompatibleEnvironmentTemplate {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CompatibleEnvironmentTemplateInput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompatibleEnvironmentTemplateInput {
@@ -756,6 +920,19 @@ pub struct CompatibleEnvironmentTemplateInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for CompatibleEnvironmentTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Component` shape of the model.
@@ -853,6 +1030,53 @@ pub struct Component {
     pub service_spec: Option<String>,
 }
 
+impl JsonType for Component {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastClientRequestToken" => {
+                    check_member::<String>(value, &path.member("lastClientRequestToken"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "serviceSpec" => check_member::<String>(value, &path.member("serviceSpec"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Component")
@@ -915,6 +1139,23 @@ pub struct ComponentState {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_file: Option<String>,
+}
+
+impl JsonType for ComponentState {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "serviceSpec" => check_member::<String>(value, &path.member("serviceSpec"))?,
+                "templateFile" => check_member::<String>(value, &path.member("templateFile"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ComponentState {
@@ -1005,6 +1246,48 @@ pub struct ComponentSummary {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ComponentSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ComponentSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComponentSummary")
@@ -1076,6 +1359,39 @@ pub struct CountsSummary {
     pub services: Option<ResourceCountsSummary>,
 }
 
+impl JsonType for CountsSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "components" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("components"))?
+                }
+                "environmentTemplates" => check_member::<ResourceCountsSummary>(
+                    value,
+                    &path.member("environmentTemplates"),
+                )?,
+                "environments" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("environments"))?
+                }
+                "pipelines" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("pipelines"))?
+                }
+                "serviceInstances" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("serviceInstances"))?
+                }
+                "serviceTemplates" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("serviceTemplates"))?
+                }
+                "services" => {
+                    check_member::<ResourceCountsSummary>(value, &path.member("services"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateComponentInput` input of the model.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateComponentInput {
@@ -1132,6 +1448,31 @@ pub struct CreateComponentInput {
     pub template_file: Option<String>,
 }
 
+impl JsonType for CreateComponentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "manifest" => check_member::<String>(value, &path.member("manifest"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "serviceSpec" => check_member::<String>(value, &path.member("serviceSpec"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateFile" => check_member::<String>(value, &path.member("templateFile"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateComponentInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateComponentInput")
@@ -1155,6 +1496,18 @@ pub struct CreateComponentOutput {
     /// Required by the model.
     #[serde(rename = "component", default, skip_serializing_if = "Option::is_none")]
     pub component: Option<Component>,
+}
+
+impl JsonType for CreateComponentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<Component>(value, &path.member("component"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateEnvironmentAccountConnectionInput` input of the model.
@@ -1198,6 +1551,32 @@ pub struct CreateEnvironmentAccountConnectionInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for CreateEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "managementAccountId" => {
+                    check_member::<String>(value, &path.member("managementAccountId"))?
+                }
+                "roleArn" => check_member::<String>(value, &path.member("roleArn"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateEnvironmentAccountConnectionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateEnvironmentAccountConnectionOutput {
@@ -1208,6 +1587,21 @@ pub struct CreateEnvironmentAccountConnectionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
+}
+
+impl JsonType for CreateEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateEnvironmentInput` input of the model.
@@ -1279,6 +1673,44 @@ pub struct CreateEnvironmentInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for CreateEnvironmentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentAccountConnectionId" => {
+                    check_member::<String>(value, &path.member("environmentAccountConnectionId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "protonServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("protonServiceRoleArn"))?
+                }
+                "provisioningRepository" => check_member::<RepositoryBranchInput>(
+                    value,
+                    &path.member("provisioningRepository"),
+                )?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateEnvironmentInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateEnvironmentInput")
@@ -1311,6 +1743,18 @@ pub struct CreateEnvironmentOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment: Option<Environment>,
+}
+
+impl JsonType for CreateEnvironmentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environment" => check_member::<Environment>(value, &path.member("environment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateEnvironmentTemplateInput` input of the model.
@@ -1347,6 +1791,23 @@ pub struct CreateEnvironmentTemplateInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for CreateEnvironmentTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provisioning" => check_member::<String>(value, &path.member("provisioning"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateEnvironmentTemplateInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateEnvironmentTemplateInput")
@@ -1370,6 +1831,20 @@ pub struct CreateEnvironmentTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template: Option<EnvironmentTemplate>,
+}
+
+impl JsonType for CreateEnvironmentTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplate" => {
+                    check_member::<EnvironmentTemplate>(value, &path.member("environmentTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateEnvironmentTemplateVersionInput` input of the model.
@@ -1407,6 +1882,25 @@ pub struct CreateEnvironmentTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for CreateEnvironmentTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "source" => {
+                    check_member::<TemplateVersionSourceInput>(value, &path.member("source"))?
+                }
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateEnvironmentTemplateVersionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateEnvironmentTemplateVersionInput")
@@ -1430,6 +1924,21 @@ pub struct CreateEnvironmentTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template_version: Option<EnvironmentTemplateVersion>,
+}
+
+impl JsonType for CreateEnvironmentTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplateVersion" => check_member::<EnvironmentTemplateVersion>(
+                    value,
+                    &path.member("environmentTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateRepositoryInput` input of the model.
@@ -1458,6 +1967,22 @@ pub struct CreateRepositoryInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for CreateRepositoryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "connectionArn" => check_member::<String>(value, &path.member("connectionArn"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateRepositoryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateRepositoryOutput {
@@ -1468,6 +1993,18 @@ pub struct CreateRepositoryOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<Repository>,
+}
+
+impl JsonType for CreateRepositoryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "repository" => check_member::<Repository>(value, &path.member("repository"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateServiceInput` input of the model.
@@ -1527,6 +2064,33 @@ pub struct CreateServiceInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for CreateServiceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branchName" => check_member::<String>(value, &path.member("branchName"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "repositoryConnectionArn" => {
+                    check_member::<String>(value, &path.member("repositoryConnectionArn"))?
+                }
+                "repositoryId" => check_member::<String>(value, &path.member("repositoryId"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateServiceInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateServiceInput")
@@ -1582,6 +2146,28 @@ pub struct CreateServiceInstanceInput {
     pub template_minor_version: Option<String>,
 }
 
+impl JsonType for CreateServiceInstanceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateServiceInstanceInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateServiceInstanceInput")
@@ -1608,12 +2194,38 @@ pub struct CreateServiceInstanceOutput {
     pub service_instance: Option<ServiceInstance>,
 }
 
+impl JsonType for CreateServiceInstanceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstance" => {
+                    check_member::<ServiceInstance>(value, &path.member("serviceInstance"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateServiceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateServiceOutput {
     /// Required by the model.
     #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl JsonType for CreateServiceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "service" => check_member::<Service>(value, &path.member("service"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateServiceSyncConfigInput` input of the model.
@@ -1648,6 +2260,24 @@ pub struct CreateServiceSyncConfigInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for CreateServiceSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "filePath" => check_member::<String>(value, &path.member("filePath"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateServiceSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateServiceSyncConfigOutput {
@@ -1657,6 +2287,20 @@ pub struct CreateServiceSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_sync_config: Option<ServiceSyncConfig>,
+}
+
+impl JsonType for CreateServiceSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceSyncConfig" => {
+                    check_member::<ServiceSyncConfig>(value, &path.member("serviceSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateServiceTemplateInput` input of the model.
@@ -1693,6 +2337,25 @@ pub struct CreateServiceTemplateInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for CreateServiceTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "pipelineProvisioning" => {
+                    check_member::<String>(value, &path.member("pipelineProvisioning"))?
+                }
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateServiceTemplateInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateServiceTemplateInput")
@@ -1716,6 +2379,20 @@ pub struct CreateServiceTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template: Option<ServiceTemplate>,
+}
+
+impl JsonType for CreateServiceTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplate" => {
+                    check_member::<ServiceTemplate>(value, &path.member("serviceTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateServiceTemplateVersionInput` input of the model.
@@ -1766,6 +2443,34 @@ pub struct CreateServiceTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for CreateServiceTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "compatibleEnvironmentTemplates" => {
+                    check_member::<Vec<CompatibleEnvironmentTemplateInput>>(
+                        value,
+                        &path.member("compatibleEnvironmentTemplates"),
+                    )?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "source" => {
+                    check_member::<TemplateVersionSourceInput>(value, &path.member("source"))?
+                }
+                "supportedComponentSources" => {
+                    check_member::<Vec<String>>(value, &path.member("supportedComponentSources"))?
+                }
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for CreateServiceTemplateVersionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateServiceTemplateVersionInput")
@@ -1797,6 +2502,21 @@ pub struct CreateServiceTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template_version: Option<ServiceTemplateVersion>,
+}
+
+impl JsonType for CreateServiceTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplateVersion" => check_member::<ServiceTemplateVersion>(
+                    value,
+                    &path.member("serviceTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateTemplateSyncConfigInput` input of the model.
@@ -1841,6 +2561,25 @@ pub struct CreateTemplateSyncConfigInput {
     pub template_type: Option<String>,
 }
 
+impl JsonType for CreateTemplateSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "subdirectory" => check_member::<String>(value, &path.member("subdirectory"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateTemplateSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateTemplateSyncConfigOutput {
@@ -1852,12 +2591,38 @@ pub struct CreateTemplateSyncConfigOutput {
     pub template_sync_config: Option<TemplateSyncConfig>,
 }
 
+impl JsonType for CreateTemplateSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateSyncConfig" => {
+                    check_member::<TemplateSyncConfig>(value, &path.member("templateSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteComponentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteComponentInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DeleteComponentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteComponentOutput` shape of the model.
@@ -1867,12 +2632,36 @@ pub struct DeleteComponentOutput {
     pub component: Option<Component>,
 }
 
+impl JsonType for DeleteComponentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<Component>(value, &path.member("component"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteDeploymentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteDeploymentInput {
     /// Required by the model.
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DeleteDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteDeploymentOutput` shape of the model.
@@ -1886,12 +2675,36 @@ pub struct DeleteDeploymentOutput {
     pub deployment: Option<Deployment>,
 }
 
+impl JsonType for DeleteDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deployment" => check_member::<Deployment>(value, &path.member("deployment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteEnvironmentAccountConnectionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentAccountConnectionInput {
     /// Required by the model.
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DeleteEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteEnvironmentAccountConnectionOutput` shape of the model.
@@ -1905,12 +2718,39 @@ pub struct DeleteEnvironmentAccountConnectionOutput {
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
 }
 
+impl JsonType for DeleteEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteEnvironmentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DeleteEnvironmentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteEnvironmentOutput` shape of the model.
@@ -1924,12 +2764,36 @@ pub struct DeleteEnvironmentOutput {
     pub environment: Option<Environment>,
 }
 
+impl JsonType for DeleteEnvironmentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environment" => check_member::<Environment>(value, &path.member("environment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteEnvironmentTemplateInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentTemplateInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DeleteEnvironmentTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteEnvironmentTemplateOutput` shape of the model.
@@ -1941,6 +2805,20 @@ pub struct DeleteEnvironmentTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template: Option<EnvironmentTemplate>,
+}
+
+impl JsonType for DeleteEnvironmentTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplate" => {
+                    check_member::<EnvironmentTemplate>(value, &path.member("environmentTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteEnvironmentTemplateVersionInput` input of the model.
@@ -1969,6 +2847,20 @@ pub struct DeleteEnvironmentTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for DeleteEnvironmentTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteEnvironmentTemplateVersionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentTemplateVersionOutput {
@@ -1978,6 +2870,21 @@ pub struct DeleteEnvironmentTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template_version: Option<EnvironmentTemplateVersion>,
+}
+
+impl JsonType for DeleteEnvironmentTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplateVersion" => check_member::<EnvironmentTemplateVersion>(
+                    value,
+                    &path.member("environmentTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteRepositoryInput` input of the model.
@@ -1991,6 +2898,19 @@ pub struct DeleteRepositoryInput {
     pub provider: Option<String>,
 }
 
+impl JsonType for DeleteRepositoryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteRepositoryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteRepositoryOutput {
@@ -2002,6 +2922,18 @@ pub struct DeleteRepositoryOutput {
     pub repository: Option<Repository>,
 }
 
+impl JsonType for DeleteRepositoryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "repository" => check_member::<Repository>(value, &path.member("repository"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceInput {
@@ -2010,11 +2942,35 @@ pub struct DeleteServiceInput {
     pub name: Option<String>,
 }
 
+impl JsonType for DeleteServiceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceOutput {
     #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl JsonType for DeleteServiceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "service" => check_member::<Service>(value, &path.member("service"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteServiceSyncConfigInput` input of the model.
@@ -2029,6 +2985,18 @@ pub struct DeleteServiceSyncConfigInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for DeleteServiceSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceSyncConfigOutput {
@@ -2040,12 +3008,38 @@ pub struct DeleteServiceSyncConfigOutput {
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
+impl JsonType for DeleteServiceSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceSyncConfig" => {
+                    check_member::<ServiceSyncConfig>(value, &path.member("serviceSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceTemplateInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceTemplateInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DeleteServiceTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteServiceTemplateOutput` shape of the model.
@@ -2057,6 +3051,20 @@ pub struct DeleteServiceTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template: Option<ServiceTemplate>,
+}
+
+impl JsonType for DeleteServiceTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplate" => {
+                    check_member::<ServiceTemplate>(value, &path.member("serviceTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteServiceTemplateVersionInput` input of the model.
@@ -2085,6 +3093,20 @@ pub struct DeleteServiceTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for DeleteServiceTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceTemplateVersionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceTemplateVersionOutput {
@@ -2094,6 +3116,21 @@ pub struct DeleteServiceTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template_version: Option<ServiceTemplateVersion>,
+}
+
+impl JsonType for DeleteServiceTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplateVersion" => check_member::<ServiceTemplateVersion>(
+                    value,
+                    &path.member("serviceTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteTemplateSyncConfigInput` input of the model.
@@ -2115,6 +3152,19 @@ pub struct DeleteTemplateSyncConfigInput {
     pub template_type: Option<String>,
 }
 
+impl JsonType for DeleteTemplateSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteTemplateSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteTemplateSyncConfigOutput {
@@ -2124,6 +3174,20 @@ pub struct DeleteTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+impl JsonType for DeleteTemplateSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateSyncConfig" => {
+                    check_member::<TemplateSyncConfig>(value, &path.member("templateSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Deployment` shape of the model.
@@ -2232,6 +3296,57 @@ pub struct Deployment {
     pub target_state: Option<DeploymentState>,
 }
 
+impl JsonType for Deployment {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "completedAt" => check_member::<Timestamp>(value, &path.member("completedAt"))?,
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "initialState" => {
+                    check_member::<DeploymentState>(value, &path.member("initialState"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "targetArn" => check_member::<String>(value, &path.member("targetArn"))?,
+                "targetResourceCreatedAt" => {
+                    check_member::<Timestamp>(value, &path.member("targetResourceCreatedAt"))?
+                }
+                "targetResourceType" => {
+                    check_member::<String>(value, &path.member("targetResourceType"))?
+                }
+                "targetState" => {
+                    check_member::<DeploymentState>(value, &path.member("targetState"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deployment")
@@ -2286,6 +3401,27 @@ pub struct DeploymentState {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_pipeline: Option<ServicePipelineState>,
+}
+
+impl JsonType for DeploymentState {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<ComponentState>(value, &path.member("component"))?,
+                "environment" => {
+                    check_member::<EnvironmentState>(value, &path.member("environment"))?
+                }
+                "serviceInstance" => {
+                    check_member::<ServiceInstanceState>(value, &path.member("serviceInstance"))?
+                }
+                "servicePipeline" => {
+                    check_member::<ServicePipelineState>(value, &path.member("servicePipeline"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeploymentSummary` shape of the model.
@@ -2374,6 +3510,48 @@ pub struct DeploymentSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub target_resource_type: Option<String>,
+}
+
+impl JsonType for DeploymentSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "completedAt" => check_member::<Timestamp>(value, &path.member("completedAt"))?,
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "targetArn" => check_member::<String>(value, &path.member("targetArn"))?,
+                "targetResourceCreatedAt" => {
+                    check_member::<Timestamp>(value, &path.member("targetResourceCreatedAt"))?
+                }
+                "targetResourceType" => {
+                    check_member::<String>(value, &path.member("targetResourceType"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Environment` shape of the model.
@@ -2500,6 +3678,66 @@ pub struct Environment {
     pub template_name: Option<String>,
 }
 
+impl JsonType for Environment {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentAccountConnectionId" => {
+                    check_member::<String>(value, &path.member("environmentAccountConnectionId"))?
+                }
+                "environmentAccountId" => {
+                    check_member::<String>(value, &path.member("environmentAccountId"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "protonServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("protonServiceRoleArn"))?
+                }
+                "provisioning" => check_member::<String>(value, &path.member("provisioning"))?,
+                "provisioningRepository" => {
+                    check_member::<RepositoryBranch>(value, &path.member("provisioningRepository"))?
+                }
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Environment")
@@ -2607,6 +3845,40 @@ pub struct EnvironmentAccountConnection {
     pub status: Option<String>,
 }
 
+impl JsonType for EnvironmentAccountConnection {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "environmentAccountId" => {
+                    check_member::<String>(value, &path.member("environmentAccountId"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "managementAccountId" => {
+                    check_member::<String>(value, &path.member("managementAccountId"))?
+                }
+                "requestedAt" => check_member::<Timestamp>(value, &path.member("requestedAt"))?,
+                "roleArn" => check_member::<String>(value, &path.member("roleArn"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `EnvironmentAccountConnectionSummary` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentAccountConnectionSummary {
@@ -2665,6 +3937,37 @@ pub struct EnvironmentAccountConnectionSummary {
     pub status: Option<String>,
 }
 
+impl JsonType for EnvironmentAccountConnectionSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "environmentAccountId" => {
+                    check_member::<String>(value, &path.member("environmentAccountId"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "managementAccountId" => {
+                    check_member::<String>(value, &path.member("managementAccountId"))?
+                }
+                "requestedAt" => check_member::<Timestamp>(value, &path.member("requestedAt"))?,
+                "roleArn" => check_member::<String>(value, &path.member("roleArn"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `EnvironmentState` shape of the model.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentState {
@@ -2691,6 +3994,25 @@ pub struct EnvironmentState {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for EnvironmentState {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for EnvironmentState {
@@ -2814,6 +4136,59 @@ pub struct EnvironmentSummary {
     pub template_name: Option<String>,
 }
 
+impl JsonType for EnvironmentSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentAccountConnectionId" => {
+                    check_member::<String>(value, &path.member("environmentAccountConnectionId"))?
+                }
+                "environmentAccountId" => {
+                    check_member::<String>(value, &path.member("environmentAccountId"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "protonServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("protonServiceRoleArn"))?
+                }
+                "provisioning" => check_member::<String>(value, &path.member("provisioning"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for EnvironmentSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvironmentSummary")
@@ -2905,6 +4280,30 @@ pub struct EnvironmentTemplate {
     pub recommended_version: Option<String>,
 }
 
+impl JsonType for EnvironmentTemplate {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provisioning" => check_member::<String>(value, &path.member("provisioning"))?,
+                "recommendedVersion" => {
+                    check_member::<String>(value, &path.member("recommendedVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for EnvironmentTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvironmentTemplate")
@@ -2938,6 +4337,19 @@ pub struct EnvironmentTemplateFilter {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for EnvironmentTemplateFilter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `EnvironmentTemplateSummary` shape of the model.
@@ -2983,6 +4395,29 @@ pub struct EnvironmentTemplateSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub recommended_version: Option<String>,
+}
+
+impl JsonType for EnvironmentTemplateSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provisioning" => check_member::<String>(value, &path.member("provisioning"))?,
+                "recommendedVersion" => {
+                    check_member::<String>(value, &path.member("recommendedVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for EnvironmentTemplateSummary {
@@ -3060,6 +4495,32 @@ pub struct EnvironmentTemplateVersion {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for EnvironmentTemplateVersion {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "recommendedMinorVersion" => {
+                    check_member::<String>(value, &path.member("recommendedMinorVersion"))?
+                }
+                "schema" => check_member::<String>(value, &path.member("schema"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for EnvironmentTemplateVersion {
@@ -3140,6 +4601,31 @@ pub struct EnvironmentTemplateVersionSummary {
     pub template_name: Option<String>,
 }
 
+impl JsonType for EnvironmentTemplateVersionSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "recommendedMinorVersion" => {
+                    check_member::<String>(value, &path.member("recommendedMinorVersion"))?
+                }
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for EnvironmentTemplateVersionSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvironmentTemplateVersionSummary")
@@ -3161,6 +4647,13 @@ impl std::fmt::Debug for EnvironmentTemplateVersionSummary {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetAccountSettingsInput {}
 
+impl JsonType for GetAccountSettingsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
+
 /// The `GetAccountSettingsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetAccountSettingsOutput {
@@ -3172,6 +4665,20 @@ pub struct GetAccountSettingsOutput {
     pub account_settings: Option<AccountSettings>,
 }
 
+impl JsonType for GetAccountSettingsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "accountSettings" => {
+                    check_member::<AccountSettings>(value, &path.member("accountSettings"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetComponentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetComponentInput {
@@ -3180,11 +4687,35 @@ pub struct GetComponentInput {
     pub name: Option<String>,
 }
 
+impl JsonType for GetComponentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetComponentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetComponentOutput {
     #[serde(rename = "component", default, skip_serializing_if = "Option::is_none")]
     pub component: Option<Component>,
+}
+
+impl JsonType for GetComponentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<Component>(value, &path.member("component"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetDeploymentInput` input of the model.
@@ -3219,6 +4750,26 @@ pub struct GetDeploymentInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for GetDeploymentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetDeploymentOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetDeploymentOutput {
@@ -3230,12 +4781,36 @@ pub struct GetDeploymentOutput {
     pub deployment: Option<Deployment>,
 }
 
+impl JsonType for GetDeploymentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deployment" => check_member::<Deployment>(value, &path.member("deployment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetEnvironmentAccountConnectionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentAccountConnectionInput {
     /// Required by the model.
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for GetEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetEnvironmentAccountConnectionOutput` shape of the model.
@@ -3250,12 +4825,39 @@ pub struct GetEnvironmentAccountConnectionOutput {
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
 }
 
+impl JsonType for GetEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetEnvironmentInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for GetEnvironmentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetEnvironmentOutput` shape of the model.
@@ -3270,12 +4872,36 @@ pub struct GetEnvironmentOutput {
     pub environment: Option<Environment>,
 }
 
+impl JsonType for GetEnvironmentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environment" => check_member::<Environment>(value, &path.member("environment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetEnvironmentTemplateInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentTemplateInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for GetEnvironmentTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetEnvironmentTemplateOutput` shape of the model.
@@ -3288,6 +4914,20 @@ pub struct GetEnvironmentTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template: Option<EnvironmentTemplate>,
+}
+
+impl JsonType for GetEnvironmentTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplate" => {
+                    check_member::<EnvironmentTemplate>(value, &path.member("environmentTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetEnvironmentTemplateVersionInput` input of the model.
@@ -3316,6 +4956,20 @@ pub struct GetEnvironmentTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for GetEnvironmentTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetEnvironmentTemplateVersionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentTemplateVersionOutput {
@@ -3326,6 +4980,21 @@ pub struct GetEnvironmentTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template_version: Option<EnvironmentTemplateVersion>,
+}
+
+impl JsonType for GetEnvironmentTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplateVersion" => check_member::<EnvironmentTemplateVersion>(
+                    value,
+                    &path.member("environmentTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetRepositoryInput` input of the model.
@@ -3339,6 +5008,19 @@ pub struct GetRepositoryInput {
     pub provider: Option<String>,
 }
 
+impl JsonType for GetRepositoryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetRepositoryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetRepositoryOutput {
@@ -3349,6 +5031,18 @@ pub struct GetRepositoryOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<Repository>,
+}
+
+impl JsonType for GetRepositoryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "repository" => check_member::<Repository>(value, &path.member("repository"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetRepositorySyncStatusInput` input of the model.
@@ -3376,6 +5070,23 @@ pub struct GetRepositorySyncStatusInput {
     pub sync_type: Option<String>,
 }
 
+impl JsonType for GetRepositorySyncStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "syncType" => check_member::<String>(value, &path.member("syncType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetRepositorySyncStatusOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetRepositorySyncStatusOutput {
@@ -3387,9 +5098,30 @@ pub struct GetRepositorySyncStatusOutput {
     pub latest_sync: Option<RepositorySyncAttempt>,
 }
 
+impl JsonType for GetRepositorySyncStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "latestSync" => {
+                    check_member::<RepositorySyncAttempt>(value, &path.member("latestSync"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetResourcesSummaryInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetResourcesSummaryInput {}
+
+impl JsonType for GetResourcesSummaryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `GetResourcesSummaryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3399,12 +5131,36 @@ pub struct GetResourcesSummaryOutput {
     pub counts: Option<CountsSummary>,
 }
 
+impl JsonType for GetResourcesSummaryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "counts" => check_member::<CountsSummary>(value, &path.member("counts"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for GetServiceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceInstanceInput` input of the model.
@@ -3422,6 +5178,19 @@ pub struct GetServiceInstanceInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for GetServiceInstanceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceInstanceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceInstanceOutput {
@@ -3432,6 +5201,20 @@ pub struct GetServiceInstanceOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_instance: Option<ServiceInstance>,
+}
+
+impl JsonType for GetServiceInstanceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstance" => {
+                    check_member::<ServiceInstance>(value, &path.member("serviceInstance"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceInstanceSyncStatusInput` input of the model.
@@ -3451,6 +5234,21 @@ pub struct GetServiceInstanceSyncStatusInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_name: Option<String>,
+}
+
+impl JsonType for GetServiceInstanceSyncStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceInstanceSyncStatusOutput` shape of the model.
@@ -3476,11 +5274,42 @@ pub struct GetServiceInstanceSyncStatusOutput {
     pub latest_sync: Option<ResourceSyncAttempt>,
 }
 
+impl JsonType for GetServiceInstanceSyncStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "desiredState" => check_member::<Revision>(value, &path.member("desiredState"))?,
+                "latestSuccessfulSync" => check_member::<ResourceSyncAttempt>(
+                    value,
+                    &path.member("latestSuccessfulSync"),
+                )?,
+                "latestSync" => {
+                    check_member::<ResourceSyncAttempt>(value, &path.member("latestSync"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceOutput {
     #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl JsonType for GetServiceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "service" => check_member::<Service>(value, &path.member("service"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceSyncBlockerSummaryInput` input of the model.
@@ -3501,6 +5330,21 @@ pub struct GetServiceSyncBlockerSummaryInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for GetServiceSyncBlockerSummaryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceSyncBlockerSummaryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceSyncBlockerSummaryOutput {
@@ -3510,6 +5354,21 @@ pub struct GetServiceSyncBlockerSummaryOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_sync_blocker_summary: Option<ServiceSyncBlockerSummary>,
+}
+
+impl JsonType for GetServiceSyncBlockerSummaryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceSyncBlockerSummary" => check_member::<ServiceSyncBlockerSummary>(
+                    value,
+                    &path.member("serviceSyncBlockerSummary"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceSyncConfigInput` input of the model.
@@ -3524,6 +5383,18 @@ pub struct GetServiceSyncConfigInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for GetServiceSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceSyncConfigOutput {
@@ -3535,12 +5406,38 @@ pub struct GetServiceSyncConfigOutput {
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
+impl JsonType for GetServiceSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceSyncConfig" => {
+                    check_member::<ServiceSyncConfig>(value, &path.member("serviceSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceTemplateInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceTemplateInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for GetServiceTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceTemplateOutput` shape of the model.
@@ -3553,6 +5450,20 @@ pub struct GetServiceTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template: Option<ServiceTemplate>,
+}
+
+impl JsonType for GetServiceTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplate" => {
+                    check_member::<ServiceTemplate>(value, &path.member("serviceTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetServiceTemplateVersionInput` input of the model.
@@ -3581,6 +5492,20 @@ pub struct GetServiceTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for GetServiceTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetServiceTemplateVersionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceTemplateVersionOutput {
@@ -3591,6 +5516,21 @@ pub struct GetServiceTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template_version: Option<ServiceTemplateVersion>,
+}
+
+impl JsonType for GetServiceTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplateVersion" => check_member::<ServiceTemplateVersion>(
+                    value,
+                    &path.member("serviceTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetTemplateSyncConfigInput` input of the model.
@@ -3612,6 +5552,19 @@ pub struct GetTemplateSyncConfigInput {
     pub template_type: Option<String>,
 }
 
+impl JsonType for GetTemplateSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetTemplateSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetTemplateSyncConfigOutput {
@@ -3621,6 +5574,20 @@ pub struct GetTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+impl JsonType for GetTemplateSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateSyncConfig" => {
+                    check_member::<TemplateSyncConfig>(value, &path.member("templateSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetTemplateSyncStatusInput` input of the model.
@@ -3649,6 +5616,22 @@ pub struct GetTemplateSyncStatusInput {
     pub template_version: Option<String>,
 }
 
+impl JsonType for GetTemplateSyncStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                "templateVersion" => {
+                    check_member::<String>(value, &path.member("templateVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetTemplateSyncStatusOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetTemplateSyncStatusOutput {
@@ -3672,6 +5655,25 @@ pub struct GetTemplateSyncStatusOutput {
     pub latest_sync: Option<ResourceSyncAttempt>,
 }
 
+impl JsonType for GetTemplateSyncStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "desiredState" => check_member::<Revision>(value, &path.member("desiredState"))?,
+                "latestSuccessfulSync" => check_member::<ResourceSyncAttempt>(
+                    value,
+                    &path.member("latestSuccessfulSync"),
+                )?,
+                "latestSync" => {
+                    check_member::<ResourceSyncAttempt>(value, &path.member("latestSync"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListComponentOutputsInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListComponentOutputsInput {
@@ -3692,6 +5694,20 @@ pub struct ListComponentOutputsInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListComponentOutputsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "deploymentId" => check_member::<String>(value, &path.member("deploymentId"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListComponentOutputsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListComponentOutputsOutput {
@@ -3700,6 +5716,19 @@ pub struct ListComponentOutputsOutput {
     /// Required by the model.
     #[serde(rename = "outputs", default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<Output>>,
+}
+
+impl JsonType for ListComponentOutputsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "outputs" => check_member::<Vec<Output>>(value, &path.member("outputs"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListComponentProvisionedResourcesInput` input of the model.
@@ -3716,6 +5745,19 @@ pub struct ListComponentProvisionedResourcesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListComponentProvisionedResourcesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListComponentProvisionedResourcesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListComponentProvisionedResourcesOutput {
@@ -3728,6 +5770,22 @@ pub struct ListComponentProvisionedResourcesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub provisioned_resources: Option<Vec<ProvisionedResource>>,
+}
+
+impl JsonType for ListComponentProvisionedResourcesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "provisionedResources" => check_member::<Vec<ProvisionedResource>>(
+                    value,
+                    &path.member("provisionedResources"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListComponentsInput` input of the model.
@@ -3761,6 +5819,26 @@ pub struct ListComponentsInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListComponentsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListComponentsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListComponentsOutput {
@@ -3773,6 +5851,21 @@ pub struct ListComponentsOutput {
     pub components: Option<Vec<ComponentSummary>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListComponentsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "components" => {
+                    check_member::<Vec<ComponentSummary>>(value, &path.member("components"))?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListDeploymentsInput` input of the model.
@@ -3812,6 +5905,27 @@ pub struct ListDeploymentsInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListDeploymentsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "componentName" => check_member::<String>(value, &path.member("componentName"))?,
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListDeploymentsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListDeploymentsOutput {
@@ -3824,6 +5938,21 @@ pub struct ListDeploymentsOutput {
     pub deployments: Option<Vec<DeploymentSummary>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListDeploymentsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deployments" => {
+                    check_member::<Vec<DeploymentSummary>>(value, &path.member("deployments"))?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentAccountConnectionsInput` input of the model.
@@ -3854,6 +5983,24 @@ pub struct ListEnvironmentAccountConnectionsInput {
     pub statuses: Option<Vec<String>>,
 }
 
+impl JsonType for ListEnvironmentAccountConnectionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "requestedBy" => check_member::<String>(value, &path.member("requestedBy"))?,
+                "statuses" => check_member::<Vec<String>>(value, &path.member("statuses"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentAccountConnectionsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentAccountConnectionsOutput {
@@ -3866,6 +6013,24 @@ pub struct ListEnvironmentAccountConnectionsOutput {
     pub environment_account_connections: Option<Vec<EnvironmentAccountConnectionSummary>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListEnvironmentAccountConnectionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnections" => {
+                    check_member::<Vec<EnvironmentAccountConnectionSummary>>(
+                        value,
+                        &path.member("environmentAccountConnections"),
+                    )?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentOutputsInput` input of the model.
@@ -3888,6 +6053,22 @@ pub struct ListEnvironmentOutputsInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListEnvironmentOutputsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deploymentId" => check_member::<String>(value, &path.member("deploymentId"))?,
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentOutputsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentOutputsOutput {
@@ -3896,6 +6077,19 @@ pub struct ListEnvironmentOutputsOutput {
     /// Required by the model.
     #[serde(rename = "outputs", default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<Output>>,
+}
+
+impl JsonType for ListEnvironmentOutputsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "outputs" => check_member::<Vec<Output>>(value, &path.member("outputs"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentProvisionedResourcesInput` input of the model.
@@ -3912,6 +6106,21 @@ pub struct ListEnvironmentProvisionedResourcesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListEnvironmentProvisionedResourcesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentProvisionedResourcesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentProvisionedResourcesOutput {
@@ -3924,6 +6133,22 @@ pub struct ListEnvironmentProvisionedResourcesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub provisioned_resources: Option<Vec<ProvisionedResource>>,
+}
+
+impl JsonType for ListEnvironmentProvisionedResourcesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "provisionedResources" => check_member::<Vec<ProvisionedResource>>(
+                    value,
+                    &path.member("provisionedResources"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentTemplateVersionsInput` input of the model.
@@ -3952,6 +6177,21 @@ pub struct ListEnvironmentTemplateVersionsInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ListEnvironmentTemplateVersionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentTemplateVersionsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentTemplateVersionsOutput {
@@ -3964,6 +6204,22 @@ pub struct ListEnvironmentTemplateVersionsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_versions: Option<Vec<EnvironmentTemplateVersionSummary>>,
+}
+
+impl JsonType for ListEnvironmentTemplateVersionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templateVersions" => check_member::<Vec<EnvironmentTemplateVersionSummary>>(
+                    value,
+                    &path.member("templateVersions"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentTemplatesInput` input of the model.
@@ -3979,6 +6235,19 @@ pub struct ListEnvironmentTemplatesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListEnvironmentTemplatesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentTemplatesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentTemplatesOutput {
@@ -3987,6 +6256,22 @@ pub struct ListEnvironmentTemplatesOutput {
     /// Required by the model.
     #[serde(rename = "templates", default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<Vec<EnvironmentTemplateSummary>>,
+}
+
+impl JsonType for ListEnvironmentTemplatesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templates" => check_member::<Vec<EnvironmentTemplateSummary>>(
+                    value,
+                    &path.member("templates"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListEnvironmentsInput` input of the model.
@@ -4008,6 +6293,23 @@ pub struct ListEnvironmentsInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListEnvironmentsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplates" => check_member::<Vec<EnvironmentTemplateFilter>>(
+                    value,
+                    &path.member("environmentTemplates"),
+                )?,
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListEnvironmentsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentsOutput {
@@ -4020,6 +6322,21 @@ pub struct ListEnvironmentsOutput {
     pub environments: Option<Vec<EnvironmentSummary>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListEnvironmentsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environments" => {
+                    check_member::<Vec<EnvironmentSummary>>(value, &path.member("environments"))?
+                }
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListRepositoriesInput` input of the model.
@@ -4035,6 +6352,19 @@ pub struct ListRepositoriesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListRepositoriesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListRepositoriesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositoriesOutput {
@@ -4047,6 +6377,21 @@ pub struct ListRepositoriesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub repositories: Option<Vec<RepositorySummary>>,
+}
+
+impl JsonType for ListRepositoriesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "repositories" => {
+                    check_member::<Vec<RepositorySummary>>(value, &path.member("repositories"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListRepositorySyncDefinitionsInput` input of the model.
@@ -4073,6 +6418,23 @@ pub struct ListRepositorySyncDefinitionsInput {
     pub sync_type: Option<String>,
 }
 
+impl JsonType for ListRepositorySyncDefinitionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "syncType" => check_member::<String>(value, &path.member("syncType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListRepositorySyncDefinitionsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositorySyncDefinitionsOutput {
@@ -4085,6 +6447,22 @@ pub struct ListRepositorySyncDefinitionsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub sync_definitions: Option<Vec<RepositorySyncDefinition>>,
+}
+
+impl JsonType for ListRepositorySyncDefinitionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "syncDefinitions" => check_member::<Vec<RepositorySyncDefinition>>(
+                    value,
+                    &path.member("syncDefinitions"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceInstanceOutputsInput` input of the model.
@@ -4114,6 +6492,23 @@ pub struct ListServiceInstanceOutputsInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListServiceInstanceOutputsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deploymentId" => check_member::<String>(value, &path.member("deploymentId"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceInstanceOutputsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceInstanceOutputsOutput {
@@ -4122,6 +6517,19 @@ pub struct ListServiceInstanceOutputsOutput {
     /// Required by the model.
     #[serde(rename = "outputs", default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<Output>>,
+}
+
+impl JsonType for ListServiceInstanceOutputsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "outputs" => check_member::<Vec<Output>>(value, &path.member("outputs"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceInstanceProvisionedResourcesInput` input of the model.
@@ -4145,6 +6553,22 @@ pub struct ListServiceInstanceProvisionedResourcesInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListServiceInstanceProvisionedResourcesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceInstanceProvisionedResourcesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceInstanceProvisionedResourcesOutput {
@@ -4159,6 +6583,22 @@ pub struct ListServiceInstanceProvisionedResourcesOutput {
     pub provisioned_resources: Option<Vec<ProvisionedResource>>,
 }
 
+impl JsonType for ListServiceInstanceProvisionedResourcesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "provisionedResources" => check_member::<Vec<ProvisionedResource>>(
+                    value,
+                    &path.member("provisionedResources"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceInstancesFilter` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceInstancesFilter {
@@ -4166,6 +6606,19 @@ pub struct ListServiceInstancesFilter {
     pub key: Option<String>,
     #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for ListServiceInstancesFilter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "key" => check_member::<String>(value, &path.member("key"))?,
+                "value" => check_member::<String>(value, &path.member("value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceInstancesInput` input of the model.
@@ -4193,6 +6646,25 @@ pub struct ListServiceInstancesInput {
     pub sort_order: Option<String>,
 }
 
+impl JsonType for ListServiceInstancesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "filters" => {
+                    check_member::<Vec<ListServiceInstancesFilter>>(value, &path.member("filters"))?
+                }
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "sortBy" => check_member::<String>(value, &path.member("sortBy"))?,
+                "sortOrder" => check_member::<String>(value, &path.member("sortOrder"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceInstancesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceInstancesOutput {
@@ -4205,6 +6677,22 @@ pub struct ListServiceInstancesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_instances: Option<Vec<ServiceInstanceSummary>>,
+}
+
+impl JsonType for ListServiceInstancesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceInstances" => check_member::<Vec<ServiceInstanceSummary>>(
+                    value,
+                    &path.member("serviceInstances"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServicePipelineOutputsInput` input of the model.
@@ -4227,6 +6715,20 @@ pub struct ListServicePipelineOutputsInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListServicePipelineOutputsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deploymentId" => check_member::<String>(value, &path.member("deploymentId"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServicePipelineOutputsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServicePipelineOutputsOutput {
@@ -4235,6 +6737,19 @@ pub struct ListServicePipelineOutputsOutput {
     /// Required by the model.
     #[serde(rename = "outputs", default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<Output>>,
+}
+
+impl JsonType for ListServicePipelineOutputsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "outputs" => check_member::<Vec<Output>>(value, &path.member("outputs"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServicePipelineProvisionedResourcesInput` input of the model.
@@ -4251,6 +6766,19 @@ pub struct ListServicePipelineProvisionedResourcesInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ListServicePipelineProvisionedResourcesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServicePipelineProvisionedResourcesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServicePipelineProvisionedResourcesOutput {
@@ -4263,6 +6791,22 @@ pub struct ListServicePipelineProvisionedResourcesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub provisioned_resources: Option<Vec<ProvisionedResource>>,
+}
+
+impl JsonType for ListServicePipelineProvisionedResourcesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "provisionedResources" => check_member::<Vec<ProvisionedResource>>(
+                    value,
+                    &path.member("provisionedResources"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceTemplateVersionsInput` input of the model.
@@ -4291,6 +6835,21 @@ pub struct ListServiceTemplateVersionsInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ListServiceTemplateVersionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceTemplateVersionsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceTemplateVersionsOutput {
@@ -4303,6 +6862,22 @@ pub struct ListServiceTemplateVersionsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_versions: Option<Vec<ServiceTemplateVersionSummary>>,
+}
+
+impl JsonType for ListServiceTemplateVersionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templateVersions" => check_member::<Vec<ServiceTemplateVersionSummary>>(
+                    value,
+                    &path.member("templateVersions"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceTemplatesInput` input of the model.
@@ -4318,6 +6893,19 @@ pub struct ListServiceTemplatesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListServiceTemplatesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceTemplatesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceTemplatesOutput {
@@ -4326,6 +6914,21 @@ pub struct ListServiceTemplatesOutput {
     /// Required by the model.
     #[serde(rename = "templates", default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<Vec<ServiceTemplateSummary>>,
+}
+
+impl JsonType for ListServiceTemplatesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "templates" => {
+                    check_member::<Vec<ServiceTemplateSummary>>(value, &path.member("templates"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServicesInput` input of the model.
@@ -4341,6 +6944,19 @@ pub struct ListServicesInput {
     pub next_token: Option<String>,
 }
 
+impl JsonType for ListServicesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServicesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServicesOutput {
@@ -4349,6 +6965,19 @@ pub struct ListServicesOutput {
     /// Required by the model.
     #[serde(rename = "services", default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<ServiceSummary>>,
+}
+
+impl JsonType for ListServicesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "services" => check_member::<Vec<ServiceSummary>>(value, &path.member("services"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListTagsForResourceInput` input of the model.
@@ -4371,6 +7000,20 @@ pub struct ListTagsForResourceInput {
     pub resource_arn: Option<String>,
 }
 
+impl JsonType for ListTagsForResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "maxResults" => check_member::<i32>(value, &path.member("maxResults"))?,
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "resourceArn" => check_member::<String>(value, &path.member("resourceArn"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListTagsForResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsForResourceOutput {
@@ -4379,6 +7022,19 @@ pub struct ListTagsForResourceOutput {
     /// Required by the model.
     #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl JsonType for ListTagsForResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "nextToken" => check_member::<String>(value, &path.member("nextToken"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `NotifyResourceDeploymentStatusChangeInput` input of the model.
@@ -4409,6 +7065,22 @@ pub struct NotifyResourceDeploymentStatusChangeInput {
     pub status_message: Option<String>,
 }
 
+impl JsonType for NotifyResourceDeploymentStatusChangeInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deploymentId" => check_member::<String>(value, &path.member("deploymentId"))?,
+                "outputs" => check_member::<Vec<Output>>(value, &path.member("outputs"))?,
+                "resourceArn" => check_member::<String>(value, &path.member("resourceArn"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for NotifyResourceDeploymentStatusChangeInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifyResourceDeploymentStatusChangeInput")
@@ -4425,6 +7097,13 @@ impl std::fmt::Debug for NotifyResourceDeploymentStatusChangeInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyResourceDeploymentStatusChangeOutput {}
 
+impl JsonType for NotifyResourceDeploymentStatusChangeOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
+
 /// The `Output` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Output {
@@ -4436,6 +7115,19 @@ pub struct Output {
         skip_serializing_if = "Option::is_none"
     )]
     pub value_string: Option<String>,
+}
+
+impl JsonType for Output {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "key" => check_member::<String>(value, &path.member("key"))?,
+                "valueString" => check_member::<String>(value, &path.member("valueString"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisionedResource` shape of the model.
@@ -4457,12 +7149,40 @@ pub struct ProvisionedResource {
     pub provisioning_engine: Option<String>,
 }
 
+impl JsonType for ProvisionedResource {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "identifier" => check_member::<String>(value, &path.member("identifier"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provisioningEngine" => {
+                    check_member::<String>(value, &path.member("provisioningEngine"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RejectEnvironmentAccountConnectionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RejectEnvironmentAccountConnectionInput {
     /// Required by the model.
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for RejectEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RejectEnvironmentAccountConnectionOutput` shape of the model.
@@ -4475,6 +7195,21 @@ pub struct RejectEnvironmentAccountConnectionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
+}
+
+impl JsonType for RejectEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Repository` shape of the model.
@@ -4504,6 +7239,22 @@ pub struct Repository {
     pub provider: Option<String>,
 }
 
+impl JsonType for Repository {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "connectionArn" => check_member::<String>(value, &path.member("connectionArn"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RepositoryBranch` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepositoryBranch {
@@ -4521,6 +7272,21 @@ pub struct RepositoryBranch {
     pub provider: Option<String>,
 }
 
+impl JsonType for RepositoryBranch {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RepositoryBranchInput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepositoryBranchInput {
@@ -4533,6 +7299,20 @@ pub struct RepositoryBranchInput {
     /// Required by the model.
     #[serde(rename = "provider", default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+}
+
+impl JsonType for RepositoryBranchInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RepositorySummary` shape of the model.
@@ -4556,6 +7336,21 @@ pub struct RepositorySummary {
     pub provider: Option<String>,
 }
 
+impl JsonType for RepositorySummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "connectionArn" => check_member::<String>(value, &path.member("connectionArn"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "provider" => check_member::<String>(value, &path.member("provider"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RepositorySyncAttempt` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepositorySyncAttempt {
@@ -4568,6 +7363,22 @@ pub struct RepositorySyncAttempt {
     /// Required by the model.
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for RepositorySyncAttempt {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "events" => {
+                    check_member::<Vec<RepositorySyncEvent>>(value, &path.member("events"))?
+                }
+                "startedAt" => check_member::<Timestamp>(value, &path.member("startedAt"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RepositorySyncDefinition` shape of the model.
@@ -4585,6 +7396,21 @@ pub struct RepositorySyncDefinition {
     /// Required by the model.
     #[serde(rename = "target", default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+}
+
+impl JsonType for RepositorySyncDefinition {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "directory" => check_member::<String>(value, &path.member("directory"))?,
+                "parent" => check_member::<String>(value, &path.member("parent"))?,
+                "target" => check_member::<String>(value, &path.member("target"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RepositorySyncEvent` shape of the model.
@@ -4605,6 +7431,21 @@ pub struct RepositorySyncEvent {
     /// Required by the model.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
+}
+
+impl JsonType for RepositorySyncEvent {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "event" => check_member::<String>(value, &path.member("event"))?,
+                "externalId" => check_member::<String>(value, &path.member("externalId"))?,
+                "time" => check_member::<Timestamp>(value, &path.member("time"))?,
+                "type" => check_member::<String>(value, &path.member("type"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ResourceCountsSummary` shape of the model.
@@ -4629,6 +7470,22 @@ pub struct ResourceCountsSummary {
     pub total: Option<i32>,
     #[serde(rename = "upToDate", default, skip_serializing_if = "Option::is_none")]
     pub up_to_date: Option<i32>,
+}
+
+impl JsonType for ResourceCountsSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "behindMajor" => check_member::<i32>(value, &path.member("behindMajor"))?,
+                "behindMinor" => check_member::<i32>(value, &path.member("behindMinor"))?,
+                "failed" => check_member::<i32>(value, &path.member("failed"))?,
+                "total" => check_member::<i32>(value, &path.member("total"))?,
+                "upToDate" => check_member::<i32>(value, &path.member("upToDate"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ResourceSyncAttempt` shape of the model.
@@ -4662,6 +7519,27 @@ pub struct ResourceSyncAttempt {
     pub target_revision: Option<Revision>,
 }
 
+impl JsonType for ResourceSyncAttempt {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "events" => check_member::<Vec<ResourceSyncEvent>>(value, &path.member("events"))?,
+                "initialRevision" => {
+                    check_member::<Revision>(value, &path.member("initialRevision"))?
+                }
+                "startedAt" => check_member::<Timestamp>(value, &path.member("startedAt"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "target" => check_member::<String>(value, &path.member("target"))?,
+                "targetRevision" => {
+                    check_member::<Revision>(value, &path.member("targetRevision"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ResourceSyncEvent` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceSyncEvent {
@@ -4680,6 +7558,21 @@ pub struct ResourceSyncEvent {
     /// Required by the model.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
+}
+
+impl JsonType for ResourceSyncEvent {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "event" => check_member::<String>(value, &path.member("event"))?,
+                "externalId" => check_member::<String>(value, &path.member("externalId"))?,
+                "time" => check_member::<Timestamp>(value, &path.member("time"))?,
+                "type" => check_member::<String>(value, &path.member("type"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Revision` shape of the model.
@@ -4710,6 +7603,24 @@ pub struct Revision {
     pub sha: Option<String>,
 }
 
+impl JsonType for Revision {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "directory" => check_member::<String>(value, &path.member("directory"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "sha" => check_member::<String>(value, &path.member("sha"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `S3ObjectSource` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct S3ObjectSource {
@@ -4719,6 +7630,19 @@ pub struct S3ObjectSource {
     /// Required by the model.
     #[serde(rename = "key", default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+}
+
+impl JsonType for S3ObjectSource {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "bucket" => check_member::<String>(value, &path.member("bucket"))?,
+                "key" => check_member::<String>(value, &path.member("key"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Service` shape of the model.
@@ -4785,6 +7709,34 @@ pub struct Service {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for Service {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "branchName" => check_member::<String>(value, &path.member("branchName"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "pipeline" => check_member::<ServicePipeline>(value, &path.member("pipeline"))?,
+                "repositoryConnectionArn" => {
+                    check_member::<String>(value, &path.member("repositoryConnectionArn"))?
+                }
+                "repositoryId" => check_member::<String>(value, &path.member("repositoryId"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -4903,6 +7855,53 @@ pub struct ServiceInstance {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServiceInstance {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastClientRequestToken" => {
+                    check_member::<String>(value, &path.member("lastClientRequestToken"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServiceInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceInstance")
@@ -4983,6 +7982,37 @@ pub struct ServiceInstanceState {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_name: Option<String>,
+}
+
+impl JsonType for ServiceInstanceState {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "lastSuccessfulComponentDeploymentIds" => check_member::<Vec<String>>(
+                    value,
+                    &path.member("lastSuccessfulComponentDeploymentIds"),
+                )?,
+                "lastSuccessfulEnvironmentDeploymentId" => check_member::<String>(
+                    value,
+                    &path.member("lastSuccessfulEnvironmentDeploymentId"),
+                )?,
+                "lastSuccessfulServicePipelineDeploymentId" => check_member::<String>(
+                    value,
+                    &path.member("lastSuccessfulServicePipelineDeploymentId"),
+                )?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ServiceInstanceState {
@@ -5096,6 +8126,49 @@ pub struct ServiceInstanceSummary {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServiceInstanceSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "environmentName" => {
+                    check_member::<String>(value, &path.member("environmentName"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServiceInstanceSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceInstanceSummary")
@@ -5202,6 +8275,45 @@ pub struct ServicePipeline {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServicePipeline {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "deploymentStatus" => {
+                    check_member::<String>(value, &path.member("deploymentStatus"))?
+                }
+                "deploymentStatusMessage" => {
+                    check_member::<String>(value, &path.member("deploymentStatusMessage"))?
+                }
+                "lastAttemptedDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastAttemptedDeploymentId"))?
+                }
+                "lastDeploymentAttemptedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentAttemptedAt"))?
+                }
+                "lastDeploymentSucceededAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastDeploymentSucceededAt"))?
+                }
+                "lastSucceededDeploymentId" => {
+                    check_member::<String>(value, &path.member("lastSucceededDeploymentId"))?
+                }
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServicePipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServicePipeline")
@@ -5261,6 +8373,25 @@ pub struct ServicePipelineState {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServicePipelineState {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServicePipelineState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServicePipelineState")
@@ -5315,6 +8446,27 @@ pub struct ServiceSummary {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServiceSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServiceSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceSummary")
@@ -5354,6 +8506,24 @@ pub struct ServiceSyncBlockerSummary {
     pub service_name: Option<String>,
 }
 
+impl JsonType for ServiceSyncBlockerSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "latestBlockers" => {
+                    check_member::<Vec<SyncBlocker>>(value, &path.member("latestBlockers"))?
+                }
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ServiceSyncConfig` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSyncConfig {
@@ -5384,6 +8554,24 @@ pub struct ServiceSyncConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_name: Option<String>,
+}
+
+impl JsonType for ServiceSyncConfig {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "filePath" => check_member::<String>(value, &path.member("filePath"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ServiceTemplate` shape of the model.
@@ -5435,6 +8623,32 @@ pub struct ServiceTemplate {
         skip_serializing_if = "Option::is_none"
     )]
     pub recommended_version: Option<String>,
+}
+
+impl JsonType for ServiceTemplate {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "encryptionKey" => check_member::<String>(value, &path.member("encryptionKey"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "pipelineProvisioning" => {
+                    check_member::<String>(value, &path.member("pipelineProvisioning"))?
+                }
+                "recommendedVersion" => {
+                    check_member::<String>(value, &path.member("recommendedVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ServiceTemplate {
@@ -5496,6 +8710,31 @@ pub struct ServiceTemplateSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub recommended_version: Option<String>,
+}
+
+impl JsonType for ServiceTemplateSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "pipelineProvisioning" => {
+                    check_member::<String>(value, &path.member("pipelineProvisioning"))?
+                }
+                "recommendedVersion" => {
+                    check_member::<String>(value, &path.member("recommendedVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ServiceTemplateSummary {
@@ -5588,6 +8827,41 @@ pub struct ServiceTemplateVersion {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServiceTemplateVersion {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "compatibleEnvironmentTemplates" => {
+                    check_member::<Vec<CompatibleEnvironmentTemplate>>(
+                        value,
+                        &path.member("compatibleEnvironmentTemplates"),
+                    )?
+                }
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "recommendedMinorVersion" => {
+                    check_member::<String>(value, &path.member("recommendedMinorVersion"))?
+                }
+                "schema" => check_member::<String>(value, &path.member("schema"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "supportedComponentSources" => {
+                    check_member::<Vec<String>>(value, &path.member("supportedComponentSources"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServiceTemplateVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceTemplateVersion")
@@ -5674,6 +8948,31 @@ pub struct ServiceTemplateVersionSummary {
     pub template_name: Option<String>,
 }
 
+impl JsonType for ServiceTemplateVersionSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "arn" => check_member::<String>(value, &path.member("arn"))?,
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "lastModifiedAt" => {
+                    check_member::<Timestamp>(value, &path.member("lastModifiedAt"))?
+                }
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "recommendedMinorVersion" => {
+                    check_member::<String>(value, &path.member("recommendedMinorVersion"))?
+                }
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "statusMessage" => check_member::<String>(value, &path.member("statusMessage"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ServiceTemplateVersionSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceTemplateVersionSummary")
@@ -5729,6 +9028,27 @@ pub struct SyncBlocker {
     pub r#type: Option<String>,
 }
 
+impl JsonType for SyncBlocker {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "contexts" => {
+                    check_member::<Vec<SyncBlockerContext>>(value, &path.member("contexts"))?
+                }
+                "createdAt" => check_member::<Timestamp>(value, &path.member("createdAt"))?,
+                "createdReason" => check_member::<String>(value, &path.member("createdReason"))?,
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "resolvedAt" => check_member::<Timestamp>(value, &path.member("resolvedAt"))?,
+                "resolvedReason" => check_member::<String>(value, &path.member("resolvedReason"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "type" => check_member::<String>(value, &path.member("type"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SyncBlockerContext` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncBlockerContext {
@@ -5740,6 +9060,19 @@ pub struct SyncBlockerContext {
     pub value: Option<String>,
 }
 
+impl JsonType for SyncBlockerContext {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "key" => check_member::<String>(value, &path.member("key"))?,
+                "value" => check_member::<String>(value, &path.member("value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `Tag` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
@@ -5749,6 +9082,19 @@ pub struct Tag {
     /// Required by the model.
     #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for Tag {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "key" => check_member::<String>(value, &path.member("key"))?,
+                "value" => check_member::<String>(value, &path.member("value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `TagResourceInput` input of the model.
@@ -5766,9 +9112,29 @@ pub struct TagResourceInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for TagResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "resourceArn" => check_member::<String>(value, &path.member("resourceArn"))?,
+                "tags" => check_member::<Vec<Tag>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `TagResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagResourceOutput {}
+
+impl JsonType for TagResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `TemplateSyncConfig` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -5812,11 +9178,42 @@ pub struct TemplateSyncConfig {
     pub template_type: Option<String>,
 }
 
+impl JsonType for TemplateSyncConfig {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "subdirectory" => check_member::<String>(value, &path.member("subdirectory"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `TemplateVersionSourceInput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TemplateVersionSourceInput {
     #[serde(rename = "s3", default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3ObjectSource>,
+}
+
+impl JsonType for TemplateVersionSourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "s3" => check_member::<S3ObjectSource>(value, &path.member("s3"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UntagResourceInput` input of the model.
@@ -5834,9 +9231,29 @@ pub struct UntagResourceInput {
     pub tag_keys: Option<Vec<String>>,
 }
 
+impl JsonType for UntagResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "resourceArn" => check_member::<String>(value, &path.member("resourceArn"))?,
+                "tagKeys" => check_member::<Vec<String>>(value, &path.member("tagKeys"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UntagResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagResourceOutput {}
+
+impl JsonType for UntagResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `UpdateAccountSettingsInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -5867,6 +9284,31 @@ pub struct UpdateAccountSettingsInput {
     pub pipeline_service_role_arn: Option<String>,
 }
 
+impl JsonType for UpdateAccountSettingsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deletePipelineProvisioningRepository" => check_member::<bool>(
+                    value,
+                    &path.member("deletePipelineProvisioningRepository"),
+                )?,
+                "pipelineCodebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("pipelineCodebuildRoleArn"))?
+                }
+                "pipelineProvisioningRepository" => check_member::<RepositoryBranchInput>(
+                    value,
+                    &path.member("pipelineProvisioningRepository"),
+                )?,
+                "pipelineServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("pipelineServiceRoleArn"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateAccountSettingsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateAccountSettingsOutput {
@@ -5877,6 +9319,20 @@ pub struct UpdateAccountSettingsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub account_settings: Option<AccountSettings>,
+}
+
+impl JsonType for UpdateAccountSettingsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "accountSettings" => {
+                    check_member::<AccountSettings>(value, &path.member("accountSettings"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateComponentInput` input of the model.
@@ -5930,6 +9386,27 @@ pub struct UpdateComponentInput {
     pub template_file: Option<String>,
 }
 
+impl JsonType for UpdateComponentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "deploymentType" => check_member::<String>(value, &path.member("deploymentType"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "serviceSpec" => check_member::<String>(value, &path.member("serviceSpec"))?,
+                "templateFile" => check_member::<String>(value, &path.member("templateFile"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateComponentInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateComponentInput")
@@ -5951,6 +9428,18 @@ pub struct UpdateComponentOutput {
     /// Required by the model.
     #[serde(rename = "component", default, skip_serializing_if = "Option::is_none")]
     pub component: Option<Component>,
+}
+
+impl JsonType for UpdateComponentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "component" => check_member::<Component>(value, &path.member("component"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateEnvironmentAccountConnectionInput` input of the model.
@@ -5975,6 +9464,25 @@ pub struct UpdateEnvironmentAccountConnectionInput {
     pub role_arn: Option<String>,
 }
 
+impl JsonType for UpdateEnvironmentAccountConnectionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "roleArn" => check_member::<String>(value, &path.member("roleArn"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateEnvironmentAccountConnectionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEnvironmentAccountConnectionOutput {
@@ -5985,6 +9493,21 @@ pub struct UpdateEnvironmentAccountConnectionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_account_connection: Option<EnvironmentAccountConnection>,
+}
+
+impl JsonType for UpdateEnvironmentAccountConnectionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentAccountConnection" => check_member::<EnvironmentAccountConnection>(
+                    value,
+                    &path.member("environmentAccountConnection"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateEnvironmentInput` input of the model.
@@ -6052,6 +9575,43 @@ pub struct UpdateEnvironmentInput {
     pub template_minor_version: Option<String>,
 }
 
+impl JsonType for UpdateEnvironmentInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "codebuildRoleArn" => {
+                    check_member::<String>(value, &path.member("codebuildRoleArn"))?
+                }
+                "componentRoleArn" => {
+                    check_member::<String>(value, &path.member("componentRoleArn"))?
+                }
+                "deploymentType" => check_member::<String>(value, &path.member("deploymentType"))?,
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "environmentAccountConnectionId" => {
+                    check_member::<String>(value, &path.member("environmentAccountConnectionId"))?
+                }
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "protonServiceRoleArn" => {
+                    check_member::<String>(value, &path.member("protonServiceRoleArn"))?
+                }
+                "provisioningRepository" => check_member::<RepositoryBranchInput>(
+                    value,
+                    &path.member("provisioningRepository"),
+                )?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateEnvironmentInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateEnvironmentInput")
@@ -6085,6 +9645,18 @@ pub struct UpdateEnvironmentOutput {
     pub environment: Option<Environment>,
 }
 
+impl JsonType for UpdateEnvironmentOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environment" => check_member::<Environment>(value, &path.member("environment"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateEnvironmentTemplateInput` input of the model.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEnvironmentTemplateInput {
@@ -6103,6 +9675,20 @@ pub struct UpdateEnvironmentTemplateInput {
     /// Required by the model.
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for UpdateEnvironmentTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for UpdateEnvironmentTemplateInput {
@@ -6125,6 +9711,20 @@ pub struct UpdateEnvironmentTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub environment_template: Option<EnvironmentTemplate>,
+}
+
+impl JsonType for UpdateEnvironmentTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplate" => {
+                    check_member::<EnvironmentTemplate>(value, &path.member("environmentTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateEnvironmentTemplateVersionInput` input of the model.
@@ -6161,6 +9761,22 @@ pub struct UpdateEnvironmentTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for UpdateEnvironmentTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateEnvironmentTemplateVersionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateEnvironmentTemplateVersionInput")
@@ -6185,6 +9801,21 @@ pub struct UpdateEnvironmentTemplateVersionOutput {
     pub environment_template_version: Option<EnvironmentTemplateVersion>,
 }
 
+impl JsonType for UpdateEnvironmentTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "environmentTemplateVersion" => check_member::<EnvironmentTemplateVersion>(
+                    value,
+                    &path.member("environmentTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceInput` input of the model.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceInput {
@@ -6199,6 +9830,20 @@ pub struct UpdateServiceInput {
     pub name: Option<String>,
     #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+}
+
+impl JsonType for UpdateServiceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for UpdateServiceInput {
@@ -6253,6 +9898,28 @@ pub struct UpdateServiceInstanceInput {
     pub template_minor_version: Option<String>,
 }
 
+impl JsonType for UpdateServiceInstanceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "clientToken" => check_member::<String>(value, &path.member("clientToken"))?,
+                "deploymentType" => check_member::<String>(value, &path.member("deploymentType"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateServiceInstanceInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateServiceInstanceInput")
@@ -6279,12 +9946,38 @@ pub struct UpdateServiceInstanceOutput {
     pub service_instance: Option<ServiceInstance>,
 }
 
+impl JsonType for UpdateServiceInstanceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstance" => {
+                    check_member::<ServiceInstance>(value, &path.member("serviceInstance"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceOutput {
     /// Required by the model.
     #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl JsonType for UpdateServiceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "service" => check_member::<Service>(value, &path.member("service"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateServicePipelineInput` input of the model.
@@ -6321,6 +10014,26 @@ pub struct UpdateServicePipelineInput {
     pub template_minor_version: Option<String>,
 }
 
+impl JsonType for UpdateServicePipelineInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "deploymentType" => check_member::<String>(value, &path.member("deploymentType"))?,
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "spec" => check_member::<String>(value, &path.member("spec"))?,
+                "templateMajorVersion" => {
+                    check_member::<String>(value, &path.member("templateMajorVersion"))?
+                }
+                "templateMinorVersion" => {
+                    check_member::<String>(value, &path.member("templateMinorVersion"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateServicePipelineInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateServicePipelineInput")
@@ -6341,6 +10054,18 @@ pub struct UpdateServicePipelineOutput {
     pub pipeline: Option<ServicePipeline>,
 }
 
+impl JsonType for UpdateServicePipelineOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "pipeline" => check_member::<ServicePipeline>(value, &path.member("pipeline"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceSyncBlockerInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncBlockerInput {
@@ -6354,6 +10079,19 @@ pub struct UpdateServiceSyncBlockerInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub resolved_reason: Option<String>,
+}
+
+impl JsonType for UpdateServiceSyncBlockerInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "id" => check_member::<String>(value, &path.member("id"))?,
+                "resolvedReason" => check_member::<String>(value, &path.member("resolvedReason"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateServiceSyncBlockerOutput` shape of the model.
@@ -6379,6 +10117,24 @@ pub struct UpdateServiceSyncBlockerOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_sync_blocker: Option<SyncBlocker>,
+}
+
+impl JsonType for UpdateServiceSyncBlockerOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceInstanceName" => {
+                    check_member::<String>(value, &path.member("serviceInstanceName"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                "serviceSyncBlocker" => {
+                    check_member::<SyncBlocker>(value, &path.member("serviceSyncBlocker"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateServiceSyncConfigInput` input of the model.
@@ -6413,6 +10169,24 @@ pub struct UpdateServiceSyncConfigInput {
     pub service_name: Option<String>,
 }
 
+impl JsonType for UpdateServiceSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "filePath" => check_member::<String>(value, &path.member("filePath"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "serviceName" => check_member::<String>(value, &path.member("serviceName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncConfigOutput {
@@ -6422,6 +10196,20 @@ pub struct UpdateServiceSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_sync_config: Option<ServiceSyncConfig>,
+}
+
+impl JsonType for UpdateServiceSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceSyncConfig" => {
+                    check_member::<ServiceSyncConfig>(value, &path.member("serviceSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateServiceTemplateInput` input of the model.
@@ -6444,6 +10232,20 @@ pub struct UpdateServiceTemplateInput {
     pub name: Option<String>,
 }
 
+impl JsonType for UpdateServiceTemplateInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "displayName" => check_member::<String>(value, &path.member("displayName"))?,
+                "name" => check_member::<String>(value, &path.member("name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateServiceTemplateInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateServiceTemplateInput")
@@ -6464,6 +10266,20 @@ pub struct UpdateServiceTemplateOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template: Option<ServiceTemplate>,
+}
+
+impl JsonType for UpdateServiceTemplateOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplate" => {
+                    check_member::<ServiceTemplate>(value, &path.member("serviceTemplate"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateServiceTemplateVersionInput` input of the model.
@@ -6512,6 +10328,31 @@ pub struct UpdateServiceTemplateVersionInput {
     pub template_name: Option<String>,
 }
 
+impl JsonType for UpdateServiceTemplateVersionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "compatibleEnvironmentTemplates" => {
+                    check_member::<Vec<CompatibleEnvironmentTemplateInput>>(
+                        value,
+                        &path.member("compatibleEnvironmentTemplates"),
+                    )?
+                }
+                "description" => check_member::<String>(value, &path.member("description"))?,
+                "majorVersion" => check_member::<String>(value, &path.member("majorVersion"))?,
+                "minorVersion" => check_member::<String>(value, &path.member("minorVersion"))?,
+                "status" => check_member::<String>(value, &path.member("status"))?,
+                "supportedComponentSources" => {
+                    check_member::<Vec<String>>(value, &path.member("supportedComponentSources"))?
+                }
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for UpdateServiceTemplateVersionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateServiceTemplateVersionInput")
@@ -6542,6 +10383,21 @@ pub struct UpdateServiceTemplateVersionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_template_version: Option<ServiceTemplateVersion>,
+}
+
+impl JsonType for UpdateServiceTemplateVersionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "serviceTemplateVersion" => check_member::<ServiceTemplateVersion>(
+                    value,
+                    &path.member("serviceTemplateVersion"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateTemplateSyncConfigInput` input of the model.
@@ -6586,6 +10442,25 @@ pub struct UpdateTemplateSyncConfigInput {
     pub template_type: Option<String>,
 }
 
+impl JsonType for UpdateTemplateSyncConfigInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "branch" => check_member::<String>(value, &path.member("branch"))?,
+                "repositoryName" => check_member::<String>(value, &path.member("repositoryName"))?,
+                "repositoryProvider" => {
+                    check_member::<String>(value, &path.member("repositoryProvider"))?
+                }
+                "subdirectory" => check_member::<String>(value, &path.member("subdirectory"))?,
+                "templateName" => check_member::<String>(value, &path.member("templateName"))?,
+                "templateType" => check_member::<String>(value, &path.member("templateType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateTemplateSyncConfigOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateTemplateSyncConfigOutput {
@@ -6595,6 +10470,20 @@ pub struct UpdateTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+impl JsonType for UpdateTemplateSyncConfigOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "templateSyncConfig" => {
+                    check_member::<TemplateSyncConfig>(value, &path.member("templateSyncConfig"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Validate for AcceptEnvironmentAccountConnectionInput {

@@ -164,7 +164,7 @@ impl<'a> Path<'a> {
                 let _ = write!(out, "{sep}{}.member", i + 1);
             }
             Segment::Key(k) => {
-                let _ = write!(out, "{sep}{k}");
+                let _ = write!(out, "{sep}{}", cut(k, KEY_ECHO_CHARS));
             }
         }
     }
@@ -259,10 +259,25 @@ fn java_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     format!("[{}]", items.collect::<Vec<_>>().join(", "))
 }
 
+/// The most characters of a value a message echoes; longer values are cut and end in `...`
+/// (docs/decisions.md).
+pub const VALUE_ECHO_CHARS: usize = 256;
+
+/// The most characters of a map key a path shows.
+pub const KEY_ECHO_CHARS: usize = 64;
+
+/// `text` cut to `max` characters, `...` marking a cut.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}...", &text[..end])),
+    }
+}
+
 impl Violations {
     fn push(&mut self, value: Option<&str>, path: &Path<'_>, reason: &str) {
         let value = match value.filter(|_| !path.is_redacted()) {
-            Some(v) => format!("Value '{v}' at"),
+            Some(v) => format!("Value '{}' at", cut(v, VALUE_ECHO_CHARS)),
             None => "Value at".to_string(),
         };
         self.messages.push(format!(

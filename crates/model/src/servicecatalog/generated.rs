@@ -935,9 +935,32 @@ pub struct AcceptPortfolioShareInput {
     pub portfolio_share_type: Option<String>,
 }
 
+impl JsonType for AcceptPortfolioShareInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "PortfolioShareType" => {
+                    check_member::<String>(value, &path.member("PortfolioShareType"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AcceptPortfolioShareOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AcceptPortfolioShareOutput {}
+
+impl JsonType for AcceptPortfolioShareOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `AccessLevelFilter` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -946,6 +969,19 @@ pub struct AccessLevelFilter {
     pub key: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for AccessLevelFilter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `AssociateBudgetWithResourceInput` input of the model.
@@ -967,9 +1003,29 @@ pub struct AssociateBudgetWithResourceInput {
     pub resource_id: Option<String>,
 }
 
+impl JsonType for AssociateBudgetWithResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "BudgetName" => check_member::<String>(value, &path.member("BudgetName"))?,
+                "ResourceId" => check_member::<String>(value, &path.member("ResourceId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AssociateBudgetWithResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssociateBudgetWithResourceOutput {}
+
+impl JsonType for AssociateBudgetWithResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `AssociatePrincipalWithPortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1003,9 +1059,31 @@ pub struct AssociatePrincipalWithPortfolioInput {
     pub principal_type: Option<String>,
 }
 
+impl JsonType for AssociatePrincipalWithPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "PrincipalARN" => check_member::<String>(value, &path.member("PrincipalARN"))?,
+                "PrincipalType" => check_member::<String>(value, &path.member("PrincipalType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AssociatePrincipalWithPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssociatePrincipalWithPortfolioOutput {}
+
+impl JsonType for AssociatePrincipalWithPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `AssociateProductWithPortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1034,9 +1112,33 @@ pub struct AssociateProductWithPortfolioInput {
     pub source_portfolio_id: Option<String>,
 }
 
+impl JsonType for AssociateProductWithPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "SourcePortfolioId" => {
+                    check_member::<String>(value, &path.member("SourcePortfolioId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AssociateProductWithPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssociateProductWithPortfolioOutput {}
+
+impl JsonType for AssociateProductWithPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `AssociateServiceActionWithProvisioningArtifactInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1072,9 +1174,38 @@ pub struct AssociateServiceActionWithProvisioningArtifactInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for AssociateServiceActionWithProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AssociateServiceActionWithProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssociateServiceActionWithProvisioningArtifactOutput {}
+
+impl JsonType for AssociateServiceActionWithProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `AssociateTagOptionWithResourceInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1095,9 +1226,29 @@ pub struct AssociateTagOptionWithResourceInput {
     pub tag_option_id: Option<String>,
 }
 
+impl JsonType for AssociateTagOptionWithResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ResourceId" => check_member::<String>(value, &path.member("ResourceId"))?,
+                "TagOptionId" => check_member::<String>(value, &path.member("TagOptionId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `AssociateTagOptionWithResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssociateTagOptionWithResourceOutput {}
+
+impl JsonType for AssociateTagOptionWithResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `BatchAssociateServiceActionWithProvisioningArtifactInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1117,6 +1268,22 @@ pub struct BatchAssociateServiceActionWithProvisioningArtifactInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for BatchAssociateServiceActionWithProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionAssociations" => check_member::<Vec<ServiceActionAssociation>>(
+                    value,
+                    &path.member("ServiceActionAssociations"),
+                )?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `BatchAssociateServiceActionWithProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchAssociateServiceActionWithProvisioningArtifactOutput {
@@ -1126,6 +1293,23 @@ pub struct BatchAssociateServiceActionWithProvisioningArtifactOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub failed_service_action_associations: Option<Vec<FailedServiceActionAssociation>>,
+}
+
+impl JsonType for BatchAssociateServiceActionWithProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "FailedServiceActionAssociations" => {
+                    check_member::<Vec<FailedServiceActionAssociation>>(
+                        value,
+                        &path.member("FailedServiceActionAssociations"),
+                    )?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `BatchDisassociateServiceActionFromProvisioningArtifactInput` input of the model.
@@ -1146,6 +1330,22 @@ pub struct BatchDisassociateServiceActionFromProvisioningArtifactInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for BatchDisassociateServiceActionFromProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionAssociations" => check_member::<Vec<ServiceActionAssociation>>(
+                    value,
+                    &path.member("ServiceActionAssociations"),
+                )?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `BatchDisassociateServiceActionFromProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchDisassociateServiceActionFromProvisioningArtifactOutput {
@@ -1155,6 +1355,23 @@ pub struct BatchDisassociateServiceActionFromProvisioningArtifactOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub failed_service_action_associations: Option<Vec<FailedServiceActionAssociation>>,
+}
+
+impl JsonType for BatchDisassociateServiceActionFromProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "FailedServiceActionAssociations" => {
+                    check_member::<Vec<FailedServiceActionAssociation>>(
+                        value,
+                        &path.member("FailedServiceActionAssociations"),
+                    )?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `BudgetDetail` shape of the model.
@@ -1168,11 +1385,35 @@ pub struct BudgetDetail {
     pub budget_name: Option<String>,
 }
 
+impl JsonType for BudgetDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "BudgetName" => check_member::<String>(value, &path.member("BudgetName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CloudWatchDashboard` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CloudWatchDashboard {
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for CloudWatchDashboard {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CodeStarParameters` shape of the model.
@@ -1204,6 +1445,21 @@ pub struct CodeStarParameters {
     pub artifact_path: Option<String>,
 }
 
+impl JsonType for CodeStarParameters {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConnectionArn" => check_member::<String>(value, &path.member("ConnectionArn"))?,
+                "Repository" => check_member::<String>(value, &path.member("Repository"))?,
+                "Branch" => check_member::<String>(value, &path.member("Branch"))?,
+                "ArtifactPath" => check_member::<String>(value, &path.member("ArtifactPath"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ConstraintDetail` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConstraintDetail {
@@ -1233,6 +1489,23 @@ pub struct ConstraintDetail {
     pub portfolio_id: Option<String>,
 }
 
+impl JsonType for ConstraintDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConstraintId" => check_member::<String>(value, &path.member("ConstraintId"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Owner" => check_member::<String>(value, &path.member("Owner"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ConstraintSummary` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConstraintSummary {
@@ -1244,6 +1517,19 @@ pub struct ConstraintSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub description: Option<String>,
+}
+
+impl JsonType for ConstraintSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CopyProductInput` input of the model.
@@ -1295,6 +1581,37 @@ pub struct CopyProductInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for CopyProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "SourceProductArn" => {
+                    check_member::<String>(value, &path.member("SourceProductArn"))?
+                }
+                "TargetProductId" => {
+                    check_member::<String>(value, &path.member("TargetProductId"))?
+                }
+                "TargetProductName" => {
+                    check_member::<String>(value, &path.member("TargetProductName"))?
+                }
+                "SourceProvisioningArtifactIdentifiers" => {
+                    check_member::<Vec<BTreeMap<String, String>>>(
+                        value,
+                        &path.member("SourceProvisioningArtifactIdentifiers"),
+                    )?
+                }
+                "CopyOptions" => check_member::<Vec<String>>(value, &path.member("CopyOptions"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CopyProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CopyProductOutput {
@@ -1304,6 +1621,20 @@ pub struct CopyProductOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub copy_product_token: Option<String>,
+}
+
+impl JsonType for CopyProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "CopyProductToken" => {
+                    check_member::<String>(value, &path.member("CopyProductToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateConstraintInput` input of the model.
@@ -1350,6 +1681,26 @@ pub struct CreateConstraintInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for CreateConstraintInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "Parameters" => check_member::<String>(value, &path.member("Parameters"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateConstraintOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateConstraintOutput {
@@ -1367,6 +1718,24 @@ pub struct CreateConstraintOutput {
     pub constraint_parameters: Option<String>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for CreateConstraintOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConstraintDetail" => {
+                    check_member::<ConstraintDetail>(value, &path.member("ConstraintDetail"))?
+                }
+                "ConstraintParameters" => {
+                    check_member::<String>(value, &path.member("ConstraintParameters"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreatePortfolioInput` input of the model.
@@ -1409,6 +1778,25 @@ pub struct CreatePortfolioInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for CreatePortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "DisplayName" => check_member::<String>(value, &path.member("DisplayName"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "ProviderName" => check_member::<String>(value, &path.member("ProviderName"))?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreatePortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreatePortfolioOutput {
@@ -1420,6 +1808,21 @@ pub struct CreatePortfolioOutput {
     pub portfolio_detail: Option<PortfolioDetail>,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl JsonType for CreatePortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetail" => {
+                    check_member::<PortfolioDetail>(value, &path.member("PortfolioDetail"))?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreatePortfolioShareInput` input of the model.
@@ -1460,6 +1863,25 @@ pub struct CreatePortfolioShareInput {
     pub share_principals: Option<bool>,
 }
 
+impl JsonType for CreatePortfolioShareInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "AccountId" => check_member::<String>(value, &path.member("AccountId"))?,
+                "OrganizationNode" => {
+                    check_member::<OrganizationNode>(value, &path.member("OrganizationNode"))?
+                }
+                "ShareTagOptions" => check_member::<bool>(value, &path.member("ShareTagOptions"))?,
+                "SharePrincipals" => check_member::<bool>(value, &path.member("SharePrincipals"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreatePortfolioShareOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreatePortfolioShareOutput {
@@ -1469,6 +1891,20 @@ pub struct CreatePortfolioShareOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub portfolio_share_token: Option<String>,
+}
+
+impl JsonType for CreatePortfolioShareOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioShareToken" => {
+                    check_member::<String>(value, &path.member("PortfolioShareToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateProductInput` input of the model.
@@ -1546,6 +1982,39 @@ pub struct CreateProductInput {
     pub source_connection: Option<SourceConnection>,
 }
 
+impl JsonType for CreateProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Owner" => check_member::<String>(value, &path.member("Owner"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Distributor" => check_member::<String>(value, &path.member("Distributor"))?,
+                "SupportDescription" => {
+                    check_member::<String>(value, &path.member("SupportDescription"))?
+                }
+                "SupportEmail" => check_member::<String>(value, &path.member("SupportEmail"))?,
+                "SupportUrl" => check_member::<String>(value, &path.member("SupportUrl"))?,
+                "ProductType" => check_member::<String>(value, &path.member("ProductType"))?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "ProvisioningArtifactParameters" => check_member::<ProvisioningArtifactProperties>(
+                    value,
+                    &path.member("ProvisioningArtifactParameters"),
+                )?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                "SourceConnection" => {
+                    check_member::<SourceConnection>(value, &path.member("SourceConnection"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateProductOutput {
@@ -1563,6 +2032,25 @@ pub struct CreateProductOutput {
     pub provisioning_artifact_detail: Option<ProvisioningArtifactDetail>,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl JsonType for CreateProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewDetail" => {
+                    check_member::<ProductViewDetail>(value, &path.member("ProductViewDetail"))?
+                }
+                "ProvisioningArtifactDetail" => check_member::<ProvisioningArtifactDetail>(
+                    value,
+                    &path.member("ProvisioningArtifactDetail"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateProvisionedProductPlanInput` input of the model.
@@ -1622,6 +2110,39 @@ pub struct CreateProvisionedProductPlanInput {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl JsonType for CreateProvisionedProductPlanInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PlanName" => check_member::<String>(value, &path.member("PlanName"))?,
+                "PlanType" => check_member::<String>(value, &path.member("PlanType"))?,
+                "NotificationArns" => {
+                    check_member::<Vec<String>>(value, &path.member("NotificationArns"))?
+                }
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisioningParameters" => check_member::<Vec<UpdateProvisioningParameter>>(
+                    value,
+                    &path.member("ProvisioningParameters"),
+                )?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateProvisionedProductPlanOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateProvisionedProductPlanOutput {
@@ -1647,6 +2168,28 @@ pub struct CreateProvisionedProductPlanOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub provisioning_artifact_id: Option<String>,
+}
+
+impl JsonType for CreateProvisionedProductPlanOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PlanName" => check_member::<String>(value, &path.member("PlanName"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "ProvisionProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionProductId"))?
+                }
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateProvisioningArtifactInput` input of the model.
@@ -1677,6 +2220,26 @@ pub struct CreateProvisioningArtifactInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for CreateProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "Parameters" => check_member::<ProvisioningArtifactProperties>(
+                    value,
+                    &path.member("Parameters"),
+                )?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateProvisioningArtifactOutput {
@@ -1690,6 +2253,23 @@ pub struct CreateProvisioningArtifactOutput {
     pub info: Option<BTreeMap<String, String>>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for CreateProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactDetail" => check_member::<ProvisioningArtifactDetail>(
+                    value,
+                    &path.member("ProvisioningArtifactDetail"),
+                )?,
+                "Info" => check_member::<BTreeMap<String, String>>(value, &path.member("Info"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateServiceActionInput` input of the model.
@@ -1733,6 +2313,27 @@ pub struct CreateServiceActionInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for CreateServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "DefinitionType" => check_member::<String>(value, &path.member("DefinitionType"))?,
+                "Definition" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Definition"))?
+                }
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateServiceActionOutput {
@@ -1742,6 +2343,20 @@ pub struct CreateServiceActionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_action_detail: Option<ServiceActionDetail>,
+}
+
+impl JsonType for CreateServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionDetail" => {
+                    check_member::<ServiceActionDetail>(value, &path.member("ServiceActionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CreateTagOptionInput` input of the model.
@@ -1755,6 +2370,19 @@ pub struct CreateTagOptionInput {
     pub value: Option<String>,
 }
 
+impl JsonType for CreateTagOptionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateTagOptionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateTagOptionOutput {
@@ -1764,6 +2392,20 @@ pub struct CreateTagOptionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub tag_option_detail: Option<TagOptionDetail>,
+}
+
+impl JsonType for CreateTagOptionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TagOptionDetail" => {
+                    check_member::<TagOptionDetail>(value, &path.member("TagOptionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteConstraintInput` input of the model.
@@ -1780,9 +2422,29 @@ pub struct DeleteConstraintInput {
     pub id: Option<String>,
 }
 
+impl JsonType for DeleteConstraintInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteConstraintOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteConstraintOutput {}
+
+impl JsonType for DeleteConstraintOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeletePortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1798,9 +2460,29 @@ pub struct DeletePortfolioInput {
     pub id: Option<String>,
 }
 
+impl JsonType for DeletePortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeletePortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeletePortfolioOutput {}
+
+impl JsonType for DeletePortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeletePortfolioShareInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1828,6 +2510,23 @@ pub struct DeletePortfolioShareInput {
     pub organization_node: Option<OrganizationNode>,
 }
 
+impl JsonType for DeletePortfolioShareInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "AccountId" => check_member::<String>(value, &path.member("AccountId"))?,
+                "OrganizationNode" => {
+                    check_member::<OrganizationNode>(value, &path.member("OrganizationNode"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeletePortfolioShareOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeletePortfolioShareOutput {
@@ -1837,6 +2536,20 @@ pub struct DeletePortfolioShareOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub portfolio_share_token: Option<String>,
+}
+
+impl JsonType for DeletePortfolioShareOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioShareToken" => {
+                    check_member::<String>(value, &path.member("PortfolioShareToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteProductInput` input of the model.
@@ -1853,9 +2566,29 @@ pub struct DeleteProductInput {
     pub id: Option<String>,
 }
 
+impl JsonType for DeleteProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteProductOutput {}
+
+impl JsonType for DeleteProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeleteProvisionedProductPlanInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1877,9 +2610,30 @@ pub struct DeleteProvisionedProductPlanInput {
     pub ignore_errors: Option<bool>,
 }
 
+impl JsonType for DeleteProvisionedProductPlanInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "IgnoreErrors" => check_member::<bool>(value, &path.member("IgnoreErrors"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteProvisionedProductPlanOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteProvisionedProductPlanOutput {}
+
+impl JsonType for DeleteProvisionedProductPlanOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeleteProvisioningArtifactInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1902,9 +2656,32 @@ pub struct DeleteProvisioningArtifactInput {
     pub provisioning_artifact_id: Option<String>,
 }
 
+impl JsonType for DeleteProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteProvisioningArtifactOutput {}
+
+impl JsonType for DeleteProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeleteServiceActionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1926,9 +2703,32 @@ pub struct DeleteServiceActionInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for DeleteServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceActionOutput {}
+
+impl JsonType for DeleteServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DeleteTagOptionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1938,9 +2738,28 @@ pub struct DeleteTagOptionInput {
     pub id: Option<String>,
 }
 
+impl JsonType for DeleteTagOptionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteTagOptionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteTagOptionOutput {}
+
+impl JsonType for DeleteTagOptionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DescribeConstraintInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1954,6 +2773,19 @@ pub struct DescribeConstraintInput {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DescribeConstraintInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeConstraintOutput` shape of the model.
@@ -1975,6 +2807,24 @@ pub struct DescribeConstraintOutput {
     pub status: Option<String>,
 }
 
+impl JsonType for DescribeConstraintOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConstraintDetail" => {
+                    check_member::<ConstraintDetail>(value, &path.member("ConstraintDetail"))?
+                }
+                "ConstraintParameters" => {
+                    check_member::<String>(value, &path.member("ConstraintParameters"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeCopyProductStatusInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeCopyProductStatusInput {
@@ -1991,6 +2841,21 @@ pub struct DescribeCopyProductStatusInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub copy_product_token: Option<String>,
+}
+
+impl JsonType for DescribeCopyProductStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "CopyProductToken" => {
+                    check_member::<String>(value, &path.member("CopyProductToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeCopyProductStatusOutput` shape of the model.
@@ -2016,6 +2881,24 @@ pub struct DescribeCopyProductStatusOutput {
     pub status_detail: Option<String>,
 }
 
+impl JsonType for DescribeCopyProductStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "CopyProductStatus" => {
+                    check_member::<String>(value, &path.member("CopyProductStatus"))?
+                }
+                "TargetProductId" => {
+                    check_member::<String>(value, &path.member("TargetProductId"))?
+                }
+                "StatusDetail" => check_member::<String>(value, &path.member("StatusDetail"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribePortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribePortfolioInput {
@@ -2028,6 +2911,19 @@ pub struct DescribePortfolioInput {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DescribePortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribePortfolioOutput` shape of the model.
@@ -2051,6 +2947,25 @@ pub struct DescribePortfolioOutput {
     pub budgets: Option<Vec<BudgetDetail>>,
 }
 
+impl JsonType for DescribePortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetail" => {
+                    check_member::<PortfolioDetail>(value, &path.member("PortfolioDetail"))?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "TagOptions" => {
+                    check_member::<Vec<TagOptionDetail>>(value, &path.member("TagOptions"))?
+                }
+                "Budgets" => check_member::<Vec<BudgetDetail>>(value, &path.member("Budgets"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribePortfolioShareStatusInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribePortfolioShareStatusInput {
@@ -2061,6 +2976,20 @@ pub struct DescribePortfolioShareStatusInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub portfolio_share_token: Option<String>,
+}
+
+impl JsonType for DescribePortfolioShareStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioShareToken" => {
+                    check_member::<String>(value, &path.member("PortfolioShareToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribePortfolioShareStatusOutput` shape of the model.
@@ -2094,6 +3023,28 @@ pub struct DescribePortfolioShareStatusOutput {
     pub share_details: Option<ShareDetails>,
 }
 
+impl JsonType for DescribePortfolioShareStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioShareToken" => {
+                    check_member::<String>(value, &path.member("PortfolioShareToken"))?
+                }
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "OrganizationNodeValue" => {
+                    check_member::<String>(value, &path.member("OrganizationNodeValue"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "ShareDetails" => {
+                    check_member::<ShareDetails>(value, &path.member("ShareDetails"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribePortfolioSharesInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribePortfolioSharesInput {
@@ -2113,6 +3064,21 @@ pub struct DescribePortfolioSharesInput {
     pub page_size: Option<i32>,
 }
 
+impl JsonType for DescribePortfolioSharesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribePortfolioSharesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribePortfolioSharesOutput {
@@ -2128,6 +3094,22 @@ pub struct DescribePortfolioSharesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub portfolio_share_details: Option<Vec<PortfolioShareDetail>>,
+}
+
+impl JsonType for DescribePortfolioSharesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                "PortfolioShareDetails" => check_member::<Vec<PortfolioShareDetail>>(
+                    value,
+                    &path.member("PortfolioShareDetails"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProductAsAdminInput` input of the model.
@@ -2149,6 +3131,23 @@ pub struct DescribeProductAsAdminInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub source_portfolio_id: Option<String>,
+}
+
+impl JsonType for DescribeProductAsAdminInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "SourcePortfolioId" => {
+                    check_member::<String>(value, &path.member("SourcePortfolioId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProductAsAdminOutput` shape of the model.
@@ -2178,6 +3177,31 @@ pub struct DescribeProductAsAdminOutput {
     pub budgets: Option<Vec<BudgetDetail>>,
 }
 
+impl JsonType for DescribeProductAsAdminOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewDetail" => {
+                    check_member::<ProductViewDetail>(value, &path.member("ProductViewDetail"))?
+                }
+                "ProvisioningArtifactSummaries" => {
+                    check_member::<Vec<ProvisioningArtifactSummary>>(
+                        value,
+                        &path.member("ProvisioningArtifactSummaries"),
+                    )?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "TagOptions" => {
+                    check_member::<Vec<TagOptionDetail>>(value, &path.member("TagOptions"))?
+                }
+                "Budgets" => check_member::<Vec<BudgetDetail>>(value, &path.member("Budgets"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeProductInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeProductInput {
@@ -2191,6 +3215,20 @@ pub struct DescribeProductInput {
     pub id: Option<String>,
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DescribeProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProductOutput` shape of the model.
@@ -2218,6 +3256,28 @@ pub struct DescribeProductOutput {
     pub launch_paths: Option<Vec<LaunchPath>>,
 }
 
+impl JsonType for DescribeProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewSummary" => {
+                    check_member::<ProductViewSummary>(value, &path.member("ProductViewSummary"))?
+                }
+                "ProvisioningArtifacts" => check_member::<Vec<ProvisioningArtifact>>(
+                    value,
+                    &path.member("ProvisioningArtifacts"),
+                )?,
+                "Budgets" => check_member::<Vec<BudgetDetail>>(value, &path.member("Budgets"))?,
+                "LaunchPaths" => {
+                    check_member::<Vec<LaunchPath>>(value, &path.member("LaunchPaths"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeProductViewInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeProductViewInput {
@@ -2230,6 +3290,19 @@ pub struct DescribeProductViewInput {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DescribeProductViewInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProductViewOutput` shape of the model.
@@ -2249,6 +3322,24 @@ pub struct DescribeProductViewOutput {
     pub provisioning_artifacts: Option<Vec<ProvisioningArtifact>>,
 }
 
+impl JsonType for DescribeProductViewOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewSummary" => {
+                    check_member::<ProductViewSummary>(value, &path.member("ProductViewSummary"))?
+                }
+                "ProvisioningArtifacts" => check_member::<Vec<ProvisioningArtifact>>(
+                    value,
+                    &path.member("ProvisioningArtifacts"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeProvisionedProductInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeProvisionedProductInput {
@@ -2262,6 +3353,20 @@ pub struct DescribeProvisionedProductInput {
     pub id: Option<String>,
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for DescribeProvisionedProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProvisionedProductOutput` shape of the model.
@@ -2281,6 +3386,25 @@ pub struct DescribeProvisionedProductOutput {
     pub cloud_watch_dashboards: Option<Vec<CloudWatchDashboard>>,
 }
 
+impl JsonType for DescribeProvisionedProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductDetail" => check_member::<ProvisionedProductDetail>(
+                    value,
+                    &path.member("ProvisionedProductDetail"),
+                )?,
+                "CloudWatchDashboards" => check_member::<Vec<CloudWatchDashboard>>(
+                    value,
+                    &path.member("CloudWatchDashboards"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeProvisionedProductPlanInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeProvisionedProductPlanInput {
@@ -2297,6 +3421,21 @@ pub struct DescribeProvisionedProductPlanInput {
     pub page_size: Option<i32>,
     #[serde(rename = "PageToken", default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
+}
+
+impl JsonType for DescribeProvisionedProductPlanInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProvisionedProductPlanOutput` shape of the model.
@@ -2320,6 +3459,25 @@ pub struct DescribeProvisionedProductPlanOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for DescribeProvisionedProductPlanOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductPlanDetails" => check_member::<ProvisionedProductPlanDetails>(
+                    value,
+                    &path.member("ProvisionedProductPlanDetails"),
+                )?,
+                "ResourceChanges" => {
+                    check_member::<Vec<ResourceChange>>(value, &path.member("ResourceChanges"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProvisioningArtifactInput` input of the model.
@@ -2361,6 +3519,31 @@ pub struct DescribeProvisioningArtifactInput {
     pub include_provisioning_artifact_parameters: Option<bool>,
 }
 
+impl JsonType for DescribeProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactName" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactName"))?
+                }
+                "ProductName" => check_member::<String>(value, &path.member("ProductName"))?,
+                "Verbose" => check_member::<bool>(value, &path.member("Verbose"))?,
+                "IncludeProvisioningArtifactParameters" => check_member::<bool>(
+                    value,
+                    &path.member("IncludeProvisioningArtifactParameters"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeProvisioningArtifactOutput {
@@ -2380,6 +3563,29 @@ pub struct DescribeProvisioningArtifactOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub provisioning_artifact_parameters: Option<Vec<ProvisioningArtifactParameter>>,
+}
+
+impl JsonType for DescribeProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactDetail" => check_member::<ProvisioningArtifactDetail>(
+                    value,
+                    &path.member("ProvisioningArtifactDetail"),
+                )?,
+                "Info" => check_member::<BTreeMap<String, String>>(value, &path.member("Info"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "ProvisioningArtifactParameters" => {
+                    check_member::<Vec<ProvisioningArtifactParameter>>(
+                        value,
+                        &path.member("ProvisioningArtifactParameters"),
+                    )?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProvisioningParametersInput` input of the model.
@@ -2415,6 +3621,28 @@ pub struct DescribeProvisioningParametersInput {
     pub path_id: Option<String>,
     #[serde(rename = "PathName", default, skip_serializing_if = "Option::is_none")]
     pub path_name: Option<String>,
+}
+
+impl JsonType for DescribeProvisioningParametersInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProductName" => check_member::<String>(value, &path.member("ProductName"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisioningArtifactName" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactName"))?
+                }
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "PathName" => check_member::<String>(value, &path.member("PathName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeProvisioningParametersOutput` shape of the model.
@@ -2464,6 +3692,49 @@ pub struct DescribeProvisioningParametersOutput {
     pub provisioning_artifact_output_keys: Option<Vec<ProvisioningArtifactOutput>>,
 }
 
+impl JsonType for DescribeProvisioningParametersOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactParameters" => {
+                    check_member::<Vec<ProvisioningArtifactParameter>>(
+                        value,
+                        &path.member("ProvisioningArtifactParameters"),
+                    )?
+                }
+                "ConstraintSummaries" => check_member::<Vec<ConstraintSummary>>(
+                    value,
+                    &path.member("ConstraintSummaries"),
+                )?,
+                "UsageInstructions" => {
+                    check_member::<Vec<UsageInstruction>>(value, &path.member("UsageInstructions"))?
+                }
+                "TagOptions" => {
+                    check_member::<Vec<TagOptionSummary>>(value, &path.member("TagOptions"))?
+                }
+                "ProvisioningArtifactPreferences" => {
+                    check_member::<ProvisioningArtifactPreferences>(
+                        value,
+                        &path.member("ProvisioningArtifactPreferences"),
+                    )?
+                }
+                "ProvisioningArtifactOutputs" => check_member::<Vec<ProvisioningArtifactOutput>>(
+                    value,
+                    &path.member("ProvisioningArtifactOutputs"),
+                )?,
+                "ProvisioningArtifactOutputKeys" => {
+                    check_member::<Vec<ProvisioningArtifactOutput>>(
+                        value,
+                        &path.member("ProvisioningArtifactOutputKeys"),
+                    )?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeRecordInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeRecordInput {
@@ -2480,6 +3751,21 @@ pub struct DescribeRecordInput {
     pub page_token: Option<String>,
     #[serde(rename = "PageSize", default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<i32>,
+}
+
+impl JsonType for DescribeRecordInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeRecordOutput` shape of the model.
@@ -2503,6 +3789,24 @@ pub struct DescribeRecordOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for DescribeRecordOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                "RecordOutputs" => {
+                    check_member::<Vec<RecordOutput>>(value, &path.member("RecordOutputs"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeServiceActionExecutionParametersInput` input of the model.
@@ -2530,6 +3834,24 @@ pub struct DescribeServiceActionExecutionParametersInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for DescribeServiceActionExecutionParametersInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeServiceActionExecutionParametersOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeServiceActionExecutionParametersOutput {
@@ -2539,6 +3861,21 @@ pub struct DescribeServiceActionExecutionParametersOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_action_parameters: Option<Vec<ExecutionParameter>>,
+}
+
+impl JsonType for DescribeServiceActionExecutionParametersOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionParameters" => check_member::<Vec<ExecutionParameter>>(
+                    value,
+                    &path.member("ServiceActionParameters"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeServiceActionInput` input of the model.
@@ -2555,6 +3892,19 @@ pub struct DescribeServiceActionInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for DescribeServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeServiceActionOutput {
@@ -2566,12 +3916,38 @@ pub struct DescribeServiceActionOutput {
     pub service_action_detail: Option<ServiceActionDetail>,
 }
 
+impl JsonType for DescribeServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionDetail" => {
+                    check_member::<ServiceActionDetail>(value, &path.member("ServiceActionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DescribeTagOptionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeTagOptionInput {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DescribeTagOptionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DescribeTagOptionOutput` shape of the model.
@@ -2585,13 +3961,41 @@ pub struct DescribeTagOptionOutput {
     pub tag_option_detail: Option<TagOptionDetail>,
 }
 
+impl JsonType for DescribeTagOptionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TagOptionDetail" => {
+                    check_member::<TagOptionDetail>(value, &path.member("TagOptionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisableAWSOrganizationsAccessInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisableAWSOrganizationsAccessInput {}
 
+impl JsonType for DisableAWSOrganizationsAccessInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
+
 /// The `DisableAWSOrganizationsAccessOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisableAWSOrganizationsAccessOutput {}
+
+impl JsonType for DisableAWSOrganizationsAccessOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DisassociateBudgetFromResourceInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2612,9 +4016,29 @@ pub struct DisassociateBudgetFromResourceInput {
     pub resource_id: Option<String>,
 }
 
+impl JsonType for DisassociateBudgetFromResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "BudgetName" => check_member::<String>(value, &path.member("BudgetName"))?,
+                "ResourceId" => check_member::<String>(value, &path.member("ResourceId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisassociateBudgetFromResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociateBudgetFromResourceOutput {}
+
+impl JsonType for DisassociateBudgetFromResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DisassociatePrincipalFromPortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2647,9 +4071,31 @@ pub struct DisassociatePrincipalFromPortfolioInput {
     pub principal_type: Option<String>,
 }
 
+impl JsonType for DisassociatePrincipalFromPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "PrincipalARN" => check_member::<String>(value, &path.member("PrincipalARN"))?,
+                "PrincipalType" => check_member::<String>(value, &path.member("PrincipalType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisassociatePrincipalFromPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociatePrincipalFromPortfolioOutput {}
+
+impl JsonType for DisassociatePrincipalFromPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DisassociateProductFromPortfolioInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2672,9 +4118,30 @@ pub struct DisassociateProductFromPortfolioInput {
     pub portfolio_id: Option<String>,
 }
 
+impl JsonType for DisassociateProductFromPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisassociateProductFromPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociateProductFromPortfolioOutput {}
+
+impl JsonType for DisassociateProductFromPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DisassociateServiceActionFromProvisioningArtifactInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2710,9 +4177,38 @@ pub struct DisassociateServiceActionFromProvisioningArtifactInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for DisassociateServiceActionFromProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisassociateServiceActionFromProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociateServiceActionFromProvisioningArtifactOutput {}
+
+impl JsonType for DisassociateServiceActionFromProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `DisassociateTagOptionFromResourceInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2733,23 +4229,71 @@ pub struct DisassociateTagOptionFromResourceInput {
     pub tag_option_id: Option<String>,
 }
 
+impl JsonType for DisassociateTagOptionFromResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ResourceId" => check_member::<String>(value, &path.member("ResourceId"))?,
+                "TagOptionId" => check_member::<String>(value, &path.member("TagOptionId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DisassociateTagOptionFromResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisassociateTagOptionFromResourceOutput {}
+
+impl JsonType for DisassociateTagOptionFromResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `EnableAWSOrganizationsAccessInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnableAWSOrganizationsAccessInput {}
 
+impl JsonType for EnableAWSOrganizationsAccessInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
+
 /// The `EnableAWSOrganizationsAccessOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnableAWSOrganizationsAccessOutput {}
+
+impl JsonType for EnableAWSOrganizationsAccessOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `EngineWorkflowResourceIdentifier` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineWorkflowResourceIdentifier {
     #[serde(rename = "UniqueTag", default, skip_serializing_if = "Option::is_none")]
     pub unique_tag: Option<UniqueTagResourceIdentifier>,
+}
+
+impl JsonType for EngineWorkflowResourceIdentifier {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "UniqueTag" => {
+                    check_member::<UniqueTagResourceIdentifier>(value, &path.member("UniqueTag"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ExecuteProvisionedProductPlanInput` input of the model.
@@ -2773,6 +4317,22 @@ pub struct ExecuteProvisionedProductPlanInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for ExecuteProvisionedProductPlanInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ExecuteProvisionedProductPlanOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteProvisionedProductPlanOutput {
@@ -2782,6 +4342,20 @@ pub struct ExecuteProvisionedProductPlanOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_detail: Option<RecordDetail>,
+}
+
+impl JsonType for ExecuteProvisionedProductPlanOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ExecuteProvisionedProductServiceActionInput` input of the model.
@@ -2822,6 +4396,29 @@ pub struct ExecuteProvisionedProductServiceActionInput {
     pub parameters: Option<BTreeMap<String, Vec<String>>>,
 }
 
+impl JsonType for ExecuteProvisionedProductServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "ExecuteToken" => check_member::<String>(value, &path.member("ExecuteToken"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Parameters" => check_member::<BTreeMap<String, Vec<String>>>(
+                    value,
+                    &path.member("Parameters"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ExecuteProvisionedProductServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteProvisionedProductServiceActionOutput {
@@ -2831,6 +4428,20 @@ pub struct ExecuteProvisionedProductServiceActionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_detail: Option<RecordDetail>,
+}
+
+impl JsonType for ExecuteProvisionedProductServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ExecutionParameter` shape of the model.
@@ -2846,6 +4457,22 @@ pub struct ExecutionParameter {
         skip_serializing_if = "Option::is_none"
     )]
     pub default_values: Option<Vec<String>>,
+}
+
+impl JsonType for ExecutionParameter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "DefaultValues" => {
+                    check_member::<Vec<String>>(value, &path.member("DefaultValues"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `FailedServiceActionAssociation` shape of the model.
@@ -2875,9 +4502,36 @@ pub struct FailedServiceActionAssociation {
     pub error_message: Option<String>,
 }
 
+impl JsonType for FailedServiceActionAssociation {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ErrorCode" => check_member::<String>(value, &path.member("ErrorCode"))?,
+                "ErrorMessage" => check_member::<String>(value, &path.member("ErrorMessage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetAWSOrganizationsAccessStatusInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetAWSOrganizationsAccessStatusInput {}
+
+impl JsonType for GetAWSOrganizationsAccessStatusInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `GetAWSOrganizationsAccessStatusOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2888,6 +4542,18 @@ pub struct GetAWSOrganizationsAccessStatusOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub access_status: Option<String>,
+}
+
+impl JsonType for GetAWSOrganizationsAccessStatusOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AccessStatus" => check_member::<String>(value, &path.member("AccessStatus"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetProvisionedProductOutputsInput` input of the model.
@@ -2923,6 +4589,27 @@ pub struct GetProvisionedProductOutputsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for GetProvisionedProductOutputsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "OutputKeys" => check_member::<Vec<String>>(value, &path.member("OutputKeys"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetProvisionedProductOutputsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetProvisionedProductOutputsOutput {
@@ -2934,6 +4621,19 @@ pub struct GetProvisionedProductOutputsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for GetProvisionedProductOutputsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Outputs" => check_member::<Vec<RecordOutput>>(value, &path.member("Outputs"))?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ImportAsProvisionedProductInput` input of the model.
@@ -2978,6 +4678,29 @@ pub struct ImportAsProvisionedProductInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for ImportAsProvisionedProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "PhysicalId" => check_member::<String>(value, &path.member("PhysicalId"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ImportAsProvisionedProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportAsProvisionedProductOutput {
@@ -2987,6 +4710,20 @@ pub struct ImportAsProvisionedProductOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_detail: Option<RecordDetail>,
+}
+
+impl JsonType for ImportAsProvisionedProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `LastSync` shape of the model.
@@ -3024,6 +4761,29 @@ pub struct LastSync {
     pub last_successful_sync_provisioning_artifact_id: Option<String>,
 }
 
+impl JsonType for LastSync {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "LastSyncTime" => check_member::<Timestamp>(value, &path.member("LastSyncTime"))?,
+                "LastSyncStatus" => check_member::<String>(value, &path.member("LastSyncStatus"))?,
+                "LastSyncStatusMessage" => {
+                    check_member::<String>(value, &path.member("LastSyncStatusMessage"))?
+                }
+                "LastSuccessfulSyncTime" => {
+                    check_member::<Timestamp>(value, &path.member("LastSuccessfulSyncTime"))?
+                }
+                "LastSuccessfulSyncProvisioningArtifactId" => check_member::<String>(
+                    value,
+                    &path.member("LastSuccessfulSyncProvisioningArtifactId"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `LaunchPath` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LaunchPath {
@@ -3031,6 +4791,19 @@ pub struct LaunchPath {
     pub id: Option<String>,
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for LaunchPath {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `LaunchPathSummary` shape of the model.
@@ -3048,6 +4821,24 @@ pub struct LaunchPathSummary {
     pub tags: Option<Vec<Tag>>,
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl JsonType for LaunchPathSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ConstraintSummaries" => check_member::<Vec<ConstraintSummary>>(
+                    value,
+                    &path.member("ConstraintSummaries"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListAcceptedPortfolioSharesInput` input of the model.
@@ -3071,6 +4862,23 @@ pub struct ListAcceptedPortfolioSharesInput {
     pub portfolio_share_type: Option<String>,
 }
 
+impl JsonType for ListAcceptedPortfolioSharesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PortfolioShareType" => {
+                    check_member::<String>(value, &path.member("PortfolioShareType"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListAcceptedPortfolioSharesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListAcceptedPortfolioSharesOutput {
@@ -3086,6 +4894,21 @@ pub struct ListAcceptedPortfolioSharesOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListAcceptedPortfolioSharesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetails" => {
+                    check_member::<Vec<PortfolioDetail>>(value, &path.member("PortfolioDetails"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListBudgetsForResourceInput` input of the model.
@@ -3110,6 +4933,21 @@ pub struct ListBudgetsForResourceInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListBudgetsForResourceInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ResourceId" => check_member::<String>(value, &path.member("ResourceId"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListBudgetsForResourceOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListBudgetsForResourceOutput {
@@ -3121,6 +4959,19 @@ pub struct ListBudgetsForResourceOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListBudgetsForResourceOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Budgets" => check_member::<Vec<BudgetDetail>>(value, &path.member("Budgets"))?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListConstraintsForPortfolioInput` input of the model.
@@ -3147,6 +4998,22 @@ pub struct ListConstraintsForPortfolioInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListConstraintsForPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListConstraintsForPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListConstraintsForPortfolioOutput {
@@ -3162,6 +5029,21 @@ pub struct ListConstraintsForPortfolioOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListConstraintsForPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConstraintDetails" => {
+                    check_member::<Vec<ConstraintDetail>>(value, &path.member("ConstraintDetails"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListLaunchPathsInput` input of the model.
@@ -3182,6 +5064,21 @@ pub struct ListLaunchPathsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListLaunchPathsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListLaunchPathsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListLaunchPathsOutput {
@@ -3197,6 +5094,22 @@ pub struct ListLaunchPathsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListLaunchPathsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "LaunchPathSummaries" => check_member::<Vec<LaunchPathSummary>>(
+                    value,
+                    &path.member("LaunchPathSummaries"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListOrganizationPortfolioAccessInput` input of the model.
@@ -3228,6 +5141,24 @@ pub struct ListOrganizationPortfolioAccessInput {
     pub page_size: Option<i32>,
 }
 
+impl JsonType for ListOrganizationPortfolioAccessInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "OrganizationNodeType" => {
+                    check_member::<String>(value, &path.member("OrganizationNodeType"))?
+                }
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListOrganizationPortfolioAccessOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListOrganizationPortfolioAccessOutput {
@@ -3243,6 +5174,21 @@ pub struct ListOrganizationPortfolioAccessOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListOrganizationPortfolioAccessOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "OrganizationNodes" => {
+                    check_member::<Vec<OrganizationNode>>(value, &path.member("OrganizationNodes"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListPortfolioAccessInput` input of the model.
@@ -3273,6 +5219,24 @@ pub struct ListPortfolioAccessInput {
     pub page_size: Option<i32>,
 }
 
+impl JsonType for ListPortfolioAccessInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "OrganizationParentId" => {
+                    check_member::<String>(value, &path.member("OrganizationParentId"))?
+                }
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListPortfolioAccessOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPortfolioAccessOutput {
@@ -3288,6 +5252,19 @@ pub struct ListPortfolioAccessOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListPortfolioAccessOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AccountIds" => check_member::<Vec<String>>(value, &path.member("AccountIds"))?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListPortfoliosForProductInput` input of the model.
@@ -3308,6 +5285,21 @@ pub struct ListPortfoliosForProductInput {
     pub page_size: Option<i32>,
 }
 
+impl JsonType for ListPortfoliosForProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListPortfoliosForProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPortfoliosForProductOutput {
@@ -3325,6 +5317,21 @@ pub struct ListPortfoliosForProductOutput {
     pub next_page_token: Option<String>,
 }
 
+impl JsonType for ListPortfoliosForProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetails" => {
+                    check_member::<Vec<PortfolioDetail>>(value, &path.member("PortfolioDetails"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListPortfoliosInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPortfoliosInput {
@@ -3338,6 +5345,20 @@ pub struct ListPortfoliosInput {
     pub page_token: Option<String>,
     #[serde(rename = "PageSize", default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<i32>,
+}
+
+impl JsonType for ListPortfoliosInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListPortfoliosOutput` shape of the model.
@@ -3355,6 +5376,21 @@ pub struct ListPortfoliosOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListPortfoliosOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetails" => {
+                    check_member::<Vec<PortfolioDetail>>(value, &path.member("PortfolioDetails"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListPrincipalsForPortfolioInput` input of the model.
@@ -3379,6 +5415,21 @@ pub struct ListPrincipalsForPortfolioInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListPrincipalsForPortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListPrincipalsForPortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPrincipalsForPortfolioOutput {
@@ -3394,6 +5445,19 @@ pub struct ListPrincipalsForPortfolioOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListPrincipalsForPortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Principals" => check_member::<Vec<Principal>>(value, &path.member("Principals"))?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListProvisionedProductPlansInput` input of the model.
@@ -3423,6 +5487,26 @@ pub struct ListProvisionedProductPlansInput {
     pub access_level_filter: Option<AccessLevelFilter>,
 }
 
+impl JsonType for ListProvisionedProductPlansInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisionProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionProductId"))?
+                }
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "AccessLevelFilter" => {
+                    check_member::<AccessLevelFilter>(value, &path.member("AccessLevelFilter"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListProvisionedProductPlansOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListProvisionedProductPlansOutput {
@@ -3438,6 +5522,22 @@ pub struct ListProvisionedProductPlansOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListProvisionedProductPlansOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductPlans" => check_member::<Vec<ProvisionedProductPlanSummary>>(
+                    value,
+                    &path.member("ProvisionedProductPlans"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListProvisioningArtifactsForServiceActionInput` input of the model.
@@ -3462,6 +5562,23 @@ pub struct ListProvisioningArtifactsForServiceActionInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for ListProvisioningArtifactsForServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListProvisioningArtifactsForServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListProvisioningArtifactsForServiceActionOutput {
@@ -3479,6 +5596,22 @@ pub struct ListProvisioningArtifactsForServiceActionOutput {
     pub next_page_token: Option<String>,
 }
 
+impl JsonType for ListProvisioningArtifactsForServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactViews" => check_member::<Vec<ProvisioningArtifactView>>(
+                    value,
+                    &path.member("ProvisioningArtifactViews"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListProvisioningArtifactsInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListProvisioningArtifactsInput {
@@ -3491,6 +5624,19 @@ pub struct ListProvisioningArtifactsInput {
     /// Required by the model.
     #[serde(rename = "ProductId", default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
+}
+
+impl JsonType for ListProvisioningArtifactsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListProvisioningArtifactsOutput` shape of the model.
@@ -3508,6 +5654,22 @@ pub struct ListProvisioningArtifactsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListProvisioningArtifactsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactDetails" => check_member::<Vec<ProvisioningArtifactDetail>>(
+                    value,
+                    &path.member("ProvisioningArtifactDetails"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListRecordHistoryInput` input of the model.
@@ -3537,6 +5699,27 @@ pub struct ListRecordHistoryInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListRecordHistoryInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "AccessLevelFilter" => {
+                    check_member::<AccessLevelFilter>(value, &path.member("AccessLevelFilter"))?
+                }
+                "SearchFilter" => check_member::<ListRecordHistorySearchFilter>(
+                    value,
+                    &path.member("SearchFilter"),
+                )?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListRecordHistoryOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRecordHistoryOutput {
@@ -3554,6 +5737,21 @@ pub struct ListRecordHistoryOutput {
     pub next_page_token: Option<String>,
 }
 
+impl JsonType for ListRecordHistoryOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetails" => {
+                    check_member::<Vec<RecordDetail>>(value, &path.member("RecordDetails"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListRecordHistorySearchFilter` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRecordHistorySearchFilter {
@@ -3561,6 +5759,19 @@ pub struct ListRecordHistorySearchFilter {
     pub key: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for ListRecordHistorySearchFilter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListResourcesForTagOptionInput` input of the model.
@@ -3585,6 +5796,21 @@ pub struct ListResourcesForTagOptionInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListResourcesForTagOptionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TagOptionId" => check_member::<String>(value, &path.member("TagOptionId"))?,
+                "ResourceType" => check_member::<String>(value, &path.member("ResourceType"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListResourcesForTagOptionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListResourcesForTagOptionOutput {
@@ -3596,6 +5822,21 @@ pub struct ListResourcesForTagOptionOutput {
     pub resource_details: Option<Vec<ResourceDetail>>,
     #[serde(rename = "PageToken", default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
+}
+
+impl JsonType for ListResourcesForTagOptionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ResourceDetails" => {
+                    check_member::<Vec<ResourceDetail>>(value, &path.member("ResourceDetails"))?
+                }
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceActionsForProvisioningArtifactInput` input of the model.
@@ -3623,6 +5864,24 @@ pub struct ListServiceActionsForProvisioningArtifactInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for ListServiceActionsForProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceActionsForProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceActionsForProvisioningArtifactOutput {
@@ -3640,6 +5899,22 @@ pub struct ListServiceActionsForProvisioningArtifactOutput {
     pub next_page_token: Option<String>,
 }
 
+impl JsonType for ListServiceActionsForProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionSummaries" => check_member::<Vec<ServiceActionSummary>>(
+                    value,
+                    &path.member("ServiceActionSummaries"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListServiceActionsInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceActionsInput {
@@ -3653,6 +5928,20 @@ pub struct ListServiceActionsInput {
     pub page_size: Option<i32>,
     #[serde(rename = "PageToken", default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
+}
+
+impl JsonType for ListServiceActionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListServiceActionsOutput` shape of the model.
@@ -3670,6 +5959,22 @@ pub struct ListServiceActionsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ListServiceActionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionSummaries" => check_member::<Vec<ServiceActionSummary>>(
+                    value,
+                    &path.member("ServiceActionSummaries"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListStackInstancesForProvisionedProductInput` input of the model.
@@ -3694,6 +5999,23 @@ pub struct ListStackInstancesForProvisionedProductInput {
     pub page_size: Option<i32>,
 }
 
+impl JsonType for ListStackInstancesForProvisionedProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListStackInstancesForProvisionedProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListStackInstancesForProvisionedProductOutput {
@@ -3711,6 +6033,21 @@ pub struct ListStackInstancesForProvisionedProductOutput {
     pub next_page_token: Option<String>,
 }
 
+impl JsonType for ListStackInstancesForProvisionedProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StackInstances" => {
+                    check_member::<Vec<StackInstance>>(value, &path.member("StackInstances"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListTagOptionsFilters` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagOptionsFilters {
@@ -3720,6 +6057,20 @@ pub struct ListTagOptionsFilters {
     pub value: Option<String>,
     #[serde(rename = "Active", default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+}
+
+impl JsonType for ListTagOptionsFilters {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                "Active" => check_member::<bool>(value, &path.member("Active"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListTagOptionsInput` input of the model.
@@ -3733,6 +6084,20 @@ pub struct ListTagOptionsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ListTagOptionsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Filters" => check_member::<ListTagOptionsFilters>(value, &path.member("Filters"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListTagOptionsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagOptionsOutput {
@@ -3744,6 +6109,21 @@ pub struct ListTagOptionsOutput {
     pub tag_option_details: Option<Vec<TagOptionDetail>>,
     #[serde(rename = "PageToken", default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
+}
+
+impl JsonType for ListTagOptionsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TagOptionDetails" => {
+                    check_member::<Vec<TagOptionDetail>>(value, &path.member("TagOptionDetails"))?
+                }
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `NotifyProvisionProductEngineWorkflowResultInput` input of the model.
@@ -3785,9 +6165,39 @@ pub struct NotifyProvisionProductEngineWorkflowResultInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for NotifyProvisionProductEngineWorkflowResultInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "WorkflowToken" => check_member::<String>(value, &path.member("WorkflowToken"))?,
+                "RecordId" => check_member::<String>(value, &path.member("RecordId"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "FailureReason" => check_member::<String>(value, &path.member("FailureReason"))?,
+                "ResourceIdentifier" => check_member::<EngineWorkflowResourceIdentifier>(
+                    value,
+                    &path.member("ResourceIdentifier"),
+                )?,
+                "Outputs" => check_member::<Vec<RecordOutput>>(value, &path.member("Outputs"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `NotifyProvisionProductEngineWorkflowResultOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyProvisionProductEngineWorkflowResultOutput {}
+
+impl JsonType for NotifyProvisionProductEngineWorkflowResultOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `NotifyTerminateProvisionedProductEngineWorkflowResultInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3820,9 +6230,34 @@ pub struct NotifyTerminateProvisionedProductEngineWorkflowResultInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for NotifyTerminateProvisionedProductEngineWorkflowResultInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "WorkflowToken" => check_member::<String>(value, &path.member("WorkflowToken"))?,
+                "RecordId" => check_member::<String>(value, &path.member("RecordId"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "FailureReason" => check_member::<String>(value, &path.member("FailureReason"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `NotifyTerminateProvisionedProductEngineWorkflowResultOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyTerminateProvisionedProductEngineWorkflowResultOutput {}
+
+impl JsonType for NotifyTerminateProvisionedProductEngineWorkflowResultOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `NotifyUpdateProvisionedProductEngineWorkflowResultInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3857,9 +6292,35 @@ pub struct NotifyUpdateProvisionedProductEngineWorkflowResultInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "WorkflowToken" => check_member::<String>(value, &path.member("WorkflowToken"))?,
+                "RecordId" => check_member::<String>(value, &path.member("RecordId"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "FailureReason" => check_member::<String>(value, &path.member("FailureReason"))?,
+                "Outputs" => check_member::<Vec<RecordOutput>>(value, &path.member("Outputs"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `NotifyUpdateProvisionedProductEngineWorkflowResultOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyUpdateProvisionedProductEngineWorkflowResultOutput {}
+
+impl JsonType for NotifyUpdateProvisionedProductEngineWorkflowResultOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `OrganizationNode` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3868,6 +6329,19 @@ pub struct OrganizationNode {
     pub r#type: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for OrganizationNode {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ParameterConstraints` shape of the model.
@@ -3899,6 +6373,28 @@ pub struct ParameterConstraints {
     pub max_value: Option<String>,
     #[serde(rename = "MinValue", default, skip_serializing_if = "Option::is_none")]
     pub min_value: Option<String>,
+}
+
+impl JsonType for ParameterConstraints {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AllowedValues" => {
+                    check_member::<Vec<String>>(value, &path.member("AllowedValues"))?
+                }
+                "AllowedPattern" => check_member::<String>(value, &path.member("AllowedPattern"))?,
+                "ConstraintDescription" => {
+                    check_member::<String>(value, &path.member("ConstraintDescription"))?
+                }
+                "MaxLength" => check_member::<String>(value, &path.member("MaxLength"))?,
+                "MinLength" => check_member::<String>(value, &path.member("MinLength"))?,
+                "MaxValue" => check_member::<String>(value, &path.member("MaxValue"))?,
+                "MinValue" => check_member::<String>(value, &path.member("MinValue"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `PortfolioDetail` shape of the model.
@@ -3934,6 +6430,23 @@ pub struct PortfolioDetail {
     pub provider_name: Option<String>,
 }
 
+impl JsonType for PortfolioDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ARN" => check_member::<String>(value, &path.member("ARN"))?,
+                "DisplayName" => check_member::<String>(value, &path.member("DisplayName"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "ProviderName" => check_member::<String>(value, &path.member("ProviderName"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `PortfolioShareDetail` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PortfolioShareDetail {
@@ -3961,6 +6474,22 @@ pub struct PortfolioShareDetail {
     pub share_principals: Option<bool>,
 }
 
+impl JsonType for PortfolioShareDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PrincipalId" => check_member::<String>(value, &path.member("PrincipalId"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Accepted" => check_member::<bool>(value, &path.member("Accepted"))?,
+                "ShareTagOptions" => check_member::<bool>(value, &path.member("ShareTagOptions"))?,
+                "SharePrincipals" => check_member::<bool>(value, &path.member("SharePrincipals"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `Principal` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Principal {
@@ -3978,6 +6507,19 @@ pub struct Principal {
     pub principal_type: Option<String>,
 }
 
+impl JsonType for Principal {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PrincipalARN" => check_member::<String>(value, &path.member("PrincipalARN"))?,
+                "PrincipalType" => check_member::<String>(value, &path.member("PrincipalType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProductViewAggregationValue` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProductViewAggregationValue {
@@ -3989,6 +6531,19 @@ pub struct ProductViewAggregationValue {
         skip_serializing_if = "Option::is_none"
     )]
     pub approximate_count: Option<i32>,
+}
+
+impl JsonType for ProductViewAggregationValue {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                "ApproximateCount" => check_member::<i32>(value, &path.member("ApproximateCount"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProductViewDetail` shape of the model.
@@ -4020,6 +6575,26 @@ pub struct ProductViewDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub source_connection: Option<SourceConnectionDetail>,
+}
+
+impl JsonType for ProductViewDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewSummary" => {
+                    check_member::<ProductViewSummary>(value, &path.member("ProductViewSummary"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "ProductARN" => check_member::<String>(value, &path.member("ProductARN"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "SourceConnection" => {
+                    check_member::<SourceConnectionDetail>(value, &path.member("SourceConnection"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProductViewSummary` shape of the model.
@@ -4071,6 +6646,32 @@ pub struct ProductViewSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub support_url: Option<String>,
+}
+
+impl JsonType for ProductViewSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Owner" => check_member::<String>(value, &path.member("Owner"))?,
+                "ShortDescription" => {
+                    check_member::<String>(value, &path.member("ShortDescription"))?
+                }
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Distributor" => check_member::<String>(value, &path.member("Distributor"))?,
+                "HasDefaultPath" => check_member::<bool>(value, &path.member("HasDefaultPath"))?,
+                "SupportEmail" => check_member::<String>(value, &path.member("SupportEmail"))?,
+                "SupportDescription" => {
+                    check_member::<String>(value, &path.member("SupportDescription"))?
+                }
+                "SupportUrl" => check_member::<String>(value, &path.member("SupportUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisionProductInput` input of the model.
@@ -4142,6 +6743,44 @@ pub struct ProvisionProductInput {
     pub provision_token: Option<String>,
 }
 
+impl JsonType for ProvisionProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProductName" => check_member::<String>(value, &path.member("ProductName"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisioningArtifactName" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactName"))?
+                }
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "PathName" => check_member::<String>(value, &path.member("PathName"))?,
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "ProvisioningParameters" => check_member::<Vec<ProvisioningParameter>>(
+                    value,
+                    &path.member("ProvisioningParameters"),
+                )?,
+                "ProvisioningPreferences" => check_member::<ProvisioningPreferences>(
+                    value,
+                    &path.member("ProvisioningPreferences"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "NotificationArns" => {
+                    check_member::<Vec<String>>(value, &path.member("NotificationArns"))?
+                }
+                "ProvisionToken" => check_member::<String>(value, &path.member("ProvisionToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisionProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisionProductOutput {
@@ -4151,6 +6790,20 @@ pub struct ProvisionProductOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_detail: Option<RecordDetail>,
+}
+
+impl JsonType for ProvisionProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisionedProductAttribute` shape of the model.
@@ -4240,6 +6893,47 @@ pub struct ProvisionedProductAttribute {
     pub user_arn_session: Option<String>,
 }
 
+impl JsonType for ProvisionedProductAttribute {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Arn" => check_member::<String>(value, &path.member("Arn"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "StatusMessage" => check_member::<String>(value, &path.member("StatusMessage"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                "LastRecordId" => check_member::<String>(value, &path.member("LastRecordId"))?,
+                "LastProvisioningRecordId" => {
+                    check_member::<String>(value, &path.member("LastProvisioningRecordId"))?
+                }
+                "LastSuccessfulProvisioningRecordId" => check_member::<String>(
+                    value,
+                    &path.member("LastSuccessfulProvisioningRecordId"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "PhysicalId" => check_member::<String>(value, &path.member("PhysicalId"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProductName" => check_member::<String>(value, &path.member("ProductName"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisioningArtifactName" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactName"))?
+                }
+                "UserArn" => check_member::<String>(value, &path.member("UserArn"))?,
+                "UserArnSession" => check_member::<String>(value, &path.member("UserArnSession"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisionedProductDetail` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisionedProductDetail {
@@ -4303,6 +6997,40 @@ pub struct ProvisionedProductDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub launch_role_arn: Option<String>,
+}
+
+impl JsonType for ProvisionedProductDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Arn" => check_member::<String>(value, &path.member("Arn"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "StatusMessage" => check_member::<String>(value, &path.member("StatusMessage"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                "LastRecordId" => check_member::<String>(value, &path.member("LastRecordId"))?,
+                "LastProvisioningRecordId" => {
+                    check_member::<String>(value, &path.member("LastProvisioningRecordId"))?
+                }
+                "LastSuccessfulProvisioningRecordId" => check_member::<String>(
+                    value,
+                    &path.member("LastSuccessfulProvisioningRecordId"),
+                )?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "LaunchRoleArn" => check_member::<String>(value, &path.member("LaunchRoleArn"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisionedProductPlanDetails` shape of the model.
@@ -4372,6 +7100,43 @@ pub struct ProvisionedProductPlanDetails {
     pub status_message: Option<String>,
 }
 
+impl JsonType for ProvisionedProductPlanDetails {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "PlanName" => check_member::<String>(value, &path.member("PlanName"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "ProvisionProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionProductId"))?
+                }
+                "ProvisionProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionProductName"))?
+                }
+                "PlanType" => check_member::<String>(value, &path.member("PlanType"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "UpdatedTime" => check_member::<Timestamp>(value, &path.member("UpdatedTime"))?,
+                "NotificationArns" => {
+                    check_member::<Vec<String>>(value, &path.member("NotificationArns"))?
+                }
+                "ProvisioningParameters" => check_member::<Vec<UpdateProvisioningParameter>>(
+                    value,
+                    &path.member("ProvisioningParameters"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "StatusMessage" => check_member::<String>(value, &path.member("StatusMessage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisionedProductPlanSummary` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisionedProductPlanSummary {
@@ -4401,6 +7166,29 @@ pub struct ProvisionedProductPlanSummary {
     pub provisioning_artifact_id: Option<String>,
 }
 
+impl JsonType for ProvisionedProductPlanSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PlanName" => check_member::<String>(value, &path.member("PlanName"))?,
+                "PlanId" => check_member::<String>(value, &path.member("PlanId"))?,
+                "ProvisionProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionProductId"))?
+                }
+                "ProvisionProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionProductName"))?
+                }
+                "PlanType" => check_member::<String>(value, &path.member("PlanType"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisioningArtifact` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningArtifact {
@@ -4422,6 +7210,22 @@ pub struct ProvisioningArtifact {
     pub created_time: Option<Timestamp>,
     #[serde(rename = "Guidance", default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<String>,
+}
+
+impl JsonType for ProvisioningArtifact {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "Guidance" => check_member::<String>(value, &path.member("Guidance"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisioningArtifactDetail` shape of the model.
@@ -4457,6 +7261,25 @@ pub struct ProvisioningArtifactDetail {
     pub source_revision: Option<String>,
 }
 
+impl JsonType for ProvisioningArtifactDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "Active" => check_member::<bool>(value, &path.member("Active"))?,
+                "Guidance" => check_member::<String>(value, &path.member("Guidance"))?,
+                "SourceRevision" => check_member::<String>(value, &path.member("SourceRevision"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningArtifactOutput {
@@ -4468,6 +7291,19 @@ pub struct ProvisioningArtifactOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub description: Option<String>,
+}
+
+impl JsonType for ProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisioningArtifactParameter` shape of the model.
@@ -4507,6 +7343,26 @@ pub struct ProvisioningArtifactParameter {
     pub parameter_constraints: Option<ParameterConstraints>,
 }
 
+impl JsonType for ProvisioningArtifactParameter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ParameterKey" => check_member::<String>(value, &path.member("ParameterKey"))?,
+                "DefaultValue" => check_member::<String>(value, &path.member("DefaultValue"))?,
+                "ParameterType" => check_member::<String>(value, &path.member("ParameterType"))?,
+                "IsNoEcho" => check_member::<bool>(value, &path.member("IsNoEcho"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "ParameterConstraints" => check_member::<ParameterConstraints>(
+                    value,
+                    &path.member("ParameterConstraints"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisioningArtifactPreferences` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningArtifactPreferences {
@@ -4522,6 +7378,23 @@ pub struct ProvisioningArtifactPreferences {
         skip_serializing_if = "Option::is_none"
     )]
     pub stack_set_regions: Option<Vec<String>>,
+}
+
+impl JsonType for ProvisioningArtifactPreferences {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StackSetAccounts" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetAccounts"))?
+                }
+                "StackSetRegions" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetRegions"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisioningArtifactProperties` shape of the model.
@@ -4545,6 +7418,24 @@ pub struct ProvisioningArtifactProperties {
         skip_serializing_if = "Option::is_none"
     )]
     pub disable_template_validation: Option<bool>,
+}
+
+impl JsonType for ProvisioningArtifactProperties {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Info" => check_member::<BTreeMap<String, String>>(value, &path.member("Info"))?,
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "DisableTemplateValidation" => {
+                    check_member::<bool>(value, &path.member("DisableTemplateValidation"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisioningArtifactSummary` shape of the model.
@@ -4574,6 +7465,25 @@ pub struct ProvisioningArtifactSummary {
     pub provisioning_artifact_metadata: Option<BTreeMap<String, String>>,
 }
 
+impl JsonType for ProvisioningArtifactSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "ProvisioningArtifactMetadata" => check_member::<BTreeMap<String, String>>(
+                    value,
+                    &path.member("ProvisioningArtifactMetadata"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisioningArtifactView` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningArtifactView {
@@ -4591,6 +7501,24 @@ pub struct ProvisioningArtifactView {
     pub provisioning_artifact: Option<ProvisioningArtifact>,
 }
 
+impl JsonType for ProvisioningArtifactView {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewSummary" => {
+                    check_member::<ProductViewSummary>(value, &path.member("ProductViewSummary"))?
+                }
+                "ProvisioningArtifact" => check_member::<ProvisioningArtifact>(
+                    value,
+                    &path.member("ProvisioningArtifact"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ProvisioningParameter` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningParameter {
@@ -4598,6 +7526,19 @@ pub struct ProvisioningParameter {
     pub key: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for ProvisioningParameter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ProvisioningPreferences` shape of the model.
@@ -4639,6 +7580,35 @@ pub struct ProvisioningPreferences {
         skip_serializing_if = "Option::is_none"
     )]
     pub stack_set_max_concurrency_percentage: Option<i32>,
+}
+
+impl JsonType for ProvisioningPreferences {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StackSetAccounts" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetAccounts"))?
+                }
+                "StackSetRegions" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetRegions"))?
+                }
+                "StackSetFailureToleranceCount" => {
+                    check_member::<i32>(value, &path.member("StackSetFailureToleranceCount"))?
+                }
+                "StackSetFailureTolerancePercentage" => {
+                    check_member::<i32>(value, &path.member("StackSetFailureTolerancePercentage"))?
+                }
+                "StackSetMaxConcurrencyCount" => {
+                    check_member::<i32>(value, &path.member("StackSetMaxConcurrencyCount"))?
+                }
+                "StackSetMaxConcurrencyPercentage" => {
+                    check_member::<i32>(value, &path.member("StackSetMaxConcurrencyPercentage"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RecordDetail` shape of the model.
@@ -4714,6 +7684,41 @@ pub struct RecordDetail {
     pub launch_role_arn: Option<String>,
 }
 
+impl JsonType for RecordDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordId" => check_member::<String>(value, &path.member("RecordId"))?,
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                "UpdatedTime" => check_member::<Timestamp>(value, &path.member("UpdatedTime"))?,
+                "ProvisionedProductType" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductType"))?
+                }
+                "RecordType" => check_member::<String>(value, &path.member("RecordType"))?,
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "RecordErrors" => {
+                    check_member::<Vec<RecordError>>(value, &path.member("RecordErrors"))?
+                }
+                "RecordTags" => check_member::<Vec<RecordTag>>(value, &path.member("RecordTags"))?,
+                "LaunchRoleArn" => check_member::<String>(value, &path.member("LaunchRoleArn"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RecordError` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordError {
@@ -4725,6 +7730,19 @@ pub struct RecordError {
         skip_serializing_if = "Option::is_none"
     )]
     pub description: Option<String>,
+}
+
+impl JsonType for RecordError {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Code" => check_member::<String>(value, &path.member("Code"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RecordOutput` shape of the model.
@@ -4746,6 +7764,20 @@ pub struct RecordOutput {
     pub description: Option<String>,
 }
 
+impl JsonType for RecordOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "OutputKey" => check_member::<String>(value, &path.member("OutputKey"))?,
+                "OutputValue" => check_member::<String>(value, &path.member("OutputValue"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RecordTag` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordTag {
@@ -4753,6 +7785,19 @@ pub struct RecordTag {
     pub key: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for RecordTag {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RejectPortfolioShareInput` input of the model.
@@ -4779,9 +7824,32 @@ pub struct RejectPortfolioShareInput {
     pub portfolio_share_type: Option<String>,
 }
 
+impl JsonType for RejectPortfolioShareInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "PortfolioShareType" => {
+                    check_member::<String>(value, &path.member("PortfolioShareType"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `RejectPortfolioShareOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RejectPortfolioShareOutput {}
+
+impl JsonType for RejectPortfolioShareOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        expect_object(value, path)?;
+        Ok(())
+    }
+}
 
 /// The `ResourceChange` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -4818,6 +7886,30 @@ pub struct ResourceChange {
     pub details: Option<Vec<ResourceChangeDetail>>,
 }
 
+impl JsonType for ResourceChange {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Action" => check_member::<String>(value, &path.member("Action"))?,
+                "LogicalResourceId" => {
+                    check_member::<String>(value, &path.member("LogicalResourceId"))?
+                }
+                "PhysicalResourceId" => {
+                    check_member::<String>(value, &path.member("PhysicalResourceId"))?
+                }
+                "ResourceType" => check_member::<String>(value, &path.member("ResourceType"))?,
+                "Replacement" => check_member::<String>(value, &path.member("Replacement"))?,
+                "Scope" => check_member::<Vec<String>>(value, &path.member("Scope"))?,
+                "Details" => {
+                    check_member::<Vec<ResourceChangeDetail>>(value, &path.member("Details"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ResourceChangeDetail` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceChangeDetail {
@@ -4835,6 +7927,22 @@ pub struct ResourceChangeDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub causing_entity: Option<String>,
+}
+
+impl JsonType for ResourceChangeDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Target" => {
+                    check_member::<ResourceTargetDefinition>(value, &path.member("Target"))?
+                }
+                "Evaluation" => check_member::<String>(value, &path.member("Evaluation"))?,
+                "CausingEntity" => check_member::<String>(value, &path.member("CausingEntity"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ResourceDetail` shape of the model.
@@ -4860,6 +7968,22 @@ pub struct ResourceDetail {
     pub created_time: Option<Timestamp>,
 }
 
+impl JsonType for ResourceDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ARN" => check_member::<String>(value, &path.member("ARN"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "CreatedTime" => check_member::<Timestamp>(value, &path.member("CreatedTime"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ResourceTargetDefinition` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceTargetDefinition {
@@ -4873,6 +7997,22 @@ pub struct ResourceTargetDefinition {
         skip_serializing_if = "Option::is_none"
     )]
     pub requires_recreation: Option<String>,
+}
+
+impl JsonType for ResourceTargetDefinition {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Attribute" => check_member::<String>(value, &path.member("Attribute"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "RequiresRecreation" => {
+                    check_member::<String>(value, &path.member("RequiresRecreation"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ScanProvisionedProductsInput` input of the model.
@@ -4896,6 +8036,23 @@ pub struct ScanProvisionedProductsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for ScanProvisionedProductsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "AccessLevelFilter" => {
+                    check_member::<AccessLevelFilter>(value, &path.member("AccessLevelFilter"))?
+                }
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ScanProvisionedProductsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScanProvisionedProductsOutput {
@@ -4911,6 +8068,22 @@ pub struct ScanProvisionedProductsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for ScanProvisionedProductsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProducts" => check_member::<Vec<ProvisionedProductDetail>>(
+                    value,
+                    &path.member("ProvisionedProducts"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SearchProductsAsAdminInput` input of the model.
@@ -4946,6 +8119,27 @@ pub struct SearchProductsAsAdminInput {
     pub product_source: Option<String>,
 }
 
+impl JsonType for SearchProductsAsAdminInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "Filters" => {
+                    check_member::<BTreeMap<String, Vec<String>>>(value, &path.member("Filters"))?
+                }
+                "SortBy" => check_member::<String>(value, &path.member("SortBy"))?,
+                "SortOrder" => check_member::<String>(value, &path.member("SortOrder"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "ProductSource" => check_member::<String>(value, &path.member("ProductSource"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SearchProductsAsAdminOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchProductsAsAdminOutput {
@@ -4961,6 +8155,22 @@ pub struct SearchProductsAsAdminOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for SearchProductsAsAdminOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewDetails" => check_member::<Vec<ProductViewDetail>>(
+                    value,
+                    &path.member("ProductViewDetails"),
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SearchProductsInput` input of the model.
@@ -4984,6 +8194,25 @@ pub struct SearchProductsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for SearchProductsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Filters" => {
+                    check_member::<BTreeMap<String, Vec<String>>>(value, &path.member("Filters"))?
+                }
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "SortBy" => check_member::<String>(value, &path.member("SortBy"))?,
+                "SortOrder" => check_member::<String>(value, &path.member("SortOrder"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SearchProductsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchProductsOutput {
@@ -5005,6 +8234,27 @@ pub struct SearchProductsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for SearchProductsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewSummaries" => check_member::<Vec<ProductViewSummary>>(
+                    value,
+                    &path.member("ProductViewSummaries"),
+                )?,
+                "ProductViewAggregations" => check_member::<
+                    BTreeMap<String, Vec<ProductViewAggregationValue>>,
+                >(
+                    value, &path.member("ProductViewAggregations")
+                )?,
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SearchProvisionedProductsInput` input of the model.
@@ -5034,6 +8284,28 @@ pub struct SearchProvisionedProductsInput {
     pub page_token: Option<String>,
 }
 
+impl JsonType for SearchProvisionedProductsInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "AccessLevelFilter" => {
+                    check_member::<AccessLevelFilter>(value, &path.member("AccessLevelFilter"))?
+                }
+                "Filters" => {
+                    check_member::<BTreeMap<String, Vec<String>>>(value, &path.member("Filters"))?
+                }
+                "SortBy" => check_member::<String>(value, &path.member("SortBy"))?,
+                "SortOrder" => check_member::<String>(value, &path.member("SortOrder"))?,
+                "PageSize" => check_member::<i32>(value, &path.member("PageSize"))?,
+                "PageToken" => check_member::<String>(value, &path.member("PageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SearchProvisionedProductsOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchProvisionedProductsOutput {
@@ -5055,6 +8327,25 @@ pub struct SearchProvisionedProductsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_page_token: Option<String>,
+}
+
+impl JsonType for SearchProvisionedProductsOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProducts" => check_member::<Vec<ProvisionedProductAttribute>>(
+                    value,
+                    &path.member("ProvisionedProducts"),
+                )?,
+                "TotalResultsCount" => {
+                    check_member::<i32>(value, &path.member("TotalResultsCount"))?
+                }
+                "NextPageToken" => check_member::<String>(value, &path.member("NextPageToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ServiceActionAssociation` shape of the model.
@@ -5079,6 +8370,24 @@ pub struct ServiceActionAssociation {
     pub provisioning_artifact_id: Option<String>,
 }
 
+impl JsonType for ServiceActionAssociation {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionId" => {
+                    check_member::<String>(value, &path.member("ServiceActionId"))?
+                }
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ServiceActionDetail` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceActionDetail {
@@ -5094,6 +8403,24 @@ pub struct ServiceActionDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub definition: Option<BTreeMap<String, String>>,
+}
+
+impl JsonType for ServiceActionDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionSummary" => check_member::<ServiceActionSummary>(
+                    value,
+                    &path.member("ServiceActionSummary"),
+                )?,
+                "Definition" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Definition"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ServiceActionSummary` shape of the model.
@@ -5117,6 +8444,21 @@ pub struct ServiceActionSummary {
     pub definition_type: Option<String>,
 }
 
+impl JsonType for ServiceActionSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "DefinitionType" => check_member::<String>(value, &path.member("DefinitionType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ShareDetails` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShareDetails {
@@ -5134,6 +8476,23 @@ pub struct ShareDetails {
     pub share_errors: Option<Vec<ShareError>>,
 }
 
+impl JsonType for ShareDetails {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "SuccessfulShares" => {
+                    check_member::<Vec<String>>(value, &path.member("SuccessfulShares"))?
+                }
+                "ShareErrors" => {
+                    check_member::<Vec<ShareError>>(value, &path.member("ShareErrors"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ShareError` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShareError {
@@ -5143,6 +8502,20 @@ pub struct ShareError {
     pub message: Option<String>,
     #[serde(rename = "Error", default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl JsonType for ShareError {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Accounts" => check_member::<Vec<String>>(value, &path.member("Accounts"))?,
+                "Message" => check_member::<String>(value, &path.member("Message"))?,
+                "Error" => check_member::<String>(value, &path.member("Error"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SourceConnection` shape of the model.
@@ -5157,6 +8530,22 @@ pub struct SourceConnection {
         skip_serializing_if = "Option::is_none"
     )]
     pub connection_parameters: Option<SourceConnectionParameters>,
+}
+
+impl JsonType for SourceConnection {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "ConnectionParameters" => check_member::<SourceConnectionParameters>(
+                    value,
+                    &path.member("ConnectionParameters"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SourceConnectionDetail` shape of the model.
@@ -5174,11 +8563,40 @@ pub struct SourceConnectionDetail {
     pub last_sync: Option<LastSync>,
 }
 
+impl JsonType for SourceConnectionDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "ConnectionParameters" => check_member::<SourceConnectionParameters>(
+                    value,
+                    &path.member("ConnectionParameters"),
+                )?,
+                "LastSync" => check_member::<LastSync>(value, &path.member("LastSync"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SourceConnectionParameters` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceConnectionParameters {
     #[serde(rename = "CodeStar", default, skip_serializing_if = "Option::is_none")]
     pub code_star: Option<CodeStarParameters>,
+}
+
+impl JsonType for SourceConnectionParameters {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "CodeStar" => check_member::<CodeStarParameters>(value, &path.member("CodeStar"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `StackInstance` shape of the model.
@@ -5196,6 +8614,22 @@ pub struct StackInstance {
     pub stack_instance_status: Option<String>,
 }
 
+impl JsonType for StackInstance {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Account" => check_member::<String>(value, &path.member("Account"))?,
+                "Region" => check_member::<String>(value, &path.member("Region"))?,
+                "StackInstanceStatus" => {
+                    check_member::<String>(value, &path.member("StackInstanceStatus"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `Tag` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
@@ -5205,6 +8639,19 @@ pub struct Tag {
     /// Required by the model.
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for Tag {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `TagOptionDetail` shape of the model.
@@ -5222,6 +8669,22 @@ pub struct TagOptionDetail {
     pub owner: Option<String>,
 }
 
+impl JsonType for TagOptionDetail {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                "Active" => check_member::<bool>(value, &path.member("Active"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Owner" => check_member::<String>(value, &path.member("Owner"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `TagOptionSummary` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagOptionSummary {
@@ -5229,6 +8692,19 @@ pub struct TagOptionSummary {
     pub key: Option<String>,
     #[serde(rename = "Values", default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+}
+
+impl JsonType for TagOptionSummary {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Values" => check_member::<Vec<String>>(value, &path.member("Values"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `TerminateProvisionedProductInput` input of the model.
@@ -5273,6 +8749,29 @@ pub struct TerminateProvisionedProductInput {
     pub retain_physical_resources: Option<bool>,
 }
 
+impl JsonType for TerminateProvisionedProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "TerminateToken" => check_member::<String>(value, &path.member("TerminateToken"))?,
+                "IgnoreErrors" => check_member::<bool>(value, &path.member("IgnoreErrors"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "RetainPhysicalResources" => {
+                    check_member::<bool>(value, &path.member("RetainPhysicalResources"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `TerminateProvisionedProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TerminateProvisionedProductOutput {
@@ -5284,6 +8783,20 @@ pub struct TerminateProvisionedProductOutput {
     pub record_detail: Option<RecordDetail>,
 }
 
+impl JsonType for TerminateProvisionedProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UniqueTagResourceIdentifier` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UniqueTagResourceIdentifier {
@@ -5291,6 +8804,19 @@ pub struct UniqueTagResourceIdentifier {
     pub key: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for UniqueTagResourceIdentifier {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateConstraintInput` input of the model.
@@ -5319,6 +8845,21 @@ pub struct UpdateConstraintInput {
     pub parameters: Option<String>,
 }
 
+impl JsonType for UpdateConstraintInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Parameters" => check_member::<String>(value, &path.member("Parameters"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateConstraintOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateConstraintOutput {
@@ -5336,6 +8877,24 @@ pub struct UpdateConstraintOutput {
     pub constraint_parameters: Option<String>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for UpdateConstraintOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ConstraintDetail" => {
+                    check_member::<ConstraintDetail>(value, &path.member("ConstraintDetail"))?
+                }
+                "ConstraintParameters" => {
+                    check_member::<String>(value, &path.member("ConstraintParameters"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdatePortfolioInput` input of the model.
@@ -5378,6 +8937,24 @@ pub struct UpdatePortfolioInput {
     pub remove_tags: Option<Vec<String>>,
 }
 
+impl JsonType for UpdatePortfolioInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "DisplayName" => check_member::<String>(value, &path.member("DisplayName"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "ProviderName" => check_member::<String>(value, &path.member("ProviderName"))?,
+                "AddTags" => check_member::<Vec<Tag>>(value, &path.member("AddTags"))?,
+                "RemoveTags" => check_member::<Vec<String>>(value, &path.member("RemoveTags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdatePortfolioOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdatePortfolioOutput {
@@ -5389,6 +8966,21 @@ pub struct UpdatePortfolioOutput {
     pub portfolio_detail: Option<PortfolioDetail>,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl JsonType for UpdatePortfolioOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioDetail" => {
+                    check_member::<PortfolioDetail>(value, &path.member("PortfolioDetail"))?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdatePortfolioShareInput` input of the model.
@@ -5429,6 +9021,25 @@ pub struct UpdatePortfolioShareInput {
     pub share_principals: Option<bool>,
 }
 
+impl JsonType for UpdatePortfolioShareInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "PortfolioId" => check_member::<String>(value, &path.member("PortfolioId"))?,
+                "AccountId" => check_member::<String>(value, &path.member("AccountId"))?,
+                "OrganizationNode" => {
+                    check_member::<OrganizationNode>(value, &path.member("OrganizationNode"))?
+                }
+                "ShareTagOptions" => check_member::<bool>(value, &path.member("ShareTagOptions"))?,
+                "SharePrincipals" => check_member::<bool>(value, &path.member("SharePrincipals"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdatePortfolioShareOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdatePortfolioShareOutput {
@@ -5440,6 +9051,21 @@ pub struct UpdatePortfolioShareOutput {
     pub portfolio_share_token: Option<String>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for UpdatePortfolioShareOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "PortfolioShareToken" => {
+                    check_member::<String>(value, &path.member("PortfolioShareToken"))?
+                }
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateProductInput` input of the model.
@@ -5504,6 +9130,33 @@ pub struct UpdateProductInput {
     pub source_connection: Option<SourceConnection>,
 }
 
+impl JsonType for UpdateProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Owner" => check_member::<String>(value, &path.member("Owner"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Distributor" => check_member::<String>(value, &path.member("Distributor"))?,
+                "SupportDescription" => {
+                    check_member::<String>(value, &path.member("SupportDescription"))?
+                }
+                "SupportEmail" => check_member::<String>(value, &path.member("SupportEmail"))?,
+                "SupportUrl" => check_member::<String>(value, &path.member("SupportUrl"))?,
+                "AddTags" => check_member::<Vec<Tag>>(value, &path.member("AddTags"))?,
+                "RemoveTags" => check_member::<Vec<String>>(value, &path.member("RemoveTags"))?,
+                "SourceConnection" => {
+                    check_member::<SourceConnection>(value, &path.member("SourceConnection"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProductOutput {
@@ -5515,6 +9168,21 @@ pub struct UpdateProductOutput {
     pub product_view_detail: Option<ProductViewDetail>,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl JsonType for UpdateProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProductViewDetail" => {
+                    check_member::<ProductViewDetail>(value, &path.member("ProductViewDetail"))?
+                }
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateProvisionedProductInput` input of the model.
@@ -5585,6 +9253,44 @@ pub struct UpdateProvisionedProductInput {
     pub update_token: Option<String>,
 }
 
+impl JsonType for UpdateProvisionedProductInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisionedProductName" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductName"))?
+                }
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProductName" => check_member::<String>(value, &path.member("ProductName"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "ProvisioningArtifactName" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactName"))?
+                }
+                "PathId" => check_member::<String>(value, &path.member("PathId"))?,
+                "PathName" => check_member::<String>(value, &path.member("PathName"))?,
+                "ProvisioningParameters" => check_member::<Vec<UpdateProvisioningParameter>>(
+                    value,
+                    &path.member("ProvisioningParameters"),
+                )?,
+                "ProvisioningPreferences" => check_member::<UpdateProvisioningPreferences>(
+                    value,
+                    &path.member("ProvisioningPreferences"),
+                )?,
+                "Tags" => check_member::<Vec<Tag>>(value, &path.member("Tags"))?,
+                "UpdateToken" => check_member::<String>(value, &path.member("UpdateToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateProvisionedProductOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProvisionedProductOutput {
@@ -5594,6 +9300,20 @@ pub struct UpdateProvisionedProductOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub record_detail: Option<RecordDetail>,
+}
+
+impl JsonType for UpdateProvisionedProductOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "RecordDetail" => {
+                    check_member::<RecordDetail>(value, &path.member("RecordDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateProvisionedProductPropertiesInput` input of the model.
@@ -5628,6 +9348,28 @@ pub struct UpdateProvisionedProductPropertiesInput {
     pub idempotency_token: Option<String>,
 }
 
+impl JsonType for UpdateProvisionedProductPropertiesInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ProvisionedProductProperties" => check_member::<BTreeMap<String, String>>(
+                    value,
+                    &path.member("ProvisionedProductProperties"),
+                )?,
+                "IdempotencyToken" => {
+                    check_member::<String>(value, &path.member("IdempotencyToken"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateProvisionedProductPropertiesOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProvisionedProductPropertiesOutput {
@@ -5647,6 +9389,26 @@ pub struct UpdateProvisionedProductPropertiesOutput {
     pub record_id: Option<String>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl JsonType for UpdateProvisionedProductPropertiesOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisionedProductId" => {
+                    check_member::<String>(value, &path.member("ProvisionedProductId"))?
+                }
+                "ProvisionedProductProperties" => check_member::<BTreeMap<String, String>>(
+                    value,
+                    &path.member("ProvisionedProductProperties"),
+                )?,
+                "RecordId" => check_member::<String>(value, &path.member("RecordId"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateProvisioningArtifactInput` input of the model.
@@ -5682,6 +9444,26 @@ pub struct UpdateProvisioningArtifactInput {
     pub guidance: Option<String>,
 }
 
+impl JsonType for UpdateProvisioningArtifactInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                "ProductId" => check_member::<String>(value, &path.member("ProductId"))?,
+                "ProvisioningArtifactId" => {
+                    check_member::<String>(value, &path.member("ProvisioningArtifactId"))?
+                }
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "Active" => check_member::<bool>(value, &path.member("Active"))?,
+                "Guidance" => check_member::<String>(value, &path.member("Guidance"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateProvisioningArtifactOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProvisioningArtifactOutput {
@@ -5697,6 +9479,23 @@ pub struct UpdateProvisioningArtifactOutput {
     pub status: Option<String>,
 }
 
+impl JsonType for UpdateProvisioningArtifactOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ProvisioningArtifactDetail" => check_member::<ProvisioningArtifactDetail>(
+                    value,
+                    &path.member("ProvisioningArtifactDetail"),
+                )?,
+                "Info" => check_member::<BTreeMap<String, String>>(value, &path.member("Info"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateProvisioningParameter` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProvisioningParameter {
@@ -5710,6 +9509,22 @@ pub struct UpdateProvisioningParameter {
         skip_serializing_if = "Option::is_none"
     )]
     pub use_previous_value: Option<bool>,
+}
+
+impl JsonType for UpdateProvisioningParameter {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Key" => check_member::<String>(value, &path.member("Key"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                "UsePreviousValue" => {
+                    check_member::<bool>(value, &path.member("UsePreviousValue"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateProvisioningPreferences` shape of the model.
@@ -5759,6 +9574,38 @@ pub struct UpdateProvisioningPreferences {
     pub stack_set_operation_type: Option<String>,
 }
 
+impl JsonType for UpdateProvisioningPreferences {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StackSetAccounts" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetAccounts"))?
+                }
+                "StackSetRegions" => {
+                    check_member::<Vec<String>>(value, &path.member("StackSetRegions"))?
+                }
+                "StackSetFailureToleranceCount" => {
+                    check_member::<i32>(value, &path.member("StackSetFailureToleranceCount"))?
+                }
+                "StackSetFailureTolerancePercentage" => {
+                    check_member::<i32>(value, &path.member("StackSetFailureTolerancePercentage"))?
+                }
+                "StackSetMaxConcurrencyCount" => {
+                    check_member::<i32>(value, &path.member("StackSetMaxConcurrencyCount"))?
+                }
+                "StackSetMaxConcurrencyPercentage" => {
+                    check_member::<i32>(value, &path.member("StackSetMaxConcurrencyPercentage"))?
+                }
+                "StackSetOperationType" => {
+                    check_member::<String>(value, &path.member("StackSetOperationType"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceActionInput` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceActionInput {
@@ -5787,6 +9634,24 @@ pub struct UpdateServiceActionInput {
     pub accept_language: Option<String>,
 }
 
+impl JsonType for UpdateServiceActionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Name" => check_member::<String>(value, &path.member("Name"))?,
+                "Definition" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Definition"))?
+                }
+                "Description" => check_member::<String>(value, &path.member("Description"))?,
+                "AcceptLanguage" => check_member::<String>(value, &path.member("AcceptLanguage"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateServiceActionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceActionOutput {
@@ -5796,6 +9661,20 @@ pub struct UpdateServiceActionOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_action_detail: Option<ServiceActionDetail>,
+}
+
+impl JsonType for UpdateServiceActionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ServiceActionDetail" => {
+                    check_member::<ServiceActionDetail>(value, &path.member("ServiceActionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `UpdateTagOptionInput` input of the model.
@@ -5810,6 +9689,20 @@ pub struct UpdateTagOptionInput {
     pub active: Option<bool>,
 }
 
+impl JsonType for UpdateTagOptionInput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                "Active" => check_member::<bool>(value, &path.member("Active"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UpdateTagOptionOutput` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateTagOptionOutput {
@@ -5821,6 +9714,20 @@ pub struct UpdateTagOptionOutput {
     pub tag_option_detail: Option<TagOptionDetail>,
 }
 
+impl JsonType for UpdateTagOptionOutput {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TagOptionDetail" => {
+                    check_member::<TagOptionDetail>(value, &path.member("TagOptionDetail"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UsageInstruction` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageInstruction {
@@ -5828,6 +9735,19 @@ pub struct UsageInstruction {
     pub r#type: Option<String>,
     #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl JsonType for UsageInstruction {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Type" => check_member::<String>(value, &path.member("Type"))?,
+                "Value" => check_member::<String>(value, &path.member("Value"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Validate for AcceptPortfolioShareInput {

@@ -207,6 +207,23 @@ pub struct AddPermissionRequest {
     pub actions: Option<Vec<String>>,
 }
 
+impl JsonType for AddPermissionRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Label" => check_member::<String>(value, &path.member("Label"))?,
+                "AWSAccountIds" => {
+                    check_member::<Vec<String>>(value, &path.member("AWSAccountIds"))?
+                }
+                "Actions" => check_member::<Vec<String>>(value, &path.member("Actions"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `BatchResultErrorEntry` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchResultErrorEntry {
@@ -227,6 +244,21 @@ pub struct BatchResultErrorEntry {
     pub message: Option<String>,
 }
 
+impl JsonType for BatchResultErrorEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "SenderFault" => check_member::<bool>(value, &path.member("SenderFault"))?,
+                "Code" => check_member::<String>(value, &path.member("Code"))?,
+                "Message" => check_member::<String>(value, &path.member("Message"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CancelMessageMoveTaskRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelMessageMoveTaskRequest {
@@ -237,6 +269,18 @@ pub struct CancelMessageMoveTaskRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_handle: Option<String>,
+}
+
+impl JsonType for CancelMessageMoveTaskRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TaskHandle" => check_member::<String>(value, &path.member("TaskHandle"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `CancelMessageMoveTaskResult` shape of the model.
@@ -250,6 +294,20 @@ pub struct CancelMessageMoveTaskResult {
     pub approximate_number_of_messages_moved: Option<i64>,
 }
 
+impl JsonType for CancelMessageMoveTaskResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "ApproximateNumberOfMessagesMoved" => {
+                    check_member::<i64>(value, &path.member("ApproximateNumberOfMessagesMoved"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ChangeMessageVisibilityBatchRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeMessageVisibilityBatchRequest {
@@ -259,6 +317,22 @@ pub struct ChangeMessageVisibilityBatchRequest {
     /// Required by the model.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<ChangeMessageVisibilityBatchRequestEntry>>,
+}
+
+impl JsonType for ChangeMessageVisibilityBatchRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Entries" => check_member::<Vec<ChangeMessageVisibilityBatchRequestEntry>>(
+                    value,
+                    &path.member("Entries"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ChangeMessageVisibilityBatchRequestEntry` shape of the model.
@@ -282,6 +356,22 @@ pub struct ChangeMessageVisibilityBatchRequestEntry {
     pub visibility_timeout: Option<i32>,
 }
 
+impl JsonType for ChangeMessageVisibilityBatchRequestEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ReceiptHandle" => check_member::<String>(value, &path.member("ReceiptHandle"))?,
+                "VisibilityTimeout" => {
+                    check_member::<i32>(value, &path.member("VisibilityTimeout"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ChangeMessageVisibilityBatchResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeMessageVisibilityBatchResult {
@@ -297,12 +387,42 @@ pub struct ChangeMessageVisibilityBatchResult {
     pub failed: Option<Vec<BatchResultErrorEntry>>,
 }
 
+impl JsonType for ChangeMessageVisibilityBatchResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Successful" => check_member::<Vec<ChangeMessageVisibilityBatchResultEntry>>(
+                    value,
+                    &path.member("Successful"),
+                )?,
+                "Failed" => {
+                    check_member::<Vec<BatchResultErrorEntry>>(value, &path.member("Failed"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ChangeMessageVisibilityBatchResultEntry` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeMessageVisibilityBatchResultEntry {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for ChangeMessageVisibilityBatchResultEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ChangeMessageVisibilityRequest` input of the model.
@@ -327,6 +447,22 @@ pub struct ChangeMessageVisibilityRequest {
     pub visibility_timeout: Option<i32>,
 }
 
+impl JsonType for ChangeMessageVisibilityRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "ReceiptHandle" => check_member::<String>(value, &path.member("ReceiptHandle"))?,
+                "VisibilityTimeout" => {
+                    check_member::<i32>(value, &path.member("VisibilityTimeout"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateQueueRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateQueueRequest {
@@ -343,11 +479,39 @@ pub struct CreateQueueRequest {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+impl JsonType for CreateQueueRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueName" => check_member::<String>(value, &path.member("QueueName"))?,
+                "Attributes" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Attributes"))?
+                }
+                "tags" => check_member::<BTreeMap<String, String>>(value, &path.member("tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `CreateQueueResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateQueueResult {
     #[serde(rename = "QueueUrl", default, skip_serializing_if = "Option::is_none")]
     pub queue_url: Option<String>,
+}
+
+impl JsonType for CreateQueueResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteMessageBatchRequest` input of the model.
@@ -359,6 +523,22 @@ pub struct DeleteMessageBatchRequest {
     /// Required by the model.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<DeleteMessageBatchRequestEntry>>,
+}
+
+impl JsonType for DeleteMessageBatchRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Entries" => check_member::<Vec<DeleteMessageBatchRequestEntry>>(
+                    value,
+                    &path.member("Entries"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteMessageBatchRequestEntry` shape of the model.
@@ -376,6 +556,19 @@ pub struct DeleteMessageBatchRequestEntry {
     pub receipt_handle: Option<String>,
 }
 
+impl JsonType for DeleteMessageBatchRequestEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "ReceiptHandle" => check_member::<String>(value, &path.member("ReceiptHandle"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteMessageBatchResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteMessageBatchResult {
@@ -391,12 +584,42 @@ pub struct DeleteMessageBatchResult {
     pub failed: Option<Vec<BatchResultErrorEntry>>,
 }
 
+impl JsonType for DeleteMessageBatchResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Successful" => check_member::<Vec<DeleteMessageBatchResultEntry>>(
+                    value,
+                    &path.member("Successful"),
+                )?,
+                "Failed" => {
+                    check_member::<Vec<BatchResultErrorEntry>>(value, &path.member("Failed"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteMessageBatchResultEntry` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteMessageBatchResultEntry {
     /// Required by the model.
     #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl JsonType for DeleteMessageBatchResultEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `DeleteMessageRequest` input of the model.
@@ -414,12 +637,37 @@ pub struct DeleteMessageRequest {
     pub receipt_handle: Option<String>,
 }
 
+impl JsonType for DeleteMessageRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "ReceiptHandle" => check_member::<String>(value, &path.member("ReceiptHandle"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `DeleteQueueRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteQueueRequest {
     /// Required by the model.
     #[serde(rename = "QueueUrl", default, skip_serializing_if = "Option::is_none")]
     pub queue_url: Option<String>,
+}
+
+impl JsonType for DeleteQueueRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetQueueAttributesRequest` input of the model.
@@ -436,6 +684,21 @@ pub struct GetQueueAttributesRequest {
     pub attribute_names: Option<Vec<String>>,
 }
 
+impl JsonType for GetQueueAttributesRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "AttributeNames" => {
+                    check_member::<Vec<String>>(value, &path.member("AttributeNames"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetQueueAttributesResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetQueueAttributesResult {
@@ -445,6 +708,20 @@ pub struct GetQueueAttributesResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl JsonType for GetQueueAttributesResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Attributes" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Attributes"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `GetQueueUrlRequest` input of the model.
@@ -461,11 +738,38 @@ pub struct GetQueueUrlRequest {
     pub queue_owner_aws_account_id: Option<String>,
 }
 
+impl JsonType for GetQueueUrlRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueName" => check_member::<String>(value, &path.member("QueueName"))?,
+                "QueueOwnerAWSAccountId" => {
+                    check_member::<String>(value, &path.member("QueueOwnerAWSAccountId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `GetQueueUrlResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetQueueUrlResult {
     #[serde(rename = "QueueUrl", default, skip_serializing_if = "Option::is_none")]
     pub queue_url: Option<String>,
+}
+
+impl JsonType for GetQueueUrlResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListDeadLetterSourceQueuesRequest` input of the model.
@@ -484,6 +788,20 @@ pub struct ListDeadLetterSourceQueuesRequest {
     pub max_results: Option<i32>,
 }
 
+impl JsonType for ListDeadLetterSourceQueuesRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "NextToken" => check_member::<String>(value, &path.member("NextToken"))?,
+                "MaxResults" => check_member::<i32>(value, &path.member("MaxResults"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListDeadLetterSourceQueuesResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListDeadLetterSourceQueuesResult {
@@ -492,6 +810,19 @@ pub struct ListDeadLetterSourceQueuesResult {
     pub queue_urls: Option<Vec<String>>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListDeadLetterSourceQueuesResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "queueUrls" => check_member::<Vec<String>>(value, &path.member("queueUrls"))?,
+                "NextToken" => check_member::<String>(value, &path.member("NextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListMessageMoveTasksRequest` input of the model.
@@ -508,11 +839,39 @@ pub struct ListMessageMoveTasksRequest {
     pub max_results: Option<i32>,
 }
 
+impl JsonType for ListMessageMoveTasksRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "SourceArn" => check_member::<String>(value, &path.member("SourceArn"))?,
+                "MaxResults" => check_member::<i32>(value, &path.member("MaxResults"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListMessageMoveTasksResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListMessageMoveTasksResult {
     #[serde(rename = "Results", default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<ListMessageMoveTasksResultEntry>>,
+}
+
+impl JsonType for ListMessageMoveTasksResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Results" => check_member::<Vec<ListMessageMoveTasksResultEntry>>(
+                    value,
+                    &path.member("Results"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListMessageMoveTasksResultEntry` shape of the model.
@@ -566,6 +925,32 @@ pub struct ListMessageMoveTasksResultEntry {
     pub started_timestamp: Option<i64>,
 }
 
+impl JsonType for ListMessageMoveTasksResultEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TaskHandle" => check_member::<String>(value, &path.member("TaskHandle"))?,
+                "Status" => check_member::<String>(value, &path.member("Status"))?,
+                "SourceArn" => check_member::<String>(value, &path.member("SourceArn"))?,
+                "DestinationArn" => check_member::<String>(value, &path.member("DestinationArn"))?,
+                "MaxNumberOfMessagesPerSecond" => {
+                    check_member::<i32>(value, &path.member("MaxNumberOfMessagesPerSecond"))?
+                }
+                "ApproximateNumberOfMessagesMoved" => {
+                    check_member::<i64>(value, &path.member("ApproximateNumberOfMessagesMoved"))?
+                }
+                "ApproximateNumberOfMessagesToMove" => {
+                    check_member::<i64>(value, &path.member("ApproximateNumberOfMessagesToMove"))?
+                }
+                "FailureReason" => check_member::<String>(value, &path.member("FailureReason"))?,
+                "StartedTimestamp" => check_member::<i64>(value, &path.member("StartedTimestamp"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListQueueTagsRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListQueueTagsRequest {
@@ -574,11 +959,35 @@ pub struct ListQueueTagsRequest {
     pub queue_url: Option<String>,
 }
 
+impl JsonType for ListQueueTagsRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListQueueTagsResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListQueueTagsResult {
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl JsonType for ListQueueTagsResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Tags" => check_member::<BTreeMap<String, String>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ListQueuesRequest` input of the model.
@@ -600,6 +1009,22 @@ pub struct ListQueuesRequest {
     pub max_results: Option<i32>,
 }
 
+impl JsonType for ListQueuesRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueNamePrefix" => {
+                    check_member::<String>(value, &path.member("QueueNamePrefix"))?
+                }
+                "NextToken" => check_member::<String>(value, &path.member("NextToken"))?,
+                "MaxResults" => check_member::<i32>(value, &path.member("MaxResults"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ListQueuesResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListQueuesResult {
@@ -607,6 +1032,19 @@ pub struct ListQueuesResult {
     pub queue_urls: Option<Vec<String>>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl JsonType for ListQueuesResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrls" => check_member::<Vec<String>>(value, &path.member("QueueUrls"))?,
+                "NextToken" => check_member::<String>(value, &path.member("NextToken"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `Message` shape of the model.
@@ -644,6 +1082,31 @@ pub struct Message {
     pub message_attributes: Option<BTreeMap<String, MessageAttributeValue>>,
 }
 
+impl JsonType for Message {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "MessageId" => check_member::<String>(value, &path.member("MessageId"))?,
+                "ReceiptHandle" => check_member::<String>(value, &path.member("ReceiptHandle"))?,
+                "MD5OfBody" => check_member::<String>(value, &path.member("MD5OfBody"))?,
+                "Body" => check_member::<String>(value, &path.member("Body"))?,
+                "Attributes" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Attributes"))?
+                }
+                "MD5OfMessageAttributes" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageAttributes"))?
+                }
+                "MessageAttributes" => check_member::<BTreeMap<String, MessageAttributeValue>>(
+                    value,
+                    &path.member("MessageAttributes"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `MessageAttributeValue` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageAttributeValue {
@@ -674,6 +1137,26 @@ pub struct MessageAttributeValue {
     /// Required by the model.
     #[serde(rename = "DataType", default, skip_serializing_if = "Option::is_none")]
     pub data_type: Option<String>,
+}
+
+impl JsonType for MessageAttributeValue {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StringValue" => check_member::<String>(value, &path.member("StringValue"))?,
+                "BinaryValue" => check_member::<String>(value, &path.member("BinaryValue"))?,
+                "StringListValues" => {
+                    check_member::<Vec<String>>(value, &path.member("StringListValues"))?
+                }
+                "BinaryListValues" => {
+                    check_member::<Vec<String>>(value, &path.member("BinaryListValues"))?
+                }
+                "DataType" => check_member::<String>(value, &path.member("DataType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `MessageSystemAttributeValue` shape of the model.
@@ -708,12 +1191,44 @@ pub struct MessageSystemAttributeValue {
     pub data_type: Option<String>,
 }
 
+impl JsonType for MessageSystemAttributeValue {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "StringValue" => check_member::<String>(value, &path.member("StringValue"))?,
+                "BinaryValue" => check_member::<String>(value, &path.member("BinaryValue"))?,
+                "StringListValues" => {
+                    check_member::<Vec<String>>(value, &path.member("StringListValues"))?
+                }
+                "BinaryListValues" => {
+                    check_member::<Vec<String>>(value, &path.member("BinaryListValues"))?
+                }
+                "DataType" => check_member::<String>(value, &path.member("DataType"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `PurgeQueueRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PurgeQueueRequest {
     /// Required by the model.
     #[serde(rename = "QueueUrl", default, skip_serializing_if = "Option::is_none")]
     pub queue_url: Option<String>,
+}
+
+impl JsonType for PurgeQueueRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `ReceiveMessageRequest` input of the model.
@@ -766,11 +1281,54 @@ pub struct ReceiveMessageRequest {
     pub receive_request_attempt_id: Option<String>,
 }
 
+impl JsonType for ReceiveMessageRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "AttributeNames" => {
+                    check_member::<Vec<String>>(value, &path.member("AttributeNames"))?
+                }
+                "MessageSystemAttributeNames" => {
+                    check_member::<Vec<String>>(value, &path.member("MessageSystemAttributeNames"))?
+                }
+                "MessageAttributeNames" => {
+                    check_member::<Vec<String>>(value, &path.member("MessageAttributeNames"))?
+                }
+                "MaxNumberOfMessages" => {
+                    check_member::<i32>(value, &path.member("MaxNumberOfMessages"))?
+                }
+                "VisibilityTimeout" => {
+                    check_member::<i32>(value, &path.member("VisibilityTimeout"))?
+                }
+                "WaitTimeSeconds" => check_member::<i32>(value, &path.member("WaitTimeSeconds"))?,
+                "ReceiveRequestAttemptId" => {
+                    check_member::<String>(value, &path.member("ReceiveRequestAttemptId"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `ReceiveMessageResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReceiveMessageResult {
     #[serde(rename = "Messages", default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Message>>,
+}
+
+impl JsonType for ReceiveMessageResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Messages" => check_member::<Vec<Message>>(value, &path.member("Messages"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `RemovePermissionRequest` input of the model.
@@ -784,6 +1342,19 @@ pub struct RemovePermissionRequest {
     pub label: Option<String>,
 }
 
+impl JsonType for RemovePermissionRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Label" => check_member::<String>(value, &path.member("Label"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SendMessageBatchRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendMessageBatchRequest {
@@ -793,6 +1364,22 @@ pub struct SendMessageBatchRequest {
     /// Required by the model.
     #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<SendMessageBatchRequestEntry>>,
+}
+
+impl JsonType for SendMessageBatchRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Entries" => check_member::<Vec<SendMessageBatchRequestEntry>>(
+                    value,
+                    &path.member("Entries"),
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SendMessageBatchRequestEntry` shape of the model.
@@ -840,6 +1427,33 @@ pub struct SendMessageBatchRequestEntry {
     pub message_group_id: Option<String>,
 }
 
+impl JsonType for SendMessageBatchRequestEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "MessageBody" => check_member::<String>(value, &path.member("MessageBody"))?,
+                "DelaySeconds" => check_member::<i32>(value, &path.member("DelaySeconds"))?,
+                "MessageAttributes" => check_member::<BTreeMap<String, MessageAttributeValue>>(
+                    value,
+                    &path.member("MessageAttributes"),
+                )?,
+                "MessageSystemAttributes" => check_member::<
+                    BTreeMap<String, MessageSystemAttributeValue>,
+                >(
+                    value, &path.member("MessageSystemAttributes")
+                )?,
+                "MessageDeduplicationId" => {
+                    check_member::<String>(value, &path.member("MessageDeduplicationId"))?
+                }
+                "MessageGroupId" => check_member::<String>(value, &path.member("MessageGroupId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SendMessageBatchResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendMessageBatchResult {
@@ -853,6 +1467,24 @@ pub struct SendMessageBatchResult {
     /// Required by the model.
     #[serde(rename = "Failed", default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Vec<BatchResultErrorEntry>>,
+}
+
+impl JsonType for SendMessageBatchResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Successful" => check_member::<Vec<SendMessageBatchResultEntry>>(
+                    value,
+                    &path.member("Successful"),
+                )?,
+                "Failed" => {
+                    check_member::<Vec<BatchResultErrorEntry>>(value, &path.member("Failed"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SendMessageBatchResultEntry` shape of the model.
@@ -889,6 +1521,29 @@ pub struct SendMessageBatchResultEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub sequence_number: Option<String>,
+}
+
+impl JsonType for SendMessageBatchResultEntry {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "Id" => check_member::<String>(value, &path.member("Id"))?,
+                "MessageId" => check_member::<String>(value, &path.member("MessageId"))?,
+                "MD5OfMessageBody" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageBody"))?
+                }
+                "MD5OfMessageAttributes" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageAttributes"))?
+                }
+                "MD5OfMessageSystemAttributes" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageSystemAttributes"))?
+                }
+                "SequenceNumber" => check_member::<String>(value, &path.member("SequenceNumber"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `SendMessageRequest` input of the model.
@@ -936,6 +1591,33 @@ pub struct SendMessageRequest {
     pub message_group_id: Option<String>,
 }
 
+impl JsonType for SendMessageRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "MessageBody" => check_member::<String>(value, &path.member("MessageBody"))?,
+                "DelaySeconds" => check_member::<i32>(value, &path.member("DelaySeconds"))?,
+                "MessageAttributes" => check_member::<BTreeMap<String, MessageAttributeValue>>(
+                    value,
+                    &path.member("MessageAttributes"),
+                )?,
+                "MessageSystemAttributes" => check_member::<
+                    BTreeMap<String, MessageSystemAttributeValue>,
+                >(
+                    value, &path.member("MessageSystemAttributes")
+                )?,
+                "MessageDeduplicationId" => {
+                    check_member::<String>(value, &path.member("MessageDeduplicationId"))?
+                }
+                "MessageGroupId" => check_member::<String>(value, &path.member("MessageGroupId"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SendMessageResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendMessageResult {
@@ -967,6 +1649,28 @@ pub struct SendMessageResult {
     pub sequence_number: Option<String>,
 }
 
+impl JsonType for SendMessageResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "MD5OfMessageBody" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageBody"))?
+                }
+                "MD5OfMessageAttributes" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageAttributes"))?
+                }
+                "MD5OfMessageSystemAttributes" => {
+                    check_member::<String>(value, &path.member("MD5OfMessageSystemAttributes"))?
+                }
+                "MessageId" => check_member::<String>(value, &path.member("MessageId"))?,
+                "SequenceNumber" => check_member::<String>(value, &path.member("SequenceNumber"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `SetQueueAttributesRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetQueueAttributesRequest {
@@ -980,6 +1684,21 @@ pub struct SetQueueAttributesRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl JsonType for SetQueueAttributesRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Attributes" => {
+                    check_member::<BTreeMap<String, String>>(value, &path.member("Attributes"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `StartMessageMoveTaskRequest` input of the model.
@@ -1002,6 +1721,22 @@ pub struct StartMessageMoveTaskRequest {
     pub max_number_of_messages_per_second: Option<i32>,
 }
 
+impl JsonType for StartMessageMoveTaskRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "SourceArn" => check_member::<String>(value, &path.member("SourceArn"))?,
+                "DestinationArn" => check_member::<String>(value, &path.member("DestinationArn"))?,
+                "MaxNumberOfMessagesPerSecond" => {
+                    check_member::<i32>(value, &path.member("MaxNumberOfMessagesPerSecond"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `StartMessageMoveTaskResult` shape of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartMessageMoveTaskResult {
@@ -1011,6 +1746,18 @@ pub struct StartMessageMoveTaskResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_handle: Option<String>,
+}
+
+impl JsonType for StartMessageMoveTaskResult {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "TaskHandle" => check_member::<String>(value, &path.member("TaskHandle"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `TagQueueRequest` input of the model.
@@ -1024,6 +1771,19 @@ pub struct TagQueueRequest {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+impl JsonType for TagQueueRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "Tags" => check_member::<BTreeMap<String, String>>(value, &path.member("Tags"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `UntagQueueRequest` input of the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagQueueRequest {
@@ -1033,6 +1793,19 @@ pub struct UntagQueueRequest {
     /// Required by the model.
     #[serde(rename = "TagKeys", default, skip_serializing_if = "Option::is_none")]
     pub tag_keys: Option<Vec<String>>,
+}
+
+impl JsonType for UntagQueueRequest {
+    fn check_json(value: &serde_json::Value, path: &Path<'_>) -> Result<(), TypeMismatch> {
+        for (key, value) in expect_object(value, path)? {
+            match key.as_str() {
+                "QueueUrl" => check_member::<String>(value, &path.member("QueueUrl"))?,
+                "TagKeys" => check_member::<Vec<String>>(value, &path.member("TagKeys"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Validate for AddPermissionRequest {
