@@ -124,6 +124,57 @@ pub fn create_key(
     })
 }
 
+/// What `admin list-keys` shows of a key: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The access key id.
+    pub access_key_id: String,
+    /// Its account.
+    pub account: String,
+    /// Its principal ARN.
+    pub principal: String,
+    /// Whether the principal administers the account's catalog.
+    pub admin: bool,
+    /// When it was made (milliseconds since the epoch).
+    pub created_ms: i64,
+}
+
+/// Every key, or those of `account`, in the order they were made.
+pub fn list_keys(store: &dyn Store, account: Option<&str>) -> Result<Vec<KeyInfo>, StoreError> {
+    let mut keys = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = transact(store, Mode::Read, |tx| {
+            tx.list(Kind::AccessKey, "", "", after, 1000)
+        })?;
+        let Some(last) = rows.last() else {
+            return Ok(keys);
+        };
+        after = Some(last.seq);
+        for row in rows {
+            let stored: StoredKey = serde_json::from_slice(&row.body)
+                .map_err(|e| StoreError(format!("access key {}: {e}", row.id)))?;
+            if account.is_none_or(|a| a == stored.account) {
+                keys.push(KeyInfo {
+                    access_key_id: row.id,
+                    account: stored.account,
+                    principal: stored.principal,
+                    admin: stored.admin,
+                    created_ms: stored.created_ms,
+                });
+            }
+        }
+    }
+}
+
+/// Deletes a key; `false` when there is none of that id. A running server refuses it from its
+/// next request on ([`KeyRing::still_exists`]).
+pub fn delete_key(store: &dyn Store, access_key_id: &str) -> Result<bool, StoreError> {
+    transact(store, Mode::Write, |tx| {
+        tx.delete(Kind::AccessKey, "", access_key_id)
+    })
+}
+
 /// Whether any access key exists yet (a newcomer's server has none).
 pub fn any_key_exists(store: &dyn Store) -> Result<bool, StoreError> {
     transact(store, Mode::Read, |tx| {
@@ -165,6 +216,22 @@ impl KeyRing {
             .unwrap_or_else(|p| p.into_inner())
             .get(access_key_id)
             .cloned()
+    }
+
+    /// Whether the key is still in the store, read in the request's own store work (a blocking
+    /// thread or the writer), so a key deleted by `admin delete-key` in another process is
+    /// refused from the next request on, cached or not. A deleted key leaves the cache.
+    pub fn still_exists(&self, access_key_id: &str) -> Result<bool, StoreError> {
+        let exists = transact(self.store.as_ref(), Mode::Read, |tx| {
+            Ok::<_, StoreError>(tx.get(Kind::AccessKey, "", access_key_id)?.is_some())
+        })?;
+        if !exists {
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(access_key_id);
+        }
+        Ok(exists)
     }
 
     /// The key, from the cache or the store; `None` when it does not exist.
@@ -260,5 +327,48 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains(key.secret.expose()));
+    }
+
+    #[test]
+    fn keys_are_listed_without_secrets_and_a_deleted_key_is_refused_though_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let server_key = Arc::new(ServerKey::generate());
+        let make = |account: &str, admin| {
+            create_key(
+                store.as_ref(),
+                &server_key,
+                account,
+                &format!("arn:aws:iam::{account}:role/r"),
+                admin,
+            )
+            .unwrap()
+        };
+        let (a, b, c) = (
+            make("111111111111", true),
+            make("222222222222", false),
+            make("111111111111", false),
+        );
+        let all = list_keys(store.as_ref(), None).unwrap();
+        let ids: Vec<&str> = all.iter().map(|k| k.access_key_id.as_str()).collect();
+        assert_eq!(ids, [&a.access_key_id, &b.access_key_id, &c.access_key_id]);
+        assert!(all[0].admin && !all[1].admin);
+        let ones = list_keys(store.as_ref(), Some("111111111111")).unwrap();
+        assert_eq!(ones.len(), 2);
+        assert!(!format!("{all:?}").contains(a.secret.expose()));
+
+        let ring = KeyRing::new(store.clone(), server_key.clone());
+        assert!(ring.lookup(&b.access_key_id).unwrap().is_some());
+        assert!(ring.cached(&b.access_key_id).is_some());
+        assert!(ring.still_exists(&b.access_key_id).unwrap());
+        // Deleted through another store on the same file, as `admin delete-key` does.
+        let other = crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
+        assert!(delete_key(&other, &b.access_key_id).unwrap());
+        assert!(!delete_key(&other, &b.access_key_id).unwrap());
+        assert!(!ring.still_exists(&b.access_key_id).unwrap());
+        assert!(ring.cached(&b.access_key_id).is_none(), "it left the cache");
+        assert!(ring.lookup(&b.access_key_id).unwrap().is_none());
+        assert_eq!(list_keys(store.as_ref(), None).unwrap().len(), 2);
     }
 }

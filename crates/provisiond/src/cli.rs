@@ -1,4 +1,5 @@
-//! The command line: `serve` runs the server, `admin create-key` makes an access key. Logic lives
+//! The command line: `serve` runs the server, `admin create-key` / `list-keys` / `delete-key`
+//! manage access keys. Logic lives
 //! in the library modules; this file only parses arguments and wires things together.
 
 use crate::auth::{self, KeyRing};
@@ -135,6 +136,23 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Print the access keys (never their secrets), one JSON object per line.
+    ListKeys {
+        /// The data directory of the server (it may be running).
+        #[arg(long, default_value = "provisiond-data")]
+        data_dir: PathBuf,
+        /// Only the keys of this 12-digit account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Delete an access key: a running server refuses it from its next request on.
+    DeleteKey {
+        /// The data directory of the server (it may be running).
+        #[arg(long, default_value = "provisiond-data")]
+        data_dir: PathBuf,
+        /// The access key id (`AKIA…`).
+        access_key_id: String,
+    },
     /// Print the engine's full log of a record's (or a Proton deployment's) terraform runs.
     Logs {
         /// The data directory of the engine (for `serve --engine`, the server's).
@@ -207,6 +225,16 @@ pub fn main() -> ExitCode {
             command: AdminCommand::Logs { data_dir, id },
         } => print_logs(&data_dir, &id),
         Command::Admin {
+            command: AdminCommand::ListKeys { data_dir, account },
+        } => list_keys(&data_dir, account.as_deref()),
+        Command::Admin {
+            command:
+                AdminCommand::DeleteKey {
+                    data_dir,
+                    access_key_id,
+                },
+        } => delete_key(&data_dir, &access_key_id),
+        Command::Admin {
             command:
                 AdminCommand::CreateKey {
                     data_dir,
@@ -245,6 +273,52 @@ fn open(data_dir: &Path) -> Result<Opened, String> {
     })
 }
 
+/// Opens the data directory of an existing server for an `admin` command: one that does not
+/// exist, or has no server key, is refused rather than made (its keys would be unknown to the
+/// server the operator meant).
+fn open_existing(data_dir: &Path) -> Result<Opened, String> {
+    if !data_dir.join("server.key").is_file() {
+        return Err(format!(
+            "{} is not a provisiond data directory (it has no server.key); \
+             pass the --data-dir the server runs with",
+            data_dir.display()
+        ));
+    }
+    open(data_dir)
+}
+
+fn list_keys(data_dir: &Path, account: Option<&str>) -> Result<(), String> {
+    if let Some(account) = account {
+        auth::check_account(account)?;
+    }
+    let Opened { store, .. } = open_existing(data_dir)?;
+    for key in auth::list_keys(store.as_ref(), account).map_err(|e| e.to_string())? {
+        let json = serde_json::json!({
+            "AccessKeyId": key.access_key_id,
+            "Account": key.account,
+            "Principal": key.principal,
+            "Admin": key.admin,
+            "Created": crate::time::format_iso8601(key.created_ms),
+        });
+        println!("{json}");
+    }
+    Ok(())
+}
+
+fn delete_key(data_dir: &Path, access_key_id: &str) -> Result<(), String> {
+    let Opened { store, .. } = open_existing(data_dir)?;
+    if !auth::delete_key(store.as_ref(), access_key_id).map_err(|e| e.to_string())? {
+        return Err(format!(
+            "there is no access key {access_key_id:?} (see `provisiond admin list-keys`)"
+        ));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"AccessKeyId": access_key_id, "Deleted": true})
+    );
+    Ok(())
+}
+
 fn create_key(
     data_dir: PathBuf,
     account: &str,
@@ -253,7 +327,7 @@ fn create_key(
 ) -> Result<(), String> {
     auth::check_account(account)?;
     auth::check_principal(account, principal)?;
-    let Opened { store, key, .. } = open(&data_dir)?;
+    let Opened { store, key, .. } = open_existing(&data_dir)?;
     let new = auth::create_key(store.as_ref(), &key, account, principal, admin)
         .map_err(|e| e.to_string())?;
     let json = serde_json::json!({

@@ -265,7 +265,16 @@ async fn serve(
     let method = parts.method.clone();
     let request_id = request_id.to_string();
     let store = app.store.clone();
+    let access_key_id = known.identity.access_key_id.clone();
     tokio::task::spawn_blocking(move || {
+        // The key may have been deleted since it was cached.
+        if !app
+            .keys
+            .still_exists(&access_key_id)
+            .map_err(AwsError::from)?
+        {
+            return Err(crate::server::revoked_key().into());
+        }
         let ctx = Op {
             store: store.as_ref(),
             account: &account,

@@ -149,10 +149,13 @@ pub async fn signing_key(app: &Arc<App>, access_key_id: &str) -> Result<Arc<Know
     tokio::task::spawn_blocking(move || app.keys.lookup(&key_id))
         .await
         .map_err(|e| CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))??
-        .ok_or_else(|| {
-            CommonError::UnrecognizedClientException
-                .with("The security token included in the request is invalid.")
-        })
+        .ok_or_else(revoked_key)
+}
+
+/// The answer to a request signed with an unknown or deleted key.
+pub fn revoked_key() -> AwsError {
+    CommonError::UnrecognizedClientException
+        .with("The security token included in the request is invalid.")
 }
 
 async fn serve(
@@ -316,6 +319,10 @@ fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>, AwsError> {
+    // The signature was checked with a possibly cached key: make sure it was not deleted since.
+    if !app.keys.still_exists(&ctx.identity.access_key_id)? {
+        return Err(revoked_key());
+    }
     match service {
         Service::ServiceCatalog => {
             let op = servicecatalog::Operation::from_name(operation)

@@ -4,7 +4,7 @@
 
 mod handler;
 
-pub use handler::{signing_key, App, BODY_LIMIT};
+pub use handler::{revoked_key, signing_key, App, BODY_LIMIT};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
