@@ -51,6 +51,16 @@ enum Command {
         /// The terraform executable of the in-process engine.
         #[arg(long, default_value = "terraform")]
         terraform: PathBuf,
+        /// Most open connections; at the cap the quietest connection without a request in
+        /// flight is closed for each new one.
+        #[arg(long, default_value_t = 4096)]
+        max_connections: usize,
+        /// Seconds a connection has to send a whole request head.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        header_timeout: f64,
+        /// Seconds a keep-alive connection may idle between requests.
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        idle_timeout: f64,
     },
     /// Measure throughput and latency against the real server (see BENCHMARKS.md).
     Bench {
@@ -181,12 +191,18 @@ pub fn main() -> ExitCode {
             engine,
             workers,
             terraform,
-        } => serve(
-            listen,
-            data_dir,
-            git_repositories.into_iter().collect(),
-            engine.map(|_| (workers, terraform)),
-        ),
+            max_connections,
+            header_timeout,
+            idle_timeout,
+        } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
+            serve(
+                listen,
+                data_dir,
+                git_repositories.into_iter().collect(),
+                engine.map(|_| (workers, terraform)),
+                limits,
+            )
+        }),
         Command::Bench {
             quick,
             million,
@@ -475,11 +491,32 @@ fn run_engine(
     Ok(())
 }
 
+fn connection_limits(max: usize, header: f64, idle: f64) -> Result<server::Limits, String> {
+    let seconds = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(format!(
+                "--{name} {v}: give a number of seconds above 0, at most 86400"
+            ))
+        }
+    };
+    if max == 0 {
+        return Err("--max-connections must be at least 1".into());
+    }
+    Ok(server::Limits {
+        max_connections: max,
+        header_read: seconds("header-timeout", header)?,
+        idle: seconds("idle-timeout", idle)?,
+    })
+}
+
 fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
     git_repositories: BTreeMap<String, PathBuf>,
     engine: Option<(usize, PathBuf)>,
+    limits: server::Limits,
 ) -> Result<(), String> {
     let app = prepare_with_repositories(&data_dir, git_repositories.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -487,9 +524,7 @@ fn serve(
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("listening on {listen}: {e}"))?;
+        let listener = server::listen(listen).map_err(|e| format!("listening on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
         tokio::spawn(deliver_in_background(app.clone()));
@@ -509,7 +544,7 @@ fn serve(
             let _ = app.engine_status.set(status.clone());
             tokio::spawn(engine::terraform::run(config, status));
         }
-        server::run(listener, app, shutdown_signal()).await;
+        server::run(listener, app, limits, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
     })

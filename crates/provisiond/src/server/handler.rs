@@ -107,6 +107,18 @@ fn error_response(
     response
 }
 
+/// The answer on a connection the server is closing (shed, or past a deadline) when a request
+/// arrives in the same instant: 503 and `Connection: close`, so the client retries elsewhere.
+pub fn closing() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        "close".parse().expect("a header value"),
+    );
+    response
+}
+
 /// Serves one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();

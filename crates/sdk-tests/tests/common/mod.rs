@@ -26,9 +26,14 @@ pub async fn start() -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(provisiond::server::run(listener, app, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(provisiond::server::run(
+        listener,
+        app,
+        Default::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     let (akid, secret) = read_credentials(&data.join("credentials"));
     Running {
         endpoint,
