@@ -119,3 +119,89 @@ def test_slow_and_idle_connections_are_dropped_within_their_deadlines(tmp_path):
         assert "connections closed by the server" in log and "header_timeouts" in log, log[-2000:]
     finally:
         server.stop()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def signed_put_headers(server, key, secret, path, length, payload_hash):
+    """The head of a PUT signed by botocore for a body of `length` bytes it never holds."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    request = botocore.awsrequest.AWSRequest(method="PUT", url=server.endpoint + path, data=b"",
+                                             headers={"x-amz-content-sha256": payload_hash})
+    botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(key.access_key_id, secret), "s3", "us-east-1").add_auth(request)
+    headers = dict(request.prepare().headers)
+    headers["Content-Length"] = str(length)
+    return headers
+
+
+def send_head(server, path, headers):
+    """Sends only a request head; returns the socket."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    lines = [f"PUT {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
+    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return s
+
+
+def answer_without_body(sock):
+    """The status line and body of the answer that comes while the request body is unsent."""
+    sock.settimeout(3)
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b">"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def test_uploads_are_refused_before_their_bodies_are_read(tmp_path):
+    server = Server(tmp_path / "data")
+    try:
+        from test_objects import s3_client
+        s3_client(server, server.admin).create_bucket(Bucket="uploads")
+        path = "/uploads/big.bin"
+        cases = {
+            "unsigned": ({"Content-Length": "50000000", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}, "AccessDenied"),
+            "oversized": (signed_put_headers(server, server.admin, server.admin.secret, path, 100_000_000, "UNSIGNED-PAYLOAD"),
+                          "EntityTooLarge"),
+            "wrong secret": (signed_put_headers(server, server.admin, "x" * 40, path, 50_000_000, "UNSIGNED-PAYLOAD"),
+                             "SignatureDoesNotMatch"),
+            "no payload hash": ({k: v for k, v in signed_put_headers(server, server.admin, server.admin.secret, path, 1000,
+                                                                     "UNSIGNED-PAYLOAD").items()
+                                 if k.lower() != "x-amz-content-sha256"}, None),
+        }
+        for name, (headers, code) in cases.items():
+            sock = send_head(server, path, headers)
+            answer = answer_without_body(sock)
+            sock.close()
+            assert answer.startswith("HTTP/1.1 4"), (name, answer[:300])
+            if code:
+                assert f"<Code>{code}</Code>" in answer, (name, answer)
+
+        # Eight unsigned uploads streaming 60 MB each at once: memory stays where it was.
+        before = rss_kib(server.proc.pid)
+        socks = [send_head(server, path, {"Content-Length": "60000000", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+                 for _ in range(8)]
+        chunk = b"\0" * (1 << 20)
+        for _ in range(60):
+            for s in socks:
+                try:
+                    s.sendall(chunk)
+                except OSError:
+                    pass  # the server answered and closed: the point
+        for s in socks:
+            s.close()
+        after = rss_kib(server.proc.pid)
+        assert after - before < 32 * 1024, f"RSS grew from {before} to {after} KiB"
+        # A signed upload still works, and nothing was stored by the refused ones.
+        client = s3_client(server, server.admin)
+        client.put_object(Bucket="uploads", Key="small.txt", Body=b"hello")
+        assert [o["Key"] for o in client.list_objects_v2(Bucket="uploads")["Contents"]] == ["small.txt"]
+    finally:
+        server.stop()

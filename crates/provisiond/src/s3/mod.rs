@@ -185,25 +185,20 @@ fn valid_bucket_name(name: &str) -> bool {
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
 }
 
-/// The answer to a body over `OBJECT_LIMIT`.
-pub fn too_large(request_id: &str) -> Response<Full<Bytes>> {
-    error_response(
-        &err(
-            "EntityTooLarge",
-            400,
-            format!(
-                "Your proposed upload exceeds the maximum allowed size of {OBJECT_LIMIT} bytes."
-            ),
-        ),
-        request_id,
-    )
-}
+/// Largest body read for one request: the object limit plus room for aws-chunked framing.
+pub const WIRE_LIMIT: usize = OBJECT_LIMIT + (1 << 20);
 
-/// Serves one S3 request whose body has been read.
+/// Bodies read at once, in 64 KiB units: at most 256 MiB of uploads are held in memory, however
+/// many clients send at the same time; more wait their turn.
+static UPLOAD_BUDGET: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4096);
+const BUDGET_UNIT: usize = 64 << 10;
+
+/// Serves one S3 request. Its body is read only once the declared length is within the limit
+/// and the signature over the headers (which cover the declared payload hash) is good.
 pub async fn handle(
     app: Arc<App>,
     parts: http::request::Parts,
-    body: Bytes,
+    body: hyper::body::Incoming,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     match serve(app, parts, body, request_id).await {
@@ -212,18 +207,64 @@ pub async fn handle(
     }
 }
 
+fn entity_too_large() -> S3Error {
+    err(
+        "EntityTooLarge",
+        400,
+        format!("Your proposed upload exceeds the maximum allowed size of {OBJECT_LIMIT} bytes."),
+    )
+}
+
+/// Reads a body of at most `limit` bytes; stops reading at the first byte over.
+async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, S3Error> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            err(
+                "IncompleteBody",
+                400,
+                "The request body ended before its declared length.",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if kept.len() + data.len() > limit {
+                return Err(entity_too_large());
+            }
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(kept))
+}
+
 async fn serve(
     app: Arc<App>,
     parts: http::request::Parts,
-    body: Bytes,
+    body: hyper::body::Incoming,
     request_id: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let signed = SignedRequest {
+    let declared_length = match parts.headers.get(http::header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| err("InvalidArgument", 400, "Content-Length is not a number."))?,
+        ),
+    };
+    if declared_length.is_some_and(|n| n > WIRE_LIMIT as u64) {
+        return Err(entity_too_large());
+    }
+    let has_body = declared_length.map_or(
+        parts.headers.contains_key(http::header::TRANSFER_ENCODING),
+        |n| n > 0,
+    );
+    let headers_only = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         headers: &parts.headers,
-        body: &body,
+        body: &[],
     };
     let content_sha = parts
         .headers
@@ -235,17 +276,54 @@ async fn serve(
         Some(Err(why)) => return Err(err("NotImplemented", 501, why)),
         None => None,
     };
-    let auth = sigv4::parse(&signed)?;
+    let auth = sigv4::parse(&headers_only)?;
     let known = crate::server::signing_key(&app, &auth.access_key_id).await?;
     let now_ms = crate::time::now_ms();
-    sigv4::verify(
-        &signed,
+    let payload_hash = match content_sha {
+        "" if has_body => {
+            return Err(err(
+                "InvalidRequest",
+                400,
+                "Missing required header for this request: x-amz-content-sha256",
+            ))
+        }
+        "" => hex::encode(<Sha256 as sha2::Digest>::digest(b"")),
+        declared => declared.to_string(),
+    };
+    sigv4::verify_declared_payload(
+        &headers_only,
         &auth,
         known.secret.expose(),
         "s3",
         PathStyle::AsSent,
         now_ms / 1000,
+        &payload_hash,
     )?;
+
+    // Signed: now the body, within the limit and the memory budget.
+    let units = declared_length
+        .map_or(WIRE_LIMIT, |n| n as usize)
+        .div_ceil(BUDGET_UNIT);
+    let _budget = UPLOAD_BUDGET
+        .acquire_many(units.clamp(1, WIRE_LIMIT.div_ceil(BUDGET_UNIT)) as u32)
+        .await
+        .map_err(|_| err("InternalError", 500, "the upload budget is closed"))?;
+    let body = if has_body {
+        read_limited(body, WIRE_LIMIT).await?
+    } else {
+        Bytes::new()
+    };
+    let is_hash = payload_hash.len() == 64 && payload_hash.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hash && streaming.is_none() {
+        let actual = hex::encode(<Sha256 as sha2::Digest>::digest(&body));
+        if !actual.eq_ignore_ascii_case(&payload_hash) {
+            return Err(err(
+                "XAmzContentSHA256Mismatch",
+                400,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+    }
     let body = match streaming {
         None => {
             verify_checksums(&parts.headers, &body)?;
@@ -253,6 +331,9 @@ async fn serve(
         }
         Some(mode) => decode_streaming(&parts.headers, &auth, known.secret.expose(), &body, mode)?,
     };
+    if body.len() > OBJECT_LIMIT {
+        return Err(entity_too_large());
+    }
 
     let account = known.identity.account.clone();
     let path = parts.uri.path().to_string();

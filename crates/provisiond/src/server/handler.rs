@@ -192,10 +192,8 @@ async fn serve(
     if req.headers().get("x-amz-target").is_none()
         && !(req.method() == hyper::Method::POST && req.uri().path() == "/")
     {
+        // S3 reads its own body, once the request's signature is checked.
         let (parts, body) = req.into_parts();
-        let Ok(body) = read_body(body, crate::s3::OBJECT_LIMIT).await else {
-            return Ok(crate::s3::too_large(request_id));
-        };
         return Ok(crate::s3::handle(app.clone(), parts, body, request_id).await);
     }
     let routed = awsjson::parse_target(target);

@@ -57,7 +57,7 @@ fn invalid(message: impl Into<String>) -> AwsError {
 }
 
 /// Verifies that `req` was signed by `auth`'s key with `secret`, for `service`, at a time within
-/// `MAX_SKEW_SECS` of `now_secs`. Returns the credential scope's region.
+/// `MAX_SKEW_SECS` of `now_secs`, over the body it holds.
 pub fn verify(
     req: &SignedRequest<'_>,
     auth: &Authorization,
@@ -66,6 +66,60 @@ pub fn verify(
     path_style: PathStyle,
     now_secs: i64,
 ) -> Result<(), AwsError> {
+    let amz_date = check_scope_and_time(req, auth, service, now_secs)?;
+    let body_hash = hex::encode(Sha256::digest(req.body));
+    let payload_hash = match req
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("UNSIGNED-PAYLOAD") if path_style == PathStyle::AsSent => {
+            "UNSIGNED-PAYLOAD".to_string()
+        }
+        // aws-chunked uploads sign the literal; their chunks are checked as they are decoded.
+        Some(streaming)
+            if path_style == PathStyle::AsSent && streaming.starts_with("STREAMING-") =>
+        {
+            streaming.to_string()
+        }
+        Some(claimed) => {
+            if !bool::from(claimed.as_bytes().ct_eq(body_hash.as_bytes())) {
+                return Err(invalid(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                ));
+            }
+            body_hash
+        }
+        None => body_hash,
+    };
+    signature_matches(req, auth, secret, path_style, amz_date, &payload_hash)
+}
+
+/// Verifies a request's signature before its body is read, over the payload hash the request
+/// declares in `x-amz-content-sha256` (a header the signature covers); the caller checks the
+/// body against that hash once it has read it. S3 uses it, so an unsigned or badly signed
+/// upload is refused before a byte of its body is read.
+pub fn verify_declared_payload(
+    req: &SignedRequest<'_>,
+    auth: &Authorization,
+    secret: &str,
+    service: &str,
+    path_style: PathStyle,
+    now_secs: i64,
+    payload_hash: &str,
+) -> Result<(), AwsError> {
+    let amz_date = check_scope_and_time(req, auth, service, now_secs)?;
+    signature_matches(req, auth, secret, path_style, amz_date, payload_hash)
+}
+
+/// The checks that need no secret: scope service, `host` signed, `X-Amz-Date` well formed, of
+/// the credential's day and within the skew. Returns the `X-Amz-Date`.
+fn check_scope_and_time<'r>(
+    req: &SignedRequest<'r>,
+    auth: &Authorization,
+    service: &str,
+    now_secs: i64,
+) -> Result<&'r str, AwsError> {
     if auth.service != service {
         return Err(invalid(format!(
             "Credential should be scoped to correct service: '{service}'. "
@@ -110,40 +164,24 @@ pub fn verify(
             crate::time::format_amz_date(now_secs)
         )));
     }
+    Ok(amz_date)
+}
 
-    let body_hash = hex::encode(Sha256::digest(req.body));
-    let payload_hash = match req
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("UNSIGNED-PAYLOAD") if path_style == PathStyle::AsSent => {
-            "UNSIGNED-PAYLOAD".to_string()
-        }
-        // aws-chunked uploads sign the literal; their chunks are checked as they are decoded.
-        Some(streaming)
-            if path_style == PathStyle::AsSent && streaming.starts_with("STREAMING-") =>
-        {
-            streaming.to_string()
-        }
-        Some(claimed) => {
-            if !bool::from(claimed.as_bytes().ct_eq(body_hash.as_bytes())) {
-                return Err(invalid(
-                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                ));
-            }
-            body_hash
-        }
-        None => body_hash,
-    };
-
+fn signature_matches(
+    req: &SignedRequest<'_>,
+    auth: &Authorization,
+    secret: &str,
+    path_style: PathStyle,
+    amz_date: &str,
+    payload_hash: &str,
+) -> Result<(), AwsError> {
     let canonical = canonical::canonical_request(
         req.method,
         req.path,
         req.query,
         req.headers,
         &auth.signed_headers,
-        &payload_hash,
+        payload_hash,
         path_style,
     )?;
     let scope = format!(
