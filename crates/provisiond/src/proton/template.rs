@@ -493,7 +493,7 @@ fn delete_template(
 
 /// Checks a template bundle: a Terraform manifest in the kind's infrastructure folder and a
 /// `schema/schema.yaml` naming the kind's input type. Returns the schema text.
-fn check_bundle(kind: TemplateKind, files: &Files) -> Result<String, String> {
+pub fn check_bundle(kind: TemplateKind, files: &Files) -> Result<String, String> {
     let text = |path: &str| -> Result<String, String> {
         let bytes = files
             .get(path)

@@ -185,6 +185,87 @@ fn valid_bucket_name(name: &str) -> bool {
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
 }
 
+/// An S3 operation provisiond serves, as a path-style request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`.
+    ListBuckets,
+    /// `PUT /<bucket>`.
+    CreateBucket {
+        /// The bucket.
+        bucket: String,
+    },
+    /// `DELETE /<bucket>`.
+    DeleteBucket {
+        /// The bucket.
+        bucket: String,
+    },
+    /// `GET /<bucket>` (ListObjectsV2 and its parameters).
+    ListObjects {
+        /// The bucket.
+        bucket: String,
+        /// The decoded query parameters.
+        query: Vec<(String, String)>,
+    },
+    /// `PUT /<bucket>/<key>`.
+    PutObject {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+    },
+    /// `GET /<bucket>/<key>`.
+    GetObject {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+    },
+    /// `HEAD /<bucket>/<key>`.
+    HeadObject {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+    },
+    /// `DELETE /<bucket>/<key>`.
+    DeleteObject {
+        /// The bucket.
+        bucket: String,
+        /// The object key.
+        key: String,
+    },
+}
+
+/// Which operation a request names: `NotImplemented` for the S3 operations not served.
+pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, S3Error> {
+    let rest = path.trim_start_matches('/');
+    let (bucket, key) = match rest.split_once('/') {
+        Some((b, k)) => (percent_decode(b), percent_decode(k)),
+        None => (percent_decode(rest), String::new()),
+    };
+    Ok(match (method, bucket.is_empty(), key.is_empty()) {
+        (&Method::GET, true, _) => Route::ListBuckets,
+        (&Method::PUT, false, true) => Route::CreateBucket { bucket },
+        (&Method::DELETE, false, true) => Route::DeleteBucket { bucket },
+        (&Method::GET, false, true) => Route::ListObjects {
+            bucket,
+            query: query_params(query),
+        },
+        (&Method::PUT, false, false) => Route::PutObject { bucket, key },
+        (&Method::GET, false, false) => Route::GetObject { bucket, key },
+        (&Method::HEAD, false, false) => Route::HeadObject { bucket, key },
+        (&Method::DELETE, false, false) => Route::DeleteObject { bucket, key },
+        _ => {
+            return Err(err(
+                "NotImplemented",
+                501,
+                "This S3 operation is not served by provisiond.",
+            ))
+        }
+    })
+}
+
 /// Largest body read for one request: the object limit plus room for aws-chunked framing.
 pub const WIRE_LIMIT: usize = OBJECT_LIMIT + (1 << 20);
 
@@ -335,15 +416,12 @@ async fn serve(
         return Err(entity_too_large());
     }
 
+    let route = route(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+    )?;
     let account = known.identity.account.clone();
-    let path = parts.uri.path().to_string();
-    let rest = path.trim_start_matches('/');
-    let (bucket, key) = match rest.split_once('/') {
-        Some((b, k)) => (percent_decode(b), percent_decode(k)),
-        None => (percent_decode(rest), String::new()),
-    };
-    let query = query_params(parts.uri.query().unwrap_or(""));
-    let method = parts.method.clone();
     let request_id = request_id.to_string();
     let store = app.store.clone();
     let access_key_id = known.identity.access_key_id.clone();
@@ -362,20 +440,15 @@ async fn serve(
             now_ms,
             request_id: &request_id,
         };
-        match (method, bucket.is_empty(), key.is_empty()) {
-            (Method::GET, true, _) => ctx.list_buckets(),
-            (Method::PUT, false, true) => ctx.create_bucket(&bucket),
-            (Method::DELETE, false, true) => ctx.delete_bucket(&bucket),
-            (Method::GET, false, true) => ctx.list_objects(&bucket, &query),
-            (Method::PUT, false, false) => ctx.put_object(&bucket, &key, body),
-            (Method::GET, false, false) => ctx.get_object(&bucket, &key, true),
-            (Method::HEAD, false, false) => ctx.get_object(&bucket, &key, false),
-            (Method::DELETE, false, false) => ctx.delete_object(&bucket, &key),
-            _ => Err(err(
-                "NotImplemented",
-                501,
-                "This S3 operation is not served by provisiond.",
-            )),
+        match route {
+            Route::ListBuckets => ctx.list_buckets(),
+            Route::CreateBucket { bucket } => ctx.create_bucket(&bucket),
+            Route::DeleteBucket { bucket } => ctx.delete_bucket(&bucket),
+            Route::ListObjects { bucket, query } => ctx.list_objects(&bucket, &query),
+            Route::PutObject { bucket, key } => ctx.put_object(&bucket, &key, body),
+            Route::GetObject { bucket, key } => ctx.get_object(&bucket, &key, true),
+            Route::HeadObject { bucket, key } => ctx.get_object(&bucket, &key, false),
+            Route::DeleteObject { bucket, key } => ctx.delete_object(&bucket, &key),
         }
     })
     .await
@@ -715,6 +788,31 @@ impl From<crate::store::StoreError> for S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_route_to_the_served_operations_only() {
+        let r = |m: Method, p: &str, q: &str| route(&m, p, q).map_err(|e| e.code);
+        assert_eq!(r(Method::GET, "/", ""), Ok(Route::ListBuckets));
+        assert_eq!(
+            r(Method::PUT, "/b/a%20b/c", ""),
+            Ok(Route::PutObject {
+                bucket: "b".into(),
+                key: "a b/c".into()
+            })
+        );
+        assert_eq!(
+            r(Method::GET, "/b", "list-type=2&prefix=a%2Fb"),
+            Ok(Route::ListObjects {
+                bucket: "b".into(),
+                query: vec![
+                    ("list-type".into(), "2".into()),
+                    ("prefix".into(), "a/b".into())
+                ]
+            })
+        );
+        assert_eq!(r(Method::POST, "/b/k", "uploads"), Err("NotImplemented"));
+        assert_eq!(r(Method::DELETE, "/", ""), Err("NotImplemented"));
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {
