@@ -183,3 +183,19 @@ def test_queues_belong_to_their_account(server, engine):
         other.get_queue_url(QueueName=PROVISION, QueueOwnerAWSAccountId=sqs.get_queue_url(QueueName=PROVISION)["QueueUrl"].split("/")[-2])
     assert other.receive_message(QueueUrl=url_of(other)).get("Messages", []) == []
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["mine"]
+
+
+def test_one_receive_hands_out_each_message_once_even_with_no_visibility_timeout(engine):
+    sqs, _ = engine
+    url = url_of(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="only")
+    for receive in range(1, 4):
+        got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0, MaxNumberOfMessages=10,
+                                  MessageSystemAttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        assert [m["Body"] for m in got] == ["only"], got
+        assert got[0]["Attributes"]["ApproximateReceiveCount"] == str(receive)
+    assert sqs.receive_message(QueueUrl=url + "-dlq").get("Messages", []) == [], "nothing dead-lettered"
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0, MaxNumberOfMessages=10).get("Messages", [])
+    assert sorted(m["Body"] for m in got) == ["a", "b", "only"]

@@ -154,13 +154,23 @@ fn receive_once(
     visibility_ms: i64,
 ) -> Result<Vec<QueuedMessage>, AwsError> {
     let mut taken = Vec::new();
+    // A message taken (or moved) in this call is never looked at again by it, even when it is
+    // still visible (VisibilityTimeout 0): one receive hands a message out at most once.
+    let mut handled: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Each round either takes messages or moves them away, so this ends.
     loop {
-        let candidates = tx.visible_messages(scope, queue, now_ms, max - taken.len())?;
+        let want = max - taken.len();
+        let candidates: Vec<QueuedMessage> = tx
+            .visible_messages(scope, queue, now_ms, want + handled.len())?
+            .into_iter()
+            .filter(|m| !handled.contains(&m.message_id))
+            .take(want)
+            .collect();
         if candidates.is_empty() {
             return Ok(taken);
         }
         for mut m in candidates {
+            handled.insert(m.message_id.clone());
             match names::dead_letter_queue(queue) {
                 Some(dlq) if m.receive_count >= MAX_RECEIVES => {
                     m.queue = dlq;
