@@ -199,3 +199,77 @@ def test_one_receive_hands_out_each_message_once_even_with_no_visibility_timeout
         sqs.send_message(QueueUrl=url, MessageBody=body)
     got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0, MaxNumberOfMessages=10).get("Messages", [])
     assert sorted(m["Body"] for m in got) == ["a", "b", "only"]
+
+
+def sqs_attributes_md5(attributes):
+    """MD5OfMessageAttributes as SQS documents it, computed here independently of the server."""
+    import struct
+    digest = hashlib.md5()
+    for name in sorted(attributes):
+        value = attributes[name]
+        binary = value["DataType"].startswith("Binary")
+        raw = value["BinaryValue"] if binary else value["StringValue"].encode()
+        for field in (name.encode(), value["DataType"].encode()):
+            digest.update(struct.pack(">I", len(field)) + field)
+        digest.update(b"\x02" if binary else b"\x01")
+        digest.update(struct.pack(">I", len(raw)) + raw)
+    return digest.hexdigest()
+
+
+def test_message_attributes_are_kept_and_digested_as_sqs_does(engine):
+    sqs, _ = engine
+    url = url_of(sqs)
+    attributes = {"team": {"DataType": "String", "StringValue": "platform"},
+                  "retries": {"DataType": "Number", "StringValue": "3"},
+                  "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01\xff"},
+                  "trace.id": {"DataType": "String.uuid", "StringValue": "abc"}}
+    sent = sqs.send_message(QueueUrl=url, MessageBody="with attributes", MessageAttributes=attributes)
+    assert sent["MD5OfMessageAttributes"] == sqs_attributes_md5(attributes)
+    assert sent["MD5OfMessageBody"] == hashlib.md5(b"with attributes").hexdigest()
+    got = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], VisibilityTimeout=0)["Messages"][0]
+    assert got["MessageAttributes"] == attributes
+    assert got["MD5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
+    # Only the attributes asked for come back, and the digest covers those.
+    got = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["team", "trace.*"], VisibilityTimeout=0)["Messages"][0]
+    chosen = {k: attributes[k] for k in ("team", "trace.id")}
+    assert got["MessageAttributes"] == chosen and got["MD5OfMessageAttributes"] == sqs_attributes_md5(chosen)
+    got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
+    assert "MessageAttributes" not in got and "MD5OfMessageAttributes" not in got
+    for bad in ({"n": {"DataType": "Number", "StringValue": "many"}}, {"AWS.x": {"DataType": "String", "StringValue": "v"}},
+                {f"a{i}": {"DataType": "String", "StringValue": "v"} for i in range(11)}):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes=bad)
+        assert code_of(e) == "InvalidParameterValue"
+
+
+def test_send_batch_change_visibility_batch_and_purge(engine):
+    sqs, _ = engine
+    url = url_of(sqs)
+    entries = [{"Id": "a", "MessageBody": "one", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}},
+               {"Id": "b", "MessageBody": "two"},
+               {"Id": "c", "MessageBody": "", "DelaySeconds": 0}]
+    out = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    assert sorted(s["Id"] for s in out["Successful"]) == ["a", "b"]
+    by_id = {s["Id"]: s for s in out["Successful"]}
+    assert by_id["a"]["MD5OfMessageAttributes"] == sqs_attributes_md5(entries[0]["MessageAttributes"])
+    assert by_id["b"]["MD5OfMessageBody"] == hashlib.md5(b"two").hexdigest()
+    assert [(f["Id"], f["Code"], f["SenderFault"]) for f in out["Failed"]] == [("c", "InvalidParameterValue", True)]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "x", "MessageBody": "1"}, {"Id": "x", "MessageBody": "2"}])
+    assert code_of(e).endswith("BatchEntryIdsNotDistinct")
+
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)["Messages"]
+    assert sorted(m["Body"] for m in received) == ["one", "two"]
+    changes = [{"Id": f"m{i}", "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(received)]
+    changes.append({"Id": "stale", "ReceiptHandle": "bm90LWEtaGFuZGxl", "VisibilityTimeout": 0})
+    out = sqs.change_message_visibility_batch(QueueUrl=url, Entries=changes)
+    assert sorted(s["Id"] for s in out["Successful"]) == ["m0", "m1"]
+    assert [f["Id"] for f in out["Failed"]] == ["stale"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in again) == ["one", "two"], "released at once"
+
+    sqs.send_message(QueueUrl=url, MessageBody="three")
+    sqs.purge_queue(QueueUrl=url)
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []

@@ -10,7 +10,7 @@ pub use codec::{Codec, Json};
 pub use error::{unknown_operation, AwsError, CommonError};
 pub use json_type::{check_member, expect_object, json_type_name, JsonType, TypeMismatch};
 pub use validate::{
-    check, LengthRule, NumberRule, Path, Pattern, StringRule, Validate, Violations,
+    check, cut, LengthRule, NumberRule, Path, Pattern, StringRule, Validate, Violations,
 };
 
 use serde::{Deserialize, Serialize};

@@ -49,6 +49,7 @@ pub fn notify_shaped(dir: &Path, threads: usize, total: usize) -> Result<Stats, 
                         receive_count: 1,
                         first_receive_ms: Some(0),
                         receipt: String::new(),
+                        attributes: String::new(),
                     },
                 )?;
             }

@@ -1,10 +1,11 @@
 //! The engine queues, served over the SQS JSON protocol (`AmazonSQS`, awsJson 1.0) so an engine
 //! written for AWS receives its work unchanged: GetQueueUrl, ListQueues, GetQueueAttributes,
-//! ReceiveMessage (long polling), DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility and
-//! SendMessage. Semantics are SQS's: a received message is invisible for the visibility timeout,
+//! ReceiveMessage (long polling), DeleteMessage(Batch), ChangeMessageVisibility(Batch),
+//! SendMessage(Batch) with message attributes (`attributes`) and PurgeQueue. Semantics are SQS's: a received message is invisible for the visibility timeout,
 //! then delivered again with its receive count raised; after `MAX_RECEIVES` receives it moves to
 //! the queue's `-dlq`. Only the latest receipt handle of a message deletes it.
 
+pub mod attributes;
 pub mod names;
 pub mod signal;
 
@@ -106,6 +107,108 @@ fn message_for_handle(
     Ok(Some(message))
 }
 
+/// Checks the entries of a batch call: 1 to 10, ids distinct, of letters, digits, `-` and `_`.
+fn check_batch_ids<'e>(
+    ids: impl ExactSizeIterator<Item = &'e str>,
+    entry: &str,
+) -> Result<(), AwsError> {
+    if ids.len() == 0 {
+        return Err(ErrorCode::EmptyBatchRequest.with(format!(
+            "There should be at least one {entry} in the request."
+        )));
+    }
+    if ids.len() > 10 {
+        return Err(ErrorCode::TooManyEntriesInBatchRequest.with(format!(
+            "Maximum number of entries per request are 10. You have sent {}.",
+            ids.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(ErrorCode::BatchEntryIdsNotDistinct.with(format!("Id {id} repeated.")));
+        }
+        let valid = !id.is_empty()
+            && id.len() <= 80
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(ErrorCode::InvalidBatchEntryId.with("A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long."));
+        }
+    }
+    Ok(())
+}
+
+/// A batch entry's failure, as the batch answer lists it.
+fn failed_entry(id: &Option<String>, err: AwsError) -> sqs::BatchResultErrorEntry {
+    sqs::BatchResultErrorEntry {
+        id: id.clone(),
+        sender_fault: Some(err.status < 500),
+        code: Some(err.code.to_string()),
+        message: Some(err.message),
+    }
+}
+
+/// A message to send, checked: its body, encoded attributes, their digest and the delay.
+struct Outgoing {
+    body: String,
+    attributes: String,
+    md5_of_attributes: Option<String>,
+    delay_secs: i64,
+}
+
+fn check_outgoing(
+    body: Option<String>,
+    message_attributes: Option<attributes::Attributes>,
+    delay_seconds: Option<i32>,
+) -> Result<Outgoing, AwsError> {
+    let body = body.unwrap_or_default();
+    let message_attributes = message_attributes.unwrap_or_default();
+    let attributes_size = attributes::check(&message_attributes)?;
+    if body.is_empty() || body.len() + attributes_size > MAX_BODY_BYTES {
+        return Err(invalid_parameter(format!(
+            "The message body must be between 1 and {MAX_BODY_BYTES} bytes long, message attributes included."
+        )));
+    }
+    let delay_secs = i64::from(delay_seconds.unwrap_or(0));
+    if !(0..=900).contains(&delay_secs) {
+        return Err(invalid_parameter(format!(
+            "Value {delay_secs} for parameter DelaySeconds is invalid. Reason: must be between 0 and 900."
+        )));
+    }
+    Ok(Outgoing {
+        md5_of_attributes: attributes::md5(&message_attributes),
+        attributes: attributes::encode(&message_attributes),
+        body,
+        delay_secs,
+    })
+}
+
+/// Changes the visibility of the in-flight message a receipt handle names.
+fn change_visibility(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    handle: &str,
+    timeout_secs: i64,
+    now_ms: i64,
+) -> Result<(), AwsError> {
+    if !(0..=MAX_VISIBILITY_SECS).contains(&timeout_secs) {
+        return Err(invalid_parameter(format!(
+            "Value {timeout_secs} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and {MAX_VISIBILITY_SECS}."
+        )));
+    }
+    let mut m = message_for_handle(tx, scope, queue, handle)?
+        .ok_or_else(|| ErrorCode::ReceiptHandleIsInvalid.with("The receipt handle has expired."))?;
+    if m.visible_at_ms <= now_ms {
+        return Err(ErrorCode::MessageNotInflight.with("The message referred to is not in flight."));
+    }
+    m.visible_at_ms = now_ms + timeout_secs * 1000;
+    tx.update_message(scope, &m)?;
+    Ok(())
+}
+
 fn md5_hex(body: &str) -> String {
     hex::encode(Md5::digest(body.as_bytes()))
 }
@@ -126,6 +229,19 @@ pub fn enqueue(
     now_ms: i64,
     delay_secs: i64,
 ) -> Result<String, AwsError> {
+    enqueue_with_attributes(tx, scope, queue, body, String::new(), now_ms, delay_secs)
+}
+
+/// [`enqueue`], with message attributes (as `attributes::encode` writes them).
+fn enqueue_with_attributes(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    body: &str,
+    attributes: String,
+    now_ms: i64,
+    delay_secs: i64,
+) -> Result<String, AwsError> {
     let message_id = crate::ids::uuid();
     tx.enqueue(
         scope,
@@ -138,6 +254,7 @@ pub fn enqueue(
             receive_count: 0,
             first_receive_ms: None,
             receipt: String::new(),
+            attributes,
         },
     )?;
     Ok(message_id)
@@ -205,7 +322,13 @@ impl EngineQueues {
         use sqs::Operation::*;
         matches!(
             operation,
-            DeleteMessage | DeleteMessageBatch | ChangeMessageVisibility | SendMessage
+            DeleteMessage
+                | DeleteMessageBatch
+                | ChangeMessageVisibility
+                | ChangeMessageVisibilityBatch
+                | SendMessage
+                | SendMessageBatch
+                | PurgeQueue
         )
     }
 }
@@ -224,7 +347,10 @@ impl sqs::Handler for EngineQueues {
                 | DeleteMessage
                 | DeleteMessageBatch
                 | ChangeMessageVisibility
+                | ChangeMessageVisibilityBatch
                 | SendMessage
+                | SendMessageBatch
+                | PurgeQueue
         )
     }
 
@@ -362,6 +488,7 @@ impl sqs::Handler for EngineQueues {
                 "Value {wait} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= {MAX_WAIT_SECS}, if provided."
             )));
         }
+        let message_attribute_names = input.message_attribute_names.unwrap_or_default();
         let mut attribute_names = input.attribute_names.unwrap_or_default();
         attribute_names.extend(input.message_system_attribute_names.unwrap_or_default());
         let scope = ctx.scope();
@@ -398,13 +525,16 @@ impl sqs::Handler for EngineQueues {
                     m.first_receive_ms.unwrap_or(m.sent_ms).to_string(),
                 );
                 add("SenderId", ctx.identity.account.clone());
+                let chosen =
+                    attributes::select(attributes::decode(&m.attributes), &message_attribute_names);
                 sqs::Message {
+                    md5_of_message_attributes: attributes::md5(&chosen),
+                    message_attributes: (!chosen.is_empty()).then_some(chosen),
                     receipt_handle: Some(receipt_handle(&m.message_id, &m.receipt)),
                     md5_of_body: Some(md5_hex(&m.body)),
                     message_id: Some(m.message_id),
                     body: Some(m.body),
                     attributes: (!attributes.is_empty()).then_some(attributes),
-                    ..Default::default()
                 }
             })
             .collect();
@@ -436,32 +566,10 @@ impl sqs::Handler for EngineQueues {
     ) -> Result<sqs::DeleteMessageBatchResult, AwsError> {
         let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
         let entries = input.entries.unwrap_or_default();
-        if entries.is_empty() {
-            return Err(ErrorCode::EmptyBatchRequest.with(
-                "There should be at least one DeleteMessageBatchRequestEntry in the request.",
-            ));
-        }
-        if entries.len() > 10 {
-            return Err(ErrorCode::TooManyEntriesInBatchRequest.with(format!(
-                "Maximum number of entries per request are 10. You have sent {}.",
-                entries.len()
-            )));
-        }
-        let mut ids = HashSet::new();
-        for e in &entries {
-            let id = e.id.as_deref().unwrap_or_default();
-            if !ids.insert(id) {
-                return Err(ErrorCode::BatchEntryIdsNotDistinct.with(format!("Id {id} repeated.")));
-            }
-            let valid = !id.is_empty()
-                && id.len() <= 80
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
-                return Err(ErrorCode::InvalidBatchEntryId.with("A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long."));
-            }
-        }
+        check_batch_ids(
+            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+            "DeleteMessageBatchRequestEntry",
+        )?;
         let scope = ctx.scope();
         transact(ctx.store.as_ref(), Mode::Write, |tx| {
             let mut result = sqs::DeleteMessageBatchResult {
@@ -480,14 +588,10 @@ impl sqs::Handler for EngineQueues {
                             .get_or_insert_with(Vec::new)
                             .push(sqs::DeleteMessageBatchResultEntry { id: e.id.clone() });
                     }
-                    Err(err) => result.failed.get_or_insert_with(Vec::new).push(
-                        sqs::BatchResultErrorEntry {
-                            id: e.id.clone(),
-                            sender_fault: Some(true),
-                            code: Some(err.code.to_string()),
-                            message: Some(err.message),
-                        },
-                    ),
+                    Err(err) => result
+                        .failed
+                        .get_or_insert_with(Vec::new)
+                        .push(failed_entry(&e.id, err)),
                 }
             }
             Ok(result)
@@ -502,24 +606,9 @@ impl sqs::Handler for EngineQueues {
         let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
         let handle = input.receipt_handle.unwrap_or_default();
         let timeout = i64::from(input.visibility_timeout.unwrap_or(0));
-        if !(0..=MAX_VISIBILITY_SECS).contains(&timeout) {
-            return Err(invalid_parameter(format!(
-                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and {MAX_VISIBILITY_SECS}."
-            )));
-        }
         let scope = ctx.scope();
         transact(ctx.store.as_ref(), Mode::Write, |tx| {
-            let mut m = message_for_handle(tx, &scope, &queue, &handle)?.ok_or_else(|| {
-                ErrorCode::ReceiptHandleIsInvalid.with("The receipt handle has expired.")
-            })?;
-            if m.visible_at_ms <= ctx.now_ms {
-                return Err(
-                    ErrorCode::MessageNotInflight.with("The message referred to is not in flight.")
-                );
-            }
-            m.visible_at_ms = ctx.now_ms + timeout * 1000;
-            tx.update_message(&scope, &m)?;
-            Ok(())
+            change_visibility(tx, &scope, &queue, &handle, timeout, ctx.now_ms)
         })?;
         if timeout == 0 {
             self.signal.notify_after_commit();
@@ -533,28 +622,157 @@ impl sqs::Handler for EngineQueues {
         input: sqs::SendMessageRequest,
     ) -> Result<sqs::SendMessageResult, AwsError> {
         let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
-        let body = input.message_body.unwrap_or_default();
-        if body.is_empty() || body.len() > MAX_BODY_BYTES {
-            return Err(invalid_parameter(format!(
-                "The message body must be between 1 and {MAX_BODY_BYTES} bytes long."
-            )));
-        }
-        let delay = i64::from(input.delay_seconds.unwrap_or(0));
-        if !(0..=900).contains(&delay) {
-            return Err(invalid_parameter(format!(
-                "Value {delay} for parameter DelaySeconds is invalid. Reason: must be between 0 and 900."
-            )));
-        }
+        let out = check_outgoing(
+            input.message_body,
+            input.message_attributes,
+            input.delay_seconds,
+        )?;
         let scope = ctx.scope();
         let id = transact(ctx.store.as_ref(), Mode::Write, |tx| {
-            enqueue(tx, &scope, &queue, &body, ctx.now_ms, delay)
+            enqueue_with_attributes(
+                tx,
+                &scope,
+                &queue,
+                &out.body,
+                out.attributes.clone(),
+                ctx.now_ms,
+                out.delay_secs,
+            )
         })?;
         self.signal.notify_after_commit();
         Ok(sqs::SendMessageResult {
             message_id: Some(id),
-            md5_of_message_body: Some(md5_hex(&body)),
+            md5_of_message_body: Some(md5_hex(&out.body)),
+            md5_of_message_attributes: out.md5_of_attributes,
             ..Default::default()
         })
+    }
+
+    fn send_message_batch(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::SendMessageBatchRequest,
+    ) -> Result<sqs::SendMessageBatchResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let entries = input.entries.unwrap_or_default();
+        check_batch_ids(
+            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+            "SendMessageBatchRequestEntry",
+        )?;
+        let total: usize = entries
+            .iter()
+            .map(|e| e.message_body.as_deref().map_or(0, str::len))
+            .sum();
+        if total > MAX_BODY_BYTES {
+            return Err(ErrorCode::BatchRequestTooLong.with(format!(
+                "Batch requests cannot be longer than {MAX_BODY_BYTES} bytes. You have sent {total} bytes."
+            )));
+        }
+        let checked: Vec<(Option<String>, Result<Outgoing, AwsError>)> = entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.id,
+                    check_outgoing(e.message_body, e.message_attributes, e.delay_seconds),
+                )
+            })
+            .collect();
+        let scope = ctx.scope();
+        let result = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            let mut result = sqs::SendMessageBatchResult {
+                successful: Some(Vec::new()),
+                failed: Some(Vec::new()),
+            };
+            for (id, out) in &checked {
+                match out {
+                    Ok(out) => {
+                        let message_id = enqueue_with_attributes(
+                            tx,
+                            &scope,
+                            &queue,
+                            &out.body,
+                            out.attributes.clone(),
+                            ctx.now_ms,
+                            out.delay_secs,
+                        )?;
+                        result.successful.get_or_insert_with(Vec::new).push(
+                            sqs::SendMessageBatchResultEntry {
+                                id: id.clone(),
+                                message_id: Some(message_id),
+                                md5_of_message_body: Some(md5_hex(&out.body)),
+                                md5_of_message_attributes: out.md5_of_attributes.clone(),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    Err(err) => result
+                        .failed
+                        .get_or_insert_with(Vec::new)
+                        .push(failed_entry(id, err.clone())),
+                }
+            }
+            Ok::<_, AwsError>(result)
+        })?;
+        self.signal.notify_after_commit();
+        Ok(result)
+    }
+
+    fn change_message_visibility_batch(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ChangeMessageVisibilityBatchRequest,
+    ) -> Result<sqs::ChangeMessageVisibilityBatchResult, AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let entries = input.entries.unwrap_or_default();
+        check_batch_ids(
+            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+            "ChangeMessageVisibilityBatchRequestEntry",
+        )?;
+        let scope = ctx.scope();
+        let mut released = false;
+        let result = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            released = false;
+            let mut result = sqs::ChangeMessageVisibilityBatchResult {
+                successful: Some(Vec::new()),
+                failed: Some(Vec::new()),
+            };
+            for e in &entries {
+                let timeout = i64::from(e.visibility_timeout.unwrap_or(0));
+                let handle = e.receipt_handle.as_deref().unwrap_or_default();
+                match change_visibility(tx, &scope, &queue, handle, timeout, ctx.now_ms) {
+                    Ok(()) => {
+                        released |= timeout == 0;
+                        result.successful.get_or_insert_with(Vec::new).push(
+                            sqs::ChangeMessageVisibilityBatchResultEntry { id: e.id.clone() },
+                        );
+                    }
+                    Err(err) if err.status >= 500 => return Err(err),
+                    Err(err) => result
+                        .failed
+                        .get_or_insert_with(Vec::new)
+                        .push(failed_entry(&e.id, err)),
+                }
+            }
+            Ok(result)
+        })?;
+        if released {
+            self.signal.notify_after_commit();
+        }
+        Ok(result)
+    }
+
+    fn purge_queue(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::PurgeQueueRequest,
+    ) -> Result<(), AwsError> {
+        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
+        let scope = ctx.scope();
+        let purged = transact(ctx.store.as_ref(), Mode::Write, |tx| {
+            Ok::<_, AwsError>(tx.purge_messages(&scope, &queue)?)
+        })?;
+        tracing::info!(%queue, purged, "queue purged");
+        Ok(())
     }
 }
 

@@ -146,6 +146,11 @@ fn message(id: &str, queue: &str, visible_at_ms: i64) -> QueuedMessage {
         receive_count: 0,
         first_receive_ms: None,
         receipt: String::new(),
+        attributes: if id == "m1" {
+            r#"{"a":1}"#.to_string()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -178,6 +183,10 @@ fn queue_messages_follow_their_visibility(store: &dyn Store) {
     assert_eq!(r(store, |tx| tx.next_visible_at("q/s", "work", 500)), None);
 
     let mut m1 = r(store, |tx| tx.message("q/s", "work", "m1")).expect("m1 exists");
+    assert_eq!(
+        m1.attributes, r#"{"a":1}"#,
+        "attributes are kept with their message"
+    );
     m1.visible_at_ms = 300;
     m1.receive_count = 1;
     m1.first_receive_ms = Some(100);
@@ -198,6 +207,11 @@ fn queue_messages_follow_their_visibility(store: &dyn Store) {
     assert!(r(store, |tx| tx.message("q/s", "work-dlq", "m1")).is_some());
     assert!(w(store, |tx| tx.delete_message("q/s", "work-dlq", "m1")));
     assert!(!w(store, |tx| tx.delete_message("q/s", "work-dlq", "m1")));
+    // A purge empties one queue of one scope, nothing else.
+    assert_eq!(w(store, |tx| tx.purge_messages("q/s", "work")), 2);
+    assert_eq!(w(store, |tx| tx.purge_messages("q/s", "work")), 0);
+    assert!(r(store, |tx| tx.message("q/s", "elsewhere", "other")).is_some());
+    assert!(r(store, |tx| tx.message("q/other-scope", "work", "m4")).is_some());
     assert_eq!(
         r(store, |tx| tx.queue_counts("q/other-scope", "work", 0)),
         (1, 0)

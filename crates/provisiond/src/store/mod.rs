@@ -159,6 +159,8 @@ pub struct QueuedMessage {
     pub first_receive_ms: Option<i64>,
     /// The nonce of the latest receipt handle; empty before the first receive.
     pub receipt: String,
+    /// The message attributes as the queue layer encodes them (JSON text); empty for none.
+    pub attributes: String,
 }
 
 /// An object of the object store.
@@ -250,6 +252,8 @@ pub trait Tx {
         queue: &str,
         message_id: &str,
     ) -> Result<bool, StoreError>;
+    /// Removes every message of `queue`; returns how many there were.
+    fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError>;
     /// How many messages of `queue` are visible and how many are not, at `now_ms`.
     fn queue_counts(
         &mut self,

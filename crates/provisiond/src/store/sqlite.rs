@@ -76,10 +76,12 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO document_counts (kind, scope, parent, n) VALUES (NEW.kind, NEW.scope, NEW.parent, 1)
             ON CONFLICT (kind, scope, parent) DO UPDATE SET n = n + 1;
     END;",
+    // 5: message attributes, kept with their message.
+    "ALTER TABLE queue_messages ADD COLUMN attributes TEXT NOT NULL DEFAULT '';",
 ];
 
 const MESSAGE_COLUMNS: &str =
-    "message_id, queue, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt";
+    "message_id, queue, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes";
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
@@ -91,6 +93,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
         receive_count: r.get(5)?,
         first_receive_ms: r.get(6)?,
         receipt: r.get(7)?,
+        attributes: r.get(8)?,
     })
 }
 
@@ -570,8 +573,8 @@ impl Tx for SqliteTx<'_> {
     fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO queue_messages (scope, queue, message_id, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO queue_messages (scope, queue, message_id, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(err)?
             .execute(params![
@@ -583,7 +586,8 @@ impl Tx for SqliteTx<'_> {
                 m.visible_at_ms,
                 m.receive_count,
                 m.first_receive_ms,
-                m.receipt
+                m.receipt,
+                m.attributes
             ])
             .map_err(err)?;
         Ok(())
@@ -660,6 +664,16 @@ impl Tx for SqliteTx<'_> {
             .execute(params![scope, queue, message_id])
             .map_err(err)?;
         Ok(n == 1)
+    }
+
+    fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM queue_messages WHERE scope = ?1 AND queue = ?2")
+            .map_err(err)?
+            .execute(params![scope, queue])
+            .map_err(err)?;
+        Ok(n as u64)
     }
 
     fn queue_counts(
