@@ -141,3 +141,24 @@ def test_malformed_authorization_is_incomplete(server):
     assert_error(server.raw("servicecatalog", "ListPortfolios", {}, sign=False,
                             headers={"Authorization": "AWS4-HMAC-SHA256 Credential=AKIA/x"}),
                  "IncompleteSignatureException", 403)
+
+
+@pytest.mark.parametrize("service,call,code", [
+    ("sts", lambda c: c.get_caller_identity(), "InvalidAction"),
+    ("iam", lambda c: c.list_users(), "InvalidAction"),
+    ("ec2", lambda c: c.describe_instances(), "InvalidAction"),
+    ("lambda", lambda c: c.invoke(FunctionName="f", Payload=b"{}"), "UnknownOperationException"),
+    ("dynamodb", lambda c: c.list_tables(), "UnknownOperationException"),
+])
+def test_services_not_spoken_answer_in_their_own_protocol(server, service, call, code):
+    """Each SDK raises a readable error naming provisiond, not a parser failure, and nothing
+    reaches the object store."""
+    client = server.client(service)
+    before = server.client("s3").list_buckets()["Buckets"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call(client)
+    error = e.value.response["Error"]
+    assert error["Code"] == code, e.value.response
+    assert "provisiond does not serve" in error["Message"] and service in error["Message"]
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert server.client("s3").list_buckets()["Buckets"] == before

@@ -3,4 +3,5 @@
 //! domain rules.
 
 pub mod awsjson;
+pub mod foreign;
 pub mod sigv4;

@@ -6,6 +6,7 @@ use crate::auth::{KeyRing, KnownKey};
 use crate::catalog::ServiceCatalog;
 use crate::context::RequestContext;
 use crate::protocol::awsjson::{self, Service};
+use crate::protocol::foreign::{self, Destination};
 use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
 use crate::queue::EngineQueues;
 use crate::store::Store;
@@ -189,12 +190,25 @@ async fn serve(
             None,
         ));
     }
-    if req.headers().get("x-amz-target").is_none()
-        && !(req.method() == hyper::Method::POST && req.uri().path() == "/")
-    {
-        // S3 reads its own body, once the request's signature is checked.
-        let (parts, body) = req.into_parts();
-        return Ok(crate::s3::handle(app.clone(), parts, body, request_id).await);
+    match foreign::destination(req.method(), req.uri().path(), req.headers()) {
+        Destination::AwsJson => {}
+        Destination::S3 => {
+            // S3 reads its own body, once the request's signature is checked.
+            let (parts, body) = req.into_parts();
+            return Ok(crate::s3::handle(app.clone(), parts, body, request_id).await);
+        }
+        Destination::Foreign(service) => {
+            // Answered without reading the body: nothing of it is used.
+            let (status, content_type, body) = foreign::answer(&service, request_id);
+            let json = service.style == foreign::ErrorStyle::Json;
+            return Ok(respond(
+                status,
+                request_id,
+                content_type,
+                body,
+                json.then_some("UnknownOperationException"),
+            ));
+        }
     }
     let routed = awsjson::parse_target(target);
     let service = routed.map(|(s, _)| s);
