@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the end-to-end tests need (a Python
-# venv with boto3, the AWS CLI, pytest and trustme; git), checks formatting and that the generated code is current, runs
-# every Rust test (unit, store conformance, AWS SDK for Rust), builds the binary and runs the
-# boto3 end-to-end suite against it.
+# venv with boto3, the AWS CLI, pytest and trustme; git; the AWS SDK for JavaScript v3 with npm),
+# checks formatting and that the generated code is current, runs every Rust test (unit, store
+# conformance, AWS SDK for Rust), builds the binary and runs the end-to-end suite against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,16 @@ if ! command -v git >/dev/null 2>&1; then
   fi
 fi
 git --version
+
+step "the AWS SDK for JavaScript v3 for the end-to-end suite (tests/e2e/js, npm ci)"
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/e2e/js && npm ci --no-audit --no-fund --silent)
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  (cd tests/e2e/js && npm ci --no-audit --no-fund --silent)
+else
+  echo "npm is missing: the JavaScript SDK tests will be skipped (an error under CI)" >&2
+fi
 
 step "formatting"
 cargo fmt --all -- --check

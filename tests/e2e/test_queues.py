@@ -273,3 +273,26 @@ def test_send_batch_change_visibility_batch_and_purge(engine):
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+
+
+def test_the_javascript_sdk_sends_and_receives_attributes(server, engine):
+    import json
+    import os
+    import subprocess
+    from test_objects import JS, node_sdk_or_skip
+    node = node_sdk_or_skip()
+    _, key = engine
+    out = subprocess.run([node, str(JS / "sqs_attributes.mjs")], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "ENDPOINT": server.endpoint, "AKID": key.access_key_id,
+                              "SECRET": key.secret, "QUEUE": PROVISION})
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    attributes = {"team": {"DataType": "String", "StringValue": "platform"},
+                  "retries": {"DataType": "Number", "StringValue": "3"}}
+    assert got["sentMd5"] == sqs_attributes_md5(attributes)
+    assert got["batch"] == [["one", sqs_attributes_md5({"k": {"DataType": "String", "StringValue": "v"}})], ["two", None]]
+    by_body = {m["body"]: m for m in got["received"]}
+    assert set(by_body) == {"from js", "batch one", "batch two"}
+    assert by_body["from js"]["attributes"] == attributes and by_body["from js"]["md5"] == got["sentMd5"]
+    assert by_body["batch two"]["attributes"] is None
+    assert got["afterPurge"] == 0

@@ -58,6 +58,11 @@ enum Command {
         /// Seconds a connection has to send a whole request head.
         #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
         header_timeout: f64,
+        /// The domain under which S3 requests name their bucket in the host
+        /// (`<bucket>.<domain>[:port]`, virtual-hosted style, as SDKs address by default);
+        /// requests to any other host are path-style.
+        #[arg(long, default_value = DEFAULT_S3_DOMAIN, value_name = "DOMAIN")]
+        s3_domain: String,
         /// Seconds a keep-alive connection may idle between requests.
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         idle_timeout: f64,
@@ -194,6 +199,7 @@ pub fn main() -> ExitCode {
             max_connections,
             header_timeout,
             idle_timeout,
+            s3_domain,
         } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
             serve(
                 listen,
@@ -201,6 +207,7 @@ pub fn main() -> ExitCode {
                 git_repositories.into_iter().collect(),
                 engine.map(|_| (workers, terraform)),
                 limits,
+                s3_domain,
             )
         }),
         Command::Bench {
@@ -401,8 +408,12 @@ pub fn prepare_with_repositories(
         queues: EngineQueues::new(queue_signal.clone()),
         server_key: key,
         queue_signal,
+        s3_domain: DEFAULT_S3_DOMAIN.to_string(),
     }))
 }
+
+/// The domain of virtual-hosted-style S3 requests unless `serve --s3-domain` says otherwise.
+pub const DEFAULT_S3_DOMAIN: &str = "localhost";
 
 fn parse_git_repository(text: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = text
@@ -517,8 +528,12 @@ fn serve(
     git_repositories: BTreeMap<String, PathBuf>,
     engine: Option<(usize, PathBuf)>,
     limits: server::Limits,
+    s3_domain: String,
 ) -> Result<(), String> {
-    let app = prepare_with_repositories(&data_dir, git_repositories.clone())?;
+    let mut app = prepare_with_repositories(&data_dir, git_repositories.clone())?;
+    Arc::get_mut(&mut app)
+        .expect("the app is not shared yet")
+        .s3_domain = s3_domain.trim_matches('.').to_ascii_lowercase();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,7 +5,7 @@
 //! immutable template copies). `aws-chunked` bodies are decoded
 //! (`chunked.rs`) with their chunk signatures checked; CRC32, SHA-256 and MD5 checksums are verified.
 
-mod chunked;
+pub mod chunked;
 mod xml;
 
 use crate::catalog::product::ARTIFACT_BUCKET;
@@ -237,12 +237,33 @@ pub enum Route {
     },
 }
 
-/// Which operation a request names: `NotImplemented` for the S3 operations not served.
-pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, S3Error> {
+/// The bucket a `Host` header names in virtual-hosted style (`<bucket>.<domain>[:port]`), if it
+/// does; a host that is the domain itself, or outside it, is path-style.
+pub fn virtual_host_bucket<'h>(host: &'h str, domain: &str) -> Option<&'h str> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+/// Which operation a request names, virtual-hosted (the bucket in `host`, under `domain`) or
+/// path-style: `NotImplemented` for the S3 operations not served.
+pub fn route(
+    method: &Method,
+    host: Option<&str>,
+    domain: &str,
+    path: &str,
+    query: &str,
+) -> Result<Route, S3Error> {
     let rest = path.trim_start_matches('/');
-    let (bucket, key) = match rest.split_once('/') {
-        Some((b, k)) => (percent_decode(b), percent_decode(k)),
-        None => (percent_decode(rest), String::new()),
+    let (bucket, key) = match host.and_then(|h| virtual_host_bucket(h, domain)) {
+        Some(bucket) => (bucket.to_string(), percent_decode(rest)),
+        None => match rest.split_once('/') {
+            Some((b, k)) => (percent_decode(b), percent_decode(k)),
+            None => (percent_decode(rest), String::new()),
+        },
     };
     Ok(match (method, bucket.is_empty(), key.is_empty()) {
         (&Method::GET, true, _) => Route::ListBuckets,
@@ -416,8 +437,14 @@ async fn serve(
         return Err(entity_too_large());
     }
 
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok());
     let route = route(
         &parts.method,
+        host,
+        &app.s3_domain,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
     )?;
@@ -790,8 +817,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn virtual_hosted_requests_name_their_bucket_in_the_host() {
+        assert_eq!(
+            virtual_host_bucket("b1.localhost:8787", "localhost"),
+            Some("b1")
+        );
+        assert_eq!(
+            virtual_host_bucket("my.dotted.bucket.localhost", "localhost"),
+            Some("my.dotted.bucket")
+        );
+        assert_eq!(virtual_host_bucket("localhost:8787", "localhost"), None);
+        assert_eq!(virtual_host_bucket("127.0.0.1:8787", "localhost"), None);
+        assert_eq!(
+            virtual_host_bucket("b.s3.example.com", "s3.example.com"),
+            Some("b")
+        );
+        assert_eq!(virtual_host_bucket("evillocalhost", "localhost"), None);
+        let r = |m: Method, host: &str, p: &str| {
+            route(&m, Some(host), "localhost", p, "").map_err(|e| e.code)
+        };
+        assert_eq!(
+            r(Method::PUT, "b1.localhost:1", "/dir/a%20b"),
+            Ok(Route::PutObject {
+                bucket: "b1".into(),
+                key: "dir/a b".into()
+            })
+        );
+        assert_eq!(
+            r(Method::PUT, "b1.localhost:1", "/"),
+            Ok(Route::CreateBucket {
+                bucket: "b1".into()
+            })
+        );
+        assert_eq!(r(Method::GET, "localhost:1", "/"), Ok(Route::ListBuckets));
+    }
+
+    #[test]
     fn requests_route_to_the_served_operations_only() {
-        let r = |m: Method, p: &str, q: &str| route(&m, p, q).map_err(|e| e.code);
+        let r =
+            |m: Method, p: &str, q: &str| route(&m, None, "localhost", p, q).map_err(|e| e.code);
         assert_eq!(r(Method::GET, "/", ""), Ok(Route::ListBuckets));
         assert_eq!(
             r(Method::PUT, "/b/a%20b/c", ""),

@@ -66,6 +66,8 @@ pub struct App {
     pub server_key: Arc<crate::crypto::ServerKey>,
     /// The signal shared with `queues`, raised after commits that enqueue engine tasks.
     pub queue_signal: Arc<crate::queue::signal::QueueSignal>,
+    /// The domain of virtual-hosted-style S3 requests (`<bucket>.<domain>`): `serve --s3-domain`.
+    pub s3_domain: String,
 }
 
 fn respond(
