@@ -273,3 +273,91 @@ def test_proton_deployments_applied_by_the_engine(tmp_path):
         assert proton.list_environments()["environments"] == []
     finally:
         s.stop()
+
+
+def publish_in(server, key, tmp_path, module=MODULE):
+    """A product in the key's account, launchable by its principal: (client, product, artifact)."""
+    sc = server.client("servicecatalog", key)
+    archive = tmp_path / f"module-{key.account}.tar.gz"
+    archive.write_bytes(tar_gz({"main.tf": module}))
+    product = sc.create_product(Name="greeter", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
+                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
+    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    pa = product["ProvisioningArtifactDetail"]["Id"]
+    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
+    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=key.principal, PrincipalType="IAM")
+    return sc, pid, pa
+
+
+def pickup_delay(server, record):
+    """Seconds from a record's creation to the engine's first log line about it."""
+    import datetime
+    created = record["CreatedTime"].timestamp()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for line in server.log_text().splitlines():
+            if "engine: received" in line and record["RecordId"] in line:
+                stamp = line.split()[0]
+                at = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+                return at - created
+        time.sleep(0.05)
+    raise AssertionError(f"the engine never received {record['RecordId']}")
+
+
+def test_the_engine_serves_every_account_promptly_and_stops_fast(engine_server, tmp_path):
+    s = engine_server
+    # Right after start, in the first account, every operation queue is picked up at once.
+    sc, pid, pa = publish_in(s, s.admin, tmp_path)
+    record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="early",
+                                  ProvisioningParameters=[{"Key": "name", "Value": "a"}])["RecordDetail"]
+    assert pickup_delay(s, record) < 1.0
+    assert wait_record(sc, record["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"
+    pp_id = record["ProvisionedProductId"]
+    update = sc.update_provisioned_product(ProvisionedProductId=pp_id, ProvisioningParameters=[
+        {"Key": "name", "Value": "b"}])["RecordDetail"]
+    assert pickup_delay(s, update) < 1.0
+    assert wait_record(sc, update["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"
+    terminate = sc.terminate_provisioned_product(ProvisionedProductId=pp_id)["RecordDetail"]
+    assert pickup_delay(s, terminate) < 1.0
+    assert wait_record(sc, terminate["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"
+
+    # An account made with admin create-key while the engine runs is served too.
+    newcomer = s.create_key("444455556666", "arn:aws:iam::444455556666:role/platform", admin=True)
+    sc2, pid2, pa2 = publish_in(s, newcomer, tmp_path)
+    started = time.time()
+    record = sc2.provision_product(ProductId=pid2, ProvisioningArtifactId=pa2, ProvisionedProductName="late",
+                                   ProvisioningParameters=[{"Key": "name", "Value": "new"}])["RecordDetail"]
+    done = wait_record(sc2, record["RecordId"], timeout=30)
+    assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+    assert outputs(done)["greeting"] == "hello new"
+    assert pickup_delay(s, record) < 1.0 and time.time() - started < 15
+
+    # A failing run fills /health's last_error.
+    failing = sc2.provision_product(ProductId=pid2, ProvisioningArtifactId=pa2, ProvisionedProductName="bad",
+                                    ProvisioningParameters=[{"Key": "name", "Value": "x"}, {"Key": "size", "Value": "500"}])["RecordDetail"]
+    assert wait_record(sc2, failing["RecordId"])["RecordDetail"]["Status"] == "FAILED"
+    health = json.loads(__import__("urllib.request").request.urlopen(s.endpoint + "/health").read())
+    assert failing["RecordId"] in health["engine"]["last_error"] and "Size must be below 100." in health["engine"]["last_error"]
+    assert health["engine"]["accounts"] == 2
+
+    # Shutdown: within 2 s, cleanly, with no warning from long polls cut off.
+    started = time.time()
+    assert s.stop() == 0
+    assert time.time() - started < 2.0, f"shutdown took {time.time() - started:.1f} s"
+    tail = s.log_text().split("shutting down", 1)[1]
+    assert " WARN " not in tail, tail
+    # The engine's keys were retired with it.
+    out = subprocess.run([str(BIN), "admin", "list-keys", "--data-dir", str(s.data_dir)], capture_output=True, text=True)
+    assert "provisiond-builtin-engine" not in out.stdout
+
+
+def test_a_missing_terraform_is_a_start_up_error(tmp_path):
+    for path in (tmp_path / "no-such-terraform", pathlib.Path("/bin/false")):
+        out = subprocess.run([str(BIN), "serve", "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+                              "--engine", "terraform", "--terraform", str(path)], capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0
+        assert f"--terraform {path}" in out.stderr, out.stderr
+    ok = subprocess.run([str(BIN), "engine", "terraform", "--endpoint", "http://127.0.0.1:1", "--data-dir",
+                         str(tmp_path / "e"), "--terraform", str(tmp_path / "nope")], capture_output=True, text=True, timeout=20)
+    assert ok.returncode != 0 and "--terraform" in ok.stderr

@@ -436,7 +436,13 @@ fn print_logs(data_dir: &Path, id: &str) -> Result<(), String> {
 
 /// Every profile of an AWS shared credentials file, as engine credentials for `region`.
 fn read_credentials(path: &Path, region: &str) -> Result<Vec<engine::client::Credentials>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{}: {e}; give the engine a credentials file with --credentials FILE (profiles with \
+             aws_access_key_id and aws_secret_access_key, one per account it serves)",
+            path.display()
+        )
+    })?;
     let mut found = Vec::new();
     let mut current: Option<(Option<String>, Option<String>)> = None;
     let mut finish = |entry: Option<(Option<String>, Option<String>)>| {
@@ -463,7 +469,8 @@ fn read_credentials(path: &Path, region: &str) -> Result<Vec<engine::client::Cre
     finish(current.take());
     if found.is_empty() {
         return Err(format!(
-            "{} has no profile with a key and a secret",
+            "{} has no profile with a key and a secret; give the engine its keys with \
+             --credentials FILE",
             path.display()
         ));
     }
@@ -480,13 +487,19 @@ fn run_engine(
     git_repositories: BTreeMap<String, PathBuf>,
 ) -> Result<(), String> {
     let credentials = credentials.unwrap_or_else(|| data_dir.join("credentials"));
+    let version = engine::terraform::check_terraform(&terraform)?;
+    tracing::info!(terraform = %terraform.display(), %version, "engine: terraform found");
+    let (_keep_the_list, credentials) =
+        tokio::sync::watch::channel(read_credentials(&credentials, &region)?);
+    let (stop_engine, stop) = tokio::sync::watch::channel(false);
     let config = engine::terraform::Config {
         endpoint,
-        credentials: read_credentials(&credentials, &region)?,
+        credentials,
         data_dir,
         workers,
         terraform,
         git_repositories,
+        stop,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -494,10 +507,10 @@ fn run_engine(
         .map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
         let status = Arc::new(engine::terraform::Status::default());
-        tokio::select! {
-            _ = engine::terraform::run(config, status) => {},
-            _ = shutdown_signal() => {},
-        }
+        let engine = tokio::spawn(engine::terraform::run(config, status));
+        shutdown_signal().await;
+        let _ = stop_engine.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), engine).await;
     });
     Ok(())
 }
@@ -543,23 +556,50 @@ fn serve(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
         tokio::spawn(deliver_in_background(app.clone()));
+        let mut engine_tasks = Vec::new();
+        let mut engine_keys = None;
+        let (stop_engine, stop) = tokio::sync::watch::channel(false);
         if let Some((workers, terraform)) = engine {
+            let version = engine::terraform::check_terraform(&terraform)?;
+            tracing::info!(terraform = %terraform.display(), %version, "engine: terraform found");
+            let (keys, credentials) = crate::engine_keys::EngineKeys::start(
+                app.store.clone(),
+                app.server_key.clone(),
+                datadir::DEFAULT_REGION,
+            )?;
+            let keys = Arc::new(tokio::sync::Mutex::new(keys));
+            keys.lock().await.refresh()?;
+            let keeping_up = tokio::spawn(crate::engine_keys::EngineKeys::keep_up(keys.clone()));
+            engine_keys = Some((keys, keeping_up));
             let config = engine::terraform::Config {
                 endpoint: format!("http://{local}"),
-                credentials: read_credentials(
-                    &data_dir.join("credentials"),
-                    datadir::DEFAULT_REGION,
-                )?,
+                credentials,
                 data_dir: data_dir.clone(),
                 workers,
                 terraform,
                 git_repositories,
+                stop,
             };
             let status = Arc::new(engine::terraform::Status::default());
             let _ = app.engine_status.set(status.clone());
-            tokio::spawn(engine::terraform::run(config, status));
+            engine_tasks.push(tokio::spawn(engine::terraform::run(config, status)));
         }
-        server::run(listener, app, limits, shutdown_signal()).await;
+        let signal = app.queue_signal.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            // The in-process engine stops polling first (its long polls end with it), then every
+            // other long poll answers, then the server drains.
+            let _ = stop_engine.send(true);
+            for task in engine_tasks {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
+            }
+            signal.close();
+        };
+        server::run(listener, app, limits, shutdown).await;
+        if let Some((keys, keeping_up)) = engine_keys {
+            keeping_up.abort();
+            keys.lock().await.retire();
+        }
         tracing::info!("stopped");
         Ok(())
     })

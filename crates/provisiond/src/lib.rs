@@ -13,6 +13,7 @@ pub mod context;
 pub mod crypto;
 pub mod datadir;
 pub mod engine;
+pub mod engine_keys;
 pub mod idempotency;
 pub mod ids;
 pub mod paging;

@@ -36,7 +36,11 @@ struct Job {
 }
 
 /// Watches the configured repositories until the process ends.
-pub async fn watch(config: Config, clients: Vec<Client>, status: Arc<Status>) {
+pub async fn watch(
+    config: Config,
+    accounts: tokio::sync::watch::Receiver<Vec<super::client::Credentials>>,
+    status: Arc<Status>,
+) {
     tracing::info!(
         repositories = config.git_repositories.len(),
         "engine terraform: watching Proton repositories"
@@ -60,6 +64,12 @@ pub async fn watch(config: Config, clients: Vec<Client>, status: Arc<Status>) {
                 }
                 Err(_) => continue,
             };
+            // The keys known now: accounts may have been added since the last scan.
+            let clients: Vec<Client> = accounts
+                .borrow()
+                .iter()
+                .filter_map(|c| Client::new(&config.endpoint, c.clone()).ok())
+                .collect();
             for (branch, jobs) in branches {
                 for job in jobs {
                     handle(&config, &clients, &status, &job).await;
@@ -73,7 +83,11 @@ pub async fn watch(config: Config, clients: Vec<Client>, status: Arc<Status>) {
                 }
             }
         }
-        tokio::time::sleep(SCAN_INTERVAL).await;
+        let mut stop = config.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(SCAN_INTERVAL) => {}
+            _ = super::terraform::stopped(&mut stop) => return,
+        }
     }
 }
 

@@ -32,8 +32,10 @@ pub const VISIBILITY_SECS: u64 = 900;
 pub struct Config {
     /// `http://host:port` of provisiond.
     pub endpoint: String,
-    /// One key per account whose tasks the engine runs.
-    pub credentials: Vec<Credentials>,
+    /// One key per account whose tasks the engine runs; the list may grow while the engine
+    /// runs (`serve --engine` adds a key for every new account), and the engine serves each
+    /// key from the moment it appears.
+    pub credentials: tokio::sync::watch::Receiver<Vec<Credentials>>,
     /// Where working directories and logs live.
     pub data_dir: PathBuf,
     /// How many tasks run at once.
@@ -43,6 +45,14 @@ pub struct Config {
     /// Proton repositories (registered name → local git repository) whose deployment commits
     /// the engine applies.
     pub git_repositories: std::collections::BTreeMap<String, PathBuf>,
+    /// Turns `true` when the engine is to stop: pollers end their long polls and return, and
+    /// `run` returns once they have.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves when `stop` turns (or already is) `true`, or its sender is gone.
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// What the engine is doing, for `GET /health` and its log.
@@ -54,6 +64,7 @@ pub struct Status {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub(crate) struct StatusInner {
     pub(crate) polling: bool,
+    pub(crate) accounts: usize,
     pub(crate) running: usize,
     pub(crate) succeeded: u64,
     pub(crate) failed: u64,
@@ -106,52 +117,93 @@ const OPERATIONS: [(&str, &str); 3] = [
     ("Terminate", "TERMINATE_PROVISIONED_PRODUCT"),
 ];
 
-/// Runs the engine until the process ends.
+/// The terraform executable's version line: a missing or broken binary is a start-up error.
+pub fn check_terraform(terraform: &Path) -> Result<String, String> {
+    let out = Command::new(terraform)
+        .arg("version")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .map_err(|e| {
+            format!(
+                "--terraform {}: cannot run it ({e}); install terraform or give its path",
+                terraform.display()
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().next().unwrap_or_default().trim().to_string();
+    if !out.status.success() || !version.starts_with("Terraform v") {
+        return Err(format!(
+            "--terraform {}: `version` did not answer like terraform ({}): {}",
+            terraform.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(version)
+}
+
+/// Runs the engine until its future is dropped (which stops every poller it started).
 pub async fn run(config: Config, status: Arc<Status>) {
     let workers = Arc::new(tokio::sync::Semaphore::new(config.workers.max(1)));
     let locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = Arc::default();
-    let mut pollers = Vec::new();
-    for credentials in &config.credentials {
-        let client = match Client::new(&config.endpoint, credentials.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("engine: {e}");
-                return;
+    let mut tasks = tokio::task::JoinSet::new();
+    if !config.git_repositories.is_empty() {
+        tasks.spawn(super::proton::watch(
+            config.clone(),
+            config.credentials.clone(),
+            status.clone(),
+        ));
+    }
+    let mut accounts = config.credentials.clone();
+    let mut serving: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut stop = config.stop.clone();
+    status.update(|s| s.polling = true);
+    loop {
+        let current: Vec<Credentials> = accounts.borrow_and_update().clone();
+        for credentials in current {
+            if !serving.insert(credentials.access_key_id.clone()) {
+                continue;
             }
-        };
-        for (queue, _) in OPERATIONS {
-            let queue_name = format!("ServiceCatalogTerraformOS{queue}OperationQueue");
-            pollers.push(tokio::spawn(poll(
-                client.clone(),
-                queue_name,
-                config.clone(),
-                status.clone(),
-                workers.clone(),
-                locks.clone(),
-            )));
+            let client = match Client::new(&config.endpoint, credentials.clone()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("engine: {e}");
+                    continue;
+                }
+            };
+            for (queue, _) in OPERATIONS {
+                let queue_name = format!("ServiceCatalogTerraformOS{queue}OperationQueue");
+                tasks.spawn(poll(
+                    client.clone(),
+                    queue_name,
+                    config.clone(),
+                    status.clone(),
+                    workers.clone(),
+                    locks.clone(),
+                ));
+            }
+            tracing::info!(
+                access_key_id = %credentials.access_key_id,
+                workers = config.workers,
+                accounts = serving.len(),
+                "engine terraform: polling the TerraformOS queues"
+            );
+        }
+        let n = serving.len();
+        status.update(|s| s.accounts = n);
+        tokio::select! {
+            changed = accounts.changed() => if changed.is_err() {
+                // No more accounts will come: serve those there are until stopped.
+                stopped(&mut stop).await;
+                break;
+            },
+            _ = stopped(&mut stop) => break,
         }
     }
-    if !config.git_repositories.is_empty() {
-        let clients: Vec<Client> = config
-            .credentials
-            .iter()
-            .filter_map(|c| Client::new(&config.endpoint, c.clone()).ok())
-            .collect();
-        pollers.push(tokio::spawn(super::proton::watch(
-            config.clone(),
-            clients,
-            status.clone(),
-        )));
-    }
-    status.update(|s| s.polling = true);
-    tracing::info!(
-        workers = config.workers,
-        accounts = config.credentials.len(),
-        "engine terraform: polling the TerraformOS queues"
-    );
-    for poller in pollers {
-        let _ = poller.await;
-    }
+    // Every poller sees the stop and returns.
+    while tasks.join_next().await.is_some() {}
+    status.update(|s| s.polling = false);
+    tracing::info!("engine terraform: stopped polling");
 }
 
 async fn poll(
@@ -163,7 +215,11 @@ async fn poll(
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 ) {
     let mut queue_url = None;
+    let mut stop = config.stop.clone();
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let url = match &queue_url {
             Some(url) => url,
             None => {
@@ -179,41 +235,60 @@ async fn poll(
                     Ok(v) => {
                         queue_url.insert(v["QueueUrl"].as_str().unwrap_or_default().to_string())
                     }
+                    Err(e) if e.code == "UnrecognizedClientException" => {
+                        tracing::info!(queue = %queue_name, "engine: the key was deleted; this poller stops");
+                        return;
+                    }
                     Err(e) => {
                         status.update(|s| s.last_error = Some(e.to_string()));
                         tracing::warn!(queue = %queue_name, "engine: {e}; retrying");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        continue;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                            _ = stopped(&mut stop) => return,
+                        }
                     }
                 }
             }
         };
-        let permit = match workers.clone().acquire_owned().await {
-            Ok(p) => p,
+        // Long-poll only while a worker is free, but hold none while polling: with fewer
+        // workers than queues, a held worker left another queue unpolled for a whole long poll.
+        match workers.acquire().await {
+            Ok(free) => drop(free),
             Err(_) => return,
+        }
+        let request = json!({"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 20,
+                             "VisibilityTimeout": VISIBILITY_SECS});
+        let receive = client.call(
+            Api::Sqs,
+            "ReceiveMessage",
+            &request,
+            Duration::from_secs(40),
+        );
+        let received = tokio::select! {
+            received = receive => received,
+            _ = stopped(&mut stop) => return,
         };
-        let received = client
-            .call(
-                Api::Sqs,
-                "ReceiveMessage",
-                &json!({"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 20,
-                        "VisibilityTimeout": VISIBILITY_SECS}),
-                Duration::from_secs(40),
-            )
-            .await;
         let messages = match received {
             Ok(v) => v["Messages"].as_array().cloned().unwrap_or_default(),
+            Err(e) if e.code == "UnrecognizedClientException" => {
+                tracing::info!(queue = %queue_name, "engine: the key was deleted; this poller stops");
+                return;
+            }
             Err(e) => {
-                drop(permit);
                 status.update(|s| s.last_error = Some(e.to_string()));
                 tracing::warn!(queue = %queue_name, "engine: receiving: {e}; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = stopped(&mut stop) => return,
+                }
             }
         };
         let Some(message) = messages.into_iter().next() else {
-            drop(permit);
             continue;
+        };
+        let permit = match workers.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
         };
         let task = Task {
             client: client.clone(),
@@ -273,6 +348,11 @@ impl Task {
         tracing::info!(record = %record, provisioned_product = %pp, %operation, "engine: received");
         let outcome = self.execute(&body, &record, &pp, &operation).await;
         let succeeded = outcome.failure.is_none();
+        if let Some(failure) = &outcome.failure {
+            let reason = provisiond_model::runtime::cut(failure.trim(), 500).into_owned();
+            self.status
+                .update(|s| s.last_error = Some(format!("{record}: {reason}")));
+        }
         let notified = self.notify(&body, &record, &pp, &operation, &outcome).await;
         self.status.update(|s| {
             s.running -= 1;
@@ -630,6 +710,23 @@ fn append_log(log: &Path, text: &str) {
     }
 }
 
+/// Asks the kernel to send the child SIGTERM when the thread that started it ends, so a
+/// terraform run does not outlive a stopped provisiond (terraform stops cleanly on SIGTERM and
+/// the task is redelivered after its visibility timeout).
+fn stop_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// Runs one terraform command in `workspace`, appending everything it prints to `log`;
 /// its standard output, or the tail of its standard error when it fails.
 fn terraform_run(
@@ -639,12 +736,15 @@ fn terraform_run(
     args: &[&str],
 ) -> Result<String, String> {
     append_log(log, &format!("$ terraform {}\n", args.join(" ")));
-    let out = Command::new(terraform)
+    let mut command = Command::new(terraform);
+    command
         .args(args)
         .current_dir(workspace)
         .env("TF_IN_AUTOMATION", "1")
         .env("TF_INPUT", "0")
-        .env("CHECKPOINT_DISABLE", "1")
+        .env("CHECKPOINT_DISABLE", "1");
+    stop_with_this_process(&mut command);
+    let out = command
         .output()
         .map_err(|e| format!("running {}: {e}", terraform.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -499,7 +499,7 @@ impl sqs::Handler for EngineQueues {
             let taken = transact(ctx.store.as_ref(), Mode::Write, |tx| {
                 receive_once(tx, &scope, &queue, now, max as usize, visibility * 1000)
             })?;
-            if !taken.is_empty() || now >= deadline {
+            if !taken.is_empty() || now >= deadline || self.signal.is_closed() {
                 break taken;
             }
             let next = transact(ctx.store.as_ref(), Mode::Read, |tx| {

@@ -1,5 +1,7 @@
 //! Wakes long-polling receivers as soon as a message may have become available: every commit that
-//! adds or releases a message calls `notify`; a waiter sleeps until then or its deadline.
+//! adds or releases a message calls `notify`; a waiter sleeps until then or its deadline. At
+//! shutdown `close` ends every wait at once, so long polls answer (empty) instead of holding the
+//! drain up.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 pub struct QueueSignal {
     generation: Mutex<u64>,
     changed: Condvar,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl QueueSignal {
@@ -31,13 +34,25 @@ impl QueueSignal {
         crate::store::after_commit(move || signal.notify());
     }
 
-    /// Sleeps until the generation moves past `seen` or `timeout` passes.
+    /// Sleeps until the generation moves past `seen`, `timeout` passes, or the signal closes.
     pub fn wait(&self, seen: u64, timeout: Duration) {
         let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
         let _ = self
             .changed
-            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .wait_timeout_while(guard, timeout, |g| *g == seen && !self.is_closed())
             .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// Ends every wait, now and later: the server is shutting down.
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify();
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -60,5 +75,22 @@ mod tests {
         t.join().unwrap();
         // A stale generation returns at once.
         signal.wait(seen, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn closing_ends_every_wait_now_and_later() {
+        let signal = Arc::new(QueueSignal::default());
+        let s2 = signal.clone();
+        let waiter = std::thread::spawn(move || {
+            let seen = s2.generation();
+            s2.wait(seen, Duration::from_secs(3600));
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        signal.close();
+        waiter.join().unwrap();
+        // A wait begun after the close returns at once, whatever generation it saw.
+        let seen = signal.generation();
+        signal.wait(seen, Duration::from_secs(3600));
+        assert!(signal.is_closed());
     }
 }
