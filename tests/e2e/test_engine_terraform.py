@@ -361,3 +361,98 @@ def test_a_missing_terraform_is_a_start_up_error(tmp_path):
     ok = subprocess.run([str(BIN), "engine", "terraform", "--endpoint", "http://127.0.0.1:1", "--data-dir",
                          str(tmp_path / "e"), "--terraform", str(tmp_path / "nope")], capture_output=True, text=True, timeout=20)
     assert ok.returncode != 0 and "--terraform" in ok.stderr
+
+
+def archive_of(files):
+    """A .tar.gz as `tar czf` makes it on a Mac (`./` paths, `._*` AppleDouble companions holding
+    binary metadata) with subdirectory modules."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            data = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+REAL_WORLD = {
+    "./main.tf": '''
+variable "name" {
+  type        = string
+  default     = "primary"
+  description = "Who to greet"
+}
+variable "settings" {
+  type = object({
+    zone    = string
+    enabled = bool
+  })
+  default = {
+    zone    = "z1"
+    enabled = true
+  }
+}
+variable "token" {
+  type      = string
+  default   = "t0"
+  sensitive = true
+}
+module "net" {
+  source = "./modules/net"
+  cidr   = var.cidr
+}
+output "greeting" { value = "hello ${var.name}" }
+output "net_id" { value = module.net.id }
+output "zone" { value = var.settings.zone }
+''',
+    "./._main.tf": b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \xff\xfe",
+    "./override.tf": 'variable "name" {\n  default = "from-override"\n}\n',
+    "./variables.tf.json": json.dumps({"variable": {"cidr": {"type": "string", "default": "10.0.0.0/16",
+                                                             "description": "JSON syntax"}}}),
+    "./modules/net/main.tf": 'variable "cidr" { type = string }\noutput "id" { value = "net-${var.cidr}" }\n',
+    "./modules/net/._main.tf": b"\x00\x05\x16\x07",
+    "./README.md": "a module as people publish it",
+}
+
+# What the reference engine's parser answers for REAL_WORLD (its rules: root .tf files, `._*`
+# skipped, override attributes replacing the primary's, type as written, defaults as JSON with
+# sorted keys, every field present), field by field; provisiond also reads `.tf.json`.
+REAL_WORLD_PARAMETERS = {
+    "cidr": {"DefaultValue": "10.0.0.0/16", "ParameterType": "string", "Description": "JSON syntax", "IsNoEcho": False},
+    "name": {"DefaultValue": "from-override", "ParameterType": "string", "Description": "Who to greet", "IsNoEcho": False},
+    "settings": {"DefaultValue": '{"enabled":true,"zone":"z1"}',
+                 "ParameterType": "object({\n    zone    = string\n    enabled = bool\n  })",
+                 "Description": "", "IsNoEcho": False},
+    "token": {"DefaultValue": "t0", "ParameterType": "string", "Description": "", "IsNoEcho": True},
+}
+
+
+def test_modules_as_people_package_them_are_read_and_applied(engine_server, tmp_path):
+    s = engine_server
+    sc = s.client("servicecatalog")
+    archive = tmp_path / "real-world.tar.gz"
+    archive.write_bytes(archive_of(REAL_WORLD))
+    product = sc.create_product(Name="real", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
+                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
+    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    pa = product["ProvisioningArtifactDetail"]["Id"]
+    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
+    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=s.admin.principal, PrincipalType="IAM")
+    got = {p["ParameterKey"]: p for p in sc.describe_provisioning_parameters(
+        ProductId=pid, ProvisioningArtifactId=pa)["ProvisioningArtifactParameters"]}
+    assert sorted(got) == sorted(REAL_WORLD_PARAMETERS)
+    for key, want in REAL_WORLD_PARAMETERS.items():
+        for field, value in want.items():
+            assert got[key][field] == value, (key, field, got[key][field])
+
+    record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="real")["RecordDetail"]
+    done = wait_record(sc, record["RecordId"])
+    assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+    assert outputs(done) == {"greeting": "hello from-override", "net_id": "net-10.0.0.0/16", "zone": "z1"}
+    updated = sc.update_provisioned_product(ProvisionedProductId=record["ProvisionedProductId"], ProvisioningParameters=[
+        {"Key": "cidr", "Value": "10.1.0.0/16"}, {"Key": "settings", "Value": '{"zone": "z2", "enabled": false}'}])["RecordDetail"]
+    done = wait_record(sc, updated["RecordId"])
+    assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+    assert outputs(done)["net_id"] == "net-10.1.0.0/16" and outputs(done)["zone"] == "z2"

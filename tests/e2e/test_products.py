@@ -83,7 +83,7 @@ def test_terraform_product_with_parameters(admin, tmp_path):
     assert described["Info"]["TemplateUrl"] == f"s3://provisiond-artifacts/{pid}/{pa['Id']}.tar.gz"
     params = {p["ParameterKey"]: p for p in described["ProvisioningArtifactParameters"]}
     assert list(params) == ["bucket_name", "password", "size", "tags"]
-    assert "DefaultValue" not in params["bucket_name"]
+    assert params["bucket_name"]["DefaultValue"] == "", "no default reads as empty, as the reference parser answers"
     assert params["bucket_name"]["ParameterType"] == "string"
     assert params["bucket_name"]["Description"] == "Name of the bucket"
     assert params["size"]["DefaultValue"] == "3"
@@ -147,7 +147,7 @@ def test_the_copy_is_immutable(admin, tmp_path):
     params = lambda pa: [(p["ParameterKey"], p.get("DefaultValue")) for p in sc.describe_provisioning_artifact(
         ProductId=pid, ProvisioningArtifactId=pa, IncludeProvisioningArtifactParameters=True)["ProvisioningArtifactParameters"]]
     assert params(v1) == [("a", "one")]
-    assert params(v2) == [("a", "two"), ("b", None)]
+    assert params(v2) == [("a", "two"), ("b", "")]
     assert [d["Id"] for d in sc.list_provisioning_artifacts(ProductId=pid)["ProvisioningArtifactDetails"]] == [v1, v2]
     sc.delete_provisioning_artifact(ProductId=pid, ProvisioningArtifactId=v1)
     with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -219,7 +219,7 @@ def test_https_sources_are_verified_against_the_trust_store(tmp_path):
 
 @pytest.mark.parametrize("files,raw,message", [
     (None, b"not an archive", "is not valid"),
-    ({"README.md": "no terraform here"}, None, "no .tf file"),
+    ({"README.md": "no terraform here"}, None, "no .tf or .tf.json file"),
     ({"main.tf": 'variable "x" {'}, None, "Error occurred during parameter parsing: main.tf:"),
 ])
 def test_invalid_templates_are_refused_and_nothing_is_stored(admin, tmp_path, files, raw, message):

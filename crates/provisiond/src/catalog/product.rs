@@ -165,11 +165,13 @@ impl Artifact {
         self.variables
             .iter()
             .map(|v| sc::ProvisioningArtifactParameter {
+                // As the reference parser answers: every field present, empty when the source
+                // has none.
                 parameter_key: Some(v.name.clone()),
-                default_value: v.default.clone(),
-                parameter_type: v.type_expr.clone(),
+                default_value: Some(v.default.clone().unwrap_or_default()),
+                parameter_type: Some(v.type_expr.clone().unwrap_or_default()),
                 is_no_echo: Some(v.sensitive),
-                description: v.description.clone(),
+                description: Some(v.description.clone().unwrap_or_default()),
                 parameter_constraints: Some(sc::ParameterConstraints {
                     allowed_values: Some(Vec::new()),
                     ..Default::default()
