@@ -270,6 +270,12 @@ def test_specs_and_references_are_checked(platform):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         p.proton.create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "broken.tar.gz"}})
     assert code(e)[0] == "ValidationException" and "manifest.yaml" in code(e)[1]
+    p.s3.put_object(Bucket="templates", Key="cfn.tar.gz", Body=tar_gz({
+        "infrastructure/manifest.yaml": MANIFEST.replace("terraform", "cloudformation"),
+        "infrastructure/main.tf": "", "schema/schema.yaml": SCHEMA}))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "cfn.tar.gz"}})
+    assert code(e)[0] == "ValidationException" and "the accepted value is terraform" in code(e)[1], code(e)
 
 
 def test_notify_finds_only_this_accounts_resources(platform):

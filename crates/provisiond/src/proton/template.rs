@@ -514,7 +514,7 @@ pub fn check_bundle(kind: TemplateKind, files: &Files) -> Result<String, String>
         let language = t.get("template_language").and_then(Value::as_str);
         if language != Some("terraform") {
             return Err(format!(
-                "{manifest_path}: template_language {} is not served; provisiond provisions terraform templates through self-managed provisioning",
+                "{manifest_path}: template_language {} is not served; the accepted value is terraform (provisiond provisions terraform templates through self-managed provisioning)",
                 language.unwrap_or("(missing)")
             ));
         }
