@@ -236,6 +236,17 @@ def test_proton_deployments_applied_by_the_engine(tmp_path):
 
         env = proton.create_environment(name="dev", templateName="vpc", templateMajorVersion="1", spec="spec:\n  size: 2\n",
                                         provisioningRepository={"provider": "GITHUB", "name": "acme/envs", "branch": "main"})["environment"]
+        # Picked up within a second of its commit (the deployment's creation).
+        import datetime
+        created = proton.get_deployment(id=env["lastAttemptedDeploymentId"])["deployment"]["createdAt"].timestamp()
+        deadline = time.time() + 30
+        received = None
+        while received is None and time.time() < deadline:
+            for line in s.log_text().splitlines():
+                if "engine: received" in line and env["lastAttemptedDeploymentId"] in line:
+                    received = datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+            time.sleep(0.05)
+        assert received is not None and received - created < 1.0, (created, received)
         done = wait_status(lambda: proton.get_environment(name="dev")["environment"], "SUCCEEDED")
         assert done["lastSucceededDeploymentId"] == env["lastAttemptedDeploymentId"]
         outs = {o["key"]: o["valueString"] for o in proton.list_environment_outputs(environmentName="dev")["outputs"]}

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the repositories are looked at.
-pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Proton allows at most this many outputs per notify.
 const MAX_OUTPUTS: usize = 50;
