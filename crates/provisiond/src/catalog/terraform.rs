@@ -216,6 +216,19 @@ fn declared_in_json(name: &str, text: &str) -> Result<Vec<Declared>, String> {
     Ok(out)
 }
 
+impl Declared {
+    /// The variable a block declares on its own (what it leaves out at its defaults).
+    fn into_variable(self) -> Variable {
+        Variable {
+            name: self.name,
+            default: self.default.flatten(),
+            type_expr: self.type_expr,
+            description: self.description,
+            sensitive: self.sensitive.unwrap_or(false),
+        }
+    }
+}
+
 fn declared_in(name: &str, text: &str) -> Result<Vec<Declared>, String> {
     if name.ends_with(".tf.json") {
         declared_in_json(name, text)
@@ -240,26 +253,14 @@ pub fn variables(files: &[(String, String)]) -> Result<Vec<Variable>, String> {
             if out.iter().any(|v| v.name == d.name) {
                 return Err(format!("{name}: variable {} is declared twice", d.name));
             }
-            out.push(Variable {
-                name: d.name,
-                default: d.default.flatten(),
-                type_expr: d.type_expr,
-                description: d.description,
-                sensitive: d.sensitive.unwrap_or(false),
-            });
+            out.push(d.into_variable());
         }
     }
     for (name, text) in overrides {
         for d in declared_in(name, text)? {
             let Some(v) = out.iter_mut().find(|v| v.name == d.name) else {
                 // The reference parser lists it (terraform itself will refuse to apply it).
-                out.push(Variable {
-                    name: d.name,
-                    default: d.default.flatten(),
-                    type_expr: d.type_expr,
-                    description: d.description,
-                    sensitive: d.sensitive.unwrap_or(false),
-                });
+                out.push(d.into_variable());
                 continue;
             };
             if let Some(default) = d.default {

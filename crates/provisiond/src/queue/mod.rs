@@ -140,6 +140,20 @@ fn check_batch_ids<'e>(
     Ok(())
 }
 
+/// The queue and the entries of a batch call, checked by [`check_batch_ids`].
+fn batch<E>(
+    ctx: &RequestContext,
+    queue_url: Option<&str>,
+    entries: Option<Vec<E>>,
+    entry: &str,
+    id: impl Fn(&E) -> Option<&str>,
+) -> Result<(String, Vec<E>), AwsError> {
+    let queue = queue_of_url(ctx, queue_url.unwrap_or_default())?;
+    let entries = entries.unwrap_or_default();
+    check_batch_ids(entries.iter().map(|e| id(e).unwrap_or_default()), entry)?;
+    Ok((queue, entries))
+}
+
 /// A batch entry's failure, as the batch answer lists it.
 fn failed_entry(id: &Option<String>, err: AwsError) -> sqs::BatchResultErrorEntry {
     sqs::BatchResultErrorEntry {
@@ -564,11 +578,12 @@ impl sqs::Handler for EngineQueues {
         ctx: &RequestContext,
         input: sqs::DeleteMessageBatchRequest,
     ) -> Result<sqs::DeleteMessageBatchResult, AwsError> {
-        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
-        let entries = input.entries.unwrap_or_default();
-        check_batch_ids(
-            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+        let (queue, entries) = batch(
+            ctx,
+            input.queue_url.as_deref(),
+            input.entries,
             "DeleteMessageBatchRequestEntry",
+            |e| e.id.as_deref(),
         )?;
         let scope = ctx.scope();
         transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -653,11 +668,12 @@ impl sqs::Handler for EngineQueues {
         ctx: &RequestContext,
         input: sqs::SendMessageBatchRequest,
     ) -> Result<sqs::SendMessageBatchResult, AwsError> {
-        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
-        let entries = input.entries.unwrap_or_default();
-        check_batch_ids(
-            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+        let (queue, entries) = batch(
+            ctx,
+            input.queue_url.as_deref(),
+            input.entries,
             "SendMessageBatchRequestEntry",
+            |e| e.id.as_deref(),
         )?;
         let total: usize = entries
             .iter()
@@ -722,11 +738,12 @@ impl sqs::Handler for EngineQueues {
         ctx: &RequestContext,
         input: sqs::ChangeMessageVisibilityBatchRequest,
     ) -> Result<sqs::ChangeMessageVisibilityBatchResult, AwsError> {
-        let queue = queue_of_url(ctx, input.queue_url.as_deref().unwrap_or_default())?;
-        let entries = input.entries.unwrap_or_default();
-        check_batch_ids(
-            entries.iter().map(|e| e.id.as_deref().unwrap_or_default()),
+        let (queue, entries) = batch(
+            ctx,
+            input.queue_url.as_deref(),
+            input.entries,
             "ChangeMessageVisibilityBatchRequestEntry",
+            |e| e.id.as_deref(),
         )?;
         let scope = ctx.scope();
         let mut released = false;
