@@ -467,3 +467,23 @@ def test_modules_as_people_package_them_are_read_and_applied(engine_server, tmp_
     done = wait_record(sc, updated["RecordId"])
     assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
     assert outputs(done)["net_id"] == "net-10.1.0.0/16" and outputs(done)["zone"] == "z2"
+
+
+def test_a_task_the_engine_cannot_run_fails_with_a_reason(engine_server, tmp_path):
+    s = engine_server
+    sc = s.client("servicecatalog")
+    garbage = tmp_path / "not-an-archive.tar.gz"
+    garbage.write_bytes(b"this is not gzip")
+    product = sc.create_product(Name="broken", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
+                                ProvisioningArtifactParameters={"Name": "v1", "DisableTemplateValidation": True,
+                                                                "Info": {"LoadTemplateFromURL": f"file://{garbage}"}})
+    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    pa = product["ProvisioningArtifactDetail"]["Id"]
+    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
+    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=s.admin.principal, PrincipalType="IAM")
+    record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="broken")["RecordDetail"]
+    done = wait_record(sc, record["RecordId"])
+    assert done["RecordDetail"]["Status"] == "FAILED"
+    reason = done["RecordDetail"]["RecordErrors"][0]["Description"]
+    assert "cannot be unpacked" in reason and "publish a new version" in reason, reason

@@ -418,8 +418,17 @@ impl Task {
             .unwrap_or_default();
         let terraform = self.config.terraform.clone();
         let record = record.to_string();
+        let artifact_path = body["artifact"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let run = move || match artifact {
-            Some(bytes) => match crate::proton::bundle::read(&bytes) {
+            Some(bytes) => match crate::proton::bundle::read(&bytes).map_err(|e| {
+                format!(
+                    "the artifact {artifact_path} cannot be unpacked ({e}); publish a new version \
+                     of the product with a .tar.gz of the Terraform module"
+                )
+            }) {
                 Ok(files) => apply(
                     &terraform,
                     &workspace,
