@@ -118,8 +118,10 @@ pub fn decode(body: &[u8], mode: Streaming, key: Option<&ChunkKey>) -> Result<De
         };
         let size = usize::from_str_radix(size_hex.trim(), 16)
             .map_err(|_| format!("bad chunk size {size_hex:?}"))?;
-        let data = body
-            .get(next..next + size)
+        // A size past the end of the body (up to usize::MAX) must not overflow the arithmetic.
+        let data = next
+            .checked_add(size)
+            .and_then(|end| body.get(next..end))
             .ok_or("a chunk is shorter than its size")?;
         if let Some(k) = key {
             let given = signature.ok_or("a chunk has no chunk-signature")?;
@@ -178,6 +180,21 @@ pub fn decode(body: &[u8], mode: Streaming, key: Option<&ChunkKey>) -> Result<De
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_refused_not_overflowed() {
+        // Found by the aws_chunked fuzz target (fuzz/regressions/aws_chunked/): the size line
+        // `FFFFFFFFFFFFFFFF` (with Unicode spaces around it) overflowed `start + size`.
+        let body = "   \u{1680}\u{1680}FFFFFFFFFFFFFFFF\u{1680}\r\n".as_bytes();
+        for mode in [
+            Streaming::UnsignedTrailer,
+            Streaming::Signed { trailer: false },
+        ] {
+            let err = decode(body, mode, Some(&key())).unwrap_err();
+            assert!(err.contains("shorter than its size"), "{err}");
+        }
+        assert!(decode(b"ffffffffffffffff\r\nabc", Streaming::UnsignedTrailer, None).is_err());
+    }
 
     fn key() -> ChunkKey {
         ChunkKey {
