@@ -2,7 +2,8 @@
 # Runs the whole test suite on a fresh machine: installs what the end-to-end tests need (a Python
 # venv with boto3, the AWS CLI, pytest and trustme; git; the AWS SDK for JavaScript v3 with npm),
 # checks formatting and that the generated code is current, runs every Rust test (unit, store
-# conformance, AWS SDK for Rust), builds the binary and runs the end-to-end suite against it.
+# conformance, AWS SDK for Rust), runs each fuzz target briefly, builds the binary and runs the
+# end-to-end suite against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,12 +38,16 @@ fi
 
 step "formatting"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "generated code is current (cargo run -p provisiond-codegen -- --check)"
 cargo run --quiet -p provisiond-codegen -- --check
 
 step "Rust tests"
 cargo test --workspace --quiet
+
+step "fuzz targets build and run briefly (scripts/fuzz.sh --quick 3)"
+bash scripts/fuzz.sh --quick 3
 
 step "end-to-end suite (real binary, boto3)"
 cargo build --quiet -p provisiond
