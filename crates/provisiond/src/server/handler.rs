@@ -132,7 +132,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let response = match serve(&app, req, &request_id, &target).await {
+    let mut account = String::new();
+    let response = match serve(&app, req, &request_id, &target, &mut account).await {
         Ok(response) => response,
         Err((service, error)) => {
             if error.status >= 500 {
@@ -141,9 +142,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
             error_response(service, &request_id, &error)
         }
     };
+    // One line per request: who, what, how it ended, how long it took; never a body.
+    let (service, operation) = match awsjson::parse_target(&target) {
+        Some((service, operation)) => (service.info().signing_name, operation),
+        None => ("", ""),
+    };
     tracing::info!(
         request_id,
-        target,
+        account,
+        service,
+        operation,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"
@@ -178,6 +186,7 @@ async fn serve(
     req: Request<Incoming>,
     request_id: &str,
     target: &str,
+    account: &mut String,
 ) -> Result<Response<Full<Bytes>>, Failure> {
     if req.uri().path() == "/health" && req.method() == hyper::Method::GET {
         let mut health = serde_json::json!({"status": "ok"});
@@ -262,6 +271,7 @@ async fn serve(
         now_ms / 1000,
     )
     .map_err(fail)?;
+    account.clone_from(&known.identity.account);
 
     let ctx = RequestContext {
         request_id: request_id.to_string(),
