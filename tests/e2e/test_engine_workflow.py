@@ -325,3 +325,37 @@ def test_an_engine_long_polling_is_woken_by_the_provision(world):
     assert not poller.is_alive()
     messages = got["r"].get("Messages", [])
     assert [json.loads(m["Body"])["recordId"] for m in messages] == [record["RecordId"]]
+
+
+def test_a_dead_lettered_task_is_redriven_with_sqs_calls_and_settled(world):
+    record = world.provision(name="redriven")
+    url = world.queue("Provision")
+    for _ in range(5):
+        got = world.sqs.receive_message(QueueUrl=url, VisibilityTimeout=0).get("Messages", [])
+        assert len(got) == 1
+    assert world.sqs.receive_message(QueueUrl=url).get("Messages", []) == [], "dead-lettered on this receive"
+    dlq_url = url + "-dlq"
+    dlq_arn = world.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    source_arn = world.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert world.sqs.list_dead_letter_source_queues(QueueUrl=dlq_url)["queueUrls"] == [url]
+    assert world.sqs.list_dead_letter_source_queues(QueueUrl=url)["queueUrls"] == []
+
+    handle = world.sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+    tasks = world.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
+    assert [(t["Status"], t["ApproximateNumberOfMessagesMoved"], t["DestinationArn"]) for t in tasks] == \
+        [("COMPLETED", 1, source_arn)]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.sqs.cancel_message_move_task(TaskHandle=handle)
+    assert code(e)[0].endswith("ResourceNotFoundException")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        world.sqs.start_message_move_task(SourceArn=source_arn)
+    assert code(e)[0].endswith("InvalidParameterValue"), "only a dead-letter queue is redriven"
+
+    # The engine receives it again, as a fresh delivery, and its token still settles the record.
+    got = world.sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert got[0]["Attributes"]["ApproximateReceiveCount"] == "1"
+    task = json.loads(got[0]["Body"])
+    assert task["recordId"] == record["RecordId"]
+    world.engine.notify_provision_product_engine_workflow_result(
+        WorkflowToken=task["token"], RecordId=task["recordId"], Status="SUCCEEDED", IdempotencyToken="redriven")
+    assert world.dev.describe_record(Id=record["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"

@@ -1,12 +1,14 @@
 //! The engine queues, served over the SQS JSON protocol (`AmazonSQS`, awsJson 1.0) so an engine
 //! written for AWS receives its work unchanged: GetQueueUrl, ListQueues, GetQueueAttributes,
 //! ReceiveMessage (long polling), DeleteMessage(Batch), ChangeMessageVisibility(Batch),
-//! SendMessage(Batch) with message attributes (`attributes`) and PurgeQueue. Semantics are SQS's: a received message is invisible for the visibility timeout,
+//! SendMessage(Batch) with message attributes (`attributes`), PurgeQueue, and the dead-letter
+//! redrive calls (`redrive`). Semantics are SQS's: a received message is invisible for the visibility timeout,
 //! then delivered again with its receive count raised; after `MAX_RECEIVES` receives it moves to
 //! the queue's `-dlq`. Only the latest receipt handle of a message deletes it.
 
 pub mod attributes;
 pub mod names;
+mod redrive;
 pub mod signal;
 
 use crate::context::RequestContext;
@@ -365,7 +367,43 @@ impl sqs::Handler for EngineQueues {
                 | SendMessage
                 | SendMessageBatch
                 | PurgeQueue
+                | StartMessageMoveTask
+                | ListMessageMoveTasks
+                | CancelMessageMoveTask
+                | ListDeadLetterSourceQueues
         )
+    }
+
+    fn start_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::StartMessageMoveTaskRequest,
+    ) -> Result<sqs::StartMessageMoveTaskResult, AwsError> {
+        redrive::start(&self.signal, ctx, input)
+    }
+
+    fn list_message_move_tasks(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ListMessageMoveTasksRequest,
+    ) -> Result<sqs::ListMessageMoveTasksResult, AwsError> {
+        redrive::list(ctx, input)
+    }
+
+    fn cancel_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::CancelMessageMoveTaskRequest,
+    ) -> Result<sqs::CancelMessageMoveTaskResult, AwsError> {
+        redrive::cancel(ctx, input)
+    }
+
+    fn list_dead_letter_source_queues(
+        &self,
+        ctx: &RequestContext,
+        input: sqs::ListDeadLetterSourceQueuesRequest,
+    ) -> Result<sqs::ListDeadLetterSourceQueuesResult, AwsError> {
+        redrive::sources(ctx, input)
     }
 
     fn get_queue_url(

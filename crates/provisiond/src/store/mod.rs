@@ -69,6 +69,8 @@ pub enum Kind {
     ProtonSettings,
     /// A remembered answer to an idempotent call (id = `<operation>/<token>`).
     Idempotency,
+    /// A dead-letter redrive (id = the task handle, parent = the source queue).
+    QueueMoveTask,
     /// A document used only by the conformance suite.
     Test,
 }
@@ -102,6 +104,7 @@ impl Kind {
             Kind::ProtonTags => "proton-tags",
             Kind::ProtonSettings => "proton-settings",
             Kind::Idempotency => "idempotency",
+            Kind::QueueMoveTask => "queue-move-task",
             Kind::Test => "test",
         }
     }
