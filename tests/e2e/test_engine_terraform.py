@@ -103,16 +103,7 @@ def test_provision_update_fail_terminate_with_real_terraform(engine_server, tmp_
     s = engine_server
     health = json.loads(__import__("urllib.request").request.urlopen(s.endpoint + "/health").read())
     assert health["engine"]["polling"] is True
-    sc = s.client("servicecatalog")
-    archive = tmp_path / "module.tar.gz"
-    archive.write_bytes(tar_gz({"main.tf": MODULE}))
-    product = sc.create_product(Name="greeter", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
-                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
-    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    pa = product["ProvisioningArtifactDetail"]["Id"]
-    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
-    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
-    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=s.admin.principal, PrincipalType="IAM")
+    sc, pid, pa = publish_in(s, s.admin, tmp_path)
 
     record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="hello",
                                   ProvisioningParameters=[{"Key": "name", "Value": "world"}, {"Key": "size", "Value": "2"}])["RecordDetail"]
@@ -286,13 +277,16 @@ def test_proton_deployments_applied_by_the_engine(tmp_path):
         s.stop()
 
 
-def publish_in(server, key, tmp_path, module=MODULE):
-    """A product in the key's account, launchable by its principal: (client, product, artifact)."""
+def publish_in(server, key, tmp_path, module=MODULE, archive_bytes=None, **artifact):
+    """A product in the key's account, launchable by its principal: (client, product, artifact).
+    Its version is `module` as main.tf, or `archive_bytes` as they are; `artifact` adds to its
+    ProvisioningArtifactParameters."""
     sc = server.client("servicecatalog", key)
-    archive = tmp_path / f"module-{key.account}.tar.gz"
-    archive.write_bytes(tar_gz({"main.tf": module}))
+    archive = tmp_path / f"module-{key.account}-{len(list(tmp_path.iterdir()))}.tar.gz"
+    archive.write_bytes(archive_bytes if archive_bytes is not None else tar_gz({"main.tf": module}))
     product = sc.create_product(Name="greeter", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
-                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
+                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"},
+                                                                **artifact})
     pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
     pa = product["ProvisioningArtifactDetail"]["Id"]
     port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
@@ -441,16 +435,7 @@ REAL_WORLD_PARAMETERS = {
 
 def test_modules_as_people_package_them_are_read_and_applied(engine_server, tmp_path):
     s = engine_server
-    sc = s.client("servicecatalog")
-    archive = tmp_path / "real-world.tar.gz"
-    archive.write_bytes(archive_of(REAL_WORLD))
-    product = sc.create_product(Name="real", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
-                                ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": f"file://{archive}"}})
-    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    pa = product["ProvisioningArtifactDetail"]["Id"]
-    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
-    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
-    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=s.admin.principal, PrincipalType="IAM")
+    sc, pid, pa = publish_in(s, s.admin, tmp_path, archive_bytes=archive_of(REAL_WORLD))
     got = {p["ParameterKey"]: p for p in sc.describe_provisioning_parameters(
         ProductId=pid, ProvisioningArtifactId=pa)["ProvisioningArtifactParameters"]}
     assert sorted(got) == sorted(REAL_WORLD_PARAMETERS)
@@ -471,17 +456,7 @@ def test_modules_as_people_package_them_are_read_and_applied(engine_server, tmp_
 
 def test_a_task_the_engine_cannot_run_fails_with_a_reason(engine_server, tmp_path):
     s = engine_server
-    sc = s.client("servicecatalog")
-    garbage = tmp_path / "not-an-archive.tar.gz"
-    garbage.write_bytes(b"this is not gzip")
-    product = sc.create_product(Name="broken", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
-                                ProvisioningArtifactParameters={"Name": "v1", "DisableTemplateValidation": True,
-                                                                "Info": {"LoadTemplateFromURL": f"file://{garbage}"}})
-    pid = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    pa = product["ProvisioningArtifactDetail"]["Id"]
-    port = sc.create_portfolio(DisplayName="Platform", ProviderName="p")["PortfolioDetail"]["Id"]
-    sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
-    sc.associate_principal_with_portfolio(PortfolioId=port, PrincipalARN=s.admin.principal, PrincipalType="IAM")
+    sc, pid, pa = publish_in(s, s.admin, tmp_path, archive_bytes=b"this is not gzip", DisableTemplateValidation=True)
     record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="broken")["RecordDetail"]
     done = wait_record(sc, record["RecordId"])
     assert done["RecordDetail"]["Status"] == "FAILED"
