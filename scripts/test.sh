@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the end-to-end tests need (a Python
-# venv with boto3, the AWS CLI, pytest and trustme; git; the AWS SDK for JavaScript v3 with npm),
+# venv with boto3, the AWS CLI, pytest and trustme; git; the AWS SDK for JavaScript v3 with npm;
+# PostgreSQL, whose servers the store tests start themselves with scripts/postgres.sh),
 # checks formatting and that the generated code is current, runs every Rust test (unit, store
 # conformance, AWS SDK for Rust), runs each fuzz target briefly, builds the binary and runs the
 # end-to-end suite against it.
@@ -35,6 +36,16 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "npm is missing: the JavaScript SDK tests will be skipped (an error under CI)" >&2
 fi
+
+step "PostgreSQL for the store and replica tests (scripts/postgres.sh starts throwaway servers)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL is missing: its tests will be skipped (an error under CI); apt-get install postgresql" >&2
+  fi
+fi
+ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true
 
 step "formatting"
 cargo fmt --all -- --check

@@ -112,7 +112,7 @@ pub fn create_key(
         store::insert(tx, Kind::AccessKey, "", &access_key_id, "", &stored)
     })?;
     if !created {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "access key id {access_key_id} collided"
         )));
     }
@@ -153,7 +153,7 @@ pub fn list_keys(store: &dyn Store, account: Option<&str>) -> Result<Vec<KeyInfo
         after = Some(last.seq);
         for row in rows {
             let stored: StoredKey = serde_json::from_slice(&row.body)
-                .map_err(|e| StoreError(format!("access key {}: {e}", row.id)))?;
+                .map_err(|e| StoreError::new(format!("access key {}: {e}", row.id)))?;
             if account.is_none_or(|a| a == stored.account) {
                 keys.push(KeyInfo {
                     access_key_id: row.id,
@@ -176,6 +176,34 @@ pub fn delete_key(store: &dyn Store, access_key_id: &str) -> Result<bool, StoreE
 }
 
 /// Whether any access key exists yet (a newcomer's server has none).
+/// Why [`check_server_key`] refused.
+pub enum KeyCheck {
+    /// The database's secrets are sealed under another key.
+    Mismatch,
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// Checks that `key` is the key this store's secrets are sealed under, recording it for a
+/// store that has none yet (so the first server to open a database decides, and a replica
+/// started with another key file is refused before it answers anything).
+pub fn check_server_key(store: &dyn Store, key: &ServerKey) -> Result<(), KeyCheck> {
+    const ID: &str = "server-key";
+    const CONTEXT: &[u8] = b"server-key-check";
+    let sealed = key.seal(Purpose::KeyCheck, CONTEXT, b"provisiond");
+    let recorded = transact(store, Mode::Write, |tx| {
+        tx.insert(Kind::ServerKeyCheck, "", ID, "", sealed.as_bytes())?;
+        tx.get(Kind::ServerKeyCheck, "", ID)
+    })
+    .map_err(KeyCheck::Store)?
+    .unwrap_or_default();
+    let recorded = String::from_utf8_lossy(&recorded);
+    match key.open(Purpose::KeyCheck, CONTEXT, &recorded) {
+        Ok(plain) if plain == b"provisiond" => Ok(()),
+        _ => Err(KeyCheck::Mismatch),
+    }
+}
+
 pub fn any_key_exists(store: &dyn Store) -> Result<bool, StoreError> {
     transact(store, Mode::Read, |tx| {
         Ok(!tx.list(Kind::AccessKey, "", "", None, 1)?.is_empty())
@@ -253,13 +281,13 @@ impl KeyRing {
                 &stored.secret_sealed,
             )
             .map_err(|_| {
-                StoreError(format!(
+                StoreError::new(format!(
                     "the secret of access key {access_key_id} does not open with this server key"
                 ))
             })?;
         let secret = Secret::new(
             String::from_utf8(secret)
-                .map_err(|_| StoreError("a stored secret is not UTF-8".into()))?,
+                .map_err(|_| StoreError::new("a stored secret is not UTF-8"))?,
         );
         let known = Arc::new(KnownKey {
             identity: Identity {

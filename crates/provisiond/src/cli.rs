@@ -6,7 +6,6 @@ use crate::auth::{self, KeyRing};
 use crate::catalog::ServiceCatalog;
 use crate::datadir::{self, DataDir};
 use crate::engine;
-use crate::queue::signal::QueueSignal;
 use crate::queue::EngineQueues;
 use crate::server::{self, App};
 use crate::store::sqlite::SqliteStore;
@@ -39,16 +38,33 @@ enum LogFormat {
     Json,
 }
 
+/// Where the store is: a data directory (the embedded SQLite store and the server key), or
+/// a PostgreSQL database shared by several replicas and a server key file they share.
+#[derive(Debug, Clone, clap::Args)]
+struct StoreArgs {
+    /// The data directory: the SQLite database, the server key, the first credentials; with
+    /// `--database-url`, only this replica's local files (engine working directories, logs).
+    #[arg(long, default_value = "provisiond-data")]
+    data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`) to keep everything in instead
+    /// of `DATA_DIR/provisiond.db`; every replica of one deployment names the same one.
+    #[arg(long, env = "PROVISIOND_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// The server key (seals workflow tokens and stored secrets), shared by every replica
+    /// of one database [default: DATA_DIR/server.key, created if absent].
+    #[arg(long, value_name = "PATH")]
+    server_key_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server on the embedded SQLite store.
+    /// Run the server (on the embedded SQLite store unless `--database-url` names PostgreSQL).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
-        /// Where the database, the server key and the first credentials live.
-        #[arg(long, default_value = "provisiond-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Maps a Proton repository name (`owner/repo`, as registered with CreateRepository) to
         /// a git repository on this machine, bare or with a working tree: `NAME=PATH`.
         /// Repeatable. Deployments of environments using that repository are committed to it.
@@ -110,6 +126,13 @@ enum Command {
         #[command(subcommand)]
         command: EngineCommand,
     },
+    /// Bring a PostgreSQL database's schema up to date, and nothing else (`serve` does it too,
+    /// at start).
+    Migrate {
+        /// The PostgreSQL database (`postgres://USER@HOST:PORT/DB`).
+        #[arg(long, env = "PROVISIOND_DATABASE_URL", value_name = "URL")]
+        database_url: String,
+    },
     /// Administer accounts and keys.
     Admin {
         #[command(subcommand)]
@@ -151,9 +174,9 @@ enum EngineCommand {
 enum AdminCommand {
     /// Make an access key and print it once, as JSON.
     CreateKey {
-        /// The data directory of the server (it may be running).
-        #[arg(long, default_value = "provisiond-data")]
-        data_dir: PathBuf,
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
         /// The 12-digit account the key belongs to.
         #[arg(long)]
         account: String,
@@ -166,18 +189,18 @@ enum AdminCommand {
     },
     /// Print the access keys (never their secrets), one JSON object per line.
     ListKeys {
-        /// The data directory of the server (it may be running).
-        #[arg(long, default_value = "provisiond-data")]
-        data_dir: PathBuf,
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
         /// Only the keys of this 12-digit account.
         #[arg(long)]
         account: Option<String>,
     },
     /// Delete an access key: a running server refuses it from its next request on.
     DeleteKey {
-        /// The data directory of the server (it may be running).
-        #[arg(long, default_value = "provisiond-data")]
-        data_dir: PathBuf,
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
         /// The access key id (`AKIA…`).
         access_key_id: String,
     },
@@ -207,7 +230,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve {
             listen,
-            data_dir,
+            store,
             git_repositories,
             engine,
             workers,
@@ -219,7 +242,7 @@ pub fn main() -> ExitCode {
         } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
             serve(
                 listen,
-                data_dir,
+                store,
                 git_repositories.into_iter().collect(),
                 engine.map(|_| (workers, terraform)),
                 limits,
@@ -263,25 +286,28 @@ pub fn main() -> ExitCode {
         Command::Admin {
             command: AdminCommand::Logs { data_dir, id },
         } => print_logs(&data_dir, &id),
+        Command::Migrate { database_url } => crate::store::postgres::migrate_only(&database_url)
+            .map(|()| println!("{}", serde_json::json!({"Migrated": true})))
+            .map_err(|e| e.to_string()),
         Command::Admin {
-            command: AdminCommand::ListKeys { data_dir, account },
-        } => list_keys(&data_dir, account.as_deref()),
+            command: AdminCommand::ListKeys { store, account },
+        } => list_keys(&store, account.as_deref()),
         Command::Admin {
             command:
                 AdminCommand::DeleteKey {
-                    data_dir,
+                    store,
                     access_key_id,
                 },
-        } => delete_key(&data_dir, &access_key_id),
+        } => delete_key(&store, &access_key_id),
         Command::Admin {
             command:
                 AdminCommand::CreateKey {
-                    data_dir,
+                    store,
                     account,
                     principal,
                     admin,
                 },
-        } => create_key(data_dir, &account, &principal, admin),
+        } => create_key(&store, &account, &principal, admin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -299,38 +325,70 @@ struct Opened {
     key: Arc<crate::crypto::ServerKey>,
 }
 
-fn open(data_dir: &Path) -> Result<Opened, String> {
+fn open(args: &StoreArgs) -> Result<Opened, String> {
+    let data_dir = &args.data_dir;
     let dir = DataDir::open(data_dir)
         .map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
-    let key = dir.server_key().map_err(|e| format!("server key: {e}"))?;
-    let store = SqliteStore::open(&dir.database())
-        .map_err(|e| format!("database {}: {e}", dir.database().display()))?;
+    let key_file = args
+        .server_key_file
+        .clone()
+        .unwrap_or_else(|| dir.server_key_file());
+    let key = crate::crypto::ServerKey::load_or_create(&key_file)
+        .map_err(|e| format!("server key {}: {e}", key_file.display()))?;
+    let store: Arc<dyn Store> = match &args.database_url {
+        None => Arc::new(
+            SqliteStore::open(&dir.database())
+                .map_err(|e| format!("database {}: {e}", dir.database().display()))?,
+        ),
+        Some(url) => Arc::new(
+            crate::store::postgres::PostgresStore::open(url)
+                .map_err(|e| format!("database {}: {e}", crate::store::postgres::redact(url)))?,
+        ),
+    };
+    auth::check_server_key(store.as_ref(), &key).map_err(|e| match e {
+        auth::KeyCheck::Mismatch => format!(
+            "the server key {} is not the key this database's secrets are sealed under; \
+             every replica must use the same --server-key-file",
+            key_file.display()
+        ),
+        auth::KeyCheck::Store(e) => e.to_string(),
+    })?;
     Ok(Opened {
         dir,
-        store: Arc::new(store),
+        store,
         key: Arc::new(key),
     })
 }
 
-/// Opens the data directory of an existing server for an `admin` command: one that does not
-/// exist, or has no server key, is refused rather than made (its keys would be unknown to the
-/// server the operator meant).
-fn open_existing(data_dir: &Path) -> Result<Opened, String> {
-    if !data_dir.join("server.key").is_file() {
-        return Err(format!(
-            "{} is not a provisiond data directory (it has no server.key); \
-             pass the --data-dir the server runs with",
-            data_dir.display()
-        ));
+/// Opens the store of an existing server for an `admin` command: a server key that does not
+/// exist is refused rather than made (its keys would be unknown to the server the operator
+/// meant).
+fn open_existing(args: &StoreArgs) -> Result<Opened, String> {
+    let key_file = args
+        .server_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("server.key"));
+    if !key_file.is_file() {
+        return Err(match &args.server_key_file {
+            None => format!(
+                "{} is not a provisiond data directory (it has no server.key); \
+                 pass the --data-dir the server runs with",
+                args.data_dir.display()
+            ),
+            Some(_) => format!(
+                "there is no server key file {}; pass the --server-key-file the server runs with",
+                key_file.display()
+            ),
+        });
     }
-    open(data_dir)
+    open(args)
 }
 
-fn list_keys(data_dir: &Path, account: Option<&str>) -> Result<(), String> {
+fn list_keys(args: &StoreArgs, account: Option<&str>) -> Result<(), String> {
     if let Some(account) = account {
         auth::check_account(account)?;
     }
-    let Opened { store, .. } = open_existing(data_dir)?;
+    let Opened { store, .. } = open_existing(args)?;
     for key in auth::list_keys(store.as_ref(), account).map_err(|e| e.to_string())? {
         let json = serde_json::json!({
             "AccessKeyId": key.access_key_id,
@@ -344,8 +402,8 @@ fn list_keys(data_dir: &Path, account: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-fn delete_key(data_dir: &Path, access_key_id: &str) -> Result<(), String> {
-    let Opened { store, .. } = open_existing(data_dir)?;
+fn delete_key(args: &StoreArgs, access_key_id: &str) -> Result<(), String> {
+    let Opened { store, .. } = open_existing(args)?;
     if !auth::delete_key(store.as_ref(), access_key_id).map_err(|e| e.to_string())? {
         return Err(format!(
             "there is no access key {access_key_id:?} (see `provisiond admin list-keys`)"
@@ -358,15 +416,10 @@ fn delete_key(data_dir: &Path, access_key_id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn create_key(
-    data_dir: PathBuf,
-    account: &str,
-    principal: &str,
-    admin: bool,
-) -> Result<(), String> {
+fn create_key(args: &StoreArgs, account: &str, principal: &str, admin: bool) -> Result<(), String> {
     auth::check_account(account)?;
     auth::check_principal(account, principal)?;
-    let Opened { store, key, .. } = open_existing(&data_dir)?;
+    let Opened { store, key, .. } = open_existing(args)?;
     let new = auth::create_key(store.as_ref(), &key, account, principal, admin)
         .map_err(|e| e.to_string())?;
     let json = serde_json::json!({
@@ -382,17 +435,22 @@ fn create_key(
 /// Opens the data directory (creating the first admin key and its credentials file for a
 /// newcomer) and returns the application the server serves.
 pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
-    prepare_with_repositories(data_dir, BTreeMap::new())
+    let args = StoreArgs {
+        data_dir: data_dir.to_path_buf(),
+        database_url: None,
+        server_key_file: None,
+    };
+    prepare_with_repositories(&args, BTreeMap::new())
 }
 
 /// [`prepare`], with Proton repository names mapped to git repositories on this machine.
-pub fn prepare_with_repositories(
-    data_dir: &Path,
+fn prepare_with_repositories(
+    args: &StoreArgs,
     git_repositories: BTreeMap<String, PathBuf>,
 ) -> Result<Arc<App>, String> {
     let delivery = crate::proton::delivery::Deliverer::new(git_repositories);
     delivery.check()?;
-    let Opened { dir, store, key } = open(data_dir)?;
+    let Opened { dir, store, key } = open(args)?;
     if !auth::any_key_exists(store.as_ref()).map_err(|e| e.to_string())? {
         let first = auth::create_key(
             store.as_ref(),
@@ -412,7 +470,6 @@ pub fn prepare_with_repositories(
             datadir::PROFILE
         );
     }
-    let queue_signal = Arc::new(QueueSignal::default());
     Ok(Arc::new(App {
         keys: KeyRing::new(store.clone(), key.clone()),
         store,
@@ -421,9 +478,8 @@ pub fn prepare_with_repositories(
         proton: crate::proton::Proton {
             delivery: Arc::new(delivery),
         },
-        queues: EngineQueues::new(queue_signal.clone()),
+        queues: EngineQueues,
         server_key: key,
-        queue_signal,
         s3_domain: DEFAULT_S3_DOMAIN.to_string(),
     }))
 }
@@ -553,13 +609,14 @@ fn connection_limits(max: usize, header: f64, idle: f64) -> Result<server::Limit
 
 fn serve(
     listen: SocketAddr,
-    data_dir: PathBuf,
+    store: StoreArgs,
     git_repositories: BTreeMap<String, PathBuf>,
     engine: Option<(usize, PathBuf)>,
     limits: server::Limits,
     s3_domain: String,
 ) -> Result<(), String> {
-    let mut app = prepare_with_repositories(&data_dir, git_repositories.clone())?;
+    let data_dir = store.data_dir.clone();
+    let mut app = prepare_with_repositories(&store, git_repositories.clone())?;
     Arc::get_mut(&mut app)
         .expect("the app is not shared yet")
         .s3_domain = s3_domain.trim_matches('.').to_ascii_lowercase();
@@ -578,13 +635,16 @@ fn serve(
         if let Some((workers, terraform)) = engine {
             let version = engine::terraform::check_terraform(&terraform)?;
             tracing::info!(terraform = %terraform.display(), %version, "engine: terraform found");
-            let (keys, credentials) = crate::engine_keys::EngineKeys::start(
-                app.store.clone(),
-                app.server_key.clone(),
-                datadir::DEFAULT_REGION,
-            )?;
+            // The store is synchronous (and PostgreSQL's client must not run on this thread).
+            let (mut keys, credentials) = tokio::task::block_in_place(|| {
+                crate::engine_keys::EngineKeys::start(
+                    app.store.clone(),
+                    app.server_key.clone(),
+                    datadir::DEFAULT_REGION,
+                )
+            })?;
+            tokio::task::block_in_place(|| keys.refresh())?;
             let keys = Arc::new(tokio::sync::Mutex::new(keys));
-            keys.lock().await.refresh()?;
             let keeping_up = tokio::spawn(crate::engine_keys::EngineKeys::keep_up(keys.clone()));
             engine_keys = Some((keys, keeping_up));
             let config = engine::terraform::Config {
@@ -600,7 +660,7 @@ fn serve(
             let _ = app.engine_status.set(status.clone());
             engine_tasks.push(tokio::spawn(engine::terraform::run(config, status)));
         }
-        let signal = app.queue_signal.clone();
+        let store = app.store.clone();
         let shutdown = async move {
             shutdown_signal().await;
             // The in-process engine stops polling first (its long polls end with it), then every
@@ -609,12 +669,13 @@ fn serve(
             for task in engine_tasks {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
             }
-            signal.close();
+            store.wakeups().close();
         };
         server::run(listener, app, limits, shutdown).await;
         if let Some((keys, keeping_up)) = engine_keys {
             keeping_up.abort();
-            keys.lock().await.retire();
+            let mut keys = keys.lock().await;
+            tokio::task::block_in_place(|| keys.retire());
         }
         tracing::info!("stopped");
         Ok(())

@@ -20,8 +20,6 @@ pub struct RequestContext {
     pub store: Arc<dyn Store>,
     /// The server key: seals workflow tokens.
     pub server_key: Arc<crate::crypto::ServerKey>,
-    /// Wakes long-polling engines after a commit that enqueues a task.
-    pub queue_signal: Arc<crate::queue::signal::QueueSignal>,
     /// The `Host` the caller addressed (`127.0.0.1:8787`), for URLs handed back such as queue URLs.
     pub host: String,
 }

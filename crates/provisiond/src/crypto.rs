@@ -42,6 +42,8 @@ pub enum Purpose {
     AccessKeySecret,
     /// Workflow tokens handed to engines.
     WorkflowToken,
+    /// The proof, kept in the database, of which server key its secrets are sealed under.
+    KeyCheck,
 }
 
 impl Purpose {
@@ -49,6 +51,7 @@ impl Purpose {
         match self {
             Purpose::AccessKeySecret => b"provisiond/v1/access-key-secret",
             Purpose::WorkflowToken => b"provisiond/v1/workflow-token",
+            Purpose::KeyCheck => b"provisiond/v1/key-check",
         }
     }
 }

@@ -47,7 +47,12 @@ impl DataDir {
 
     /// The server key, created on first use.
     pub fn server_key(&self) -> std::io::Result<ServerKey> {
-        ServerKey::load_or_create(&self.root.join("server.key"))
+        ServerKey::load_or_create(&self.server_key_file())
+    }
+
+    /// Where the server key is kept unless `--server-key-file` says otherwise.
+    pub fn server_key_file(&self) -> PathBuf {
+        self.root.join("server.key")
     }
 
     /// Where the newcomer's shared-credentials file is written.

@@ -33,6 +33,13 @@ pub fn catalog_id(prefix: &str) -> String {
     format!("{prefix}-{}", random_from(LOWER_ALNUM, 13))
 }
 
+/// A random number from the OS source (jitter, not secrets' material).
+pub fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    getrandom(&mut b).expect("the OS random source is available");
+    u32::from_le_bytes(b)
+}
+
 /// A random (version 4) UUID, lowercase.
 pub fn uuid() -> String {
     let mut b = [0u8; 16];

@@ -6,7 +6,6 @@ use provisiond::auth::Identity;
 use provisiond::catalog::{constraint, notify, plan, portfolio, principal, product, provisioning};
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
-use provisiond::queue::signal::QueueSignal;
 use provisiond::store::sqlite::SqliteStore;
 use provisiond::store::{transact, Kind, Mode, Store};
 use provisiond_model::servicecatalog as sc;
@@ -20,7 +19,6 @@ struct World {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
     key: Arc<ServerKey>,
-    signal: Arc<QueueSignal>,
     product: String,
     artifact: String,
 }
@@ -39,7 +37,6 @@ impl World {
             now_ms: provisiond::time::now_ms(),
             store: self.store.clone(),
             server_key: self.key.clone(),
-            queue_signal: self.signal.clone(),
             host: "localhost".into(),
         }
     }
@@ -71,7 +68,6 @@ impl World {
             _dir: dir,
             store,
             key: Arc::new(ServerKey::generate()),
-            signal: Arc::new(QueueSignal::default()),
             product: String::new(),
             artifact: String::new(),
         };
@@ -180,7 +176,7 @@ impl World {
     /// The bodies of the messages waiting on `queue`, oldest first.
     fn tasks(&self, queue: &str) -> Vec<serde_json::Value> {
         transact(self.store.as_ref(), Mode::Read, |tx| {
-            tx.visible_messages(&format!("{ACCOUNT}/us-east-1"), queue, i64::MAX, 100)
+            tx.claim_messages(&format!("{ACCOUNT}/us-east-1"), queue, i64::MAX, 100)
         })
         .unwrap()
         .into_iter()

@@ -8,7 +8,6 @@ use provisiond::auth::Identity;
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
 use provisiond::proton::{deployment, environment, notify, repository, template};
-use provisiond::queue::signal::QueueSignal;
 use provisiond::store::sqlite::SqliteStore;
 use provisiond::store::{transact, Kind, Mode, Store, StoredObject};
 use provisiond_model::proton as pr;
@@ -24,7 +23,6 @@ struct World {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
     key: Arc<ServerKey>,
-    signal: Arc<QueueSignal>,
 }
 
 impl World {
@@ -41,7 +39,6 @@ impl World {
             now_ms: provisiond::time::now_ms(),
             store: self.store.clone(),
             server_key: self.key.clone(),
-            queue_signal: self.signal.clone(),
             host: "localhost".into(),
         }
     }
@@ -62,7 +59,6 @@ impl World {
             _dir: dir,
             store,
             key: Arc::new(ServerKey::generate()),
-            signal: Arc::new(QueueSignal::default()),
         };
         let mut files = provisiond::proton::bundle::Files::new();
         files.insert("infrastructure/manifest.yaml".into(), MANIFEST.into());

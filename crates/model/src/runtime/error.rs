@@ -54,6 +54,8 @@ pub enum CommonError {
     RequestEntityTooLarge,
     /// Something failed inside the server; the details are in its log.
     InternalFailure,
+    /// The server cannot answer now (its database is unreachable); the call may be retried.
+    ServiceUnavailable,
 }
 
 impl CommonError {
@@ -72,6 +74,7 @@ impl CommonError {
             CommonError::UnrecognizedClientException => "UnrecognizedClientException",
             CommonError::RequestEntityTooLarge => "RequestEntityTooLarge",
             CommonError::InternalFailure => "InternalFailure",
+            CommonError::ServiceUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -84,6 +87,7 @@ impl CommonError {
             | CommonError::UnrecognizedClientException => 403,
             CommonError::RequestEntityTooLarge => 413,
             CommonError::InternalFailure => 500,
+            CommonError::ServiceUnavailable => 503,
             _ => 400,
         }
     }

@@ -73,11 +73,11 @@ pub fn notify_shaped(dir: &Path, threads: usize, total: usize) -> Result<Stats, 
                     let t = Instant::now();
                     transact::<_, StoreError>(store.as_ref(), Mode::Write, |tx| {
                         let record = tx.get(Kind::Record, SCOPE, &record_id(i))?;
-                        let record = record.ok_or_else(|| StoreError("no record".into()))?;
+                        let record = record.ok_or_else(|| StoreError::new("no record"))?;
                         tx.delete_message(SCOPE, "bench", &format!("task-{i}"))?;
                         tx.put(Kind::Record, SCOPE, &record_id(i), "", &record)?;
                         let product = tx.get(Kind::ProvisionedProduct, SCOPE, &product_id(i))?;
-                        let product = product.ok_or_else(|| StoreError("no product".into()))?;
+                        let product = product.ok_or_else(|| StoreError::new("no product"))?;
                         tx.put(
                             Kind::ProvisionedProduct,
                             SCOPE,

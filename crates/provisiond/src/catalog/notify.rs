@@ -69,7 +69,7 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
     }
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let mut record = provisioning::get_record(tx, &scope, &result.record_id)?;
+        let mut record = provisioning::get_record_for_update(tx, &scope, &result.record_id)?;
         if record.provisioned_product_id != claims.provisioned_product_id {
             return Err(invalid("The workflow token is not valid."));
         }
@@ -128,7 +128,7 @@ fn apply(
     }
     store::put(tx, Kind::Record, scope, &record.id, "", &*record)?;
 
-    let Some(mut pp) = store::get::<ProvisionedProduct>(
+    let Some(mut pp) = store::get_for_update::<ProvisionedProduct>(
         tx,
         Kind::ProvisionedProduct,
         scope,

@@ -403,7 +403,6 @@ pub fn execute(
             },
         )
     })?;
-    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -416,7 +415,7 @@ pub fn settle(
     message: Option<String>,
     now_ms: i64,
 ) -> Result<(), AwsError> {
-    let Some(mut plan) = store::get::<Plan>(tx, Kind::Plan, scope, plan_id)? else {
+    let Some(mut plan) = store::get_for_update::<Plan>(tx, Kind::Plan, scope, plan_id)? else {
         return Ok(());
     };
     plan.status = if succeeded {

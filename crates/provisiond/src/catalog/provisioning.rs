@@ -211,9 +211,31 @@ fn invalid(message: impl Into<String>) -> AwsError {
 
 /// The provisioned product `id`, or `ResourceNotFoundException`.
 pub fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<ProvisionedProduct, AwsError> {
-    store::get(tx, Kind::ProvisionedProduct, scope, id)?.ok_or_else(|| {
-        ErrorCode::ResourceNotFoundException.with(format!("Provisioned product {id} not found."))
-    })
+    store::get(tx, Kind::ProvisionedProduct, scope, id)?.ok_or_else(|| pp_not_found(id))
+}
+
+/// [`get`], for a transaction that will change it (`Tx::get_for_update`).
+pub fn get_for_update(
+    tx: &mut dyn Tx,
+    scope: &str,
+    id: &str,
+) -> Result<ProvisionedProduct, AwsError> {
+    store::get_for_update(tx, Kind::ProvisionedProduct, scope, id)?.ok_or_else(|| pp_not_found(id))
+}
+
+fn pp_not_found(id: &str) -> AwsError {
+    ErrorCode::ResourceNotFoundException.with(format!("Provisioned product {id} not found."))
+}
+
+/// [`find`], for a transaction that will change it (`Tx::get_for_update`).
+fn find_for_update(
+    tx: &mut dyn Tx,
+    scope: &str,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<ProvisionedProduct, AwsError> {
+    let id = find(tx, scope, id, name)?.id;
+    get_for_update(tx, scope, &id)
 }
 
 /// The provisioned product named by id or name.
@@ -241,8 +263,16 @@ pub fn find(
 
 /// The record `id`, or `ResourceNotFoundException`.
 pub fn get_record(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Record, AwsError> {
-    store::get(tx, Kind::Record, scope, id)?
-        .ok_or_else(|| ErrorCode::ResourceNotFoundException.with(format!("Record {id} not found.")))
+    store::get(tx, Kind::Record, scope, id)?.ok_or_else(|| record_not_found(id))
+}
+
+/// [`get_record`], for a transaction that will change it (`Tx::get_for_update`).
+pub fn get_record_for_update(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Record, AwsError> {
+    store::get_for_update(tx, Kind::Record, scope, id)?.ok_or_else(|| record_not_found(id))
+}
+
+fn record_not_found(id: &str) -> AwsError {
+    ErrorCode::ResourceNotFoundException.with(format!("Record {id} not found."))
 }
 
 /// Resolves a request's parameters against the version's variables: every key must be a
@@ -535,7 +565,6 @@ pub fn provision(
             })
         })
     })?;
-    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -554,7 +583,7 @@ pub fn update(
         .transpose()?;
     let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "UpdateProvisionedProduct", &token, |tx| {
-            let mut pp = find(
+            let mut pp = find_for_update(
                 tx,
                 &scope,
                 input.provisioned_product_id.as_deref(),
@@ -630,7 +659,6 @@ pub fn update(
             })
         })
     })?;
-    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -644,7 +672,7 @@ pub fn terminate(
     let ignore_errors = input.ignore_errors == Some(true);
     let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "TerminateProvisionedProduct", &token, |tx| {
-            let mut pp = find(
+            let mut pp = find_for_update(
                 tx,
                 &scope,
                 input.provisioned_product_id.as_deref(),
@@ -679,7 +707,6 @@ pub fn terminate(
             })
         })
     })?;
-    ctx.queue_signal.notify_after_commit();
     Ok(output)
 }
 
@@ -1009,7 +1036,7 @@ pub fn update_properties(
             "UpdateProvisionedProductProperties",
             &token,
             |tx| {
-                let mut pp = get(tx, &scope, &id)?;
+                let mut pp = get_for_update(tx, &scope, &id)?;
                 if !ctx.identity.admin && pp.owner_principal != ctx.identity.principal {
                     return Err(provisiond_model::CommonError::AccessDeniedException.with(format!(
                     "User: {} is not authorized to perform: servicecatalog:UpdateProvisionedProductProperties on {}",

@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
 /// The bucket that holds every rendered deployment bundle (read-only for S3 clients).
 pub const DEPLOYMENT_BUCKET: &str = "provisiond-deployments";
@@ -101,19 +100,23 @@ pub fn unschedule(tx: &mut dyn Tx, scope: &str, deployment_id: &str) -> Result<(
     Ok(())
 }
 
+/// The lease one deliverer holds while it commits (see `store::lease`): one at a time, across
+/// threads and replicas, so two never race on one branch.
+const LEASE: &str = "proton-delivery";
+/// How long a lease lasts unless renewed: a deliverer that died frees it after this.
+const LEASE_MS: i64 = 60_000;
+/// How long a caller waits for another deliverer before leaving its bundle to the retry.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Commits pending bundles to the configured git repositories.
 pub struct Deliverer {
     repositories: BTreeMap<String, PathBuf>,
-    lock: Mutex<()>,
 }
 
 impl Deliverer {
     /// A deliverer for `repositories` (registered name → local git repository).
     pub fn new(repositories: BTreeMap<String, PathBuf>) -> Deliverer {
-        Deliverer {
-            repositories,
-            lock: Mutex::new(()),
-        }
+        Deliverer { repositories }
     }
 
     /// Checks that every mapped path is a git repository (bare or not).
@@ -130,9 +133,33 @@ impl Deliverer {
     }
 
     /// Delivers every pending bundle; returns how many were committed. Failures are logged
-    /// and retried on the next call.
+    /// and retried on the next call. While another deliverer (a thread here, or a replica)
+    /// holds the lease, waits for it a while: the pending bundle of this caller is then
+    /// either delivered by that one or by this call.
     pub fn deliver_pending(&self, store: &dyn Store) -> usize {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let holder = store::lease::new_holder();
+        let waited = std::time::Instant::now();
+        loop {
+            match store::lease::try_take(store, LEASE, &holder, crate::time::now_ms(), LEASE_MS) {
+                Ok(true) => break,
+                Ok(false) if waited.elapsed() < LEASE_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Ok(false) => return 0,
+                Err(e) => {
+                    tracing::warn!("taking the delivery lease: {e}");
+                    return 0;
+                }
+            }
+        }
+        let delivered = self.deliver_holding(store, &holder);
+        if let Err(e) = store::lease::release(store, LEASE, &holder) {
+            tracing::warn!("releasing the delivery lease: {e}");
+        }
+        delivered
+    }
+
+    fn deliver_holding(&self, store: &dyn Store, holder: &str) -> usize {
         let pending: Vec<Pending> = match transact(store, Mode::Read, |tx| {
             store::list::<Pending>(tx, Kind::ProtonDelivery, "", "", None, 1000)
         }) {
@@ -144,6 +171,15 @@ impl Deliverer {
         };
         let mut delivered = 0;
         for p in pending {
+            // Renewed before each commit, so a long backlog never outlives the lease.
+            match store::lease::try_take(store, LEASE, holder, crate::time::now_ms(), LEASE_MS) {
+                Ok(true) => {}
+                Ok(false) => return delivered,
+                Err(e) => {
+                    tracing::warn!("renewing the delivery lease: {e}");
+                    return delivered;
+                }
+            }
             let outcome = match self.repositories.get(&p.repository) {
                 None => {
                     tracing::info!(

@@ -243,6 +243,12 @@ pub fn load(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Deployment, AwsErr
     find(tx, scope, id)?.ok_or_else(|| not_found("deployment", id))
 }
 
+/// [`load`], for a transaction that will change it (`Tx::get_for_update`).
+pub fn load_for_update(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Deployment, AwsError> {
+    store::get_for_update(tx, Kind::ProtonDeployment, scope, id)?
+        .ok_or_else(|| not_found("deployment", id))
+}
+
 /// The deployments of one resource, oldest first.
 pub fn of_target(
     tx: &mut dyn Tx,

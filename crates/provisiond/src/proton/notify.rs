@@ -69,7 +69,7 @@ pub fn notify(
             Some(id) => id,
             None => return Err(not_found("deployment of", &arn)),
         };
-        let mut deployment = deployment::load(tx, &scope, &id)?;
+        let mut deployment = deployment::load_for_update(tx, &scope, &id)?;
         if current.as_deref() != Some(id.as_str()) || deployment.target_arn != arn {
             return Err(conflict(format!(
                 "Deployment {id} is not the current deployment of {arn}"

@@ -9,7 +9,6 @@
 pub mod attributes;
 pub mod names;
 mod redrive;
-pub mod signal;
 
 use crate::context::RequestContext;
 use crate::store::{transact, Mode, QueuedMessage, Tx};
@@ -18,9 +17,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use provisiond_model::sqs::{self, ErrorCode, Operation};
 use provisiond_model::AwsError;
-use signal::QueueSignal;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Receives after which a message moves to the dead-letter queue (the reference engine's setting).
@@ -34,17 +31,10 @@ pub const MAX_WAIT_SECS: i64 = 20;
 /// Largest message body: 256 KiB.
 pub const MAX_BODY_BYTES: usize = 262_144;
 
-/// The queue API and the wake-up signal shared with everything that enqueues.
-pub struct EngineQueues {
-    signal: Arc<QueueSignal>,
-}
-
-impl EngineQueues {
-    /// Queues that wake receivers through `signal`.
-    pub fn new(signal: Arc<QueueSignal>) -> Self {
-        EngineQueues { signal }
-    }
-}
+/// The queue API. Long pollers wait on the store's [`crate::store::Wakeups`], which every
+/// commit that adds or releases a message moves on (`Tx::wake_waiters`).
+#[derive(Default)]
+pub struct EngineQueues;
 
 /// An SQS-style "invalid parameter" answer (SQS's JSON model has no shape for it).
 fn invalid_parameter(message: impl Into<String>) -> AwsError {
@@ -222,6 +212,9 @@ fn change_visibility(
     }
     m.visible_at_ms = now_ms + timeout_secs * 1000;
     tx.update_message(scope, &m)?;
+    if timeout_secs == 0 {
+        tx.wake_waiters()?;
+    }
     Ok(())
 }
 
@@ -235,8 +228,8 @@ fn nonce() -> String {
     hex::encode(b)
 }
 
-/// Adds `body` to `queue` of `scope` in the caller's transaction. Call `QueueSignal::notify`
-/// after the transaction commits.
+/// Adds `body` to `queue` of `scope` in the caller's transaction; its commit wakes long
+/// pollers.
 pub fn enqueue(
     tx: &mut dyn Tx,
     scope: &str,
@@ -273,6 +266,7 @@ fn enqueue_with_attributes(
             attributes,
         },
     )?;
+    tx.wake_waiters()?;
     Ok(message_id)
 }
 
@@ -294,7 +288,7 @@ fn receive_once(
     loop {
         let want = max - taken.len();
         let candidates: Vec<QueuedMessage> = tx
-            .visible_messages(scope, queue, now_ms, want + handled.len())?
+            .claim_messages(scope, queue, now_ms, want + handled.len())?
             .into_iter()
             .filter(|m| !handled.contains(&m.message_id))
             .take(want)
@@ -379,7 +373,7 @@ impl sqs::Handler for EngineQueues {
         ctx: &RequestContext,
         input: sqs::StartMessageMoveTaskRequest,
     ) -> Result<sqs::StartMessageMoveTaskResult, AwsError> {
-        redrive::start(&self.signal, ctx, input)
+        redrive::start(ctx, input)
     }
 
     fn list_message_move_tasks(
@@ -545,21 +539,21 @@ impl sqs::Handler for EngineQueues {
         attribute_names.extend(input.message_system_attribute_names.unwrap_or_default());
         let scope = ctx.scope();
         let deadline = ctx.now_ms + wait * 1000;
+        let wakeups = ctx.store.wakeups();
         let taken = loop {
-            let seen = self.signal.generation();
+            let seen = wakeups.generation();
             let now = crate::time::now_ms().max(ctx.now_ms);
             let taken = transact(ctx.store.as_ref(), Mode::Write, |tx| {
                 receive_once(tx, &scope, &queue, now, max as usize, visibility * 1000)
             })?;
-            if !taken.is_empty() || now >= deadline || self.signal.is_closed() {
+            if !taken.is_empty() || now >= deadline || wakeups.is_closed() {
                 break taken;
             }
             let next = transact(ctx.store.as_ref(), Mode::Read, |tx| {
                 tx.next_visible_at(&scope, &queue, now)
             })?;
             let until = next.map_or(deadline, |n| n.min(deadline));
-            self.signal
-                .wait(seen, Duration::from_millis((until - now).max(1) as u64));
+            wakeups.wait(seen, Duration::from_millis((until - now).max(1) as u64));
         };
         let messages = taken
             .into_iter()
@@ -663,9 +657,6 @@ impl sqs::Handler for EngineQueues {
         transact(ctx.store.as_ref(), Mode::Write, |tx| {
             change_visibility(tx, &scope, &queue, &handle, timeout, ctx.now_ms)
         })?;
-        if timeout == 0 {
-            self.signal.notify_after_commit();
-        }
         Ok(())
     }
 
@@ -692,7 +683,6 @@ impl sqs::Handler for EngineQueues {
                 out.delay_secs,
             )
         })?;
-        self.signal.notify_after_commit();
         Ok(sqs::SendMessageResult {
             message_id: Some(id),
             md5_of_message_body: Some(md5_hex(&out.body)),
@@ -767,7 +757,6 @@ impl sqs::Handler for EngineQueues {
             }
             Ok::<_, AwsError>(result)
         })?;
-        self.signal.notify_after_commit();
         Ok(result)
     }
 
@@ -784,9 +773,7 @@ impl sqs::Handler for EngineQueues {
             |e| e.id.as_deref(),
         )?;
         let scope = ctx.scope();
-        let mut released = false;
         let result = transact(ctx.store.as_ref(), Mode::Write, |tx| {
-            released = false;
             let mut result = sqs::ChangeMessageVisibilityBatchResult {
                 successful: Some(Vec::new()),
                 failed: Some(Vec::new()),
@@ -796,7 +783,6 @@ impl sqs::Handler for EngineQueues {
                 let handle = e.receipt_handle.as_deref().unwrap_or_default();
                 match change_visibility(tx, &scope, &queue, handle, timeout, ctx.now_ms) {
                     Ok(()) => {
-                        released |= timeout == 0;
                         result.successful.get_or_insert_with(Vec::new).push(
                             sqs::ChangeMessageVisibilityBatchResultEntry { id: e.id.clone() },
                         );
@@ -810,9 +796,6 @@ impl sqs::Handler for EngineQueues {
             }
             Ok(result)
         })?;
-        if released {
-            self.signal.notify_after_commit();
-        }
         Ok(result)
     }
 

@@ -5,7 +5,7 @@
 //! `COMPLETED` task; a moved message is a fresh delivery (receive count 0, visible now) whose body,
 //! workflow token included, is unchanged, so it still works while its record is in progress.
 
-use super::{names, queue_url, QueueSignal};
+use super::{names, queue_url};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::sqs::{self, ErrorCode};
@@ -51,8 +51,11 @@ fn move_messages(
 ) -> Result<i64, AwsError> {
     let mut moved = 0;
     loop {
-        let batch = tx.visible_messages(scope, from, now_ms, 1000)?;
+        let batch = tx.claim_messages(scope, from, now_ms, 1000)?;
         if batch.is_empty() {
+            if moved > 0 {
+                tx.wake_waiters()?;
+            }
             return Ok(moved);
         }
         for mut m in batch {
@@ -68,7 +71,6 @@ fn move_messages(
 }
 
 pub(super) fn start(
-    signal: &std::sync::Arc<QueueSignal>,
     ctx: &RequestContext,
     input: sqs::StartMessageMoveTaskRequest,
 ) -> Result<sqs::StartMessageMoveTaskResult, AwsError> {
@@ -116,7 +118,6 @@ pub(super) fn start(
         store::put(tx, Kind::QueueMoveTask, &scope, &handle, &source, &task)?;
         Ok::<_, AwsError>(task)
     })?;
-    signal.notify_after_commit();
     tracing::info!(source = %source, destination = %destination, moved = task.moved, "dead-letter redrive");
     Ok(sqs::StartMessageMoveTaskResult {
         task_handle: Some(task.handle),

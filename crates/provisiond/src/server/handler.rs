@@ -64,8 +64,6 @@ pub struct App {
     pub queues: EngineQueues,
     /// The server key (workflow tokens).
     pub server_key: Arc<crate::crypto::ServerKey>,
-    /// The signal shared with `queues`, raised after commits that enqueue engine tasks.
-    pub queue_signal: Arc<crate::queue::signal::QueueSignal>,
     /// The domain of virtual-hosted-style S3 requests (`<bucket>.<domain>`): `serve --s3-domain`.
     pub s3_domain: String,
 }
@@ -280,7 +278,6 @@ async fn serve(
         now_ms,
         store: app.store.clone(),
         server_key: app.server_key.clone(),
-        queue_signal: app.queue_signal.clone(),
         host: parts
             .headers
             .get(hyper::header::HOST)

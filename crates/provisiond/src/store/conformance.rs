@@ -1,6 +1,165 @@
-//! The behaviour every `Store` must have, as one suite that each implementation's tests run.
+//! The behaviour every `Store` must have, as one suite that each implementation's tests run:
+//! `run_all` on one handle, `run_concurrent` with many threads on two handles of one database
+//! (two replicas, as far as the store can tell).
 
 use super::{transact, Kind, Mode, QueuedMessage, Store, StoreError, StoredObject};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Threads of each concurrency check.
+const THREADS: usize = 8;
+
+/// Runs every concurrency check against `a` and `b`, two handles of one empty database.
+pub fn run_concurrent(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    no_update_is_lost(&a, &b);
+    each_message_is_claimed_once(&a, &b);
+    one_token_one_effect(&a, &b);
+    a_commit_wakes_waiters_of_another_handle(&a, &b);
+}
+
+/// The handle thread `t` uses: half on each.
+fn handle<'s>(a: &'s Arc<dyn Store>, b: &'s Arc<dyn Store>, t: usize) -> Arc<dyn Store> {
+    if t.is_multiple_of(2) {
+        a.clone()
+    } else {
+        b.clone()
+    }
+}
+
+fn counter(tx: &mut dyn super::Tx, scope: &str, id: &str) -> Result<u64, StoreError> {
+    Ok(match tx.get_for_update(Kind::Test, scope, id)? {
+        Some(body) => String::from_utf8_lossy(&body).parse().unwrap_or(0),
+        None => 0,
+    })
+}
+
+fn no_update_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    const EACH: u64 = 40;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = handle(a, b, t);
+            std::thread::spawn(move || {
+                for _ in 0..EACH {
+                    w(store.as_ref(), |tx| {
+                        let n = counter(tx, "race", "counter")?;
+                        tx.put(
+                            Kind::Test,
+                            "race",
+                            "counter",
+                            "",
+                            (n + 1).to_string().as_bytes(),
+                        )
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a counting thread");
+    }
+    let n = r(a.as_ref(), |tx| counter(tx, "race", "counter"));
+    assert_eq!(n, THREADS as u64 * EACH, "every increment is kept");
+}
+
+fn each_message_is_claimed_once(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    const MESSAGES: usize = 240;
+    w(a.as_ref(), |tx| {
+        for i in 0..MESSAGES {
+            tx.enqueue("claims", &message(&format!("c{i:03}"), "work", 0))?;
+        }
+        Ok(())
+    });
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = handle(a, b, t);
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                loop {
+                    let taken = w(store.as_ref(), |tx| {
+                        let mut taken = tx.claim_messages("claims", "work", 10, 3)?;
+                        for m in &mut taken {
+                            // Invisible for the rest of this check: one visibility window.
+                            m.visible_at_ms = i64::MAX / 2;
+                            m.receive_count += 1;
+                            tx.update_message("claims", m)?;
+                        }
+                        Ok(taken)
+                    });
+                    if taken.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(taken.into_iter().map(|m| m.message_id));
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a claiming thread"))
+        .collect();
+    let claims = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(claims, all.len(), "no message was handed to two claimers");
+    assert_eq!(all.len(), MESSAGES, "and every message was claimed");
+}
+
+fn one_token_one_effect(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, barrier) = (handle(a, b, t), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // What `idempotency::remember` does: claim the token by inserting it, and
+                // only then make the effect, in the same transaction.
+                w(store.as_ref(), |tx| {
+                    if !tx.insert(Kind::Idempotency, "tokens", "op/token", "", b"claimed")? {
+                        return Ok(false);
+                    }
+                    let n = counter(tx, "tokens", "effects")?;
+                    tx.put(
+                        Kind::Test,
+                        "tokens",
+                        "effects",
+                        "",
+                        (n + 1).to_string().as_bytes(),
+                    )?;
+                    Ok(true)
+                })
+            })
+        })
+        .collect();
+    let made: usize = threads
+        .into_iter()
+        .map(|t| usize::from(t.join().expect("a calling thread")))
+        .sum();
+    assert_eq!(made, 1, "one call claimed the token");
+    assert_eq!(r(a.as_ref(), |tx| counter(tx, "tokens", "effects")), 1);
+}
+
+fn a_commit_wakes_waiters_of_another_handle(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    let waiters = b.wakeups().clone();
+    let seen = waiters.generation();
+    let writer = a.clone();
+    let wake = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        w(writer.as_ref(), |tx| {
+            tx.put(Kind::Test, "wake", "x", "", b"1")?;
+            tx.wake_waiters()
+        });
+    });
+    let started = Instant::now();
+    while waiters.generation() == seen && started.elapsed() < Duration::from_secs(30) {
+        waiters.wait(seen, Duration::from_secs(30));
+    }
+    wake.join().expect("the waking thread");
+    assert_ne!(
+        waiters.generation(),
+        seen,
+        "the commit on one handle woke the waiters of the other"
+    );
+}
 
 /// Runs every check against `store`, which must be empty.
 pub fn run_all(store: &dyn Store) {
@@ -38,7 +197,7 @@ fn counts_follow_every_change(store: &dyn Store) {
     assert_eq!(count(store, "p"), 1);
     let _ = transact::<(), StoreError>(store, Mode::Write, |tx| {
         tx.put(Kind::Test, "counts", "d", "p", b"{}")?;
-        Err(StoreError("rolled back".into()))
+        Err(StoreError::new("rolled back"))
     });
     assert_eq!(count(store, "p"), 1, "a rolled-back insert is not counted");
 }
@@ -106,7 +265,7 @@ fn lists_keep_insertion_order_and_page(store: &dyn Store) {
 fn a_failed_transaction_leaves_nothing(store: &dyn Store) {
     let result: Result<(), StoreError> = transact(store, Mode::Write, |tx| {
         tx.put(Kind::Test, "s3", "x", "", b"1")?;
-        Err(StoreError("the domain said no".into()))
+        Err(StoreError::new("the domain said no"))
     });
     assert!(result.is_err());
     assert_eq!(r(store, |tx| tx.get(Kind::Test, "s3", "x")), None);
@@ -164,15 +323,15 @@ fn queue_messages_follow_their_visibility(store: &dyn Store) {
     });
     let ids = |v: Vec<QueuedMessage>| v.into_iter().map(|m| m.message_id).collect::<Vec<_>>();
     assert_eq!(
-        ids(r(store, |tx| tx.visible_messages("q/s", "work", 99, 10))),
+        ids(w(store, |tx| tx.claim_messages("q/s", "work", 99, 10))),
         Vec::<String>::new()
     );
     assert_eq!(
-        ids(r(store, |tx| tx.visible_messages("q/s", "work", 100, 10))),
+        ids(w(store, |tx| tx.claim_messages("q/s", "work", 100, 10))),
         ["m1", "m2"]
     );
     assert_eq!(
-        ids(r(store, |tx| tx.visible_messages("q/s", "work", 1000, 2))),
+        ids(w(store, |tx| tx.claim_messages("q/s", "work", 1000, 2))),
         ["m1", "m2"]
     );
     assert_eq!(r(store, |tx| tx.queue_counts("q/s", "work", 100)), (2, 1));
@@ -197,7 +356,7 @@ fn queue_messages_follow_their_visibility(store: &dyn Store) {
         Some(m1.clone())
     );
     assert_eq!(
-        ids(r(store, |tx| tx.visible_messages("q/s", "work", 200, 10))),
+        ids(w(store, |tx| tx.claim_messages("q/s", "work", 200, 10))),
         ["m2"]
     );
     // Moving to another queue.

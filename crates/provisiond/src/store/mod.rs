@@ -9,7 +9,12 @@
 //! primary key and needs no index concept. The store holds no business rule.
 
 pub mod conformance;
+pub mod lease;
+pub mod postgres;
 pub mod sqlite;
+pub mod wakeups;
+
+pub use wakeups::Wakeups;
 
 use provisiond_model::{AwsError, CommonError};
 use serde::de::DeserializeOwned;
@@ -71,6 +76,10 @@ pub enum Kind {
     Idempotency,
     /// A dead-letter redrive (id = the task handle, parent = the source queue).
     QueueMoveTask,
+    /// Which server key this database's secrets are sealed under (global, id `server-key`).
+    ServerKeyCheck,
+    /// A lease: who holds a named piece of background work until when (id = its name).
+    Lease,
     /// A document used only by the conformance suite.
     Test,
 }
@@ -105,28 +114,73 @@ impl Kind {
             Kind::ProtonSettings => "proton-settings",
             Kind::Idempotency => "idempotency",
             Kind::QueueMoveTask => "queue-move-task",
+            Kind::Lease => "lease",
+            Kind::ServerKeyCheck => "server-key-check",
             Kind::Test => "test",
         }
     }
 }
 
-/// A failure of the store itself (I/O, corruption, a busy database past its timeout).
+/// A failure of the store itself: I/O, corruption, a conflict past its retries (a failure), or
+/// a database that cannot be reached now (unavailable: the caller may retry).
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
+
+impl StoreError {
+    /// A failure, described by `message` (for the log, never for the caller).
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// The database cannot be reached now; the same call may succeed later.
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    /// Whether the database could not be reached (rather than failing an operation).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "store error: {}", self.0)
+        let what = if self.unavailable {
+            "store unavailable"
+        } else {
+            "store error"
+        };
+        write!(f, "{what}: {}", self.message)
     }
 }
 
 impl std::error::Error for StoreError {}
 
 impl From<StoreError> for AwsError {
-    /// Store failures answer `InternalFailure`; the cause goes to the log, never to the caller.
+    /// Store failures answer `InternalFailure`, an unreachable database `ServiceUnavailable`
+    /// (both retried by the AWS SDKs); the cause goes to the log, never to the caller.
     #[track_caller]
     fn from(e: StoreError) -> Self {
         let at = std::panic::Location::caller();
+        if e.unavailable {
+            tracing::warn!(error = %e, at = %at, "store unavailable");
+            return CommonError::ServiceUnavailable
+                .with("The server's database is unavailable; retry the request.");
+        }
         tracing::error!(error = %e, at = %at, "store failure");
         CommonError::InternalFailure.with("The server failed to process the request; see its log.")
     }
@@ -194,6 +248,15 @@ pub enum Mode {
 pub trait Tx {
     /// The body of a document.
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The body of a document, held against every other writer until this transaction ends:
+    /// what a read-modify-write reads. A concurrent writer of the same document waits, or one
+    /// of the two transactions is run again (see [`Store::run`]); never is an update lost.
+    fn get_for_update(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Creates a document; `false` (and no change) when one with this key exists.
     fn insert(
         &mut self,
@@ -230,8 +293,10 @@ pub trait Tx {
 
     /// Adds a message to its queue in `scope`.
     fn enqueue(&mut self, scope: &str, message: &QueuedMessage) -> Result<(), StoreError>;
-    /// Up to `limit` messages of `queue` visible at `now_ms`, oldest first.
-    fn visible_messages(
+    /// Claims up to `limit` messages of `queue` visible at `now_ms`, oldest first: they are
+    /// held for this transaction, and a concurrent claim skips them rather than taking them
+    /// too. The caller makes them invisible (or moves them) with `update_message`.
+    fn claim_messages(
         &mut self,
         scope: &str,
         queue: &str,
@@ -271,6 +336,10 @@ pub trait Tx {
         queue: &str,
         now_ms: i64,
     ) -> Result<Option<i64>, StoreError>;
+
+    /// Wakes every waiter on this database's [`Wakeups`], in every process, once this
+    /// transaction commits (never if it rolls back): a message may have become available.
+    fn wake_waiters(&mut self) -> Result<(), StoreError>;
 
     /// Writes (or replaces) an object.
     fn put_object(
@@ -314,9 +383,14 @@ pub type WriterWork = Box<dyn FnOnce() -> AfterCommit + Send>;
 /// A place that keeps documents durably: a write transaction that returns is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Runs `body` in one transaction. It commits when `body` returns `true` (write mode) and
-    /// rolls back otherwise. An implementation may run `body` again after a conflict, so it must
-    /// not have effects outside the transaction.
+    /// rolls back otherwise. An implementation may run `body` again after a conflict with a
+    /// concurrent transaction (a bounded number of times; then it fails), so `body` must not
+    /// have effects outside the transaction.
     fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError>;
+
+    /// The wake-ups of this database: a long poller waits here for a commit that called
+    /// [`Tx::wake_waiters`], in this process or another.
+    fn wakeups(&self) -> &std::sync::Arc<Wakeups>;
 
     /// Runs `work` on this store's writer, when it has one, instead of a thread that would only
     /// wait there: the transactions `work` runs join the writer's current group, see its
@@ -394,6 +468,19 @@ pub fn get<T: DeserializeOwned>(
     }
 }
 
+/// Reads a document as `T` for a read-modify-write (see [`Tx::get_for_update`]).
+pub fn get_for_update<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    match tx.get_for_update(kind, scope, id)? {
+        Some(body) => decode(kind, &body).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Writes a document from `T`.
 pub fn put<T: Serialize>(
     tx: &mut dyn Tx,
@@ -434,10 +521,10 @@ pub fn list<T: DeserializeOwned>(
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError(format!("encoding a document: {e}")))
+    serde_json::to_vec(value).map_err(|e| StoreError::new(format!("encoding a document: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(kind: Kind, body: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(body)
-        .map_err(|e| StoreError(format!("a stored {} does not decode: {e}", kind.as_str())))
+        .map_err(|e| StoreError::new(format!("a stored {} does not decode: {e}", kind.as_str())))
 }

@@ -1,16 +1,20 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so an acknowledged
 //! write survives a crash. One thread owns the writer connection and commits the write
 //! transactions handed to it in groups (see [`writer_loop`]); a few connections read beside it.
-//! Across processes, SQLite's own lock (with a busy timeout) serializes writers.
+//! Across processes, SQLite's own lock (with a busy timeout) serializes writers. Every write
+//! transaction is serializable, so a read-modify-write needs no lock of its own
+//! (`get_for_update` is `get`, `claim_messages` a plain query). Store handles on one file in
+//! one process share their [`Wakeups`]; other processes' commits are seen at the fallback poll.
 
 use super::{
     AfterCommit, Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx,
-    WriterWork,
+    Wakeups, WriterWork,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 /// The versioned schema. Each entry runs once, in order, inside the transaction that records it.
@@ -99,6 +103,27 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
 
 const READERS: usize = 4;
 
+/// How long a long poller sleeps at most before it looks again: the bound on how late it sees
+/// a commit made by another process (an `admin` command), which cannot wake it.
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// The wake-ups of every SQLite file open in this process, so that two handles on one file
+/// wake each other's waiters.
+static WAKEUPS: Mutex<Option<HashMap<PathBuf, Weak<Wakeups>>>> = Mutex::new(None);
+
+fn wakeups_of(path: &Path) -> Arc<Wakeups> {
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut all = WAKEUPS.lock().unwrap_or_else(|p| p.into_inner());
+    let all = all.get_or_insert_with(HashMap::new);
+    all.retain(|_, w| w.strong_count() > 0);
+    if let Some(existing) = all.get(&key).and_then(Weak::upgrade) {
+        return existing;
+    }
+    let fresh = Arc::new(Wakeups::new(FALLBACK_POLL));
+    all.insert(key, Arc::downgrade(&fresh));
+    fresh
+}
+
 /// Most write transactions one group commit carries.
 pub const MAX_GROUP: usize = 64;
 
@@ -115,6 +140,8 @@ struct WriteQueue {
     state: Mutex<QueueState>,
     /// Raised when a job arrives or the store closes.
     arrived: Condvar,
+    /// Notified after a group commit in which a kept write called `wake_waiters`.
+    wakeups: Arc<Wakeups>,
 }
 
 struct QueueState {
@@ -147,6 +174,8 @@ thread_local! {
     /// and the queue that identifies the store, so the work's transactions run inline.
     static ON_WRITER: std::cell::Cell<(*const Connection, *const WriteQueue)> =
         const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
+    /// Set on a writer thread when a kept member of the open group called `wake_waiters`.
+    static GROUP_WAKES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The caller's transaction body, lent to the writer thread.
@@ -215,7 +244,7 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
         tracing::error!(error = %reason, "the store could not begin a write group");
         for job in group.drain(..) {
             match job {
-                Job::Transaction { done, .. } => done.finish(Err(StoreError(reason.clone()))),
+                Job::Transaction { done, .. } => done.finish(Err(StoreError::new(reason.clone()))),
                 // Unrun work is dropped: its caller learns that nothing happened.
                 Job::Work(_) => {}
             }
@@ -255,8 +284,11 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
+    if GROUP_WAKES.with(|w| w.replace(false)) && committed.is_ok() {
+        queue.wakeups.notify();
+    }
     let failed = |reason: &str| {
-        StoreError(format!(
+        StoreError::new(format!(
             "the commit failed, nothing of this transaction was written: {reason}"
         ))
     };
@@ -292,21 +324,27 @@ fn in_savepoint(conn: &Connection, mode: Mode, body: &mut Body<'_>) -> Result<()
             .map_err(err)
     };
     step("SAVEPOINT member")?;
+    let mut wakes = false;
     let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        body(&mut SqliteTx { conn })
+        body(&mut SqliteTx {
+            conn,
+            wakes: &mut wakes,
+        })
     }));
     if !(mode == Mode::Write && matches!(kept, Ok(true))) {
         step("ROLLBACK TO member")?;
+    } else if wakes {
+        GROUP_WAKES.with(|w| w.set(true));
     }
     step("RELEASE member")?;
     match kept {
         Ok(_) => Ok(()),
-        Err(_) => Err(StoreError("the transaction panicked".into())),
+        Err(_) => Err(StoreError::new("the transaction panicked")),
     }
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::new(e.to_string())
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -340,12 +378,13 @@ impl SqliteStore {
                 closing: false,
             }),
             arrived: Condvar::new(),
+            wakeups: wakeups_of(path),
         });
         let for_writer = queue.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(writer, for_writer))
-            .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
+            .map_err(|e| StoreError::new(format!("starting the writer thread: {e}")))?;
         Ok(SqliteStore {
             queue,
             writer: Some(writer),
@@ -370,7 +409,7 @@ impl SqliteStore {
             done: done.clone(),
         };
         if self.submit(job).is_err() {
-            return Err(StoreError("the store is closed".into()));
+            return Err(StoreError::new("the store is closed"));
         }
         done.wait()
     }
@@ -432,7 +471,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .map_err(err)?;
     if current > MIGRATIONS.len() as i64 {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "the database has schema version {current}, newer than this provisiond knows ({})",
             MIGRATIONS.len()
         )));
@@ -450,6 +489,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// Whether the transaction asked to wake waiters once it commits.
+    wakes: &'c mut bool,
 }
 
 impl Tx for SqliteTx<'_> {
@@ -460,6 +501,16 @@ impl Tx for SqliteTx<'_> {
             .query_row(params![kind.as_str(), scope, id], |r| r.get(0))
             .optional()
             .map_err(err)
+    }
+
+    fn get_for_update(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // Write transactions run one at a time: what this one read, nobody changes under it.
+        self.get(kind, scope, id)
     }
 
     fn insert(
@@ -593,7 +644,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn visible_messages(
+    fn claim_messages(
         &mut self,
         scope: &str,
         queue: &str,
@@ -709,6 +760,11 @@ impl Tx for SqliteTx<'_> {
             .map_err(err)
     }
 
+    fn wake_waiters(&mut self) -> Result<(), StoreError> {
+        *self.wakes = true;
+        Ok(())
+    }
+
     fn put_object(
         &mut self,
         scope: &str,
@@ -809,10 +865,18 @@ impl Store for SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Deferred)
                     .map_err(err)?;
-                body(&mut SqliteTx { conn: &tx });
+                // A read never commits, so it wakes nobody.
+                body(&mut SqliteTx {
+                    conn: &tx,
+                    wakes: &mut false,
+                });
                 tx.rollback().map_err(err)
             }
         }
+    }
+
+    fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.queue.wakeups
     }
 
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
@@ -835,6 +899,15 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_passes_the_concurrency_suite_on_two_handles_of_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        crate::store::conformance::run_concurrent(a, b);
+    }
+
+    #[test]
     fn concurrent_writers_share_commits_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.db");
@@ -851,7 +924,7 @@ mod tests {
                             |tx| {
                                 tx.put(Kind::Test, "s", &id, "", b"{}")?;
                                 if i % 10 == 9 {
-                                    return Err(StoreError("refused".into()));
+                                    return Err(StoreError::new("refused"));
                                 }
                                 Ok(())
                             },
@@ -899,7 +972,7 @@ mod tests {
             panic!("a bug in a transaction body");
         });
         let error = result.expect_err("the panic is an error");
-        assert!(error.0.contains("panicked"), "{error}");
+        assert!(error.message().contains("panicked"), "{error}");
         crate::store::transact::<_, StoreError>(&store, Mode::Write, |tx| {
             tx.put(Kind::Test, "s", "kept", "", b"{}")
         })
@@ -946,7 +1019,7 @@ mod tests {
             });
             let refused = crate::store::transact::<(), StoreError>(store, Mode::Write, |tx| {
                 tx.put(Kind::Test, "s", "refused", "", b"2")?;
-                Err(StoreError("refused".into()))
+                Err(StoreError::new("refused"))
             });
             // Its own reads see its writes; another connection does not, before the commit.
             let own = crate::store::transact::<_, StoreError>(store, Mode::Read, |tx| {

@@ -1,0 +1,876 @@
+//! The PostgreSQL store, for several replicas on one database (`serve --database-url`).
+//!
+//! Concurrency is PostgreSQL's: a write transaction runs at READ COMMITTED and locks what it
+//! reads: `get` takes a share lock, `get_for_update` an exclusive one, `claim_messages` uses
+//! `FOR UPDATE SKIP LOCKED`, so two claimers never take one message and a read-modify-write
+//! never loses an update. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
+//! A transaction that meets a serialization failure, a deadlock or a unique violation from a
+//! race is run again (bounded); a database that cannot be reached answers `unavailable` within
+//! the connect timeout. `wake_waiters` is a `NOTIFY`, delivered at commit to every replica's
+//! listener; the [`Wakeups`] fallback interval covers notifications lost across a reconnect.
+//!
+//! The client is the synchronous `postgres` crate: every call of the store already runs on a
+//! thread of its own (tokio's blocking pool), never on one of tokio's workers.
+
+use super::{Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx, Wakeups};
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The versioned schema. Each entry runs once, in order, in the transaction that records it,
+/// while the migrating process holds [`MIGRATION_LOCK`].
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, queue messages, objects, and sharded document counts.
+    r#"CREATE TABLE documents (
+        seq    BIGSERIAL PRIMARY KEY,
+        kind   TEXT NOT NULL,
+        scope  TEXT NOT NULL,
+        id     TEXT COLLATE "C" NOT NULL,
+        parent TEXT COLLATE "C" NOT NULL DEFAULT '',
+        body   BYTEA NOT NULL,
+        UNIQUE (kind, scope, id)
+    );
+    CREATE INDEX documents_by_parent ON documents (kind, scope, parent, seq);
+    CREATE TABLE queue_messages (
+        seq              BIGSERIAL PRIMARY KEY,
+        scope            TEXT NOT NULL,
+        queue            TEXT NOT NULL,
+        message_id       TEXT NOT NULL UNIQUE,
+        body             TEXT NOT NULL,
+        sent_ms          BIGINT NOT NULL,
+        visible_at_ms    BIGINT NOT NULL,
+        receive_count    BIGINT NOT NULL DEFAULT 0,
+        first_receive_ms BIGINT,
+        receipt          TEXT NOT NULL DEFAULT '',
+        attributes       TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX queue_messages_by_visibility ON queue_messages (scope, queue, visible_at_ms, seq);
+    CREATE TABLE objects (
+        scope      TEXT NOT NULL,
+        bucket     TEXT NOT NULL,
+        key        TEXT COLLATE "C" NOT NULL,
+        body       BYTEA NOT NULL,
+        etag       TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (scope, bucket, key)
+    );
+    -- Counts per (kind, scope, parent), kept by triggers in one of 16 slots per key chosen by
+    -- the connection, so concurrent writers under one parent rarely wait on one row.
+    CREATE TABLE document_counts (
+        kind   TEXT NOT NULL,
+        scope  TEXT NOT NULL,
+        parent TEXT COLLATE "C" NOT NULL,
+        slot   SMALLINT NOT NULL,
+        n      BIGINT NOT NULL,
+        PRIMARY KEY (kind, scope, parent, slot)
+    );
+    CREATE FUNCTION documents_count(k TEXT, s TEXT, p TEXT, delta BIGINT) RETURNS VOID
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO document_counts (kind, scope, parent, slot, n)
+            VALUES (k, s, p, pg_backend_pid() % 16, delta)
+            ON CONFLICT (kind, scope, parent, slot) DO UPDATE SET n = document_counts.n + delta;
+    END $$;
+    CREATE FUNCTION documents_counted() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM documents_count(NEW.kind, NEW.scope, NEW.parent, 1);
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM documents_count(OLD.kind, OLD.scope, OLD.parent, -1);
+        ELSIF OLD.parent IS DISTINCT FROM NEW.parent THEN
+            PERFORM documents_count(OLD.kind, OLD.scope, OLD.parent, -1);
+            PERFORM documents_count(NEW.kind, NEW.scope, NEW.parent, 1);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER documents_counted AFTER INSERT OR DELETE OR UPDATE OF parent ON documents
+        FOR EACH ROW EXECUTE FUNCTION documents_counted();"#,
+];
+
+/// The schema version this build brings a database to.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// The advisory lock a process holds while it migrates, so replicas starting together
+/// migrate once.
+const MIGRATION_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"
+
+/// The channel `wake_waiters` notifies.
+const WAKE_CHANNEL: &str = "provisiond_wake";
+
+/// Most connections one store handle opens.
+const MAX_CONNECTIONS: usize = 16;
+/// How long a connection attempt may take before the database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a call waits for a free connection of the pool.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a transaction is run again after conflicts before the call fails.
+const MAX_ATTEMPTS: u32 = 20;
+/// How long a long poller sleeps at most before it looks again (a lost notification).
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// A store on a PostgreSQL database.
+pub struct PostgresStore {
+    config: postgres::Config,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+    wakeups: Arc<Wakeups>,
+    closing: Arc<AtomicBool>,
+    listener: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Pool {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// A connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Whether `e` means the database could not be reached or cannot serve now (rather than
+/// refusing a statement): a lost connection, or SQLSTATE class 08 (connection), 53 (out of
+/// resources, such as connections) or 57 (shut down by its operator).
+fn is_unreachable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => ["08", "53", "57"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        None => e.as_db_error().is_none(),
+    }
+}
+
+fn store_error(e: &postgres::Error) -> StoreError {
+    if is_unreachable(e) {
+        StoreError::unavailable(describe(e))
+    } else {
+        StoreError::new(describe(e))
+    }
+}
+
+/// Whether `e` is a conflict with a concurrent transaction, cured by running it again.
+fn is_conflict(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`), applies the
+    /// migrations it lacks, and starts listening for wake-ups.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let config = config_of(url)?;
+        migrate(&config)?;
+        let wakeups = Arc::new(Wakeups::new(FALLBACK_POLL));
+        let closing = Arc::new(AtomicBool::new(false));
+        let listener = {
+            let (config, wakeups, closing) = (config.clone(), wakeups.clone(), closing.clone());
+            std::thread::Builder::new()
+                .name("store-listener".into())
+                .spawn(move || listen(config, wakeups, closing))
+                .map_err(|e| StoreError::new(format!("starting the listener: {e}")))?
+        };
+        Ok(PostgresStore {
+            config,
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+            wakeups,
+            closing,
+            listener: Some(listener),
+        })
+    }
+
+    fn checkout(&self) -> Result<Conn, StoreError> {
+        let deadline = Instant::now() + CHECKOUT_TIMEOUT;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            while let Some(conn) = pool.idle.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(conn);
+                }
+                pool.open -= 1;
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                return connect(&self.config).inspect_err(|_| {
+                    self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    self.returned.notify_one();
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::unavailable(
+                    "every connection to the database is busy",
+                ));
+            }
+            pool = self
+                .returned
+                .wait_timeout(pool, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn checkin(&self, conn: Option<Conn>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        match conn {
+            Some(conn) if !conn.client.is_closed() => pool.idle.push(conn),
+            _ => pool.open -= 1,
+        }
+        drop(pool);
+        self.returned.notify_one();
+    }
+
+    /// One attempt: `Ok(true)` when done, `Ok(false)` when it met a conflict and must run again.
+    fn attempt(
+        &self,
+        conn: &mut Conn,
+        mode: Mode,
+        body: &mut Body<'_>,
+    ) -> Result<bool, StoreError> {
+        let begin = match mode {
+            Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED",
+            Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        conn.client
+            .batch_execute(begin)
+            .map_err(|e| store_error(&e))?;
+        let mut tx = PgTx {
+            conn,
+            mode,
+            failure: None,
+            absent: Default::default(),
+        };
+        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
+        let failure = tx.failure.take();
+        let finish = match (&kept, &failure) {
+            (Ok(true), None) if mode == Mode::Write => "COMMIT",
+            _ => "ROLLBACK",
+        };
+        let finished = conn.client.batch_execute(finish);
+        if let Some(e) = &failure {
+            if is_conflict(e) {
+                return Ok(false);
+            }
+            if is_unreachable(e) {
+                return Err(store_error(e));
+            }
+        }
+        if let Err(e) = finished {
+            if finish == "COMMIT" && is_conflict(&e) {
+                return Ok(false);
+            }
+            return Err(store_error(&e));
+        }
+        match kept {
+            Ok(_) => Ok(true),
+            Err(_) => Err(StoreError::new("the transaction panicked")),
+        }
+    }
+}
+
+fn config_of(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config = url.parse().map_err(|e| {
+        StoreError::new(format!(
+            "the database URL {} is not valid: {e}",
+            redact(url)
+        ))
+    })?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("provisiond");
+    Ok(config)
+}
+
+fn connect(config: &postgres::Config) -> Result<Conn, StoreError> {
+    // The server refusing us (a wrong role or database) is a failure; not reaching it is an
+    // outage.
+    let mut client = config.connect(NoTls).map_err(|e| {
+        let message = format!("connecting to the database: {}", describe(&e));
+        if is_unreachable(&e) {
+            StoreError::unavailable(message)
+        } else {
+            StoreError::new(message)
+        }
+    })?;
+    // A replica that dies mid-transaction must not hold its locks for long.
+    client
+        .batch_execute("SET idle_in_transaction_session_timeout = '60s'")
+        .map_err(|e| store_error(&e))?;
+    Ok(Conn {
+        client,
+        statements: HashMap::new(),
+    })
+}
+
+/// Applies the migrations the database lacks, holding [`MIGRATION_LOCK`].
+fn migrate(config: &postgres::Config) -> Result<(), StoreError> {
+    let mut conn = connect(config)?;
+    let client = &mut conn.client;
+    let fail = |e: postgres::Error| store_error(&e);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(fail)?;
+    let outcome = (|| {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
+            .map_err(fail)?;
+        let current: i64 = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .map_err(fail)?
+            .get(0);
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StoreError::new(format!(
+                "the database has schema version {current}, newer than this provisiond knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let mut tx = client.transaction().map_err(fail)?;
+            tx.batch_execute(sql).map_err(fail)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[&(i as i64 + 1), &crate::time::now_ms()],
+            )
+            .map_err(fail)?;
+            tx.commit().map_err(fail)?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(())
+    })();
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    outcome
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Applies the migrations the database at `url` lacks, and nothing else (`provisiond migrate`).
+pub fn migrate_only(url: &str) -> Result<(), StoreError> {
+    migrate(&config_of(url)?)
+}
+
+/// The listener thread: `LISTEN`s on [`WAKE_CHANNEL`] and moves the wake-ups on for every
+/// notification; after losing the connection it wakes everyone (a notification may be lost)
+/// and connects again.
+fn listen(config: postgres::Config, wakeups: Arc<Wakeups>, closing: Arc<AtomicBool>) {
+    while !closing.load(Ordering::Acquire) {
+        let mut conn = match connect(&config) {
+            Ok(conn) => conn,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+        };
+        if conn
+            .client
+            .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
+            .is_err()
+        {
+            continue;
+        }
+        // Whatever was committed while this listener was away is looked at again.
+        wakeups.notify();
+        while !closing.load(Ordering::Acquire) && !conn.client.is_closed() {
+            let mut notifications = conn.client.notifications();
+            let mut woke = false;
+            let mut iter = notifications.timeout_iter(Duration::from_millis(200));
+            loop {
+                match iter.next() {
+                    Ok(Some(_)) => woke = true,
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+                if woke {
+                    break;
+                }
+            }
+            if woke {
+                wakeups.notify();
+            }
+        }
+        wakeups.notify();
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Release);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+impl Store for PostgresStore {
+    fn run(&self, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.checkout()?;
+            let outcome = self.attempt(&mut conn, mode, body);
+            self.checkin(Some(conn));
+            match outcome {
+                Ok(true) => return Ok(()),
+                Ok(false) if attempt < MAX_ATTEMPTS => {
+                    // Back off a little, more each time, with jitter, so the racers spread out.
+                    let micros =
+                        200 * u64::from(attempt) + u64::from(crate::ids::random_u32() % 1000);
+                    std::thread::sleep(Duration::from_micros(micros));
+                }
+                Ok(false) => {
+                    return Err(StoreError::new(format!(
+                        "the transaction still conflicted after {MAX_ATTEMPTS} attempts"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
+    }
+}
+
+/// A transaction on one connection. The first failed statement is kept in `failure`: it
+/// decides whether the transaction is run again (a conflict) or fails.
+struct PgTx<'c> {
+    conn: &'c mut Conn,
+    mode: Mode,
+    failure: Option<postgres::Error>,
+    /// Documents this transaction found absent: a `put` of one must create it, and runs the
+    /// transaction again if a concurrent one created it first.
+    absent: std::collections::HashSet<(Kind, String, String)>,
+}
+
+type Params<'a> = [&'a (dyn postgres::types::ToSql + Sync)];
+
+impl PgTx<'_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.conn.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.conn.client.prepare(sql)?;
+        self.conn.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn fail(&mut self, e: postgres::Error) -> StoreError {
+        let error = store_error(&e);
+        if self.failure.is_none() {
+            self.failure = Some(e);
+        }
+        error
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        if self.failure.is_some() {
+            return Err(StoreError::new("the transaction already failed"));
+        }
+        let result = self
+            .statement(sql)
+            .and_then(|s| self.conn.client.query(&s, params));
+        result.map_err(|e| self.fail(e))
+    }
+
+    fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64, StoreError> {
+        if self.failure.is_some() {
+            return Err(StoreError::new("the transaction already failed"));
+        }
+        let result = self
+            .statement(sql)
+            .and_then(|s| self.conn.client.execute(&s, params));
+        result.map_err(|e| self.fail(e))
+    }
+
+    fn body_of(
+        &mut self,
+        sql: &'static str,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let body = self
+            .query(sql, &[&kind.as_str(), &scope, &id])?
+            .first()
+            .map(|r| r.get(0));
+        if body.is_none() && self.mode == Mode::Write {
+            self.absent
+                .insert((kind, scope.to_string(), id.to_string()));
+        }
+        Ok(body)
+    }
+}
+
+fn message_row(r: &postgres::Row) -> QueuedMessage {
+    QueuedMessage {
+        message_id: r.get(0),
+        queue: r.get(1),
+        body: r.get(2),
+        sent_ms: r.get(3),
+        visible_at_ms: r.get(4),
+        receive_count: r.get(5),
+        first_receive_ms: r.get(6),
+        receipt: r.get(7),
+        attributes: r.get(8),
+    }
+}
+
+macro_rules! messages_sql {
+    ($rest:literal) => {
+        concat!(
+            "SELECT message_id, queue, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes FROM queue_messages ",
+            $rest
+        )
+    };
+}
+
+impl Tx for PgTx<'_> {
+    fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.mode {
+            // What a write transaction reads stays as it read it until the commit.
+            Mode::Write => self.body_of(
+                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR SHARE",
+                kind,
+                scope,
+                id,
+            ),
+            Mode::Read => self.body_of(
+                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
+                kind,
+                scope,
+                id,
+            ),
+        }
+    }
+
+    fn get_for_update(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.mode {
+            Mode::Write => self.body_of(
+                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
+                kind,
+                scope,
+                id,
+            ),
+            Mode::Read => self.get(kind, scope, id),
+        }
+    }
+
+    fn insert(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.absent
+            .remove(&(kind, scope.to_string(), id.to_string()));
+        let n = self.execute(
+            "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kind, scope, id) DO NOTHING",
+            &[&kind.as_str(), &scope, &id, &parent, &body],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn put(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        // A document this transaction found absent is created by a plain insert, which fails
+        // if a concurrent transaction created it meanwhile: then this one runs again and sees
+        // it, rather than overwriting what it never read (a lock on a row that did not exist
+        // protected nothing). Otherwise an update, else such an insert.
+        let key = (kind, scope.to_string(), id.to_string());
+        let updated = if self.absent.remove(&key) {
+            0
+        } else {
+            self.execute(
+            "UPDATE documents SET parent = $4, body = $5 WHERE kind = $1 AND scope = $2 AND id = $3",
+            &[&kind.as_str(), &scope, &id, &parent, &body],
+            )?
+        };
+        if updated == 0 {
+            self.execute(
+                "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)",
+                &[&kind.as_str(), &scope, &id, &parent, &body],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
+            &[&kind.as_str(), &scope, &id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn list(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let rows = self.query(
+            "SELECT seq, id, body FROM documents
+             WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
+             ORDER BY seq LIMIT $5",
+            &[
+                &kind.as_str(),
+                &scope,
+                &parent,
+                &after.unwrap_or(i64::MIN),
+                &(limit as i64),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Row {
+                seq: r.get(0),
+                id: r.get(1),
+                body: r.get(2),
+            })
+            .collect())
+    }
+
+    fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "SELECT COALESCE(SUM(n), 0)::BIGINT FROM document_counts WHERE kind = $1 AND scope = $2 AND parent = $3",
+            &[&kind.as_str(), &scope, &parent],
+        )?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64)
+    }
+
+    fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO queue_messages (scope, queue, message_id, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&scope, &m.queue, &m.message_id, &m.body, &m.sent_ms, &m.visible_at_ms, &m.receive_count, &m.first_receive_ms, &m.receipt, &m.attributes],
+        )?;
+        Ok(())
+    }
+
+    fn claim_messages(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        let sql = match self.mode {
+            Mode::Write => messages_sql!(
+                "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED"
+            ),
+            Mode::Read => messages_sql!(
+                "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY seq LIMIT $4"
+            ),
+        };
+        let rows = self.query(sql, &[&scope, &queue, &now_ms, &(limit as i64)])?;
+        Ok(rows.iter().map(message_row).collect())
+    }
+
+    fn message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<Option<QueuedMessage>, StoreError> {
+        let sql = match self.mode {
+            Mode::Write => {
+                messages_sql!("WHERE scope = $1 AND queue = $2 AND message_id = $3 FOR UPDATE")
+            }
+            Mode::Read => messages_sql!("WHERE scope = $1 AND queue = $2 AND message_id = $3"),
+        };
+        let rows = self.query(sql, &[&scope, &queue, &message_id])?;
+        Ok(rows.first().map(message_row))
+    }
+
+    fn update_message(&mut self, scope: &str, m: &QueuedMessage) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "UPDATE queue_messages SET queue = $3, visible_at_ms = $4, receive_count = $5, first_receive_ms = $6, receipt = $7
+             WHERE scope = $1 AND message_id = $2",
+            &[&scope, &m.message_id, &m.queue, &m.visible_at_ms, &m.receive_count, &m.first_receive_ms, &m.receipt],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn delete_message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "DELETE FROM queue_messages WHERE scope = $1 AND queue = $2 AND message_id = $3",
+            &[&scope, &queue, &message_id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError> {
+        self.execute(
+            "DELETE FROM queue_messages WHERE scope = $1 AND queue = $2",
+            &[&scope, &queue],
+        )
+    }
+
+    fn queue_counts(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let rows = self.query(
+            "SELECT COUNT(*) FILTER (WHERE visible_at_ms <= $3), COUNT(*) FILTER (WHERE visible_at_ms > $3)
+             FROM queue_messages WHERE scope = $1 AND queue = $2",
+            &[&scope, &queue, &now_ms],
+        )?;
+        Ok(rows.first().map_or((0, 0), |r| (r.get(0), r.get(1))))
+    }
+
+    fn next_visible_at(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let rows = self.query(
+            "SELECT MIN(visible_at_ms) FROM queue_messages WHERE scope = $1 AND queue = $2 AND visible_at_ms > $3",
+            &[&scope, &queue, &now_ms],
+        )?;
+        Ok(rows.first().and_then(|r| r.get(0)))
+    }
+
+    fn wake_waiters(&mut self) -> Result<(), StoreError> {
+        if self.mode == Mode::Write {
+            self.execute("SELECT pg_notify('provisiond_wake', '')", &[])?;
+        }
+        Ok(())
+    }
+
+    fn put_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        o: &StoredObject,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO objects (scope, bucket, key, body, etag, created_ms) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scope, bucket, key) DO UPDATE SET body = excluded.body, etag = excluded.etag, created_ms = excluded.created_ms",
+            &[&scope, &bucket, &o.key, &o.body, &o.etag, &o.created_ms],
+        )?;
+        Ok(())
+    }
+
+    fn get_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        let rows = self.query(
+            "SELECT key, body, etag, created_ms FROM objects WHERE scope = $1 AND bucket = $2 AND key = $3",
+            &[&scope, &bucket, &key],
+        )?;
+        Ok(rows.first().map(|r| {
+            let body: Vec<u8> = r.get(1);
+            StoredObject {
+                key: r.get(0),
+                size: body.len() as i64,
+                body,
+                etag: r.get(2),
+                created_ms: r.get(3),
+            }
+        }))
+    }
+
+    fn delete_object(&mut self, scope: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "DELETE FROM objects WHERE scope = $1 AND bucket = $2 AND key = $3",
+            &[&scope, &bucket, &key],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn list_objects(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        let rows = self.query(
+            "SELECT key, octet_length(body)::BIGINT, etag, created_ms FROM objects
+             WHERE scope = $1 AND bucket = $2 AND key > $3 AND starts_with(key, $4)
+             ORDER BY key LIMIT $5",
+            &[&scope, &bucket, &start_after, &prefix, &(limit as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredObject {
+                key: r.get(0),
+                body: Vec::new(),
+                size: r.get(1),
+                etag: r.get(2),
+                created_ms: r.get(3),
+            })
+            .collect())
+    }
+}

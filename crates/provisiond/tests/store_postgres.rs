@@ -1,0 +1,92 @@
+//! The store conformance and concurrency suites against a real PostgreSQL server that the test
+//! starts itself (`scripts/postgres.sh`), plus what only a networked store has: migrations
+//! raced by replicas starting together, and an outage answered as one and recovered from.
+
+mod support;
+
+use provisiond::store::postgres::{PostgresStore, SCHEMA_VERSION};
+use provisiond::store::{conformance, transact, Kind, Mode, Store, StoreError};
+use std::sync::Arc;
+use support::TestPostgres;
+
+#[test]
+fn postgres_passes_the_conformance_and_concurrency_suites() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("conformance");
+    let store = PostgresStore::open(&url).unwrap();
+    conformance::run_all(&store);
+
+    let url = pg.database("concurrency");
+    let a: Arc<dyn Store> = Arc::new(PostgresStore::open(&url).unwrap());
+    let b: Arc<dyn Store> = Arc::new(PostgresStore::open(&url).unwrap());
+    conformance::run_concurrent(a, b);
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("migrations");
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).map(drop))
+        })
+        .collect();
+    for s in starts {
+        s.join().unwrap().expect("every replica starts");
+    }
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i64> = (1..=SCHEMA_VERSION as i64).collect();
+    assert_eq!(versions, expected, "each migration applied exactly once");
+}
+
+#[test]
+fn an_outage_is_answered_as_unavailable_and_recovered_from() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("outage");
+    let store = PostgresStore::open(&url).unwrap();
+    let write = |value: &'static [u8]| {
+        transact::<_, StoreError>(&store, Mode::Write, |tx| {
+            tx.put(Kind::Test, "s", "doc", "", value)
+        })
+    };
+    write(b"1").unwrap();
+    pg.stop();
+    let down = write(b"2").expect_err("no write succeeds while the database is down");
+    assert!(down.is_unavailable(), "{down}");
+    let read = transact::<_, StoreError>(&store, Mode::Read, |tx| tx.get(Kind::Test, "s", "doc"));
+    assert!(read.expect_err("nor any read").is_unavailable());
+    pg.restart();
+    // The pool's connections died with the server; the store opens new ones by itself.
+    let mut recovered = Err(StoreError::new("not tried"));
+    for _ in 0..50 {
+        recovered = write(b"3");
+        if recovered.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    recovered.expect("writes work again once the database is back");
+    let value =
+        transact::<_, StoreError>(&store, Mode::Read, |tx| tx.get(Kind::Test, "s", "doc")).unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some(&b"3"[..]),
+        "and the write before the outage was kept"
+    );
+}
