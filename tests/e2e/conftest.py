@@ -34,6 +34,26 @@ CONTENT_TYPE = {
 }
 
 
+class Postgres:
+    """A throwaway PostgreSQL server (scripts/postgres.sh), or a loud skip when PostgreSQL is
+    not installed (an error under CI=true)."""
+
+    def __init__(self, directory):
+        self.dir = pathlib.Path(directory)
+        script = ROOT / "scripts" / "postgres.sh"
+        self.script = str(script)
+        out = subprocess.run(["bash", self.script, "start", str(self.dir)], capture_output=True, text=True)
+        if out.returncode == 3:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required under CI=true: {out.stderr}")
+            pytest.skip(f"SKIPPED LOUDLY: PostgreSQL is not installed: {out.stderr}")
+        assert out.returncode == 0, out.stderr
+        self.url = out.stdout.strip()
+
+    def run(self, what):
+        subprocess.run(["bash", self.script, what, str(self.dir)], check=True, capture_output=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,16 +71,20 @@ class Key:
 class Server:
     """One provisiond process with its own data directory and log file."""
 
-    def __init__(self, data_dir, args=(), env=None):
+    def __init__(self, data_dir, args=(), env=None, store_args=()):
+        """`store_args` (`--database-url …`, `--server-key-file …`) go to `serve` and to every
+        `admin` command run through this object."""
         if not BIN.exists():
             raise RuntimeError(f"{BIN} does not exist: build it with `cargo build -p provisiond`")
         self.data_dir = pathlib.Path(data_dir)
+        self.store_args = list(store_args)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *args],
+            [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
+             *self.store_args, *args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -89,7 +113,7 @@ class Server:
                    "arn:aws:iam::000000000000:role/provisiond-admin")
 
     def create_key(self, account, principal, admin=False):
-        args = [str(BIN), "admin", "create-key", "--data-dir", str(self.data_dir),
+        args = [str(BIN), "admin", "create-key", "--data-dir", str(self.data_dir), *self.store_args,
                 "--account", account, "--principal", principal]
         if admin:
             args.append("--admin")
