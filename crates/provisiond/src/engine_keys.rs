@@ -3,12 +3,16 @@
 //! server makes them as `admin create-key` would (principal
 //! `arn:aws:iam::<account>:role/provisiond-builtin-engine`, not an admin), keeps their secrets
 //! in memory only and hands them to the engine, which stays an ordinary client of the public
-//! API. Keys left by an earlier run are deleted at start, and this run's at shutdown.
+//! API. Each replica's keys carry its name in the principal's path
+//! (`role/provisiond-builtin-engine/<replica>`), and a replica holds the lease
+//! `engine-replica/<replica>` while it runs: at start a replica deletes the engine keys of
+//! replicas whose lease has lapsed (an earlier run, a replica that died), never a live one's,
+//! and at shutdown its own.
 
 use crate::auth;
 use crate::crypto::ServerKey;
 use crate::engine::client::Credentials;
-use crate::store::Store;
+use crate::store::{lease, Store};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +24,30 @@ pub const ENGINE_ROLE: &str = "provisiond-builtin-engine";
 /// How often new accounts are looked for.
 pub const SCAN_INTERVAL: Duration = Duration::from_millis(250);
 
-fn is_engine_key(principal: &str) -> bool {
-    principal.ends_with(&format!(":role/{ENGINE_ROLE}"))
+/// How long a replica's lease lasts unless renewed; renewed every third of it.
+const REPLICA_LEASE_MS: i64 = 30_000;
+
+/// The replica an engine key belongs to: `Some("")` for a key of a version before replicas,
+/// `None` for a key that is not an engine key.
+fn replica_of(principal: &str) -> Option<&str> {
+    let role = principal.split_once(":role/")?.1;
+    let rest = role.strip_prefix(ENGINE_ROLE)?;
+    match rest.strip_prefix('/') {
+        Some(replica) => Some(replica),
+        None => rest.is_empty().then_some(""),
+    }
+}
+
+fn lease_name(replica: &str) -> String {
+    format!("engine-replica/{replica}")
 }
 
 /// Keeps `sender` holding one engine key per account until dropped.
 pub struct EngineKeys {
     store: Arc<dyn Store>,
+    /// This replica's name (in its keys' principals) and its lease's holder.
+    replica: String,
+    renewed_ms: i64,
     server_key: Arc<ServerKey>,
     region: String,
     made: Vec<String>,
@@ -42,15 +63,33 @@ impl EngineKeys {
         server_key: Arc<ServerKey>,
         region: &str,
     ) -> Result<(EngineKeys, watch::Receiver<Vec<Credentials>>), String> {
-        for key in auth::list_keys(store.as_ref(), None).map_err(|e| e.to_string())? {
-            if is_engine_key(&key.principal) {
-                auth::delete_key(store.as_ref(), &key.access_key_id).map_err(|e| e.to_string())?;
+        let replica = crate::ids::uuid();
+        let now = crate::time::now_ms();
+        let failed = |e: crate::store::StoreError| e.to_string();
+        lease::try_take(
+            store.as_ref(),
+            &lease_name(&replica),
+            &replica,
+            now,
+            REPLICA_LEASE_MS,
+        )
+        .map_err(failed)?;
+        for key in auth::list_keys(store.as_ref(), None).map_err(failed)? {
+            let Some(owner) = replica_of(&key.principal) else {
+                continue;
+            };
+            let alive = !owner.is_empty()
+                && lease::is_held(store.as_ref(), &lease_name(owner), now).map_err(failed)?;
+            if !alive {
+                auth::delete_key(store.as_ref(), &key.access_key_id).map_err(failed)?;
             }
         }
         let (sender, receiver) = watch::channel(Vec::new());
         Ok((
             EngineKeys {
                 store,
+                replica,
+                renewed_ms: now,
                 server_key,
                 region: region.to_string(),
                 made: Vec::new(),
@@ -63,6 +102,18 @@ impl EngineKeys {
 
     /// Makes a key for every account that has none yet; returns how many it made.
     pub fn refresh(&mut self) -> Result<usize, String> {
+        let now = crate::time::now_ms();
+        if now - self.renewed_ms >= REPLICA_LEASE_MS / 3 {
+            lease::try_take(
+                self.store.as_ref(),
+                &lease_name(&self.replica),
+                &self.replica,
+                now,
+                REPLICA_LEASE_MS,
+            )
+            .map_err(|e| e.to_string())?;
+            self.renewed_ms = now;
+        }
         let known: BTreeSet<String> = auth::list_keys(self.store.as_ref(), None)
             .map_err(|e| e.to_string())?
             .into_iter()
@@ -70,7 +121,7 @@ impl EngineKeys {
             .collect();
         let mut made = Vec::new();
         for account in known.difference(&self.accounts) {
-            let principal = format!("arn:aws:iam::{account}:role/{ENGINE_ROLE}");
+            let principal = format!("arn:aws:iam::{account}:role/{ENGINE_ROLE}/{}", self.replica);
             let key = auth::create_key(
                 self.store.as_ref(),
                 &self.server_key,
@@ -123,6 +174,10 @@ impl EngineKeys {
                 tracing::warn!(access_key_id = %id, "engine: deleting its key: {e}");
             }
         }
+        let name = lease_name(&self.replica);
+        if let Err(e) = lease::release(self.store.as_ref(), &name, &self.replica) {
+            tracing::warn!("engine: giving up its replica lease: {e}");
+        }
     }
 }
 
@@ -148,6 +203,11 @@ mod tests {
         };
         make("111111111111", "dev");
         let stale = make("111111111111", ENGINE_ROLE);
+        let lapsed = make("111111111111", &format!("{ENGINE_ROLE}/gone"));
+        // Another replica, running: its lease is held, so its key stays.
+        let now = crate::time::now_ms();
+        assert!(lease::try_take(store.as_ref(), &lease_name("live"), "live", now, 60_000).unwrap());
+        let live = make("111111111111", &format!("{ENGINE_ROLE}/live"));
         let (mut keys, receiver) =
             EngineKeys::start(store.clone(), server_key.clone(), "us-east-1").unwrap();
         let ids = |account: Option<&str>| -> Vec<String> {
@@ -159,7 +219,15 @@ mod tests {
         };
         assert!(
             !ids(None).contains(&stale.access_key_id),
-            "left by an earlier run"
+            "left by an earlier version"
+        );
+        assert!(
+            !ids(None).contains(&lapsed.access_key_id),
+            "left by a replica whose lease lapsed"
+        );
+        assert!(
+            ids(None).contains(&live.access_key_id),
+            "another running replica's key is kept"
         );
         assert_eq!(keys.refresh().unwrap(), 1);
         assert_eq!(keys.refresh().unwrap(), 0, "one key per account");
@@ -175,6 +243,13 @@ mod tests {
             assert!(ids(None).contains(id));
         }
         keys.retire();
-        assert_eq!(ids(None).len(), 2, "only the engine's own keys are retired");
+        let left = ids(None);
+        assert_eq!(left.len(), 3, "only this replica's own keys are retired");
+        assert!(left.contains(&live.access_key_id));
+        assert!(
+            !lease::is_held(store.as_ref(), &lease_name(&keys.replica), crate::time::now_ms())
+                .unwrap(),
+            "and its lease is given up"
+        );
     }
 }

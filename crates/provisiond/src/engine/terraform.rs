@@ -346,7 +346,15 @@ impl Task {
         let _one_per_product = lock.lock().await;
         self.status.update(|s| s.running += 1);
         tracing::info!(record = %record, provisioned_product = %pp, %operation, "engine: received");
+        // However long terraform runs, the task stays invisible to every other receiver (this
+        // replica's or another's), so it never runs twice at once.
+        let heartbeat = tokio::spawn(keep_invisible(
+            self.client.clone(),
+            self.queue_url.clone(),
+            receipt.clone(),
+        ));
         let outcome = self.execute(&body, &record, &pp, &operation).await;
+        heartbeat.abort();
         let succeeded = outcome.failure.is_none();
         if let Some(failure) = &outcome.failure {
             let reason = provisiond_model::runtime::cut(failure.trim(), 500).into_owned();
@@ -493,6 +501,26 @@ impl Task {
             }
         }
         unreachable!("the last attempt returns")
+    }
+}
+
+/// Extends a running task's visibility every third of [`VISIBILITY_SECS`], until aborted.
+async fn keep_invisible(client: Client, queue_url: String, receipt: String) {
+    let every = Duration::from_secs(VISIBILITY_SECS / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        let extended = client
+            .call(
+                Api::Sqs,
+                "ChangeMessageVisibility",
+                &json!({"QueueUrl": queue_url, "ReceiptHandle": receipt,
+                        "VisibilityTimeout": VISIBILITY_SECS}),
+                Duration::from_secs(10),
+            )
+            .await;
+        if let Err(e) = extended {
+            tracing::warn!("engine: extending a running task's visibility: {e}");
+        }
     }
 }
 

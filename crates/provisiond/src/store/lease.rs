@@ -36,6 +36,13 @@ pub fn try_take(
     })
 }
 
+/// Whether someone holds lease `name` at `now_ms`.
+pub fn is_held(store: &dyn Store, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+    transact(store, Mode::Read, |tx| {
+        Ok(super::get::<Lease>(tx, Kind::Lease, "", name)?.is_some_and(|l| l.until_ms > now_ms))
+    })
+}
+
 /// Gives lease `name` up, if `holder` has it.
 pub fn release(store: &dyn Store, name: &str, holder: &str) -> Result<(), StoreError> {
     transact(store, Mode::Write, |tx| {
