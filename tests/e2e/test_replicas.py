@@ -1,9 +1,13 @@
 """Two replicas on one PostgreSQL database, with calls spread across them: keys, the engine
-workflow, racing Notify calls, receives that never hand one task out twice, and long polls on
-one replica woken by commits on the other."""
+workflow, racing Notify calls, receives that never hand one task out twice, long polls on
+one replica woken by commits on the other, plans, and Proton deployments committed once to a
+repository both replicas map."""
 
 import json
+import random
+import re
 import shutil
+import subprocess
 import threading
 import uuid
 
@@ -12,18 +16,27 @@ import pytest
 
 from conftest import Postgres, Server
 from test_engine_workflow import World
+from test_objects import s3_client
+from test_proton import MAIN_TF, MANIFEST, SCHEMA, git, tar_gz
+
+REPOSITORY = "acme/shared-envs"
 
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory):
     base = tmp_path_factory.mktemp("replicas")
     pg = Postgres(base / "pg")
-    a = Server(base / "a", store_args=["--database-url", pg.url])
+    repo = base / "envs.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
+    mapped = ["--git-repository", f"{REPOSITORY}={repo}"]
+    a = Server(base / "a", args=mapped, store_args=["--database-url", pg.url])
     # The second replica shares the first one's server key, and the first admin key it wrote.
     (base / "b").mkdir()
     for name in ("credentials", "config"):
         shutil.copy(base / "a" / name, base / "b" / name)
-    b = Server(base / "b", store_args=["--database-url", pg.url, "--server-key-file", str(base / "a" / "server.key")])
+    b = Server(base / "b", args=mapped,
+               store_args=["--database-url", pg.url, "--server-key-file", str(base / "a" / "server.key")])
+    a.repo = b.repo = repo
     yield a, b
     b.stop()
     a.stop()
@@ -149,3 +162,81 @@ def test_a_long_poll_on_one_replica_is_woken_by_a_provision_on_the_other(replica
     poller.join(timeout=30)
     assert not poller.is_alive()
     assert [json.loads(m["Body"])["recordId"] for m in got["r"].get("Messages", [])] == [record["RecordId"]]
+
+
+def test_plans_with_calls_spread_across_replicas(replicas, tmp_path):
+    s = Spread(replicas, tmp_path)
+    w = s.world
+    plan = s.dev[0].create_provisioned_product_plan(
+        PlanName="p", PlanType="CLOUDFORMATION", ProductId=w.product, ProvisionedProductName="planned",
+        ProvisioningArtifactId=w.artifact, ProvisioningParameters=[{"Key": "bucket_name", "Value": "p"}],
+        IdempotencyToken="plan-once")
+    # The same idempotency token on the other replica is the same plan.
+    again = s.dev[1].create_provisioned_product_plan(
+        PlanName="p", PlanType="CLOUDFORMATION", ProductId=w.product, ProvisionedProductName="planned",
+        ProvisioningArtifactId=w.artifact, ProvisioningParameters=[{"Key": "bucket_name", "Value": "p"}],
+        IdempotencyToken="plan-once")
+    assert again["PlanId"] == plan["PlanId"]
+    results = []
+    lock = threading.Lock()
+
+    def execute(i):
+        try:
+            rid = s.dev[i % 2].execute_provisioned_product_plan(PlanId=plan["PlanId"], IdempotencyToken=f"x{i}")["RecordDetail"]["RecordId"]
+            result = ("ok", rid)
+        except botocore.exceptions.ClientError as e:
+            result = ("err", e.response["Error"]["Code"])
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=execute, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    oks = [r for kind, r in results if kind == "ok"]
+    assert len(oks) == 1, results
+    assert sorted(r for kind, r in results if kind == "err") == ["InvalidStateException"] * 7
+    task = json.loads(s.sqs[1].receive_message(QueueUrl=s.queue(1), WaitTimeSeconds=5)["Messages"][0]["Body"])
+    assert task["recordId"] == oks[0]
+    s.engine[0].notify_provision_product_engine_workflow_result(
+        WorkflowToken=task["token"], RecordId=task["recordId"], Status="SUCCEEDED", IdempotencyToken="done")
+    assert s.dev[1].describe_record(Id=oks[0])["RecordDetail"]["Status"] == "SUCCEEDED"
+    status = s.dev[1].describe_provisioned_product_plan(PlanId=plan["PlanId"])["ProvisionedProductPlanDetails"]["Status"]
+    assert status == "EXECUTE_SUCCESS"
+
+
+def test_proton_deployments_are_committed_once_by_replicas_mapping_one_repository(replicas):
+    a, b = replicas
+    account = "".join(random.choice("0123456789") for _ in range(12))
+    admin_key = a.create_key(account, f"arn:aws:iam::{account}:role/platform", admin=True)
+    proton = [r.client("proton", admin_key) for r in replicas]
+    s3 = s3_client(a, admin_key)
+    s3.create_bucket(Bucket="templates")
+    s3.put_object(Bucket="templates", Key="vpc.tar.gz", Body=tar_gz({
+        "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": MAIN_TF, "schema/schema.yaml": SCHEMA}))
+    proton[0].create_environment_template(name="vpc")
+    proton[1].create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "vpc.tar.gz"}})
+    proton[0].update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0", status="PUBLISHED")
+    proton[1].create_repository(provider="GITHUB", name=REPOSITORY,
+                                connectionArn=f"arn:aws:codestar-connections:us-east-1:{account}:connection/c")
+    deployments = []
+    lock = threading.Lock()
+
+    def create(i):
+        env = proton[i % 2].create_environment(
+            name=f"env-{account}-{i}", templateName="vpc", templateMajorVersion="1",
+            spec="proton: EnvironmentSpec\nspec:\n  size: 2\n",
+            provisioningRepository={"provider": "GITHUB", "name": REPOSITORY, "branch": "main"})["environment"]
+        with lock:
+            deployments.append(env["lastAttemptedDeploymentId"])
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each answer went out once its commit was on the branch: every deployment is there, once.
+    trailers = re.findall(r"Proton-Deployment-Id: (\S+)", git(a.repo, "log", "--format=%b", "main"))
+    mine = [t for t in trailers if t in deployments]
+    assert sorted(mine) == sorted(deployments), (trailers, deployments)

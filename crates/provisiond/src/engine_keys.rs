@@ -247,8 +247,12 @@ mod tests {
         assert_eq!(left.len(), 3, "only this replica's own keys are retired");
         assert!(left.contains(&live.access_key_id));
         assert!(
-            !lease::is_held(store.as_ref(), &lease_name(&keys.replica), crate::time::now_ms())
-                .unwrap(),
+            !lease::is_held(
+                store.as_ref(),
+                &lease_name(&keys.replica),
+                crate::time::now_ms()
+            )
+            .unwrap(),
             "and its lease is given up"
         );
     }

@@ -1,8 +1,8 @@
 //! The PostgreSQL store, for several replicas on one database (`serve --database-url`).
 //!
 //! Concurrency is PostgreSQL's: a write transaction runs at READ COMMITTED and locks what it
-//! reads: `get` takes a share lock, `get_for_update` an exclusive one, `claim_messages` uses
-//! `FOR UPDATE SKIP LOCKED`, so two claimers never take one message and a read-modify-write
+//! reads: `get` and `get_for_update` take the document's row lock (`FOR UPDATE`),
+//! `claim_messages` uses `FOR UPDATE SKIP LOCKED`, so two claimers never take one message and a read-modify-write
 //! never loses an update. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
 //! A transaction that meets a serialization failure, a deadlock or a unique violation from a
 //! race is run again (bounded); a database that cannot be reached answers `unavailable` within
@@ -570,9 +570,12 @@ macro_rules! messages_sql {
 impl Tx for PgTx<'_> {
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.mode {
-            // What a write transaction reads stays as it read it until the commit.
+            // What a write transaction reads stays as it read it until the commit. Exclusively:
+            // a shared lock that the transaction then upgrades to write deadlocks with every
+            // racer doing the same (8 racing plan executions waited out the 1 s deadlock
+            // detection again and again), while an exclusive one makes them queue.
             Mode::Write => self.body_of(
-                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR SHARE",
+                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
                 kind,
                 scope,
                 id,
