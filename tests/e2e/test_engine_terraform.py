@@ -462,3 +462,49 @@ def test_a_task_the_engine_cannot_run_fails_with_a_reason(engine_server, tmp_pat
     assert done["RecordDetail"]["Status"] == "FAILED"
     reason = done["RecordDetail"]["RecordErrors"][0]["Description"]
     assert "cannot be unpacked" in reason and "publish a new version" in reason, reason
+
+
+def test_a_product_provisioned_by_one_replicas_engine_is_updated_and_destroyed_by_anothers(tmp_path):
+    """Two replicas on one PostgreSQL database, each with its own engine and data directory.
+    Replica A's engine provisions, then A goes away; replica B's engine, which never saw the
+    product, updates it from the state A's run left in the object store (terraform plans a
+    change, not a creation) and destroys what that state holds."""
+    from conftest import Postgres
+    pg = Postgres(tmp_path / "pg")
+    engine = ["--engine", "terraform", "--terraform", TERRAFORM or "terraform"]
+    a = Server(tmp_path / "a", args=engine, store_args=["--database-url", pg.url])
+    try:
+        sc, pid, pa = publish_in(a, a.admin, tmp_path)
+        record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="moved",
+                                      ProvisioningParameters=[{"Key": "name", "Value": "first"}])["RecordDetail"]
+        done = wait_record(sc, record["RecordId"])
+        assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+    finally:
+        a.stop()
+    (tmp_path / "b").mkdir()
+    for name in ("credentials", "config"):
+        shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
+    b = Server(tmp_path / "b", args=engine,
+               store_args=["--database-url", pg.url, "--server-key-file", str(tmp_path / "a" / "server.key")])
+    try:
+        sc = b.client("servicecatalog", b.admin)
+        pp_id = record["ProvisionedProductId"]
+        updated = sc.update_provisioned_product(ProvisionedProductId=pp_id, ProvisioningParameters=[
+            {"Key": "name", "Value": "second"}])["RecordDetail"]
+        done = wait_record(sc, updated["RecordId"])
+        assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+        assert outputs(done)["greeting"] == "hello second"
+
+        def logs(record_id):
+            return subprocess.run([str(BIN), "admin", "logs", "--data-dir", str(b.data_dir), record_id],
+                                  capture_output=True, text=True, check=True).stdout
+        update_log = logs(updated["RecordId"])
+        assert '"hello first" -> "hello second"' in update_log, update_log[-2000:]
+        terminated = sc.terminate_provisioned_product(ProvisionedProductId=pp_id, TerminateToken="t")["RecordDetail"]
+        done = wait_record(sc, terminated["RecordId"])
+        assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+        destroy_log = logs(terminated["RecordId"])
+        assert "Destroy complete!" in destroy_log and "nothing to destroy" not in destroy_log
+    finally:
+        b.stop()
+        pg.run("kill")

@@ -165,23 +165,59 @@ impl Client {
 
     /// Reads `s3://bucket/key` from the object store.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, CallError> {
-        let path = format!(
-            "/{}/{}",
-            crate::protocol::sigv4::canonical::uri_encode(bucket, false),
-            crate::protocol::sigv4::canonical::uri_encode(key, true)
-        );
+        self.s3("GET", bucket, Some(key), Vec::new()).await
+    }
+
+    /// Writes `s3://bucket/key`.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<(), CallError> {
+        self.s3("PUT", bucket, Some(key), body).await.map(drop)
+    }
+
+    /// Removes `s3://bucket/key` (nothing there is no error, as in S3).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CallError> {
+        self.s3("DELETE", bucket, Some(key), Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// Makes `bucket`, unless this account already has it.
+    pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), CallError> {
+        match self.s3("PUT", bucket, None, Vec::new()).await {
+            Err(e) if e.code == "BucketAlreadyOwnedByYou" => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// One S3 request, path-style; a 2xx answer's body, else the error S3 named.
+    async fn s3(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
+        use crate::protocol::sigv4::canonical::uri_encode;
+        let path = match key {
+            Some(key) => format!("/{}/{}", uri_encode(bucket, false), uri_encode(key, true)),
+            None => format!("/{}", uri_encode(bucket, false)),
+        };
         let (status, bytes) = self
             .send(
-                "GET",
+                method,
                 &path,
                 &[],
-                Vec::new(),
+                body,
                 "s3",
                 PathStyle::AsSent,
                 Duration::from_secs(120),
             )
             .await?;
-        if status == 200 {
+        if (200..300).contains(&status) {
             return Ok(bytes);
         }
         let text = String::from_utf8_lossy(&bytes);
@@ -192,7 +228,10 @@ impl Client {
             .unwrap_or("Unknown");
         Err(CallError {
             code: code.to_string(),
-            message: format!("GET s3://{bucket}/{key} answered {status}"),
+            message: format!(
+                "{method} s3://{bucket}/{} answered {status}",
+                key.unwrap_or("")
+            ),
             status,
         })
     }

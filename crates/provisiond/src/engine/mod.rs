@@ -5,5 +5,6 @@
 pub mod client;
 pub mod message;
 pub mod proton;
+pub mod shared_state;
 pub mod terraform;
 pub mod token;

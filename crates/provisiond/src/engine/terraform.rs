@@ -424,34 +424,53 @@ impl Task {
                     .collect()
             })
             .unwrap_or_default();
+        // The product's state as the last run left it, wherever that run was.
+        let shared = match super::shared_state::fetch(&self.client, pp).await {
+            Ok(shared) => shared,
+            Err(e) => return failed(format!("reading the engine's shared state: {e}")),
+        };
         let terraform = self.config.terraform.clone();
         let record = record.to_string();
         let artifact_path = body["artifact"]["path"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let run = move || match artifact {
-            Some(bytes) => match crate::proton::bundle::read(&bytes).map_err(|e| {
-                format!(
-                    "the artifact {artifact_path} cannot be unpacked ({e}); publish a new version \
-                     of the product with a .tar.gz of the Terraform module"
-                )
-            }) {
-                Ok(files) => apply(
-                    &terraform,
-                    &workspace,
-                    &log,
-                    &record,
-                    files,
-                    Some(&parameters),
-                ),
-                Err(e) => failed(e),
-            },
-            None => destroy(&terraform, &workspace, &log, &record),
+        let workspace_after = workspace.clone();
+        let run = move || {
+            if let Some(shared) = &shared {
+                if let Err(e) = super::shared_state::unpack(&workspace, shared) {
+                    return failed(e);
+                }
+            }
+            run_in(
+                artifact,
+                &artifact_path,
+                &terraform,
+                &workspace,
+                &log,
+                &record,
+                &parameters,
+            )
         };
-        tokio::task::spawn_blocking(run)
+        let outcome = tokio::task::spawn_blocking(run)
             .await
-            .unwrap_or_else(|e| failed(format!("the terraform run panicked: {e}")))
+            .unwrap_or_else(|e| failed(format!("the terraform run panicked: {e}")));
+        // Whatever the run did to the state (a failed apply may have changed it too) is saved
+        // for the next run, on any replica.
+        let packed =
+            match tokio::task::spawn_blocking(move || super::shared_state::pack(&workspace_after))
+                .await
+            {
+                Ok(Ok(packed)) => packed,
+                Ok(Err(e)) => return failed(format!("packing the engine's state: {e}")),
+                Err(e) => return failed(format!("packing the engine's state panicked: {e}")),
+            };
+        if let Err(e) = super::shared_state::save(&self.client, pp, packed).await {
+            return failed(format!(
+                "terraform ran, but its state could not be saved for the next run: {e}"
+            ));
+        }
+        outcome
     }
 
     async fn notify(
@@ -524,6 +543,30 @@ async fn keep_invisible(client: Client, queue_url: String, receipt: String) {
     }
 }
 
+/// One run: apply the artifact's module, or destroy when there is none (a terminate).
+fn run_in(
+    artifact: Option<Vec<u8>>,
+    artifact_path: &str,
+    terraform: &Path,
+    workspace: &Path,
+    log: &Path,
+    record: &str,
+    parameters: &[(String, String)],
+) -> Outcome {
+    match artifact {
+        Some(bytes) => match crate::proton::bundle::read(&bytes).map_err(|e| {
+            format!(
+                "the artifact {artifact_path} cannot be unpacked ({e}); publish a new version \
+                 of the product with a .tar.gz of the Terraform module"
+            )
+        }) {
+            Ok(files) => apply(terraform, workspace, log, record, files, Some(parameters)),
+            Err(e) => failed(e),
+        },
+        None => destroy(terraform, workspace, log, record),
+    }
+}
+
 fn outputs_json(outputs: &[(String, String)]) -> Value {
     Value::Array(
         outputs
@@ -549,7 +592,7 @@ pub fn tail(text: &str, n: usize) -> String {
 /// Where a working directory keeps a copy of the configuration and variables of its last
 /// successful apply: a terminate destroys with them, even after a failed update changed the
 /// working files.
-const APPLIED: &str = ".provisiond-applied";
+pub(crate) const APPLIED: &str = ".provisiond-applied";
 
 /// Files the engine keeps in a working directory between runs: terraform's state and plugins,
 /// and the last applied configuration.
