@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark of BENCHMARKS.md: builds provisiond in release mode, installs moto's server
 # into .bench-venv (the peer measured on the comparable call, when PyPI is reachable), and runs
-# `provisiond bench` against fresh data directories on loopback. Arguments are passed on
+# `provisiond bench` against fresh data directories on loopback, and a throwaway PostgreSQL
+# (scripts/postgres.sh) for its PostgreSQL part. Arguments are passed on
 # (`--quick` for a smoke run; the full run seeds 1,000,000 provisioned products).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,18 @@ case " ${args[*]} " in
   *" --quick "*) ;;
   *) args+=(--million) ;;
 esac
-exec target/release/provisiond bench "${args[@]}"
+# PostgreSQL, when installed and no --database-url was given: a throwaway server of its own.
+case " ${args[*]} " in
+  *" --database-url "*) ;;
+  *)
+    pgdir=$(mktemp -d /tmp/provisiond-bench-pg.XXXXXX)
+    if url=$(bash scripts/postgres.sh start "$pgdir/pg"); then
+      trap 'bash scripts/postgres.sh stop "$pgdir/pg"; rm -rf "$pgdir"' EXIT
+      args+=(--database-url "$url")
+    else
+      echo "PostgreSQL is not available: its part is left out of this run" >&2
+      rm -rf "$pgdir"
+    fi
+    ;;
+esac
+target/release/provisiond bench "${args[@]}"

@@ -53,6 +53,14 @@ class Postgres:
     def run(self, what):
         subprocess.run(["bash", self.script, what, str(self.dir)], check=True, capture_output=True)
 
+    def psql(self, sql):
+        """`sql`'s rows, one per line, from the server's psql as the postgres user."""
+        psql = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
+        runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        out = subprocess.run(runas + [str(psql), "-At", "-d", self.url, "-c", sql],
+                             capture_output=True, text=True, check=True)
+        return out.stdout
+
 
 def free_port():
     with socket.socket() as s:

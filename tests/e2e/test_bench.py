@@ -4,7 +4,7 @@ asserted: speed is measured in BENCHMARKS.md, never in tests."""
 
 import subprocess
 
-from conftest import BIN
+from conftest import BIN, Postgres
 
 SCENARIOS = {
     "ceiling: bare `{}`": 5000,
@@ -30,3 +30,36 @@ def test_a_quick_benchmark_runs_every_scenario_without_errors():
         assert int(rows[name][2]) == requests, rows[name]
         assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
     assert "Idle RSS" in run.stdout and "Notify / ceiling at 1 connections" in run.stdout
+
+
+POSTGRES_SCENARIOS = {
+    "PostgreSQL, 1 replica: Notify": 1000,
+    "PostgreSQL, 1 replica: full cycle": 500,
+    "PostgreSQL, 2 replicas: Notify (spread)": 1000,
+    "PostgreSQL alone: Notify-shaped transactions (threads)": 2500,
+}
+
+
+def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
+    pg = Postgres(tmp_path / "pg")
+    try:
+        run = subprocess.run([str(BIN), "bench", "--quick", "--connections", "2",
+                              "--database-url", pg.url],
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-2000:]
+        rows = {}
+        for line in run.stdout.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 10 and cells[1] == "2":
+                rows[cells[0]] = cells
+        for name, requests in POSTGRES_SCENARIOS.items():
+            assert name in rows, f"{name} missing from:\n{run.stdout}"
+            assert int(rows[name][2]) == requests, rows[name]
+            assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
+        assert "PostgreSQL (1 replica) / SQLite Notify" in run.stdout
+        assert "Scale model" in run.stdout
+        # The scratch database is gone: only the server's own databases remain.
+        listed = pg.psql("SELECT datname FROM pg_database ORDER BY 1")
+        assert listed.split() == ["postgres", "template0", "template1"], listed
+    finally:
+        pg.run("stop")

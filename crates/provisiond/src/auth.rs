@@ -250,9 +250,7 @@ impl KeyRing {
     /// thread or the writer), so a key deleted by `admin delete-key` in another process is
     /// refused from the next request on, cached or not. A deleted key leaves the cache.
     pub fn still_exists(&self, access_key_id: &str) -> Result<bool, StoreError> {
-        let exists = transact(self.store.as_ref(), Mode::Read, |tx| {
-            Ok::<_, StoreError>(tx.get(Kind::AccessKey, "", access_key_id)?.is_some())
-        })?;
+        let exists = self.store.exists(Kind::AccessKey, "", access_key_id)?;
         if !exists {
             self.cache
                 .write()

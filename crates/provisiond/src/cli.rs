@@ -113,6 +113,10 @@ enum Command {
         /// Write a `perf record` call-graph profile of the server per scenario into DIR.
         #[arg(long, value_name = "DIR")]
         perf: Option<PathBuf>,
+        /// Also measure one and two replicas on this PostgreSQL server, in a scratch database
+        /// the run makes and drops (`postgres://USER@HOST:PORT/DB`).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
     /// The bare `{}` server `bench` measures as the machine's ceiling.
     #[command(hide = true)]
@@ -255,12 +259,14 @@ pub fn main() -> ExitCode {
             moto,
             connections,
             perf,
+            database_url,
         } => crate::bench::main(crate::bench::Options {
             quick,
             million,
             moto,
             connections,
             perf,
+            database_url,
         }),
         Command::BenchCeiling { listen } => crate::bench::ceiling::main(listen),
         Command::Engine {

@@ -6,6 +6,7 @@
 
 pub mod ceiling;
 pub mod load;
+pub mod postgres;
 pub mod store;
 
 use crate::engine::client::{sign, Api, Credentials};
@@ -31,6 +32,9 @@ pub struct Options {
     pub connections: Vec<usize>,
     /// A directory to write a `perf record` profile of the server into, one per scenario.
     pub perf: Option<PathBuf>,
+    /// A PostgreSQL server (`postgres://USER@HOST:PORT/DB`) on which to measure one and two
+    /// replicas too, in a scratch database made and dropped by the run.
+    pub database_url: Option<String>,
 }
 
 /// Where `--perf` profiles go, when asked for.
@@ -39,7 +43,7 @@ static PERF_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 /// Connection counts every scenario runs at.
 pub const CONNECTIONS: [usize; 3] = [1, 8, 64];
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
     credentials: Credentials,
@@ -75,12 +79,22 @@ async fn wait_listening(addr: SocketAddr, path: &str) -> Result<Duration, String
 
 /// Starts `provisiond serve` on `data_dir`; returns it and its time to a healthy `/health`.
 async fn start_server(data_dir: &Path) -> Result<(Server, Duration), String> {
+    start_server_with(data_dir, &[]).await
+}
+
+/// [`start_server`] with more arguments (`--database-url …`). The credentials file must be in
+/// `data_dir` once it answers (a second replica gets a copy of the first one's).
+pub(crate) async fn start_server_with(
+    data_dir: &Path,
+    extra: &[String],
+) -> Result<(Server, Duration), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let addr = free_addr()?;
     let started = Instant::now();
     let child = Command::new(exe)
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("PROVISIOND_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -147,7 +161,7 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
 
 /// Runs a scenario and records the CPU time process `pid` spent meanwhile; with `--perf`, also
 /// a `perf record` call-graph profile of `pid` named after the scenario.
-async fn on_cpu_of(
+pub(crate) async fn on_cpu_of(
     pid: u32,
     label: &str,
     scenario: impl std::future::Future<Output = Result<Stats, String>>,
@@ -199,7 +213,7 @@ async fn on_cpu_of(
 }
 
 /// A signed awsJson request.
-fn prepared(
+pub(crate) fn prepared(
     credentials: &Credentials,
     addr: SocketAddr,
     api: Api,
@@ -248,7 +262,7 @@ async fn call(
 
 /// A product with a one-variable Terraform module, launchable by the admin; returns
 /// (product id, artifact id).
-async fn publish(server: &Server) -> Result<(String, String), String> {
+pub(crate) async fn publish(server: &Server) -> Result<(String, String), String> {
     let mut conn = Connection::open(server.addr).await?;
     let module = server.data_dir.join("bench-module.tar.gz");
     let mut files = crate::proton::bundle::Files::new();
@@ -301,7 +315,7 @@ fn provision_body(product: &(String, String), name: &str) -> Value {
 }
 
 /// Provisions `count` products named `<prefix>-<i>` over 8 connections.
-async fn provision_many(
+pub(crate) async fn provision_many(
     server: &Server,
     product: &(String, String),
     prefix: &str,
@@ -331,7 +345,10 @@ async fn provision_many(
 }
 
 /// Receives every waiting provision task: (token, record id) pairs.
-async fn drain_tasks(server: &Server, want: usize) -> Result<Vec<(String, String)>, String> {
+pub(crate) async fn drain_tasks(
+    server: &Server,
+    want: usize,
+) -> Result<Vec<(String, String)>, String> {
     let mut conn = Connection::open(server.addr).await?;
     let url = call(
         &mut conn,
@@ -362,14 +379,14 @@ async fn drain_tasks(server: &Server, want: usize) -> Result<Vec<(String, String
     Ok(tasks)
 }
 
-fn notify_body(token: &str, record: &str) -> Value {
+pub(crate) fn notify_body(token: &str, record: &str) -> Value {
     json!({"WorkflowToken": token, "RecordId": record, "Status": "SUCCEEDED", "IdempotencyToken": record,
            "ResourceIdentifier": {"UniqueTag": {"Key": "bench", "Value": record}},
            "Outputs": [{"OutputKey": "url", "OutputValue": "https://example.com"}]})
 }
 
 /// The full cycle over `connections` connections: provision → receive → notify → describe.
-async fn cycles(
+pub(crate) async fn cycles(
     server: &Server,
     product: &(String, String),
     connections: usize,
@@ -433,11 +450,11 @@ async fn cycles(
     load::gather(handles, started).await
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
+pub(crate) fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
     let micros = |cpu: Option<f64>| cpu.map_or("–".to_string(), |us| format!("{us:.0}"));
     let (cpu, client) = (
         micros(stats.per_request(stats.server_cpu)),
@@ -454,7 +471,7 @@ fn row(out: &mut String, name: &str, connections: usize, stats: &Stats) {
     ));
 }
 
-const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | load generator CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
+pub(crate) const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | load generator CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
 
 /// Clones the first provisioned product of the default account until `total` are stored,
 /// straight into the (stopped) server's store: loading a million through the API would take
@@ -564,6 +581,7 @@ async fn run(options: Options) -> Result<(), String> {
     let product = publish(&server).await?;
     report.push_str(HEADER);
     let mut ratios = Vec::new();
+    let mut sqlite_notify = Vec::new();
     for &c in &connections {
         let n = 5_000 * scale;
         let (creds, addr) = (server.credentials.clone(), ceiling_addr);
@@ -628,6 +646,7 @@ async fn run(options: Options) -> Result<(), String> {
             notify.throughput() / ceiling.throughput(),
             notify.quantile(0.99),
         ));
+        sqlite_notify.push((c, notify.throughput()));
 
         let cycle = on_cpu_of(
             server.child.id(),
@@ -662,9 +681,10 @@ async fn run(options: Options) -> Result<(), String> {
         let dir = root.join(format!("store-{c}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let total = 2_500 * scale;
-        let stats = tokio::task::spawn_blocking(move || store::notify_shaped(&dir, c, total))
-            .await
-            .map_err(|e| e.to_string())??;
+        let stats =
+            tokio::task::spawn_blocking(move || store::notify_shaped_sqlite(&dir, c, total))
+                .await
+                .map_err(|e| e.to_string())??;
         row(
             &mut report,
             "store alone: Notify-shaped write transactions (threads)",
@@ -673,6 +693,20 @@ async fn run(options: Options) -> Result<(), String> {
         );
     }
     report.push('\n');
+
+    // PostgreSQL: one replica and two, in this same run.
+    if let Some(url) = &options.database_url {
+        let section = postgres::section(
+            url,
+            &root.join("postgres"),
+            &connections,
+            scale,
+            &sqlite_notify,
+        )
+        .await
+        .map_err(|e| format!("the PostgreSQL scenarios: {e}"))?;
+        report.push_str(&section);
+    }
 
     // Reads at 1,000 and 1,000,000 provisioned products.
     let reads_dir = root.join("reads");

@@ -1,10 +1,10 @@
-//! The store alone: Notify-shaped write transactions straight against a fresh SQLite store in
-//! this process, from 1, 8 or 64 threads, with no HTTP, signature or JSON request in the way.
-//! It shows what the store can commit durably, so the server's figures can be read against it.
-//! Its CPU column is this process's, seeding left out.
+//! The store alone: Notify-shaped write transactions straight against a fresh store in this
+//! process (SQLite, or a PostgreSQL database), from 1, 8 or 64 threads, with no HTTP,
+//! signature or JSON request in the way. It shows what the store can commit durably, so the
+//! server's figures can be read against it. Its CPU column is this process's, seeding left out.
 
 use super::load::Stats;
-use crate::store::{sqlite::SqliteStore, transact, Kind, Mode, QueuedMessage, StoreError};
+use crate::store::{sqlite::SqliteStore, transact, Kind, Mode, QueuedMessage, Store, StoreError};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,8 +24,13 @@ fn product_id(i: usize) -> String {
 /// (≈700-byte documents, a 600-byte task), then settles each once from `threads` threads: read
 /// the record, delete its task, write the record, read and write the provisioned product, as
 /// `NotifyProvisionProductEngineWorkflowResult` does.
-pub fn notify_shaped(dir: &Path, threads: usize, total: usize) -> Result<Stats, String> {
+pub fn notify_shaped_sqlite(dir: &Path, threads: usize, total: usize) -> Result<Stats, String> {
     let store = Arc::new(SqliteStore::open(&dir.join("store.db")).map_err(|e| e.to_string())?);
+    notify_shaped(store, threads, total)
+}
+
+/// [`notify_shaped_sqlite`] on any store, which must be empty.
+pub fn notify_shaped(store: Arc<dyn Store>, threads: usize, total: usize) -> Result<Stats, String> {
     let document = vec![b'x'; 700];
     for chunk in (0..total).collect::<Vec<_>>().chunks(1_000) {
         transact::<_, StoreError>(store.as_ref(), Mode::Write, |tx| {

@@ -11,7 +11,10 @@ const THREADS: usize = 8;
 
 /// Runs every concurrency check against `a` and `b`, two handles of one empty database.
 pub fn run_concurrent(a: Arc<dyn Store>, b: Arc<dyn Store>) {
-    no_update_is_lost(&a, &b);
+    for read in [Read::ForUpdate, Read::Plain, Read::Listed] {
+        no_update_is_lost(&a, &b, read);
+    }
+    each_document_is_taken_once(&a, &b);
     each_message_is_claimed_once(&a, &b);
     one_token_one_effect(&a, &b);
     a_commit_wakes_waiters_of_another_handle(&a, &b);
@@ -26,25 +29,40 @@ fn handle<'s>(a: &'s Arc<dyn Store>, b: &'s Arc<dyn Store>, t: usize) -> Arc<dyn
     }
 }
 
-fn counter(tx: &mut dyn super::Tx, scope: &str, id: &str) -> Result<u64, StoreError> {
-    Ok(match tx.get_for_update(Kind::Test, scope, id)? {
-        Some(body) => String::from_utf8_lossy(&body).parse().unwrap_or(0),
-        None => 0,
-    })
+/// How a read-modify-write reads what it then writes: every way must keep every update.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    ForUpdate,
+    Plain,
+    Listed,
 }
 
-fn no_update_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+fn counter(tx: &mut dyn super::Tx, scope: &str, id: &str, read: Read) -> Result<u64, StoreError> {
+    let body = match read {
+        Read::ForUpdate => tx.get_for_update(Kind::Test, scope, id)?,
+        Read::Plain => tx.get(Kind::Test, scope, id)?,
+        Read::Listed => tx
+            .list(Kind::Test, scope, "", None, 10)?
+            .into_iter()
+            .find(|row| row.id == id)
+            .map(|row| row.body),
+    };
+    Ok(body.map_or(0, |b| String::from_utf8_lossy(&b).parse().unwrap_or(0)))
+}
+
+fn no_update_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>, read: Read) {
     const EACH: u64 = 40;
+    let scope = format!("race-{read:?}");
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
-            let store = handle(a, b, t);
+            let (store, scope) = (handle(a, b, t), scope.clone());
             std::thread::spawn(move || {
                 for _ in 0..EACH {
                     w(store.as_ref(), |tx| {
-                        let n = counter(tx, "race", "counter")?;
+                        let n = counter(tx, &scope, "counter", read)?;
                         tx.put(
                             Kind::Test,
-                            "race",
+                            &scope,
                             "counter",
                             "",
                             (n + 1).to_string().as_bytes(),
@@ -57,8 +75,46 @@ fn no_update_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
     for t in threads {
         t.join().expect("a counting thread");
     }
-    let n = r(a.as_ref(), |tx| counter(tx, "race", "counter"));
-    assert_eq!(n, THREADS as u64 * EACH, "every increment is kept");
+    let n = r(a.as_ref(), |tx| counter(tx, &scope, "counter", Read::Plain));
+    assert_eq!(
+        n,
+        THREADS as u64 * EACH,
+        "every increment is kept ({read:?})"
+    );
+}
+
+/// Racers that each read a document and delete it if it is there: each is taken by one.
+fn each_document_is_taken_once(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    const TICKETS: usize = 40;
+    w(a.as_ref(), |tx| {
+        for i in 0..TICKETS {
+            tx.put(Kind::Test, "tickets", &format!("t{i:02}"), "", b"free")?;
+        }
+        Ok(())
+    });
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = handle(a, b, t);
+            std::thread::spawn(move || {
+                let mut taken = 0;
+                for i in 0..TICKETS {
+                    let id = format!("t{i:02}");
+                    taken += w(store.as_ref(), |tx| {
+                        Ok(match tx.get(Kind::Test, "tickets", &id)? {
+                            Some(_) => usize::from(tx.delete(Kind::Test, "tickets", &id)?),
+                            None => 0,
+                        })
+                    });
+                }
+                taken
+            })
+        })
+        .collect();
+    let taken: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("a taking thread"))
+        .sum();
+    assert_eq!(taken, TICKETS, "each document is taken exactly once");
 }
 
 fn each_message_is_claimed_once(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
@@ -117,7 +173,7 @@ fn one_token_one_effect(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
                     if !tx.insert(Kind::Idempotency, "tokens", "op/token", "", b"claimed")? {
                         return Ok(false);
                     }
-                    let n = counter(tx, "tokens", "effects")?;
+                    let n = counter(tx, "tokens", "effects", Read::ForUpdate)?;
                     tx.put(
                         Kind::Test,
                         "tokens",
@@ -135,7 +191,15 @@ fn one_token_one_effect(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
         .map(|t| usize::from(t.join().expect("a calling thread")))
         .sum();
     assert_eq!(made, 1, "one call claimed the token");
-    assert_eq!(r(a.as_ref(), |tx| counter(tx, "tokens", "effects")), 1);
+    assert_eq!(
+        r(a.as_ref(), |tx| counter(
+            tx,
+            "tokens",
+            "effects",
+            Read::ForUpdate
+        )),
+        1
+    );
 }
 
 fn a_commit_wakes_waiters_of_another_handle(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
@@ -231,9 +295,15 @@ fn insert_get_put_delete(store: &dyn Store) {
         r(store, |tx| tx.get(Kind::Test, "s1", "a")),
         Some(b"3".to_vec())
     );
+    assert!(store.exists(Kind::Test, "s1", "a").unwrap());
+    assert!(
+        !store.exists(Kind::Test, "s2", "a").unwrap(),
+        "exists is per scope"
+    );
     assert!(w(store, |tx| tx.delete(Kind::Test, "s1", "a")));
     assert!(!w(store, |tx| tx.delete(Kind::Test, "s1", "a")));
     assert_eq!(r(store, |tx| tx.get(Kind::Test, "s1", "a")), None);
+    assert!(!store.exists(Kind::Test, "s1", "a").unwrap());
 }
 
 fn lists_keep_insertion_order_and_page(store: &dyn Store) {

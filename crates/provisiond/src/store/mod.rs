@@ -401,6 +401,17 @@ pub trait Store: Send + Sync + 'static {
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
         Err(work)
     }
+
+    /// Whether a document exists, as committed now: what a read transaction of one `get`
+    /// answers, which a store may answer in one statement (a per-request check).
+    fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        let mut found = Ok(false);
+        self.run(Mode::Read, &mut |tx| {
+            found = tx.get(kind, scope, id).map(|body| body.is_some());
+            found.is_ok()
+        })?;
+        found
+    }
 }
 
 /// An effect outside the store (waking long pollers, say) that must follow a commit.

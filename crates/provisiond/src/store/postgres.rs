@@ -1,9 +1,12 @@
 //! The PostgreSQL store, for several replicas on one database (`serve --database-url`).
 //!
-//! Concurrency is PostgreSQL's: a write transaction runs at READ COMMITTED and locks what it
-//! reads: `get` and `get_for_update` take the document's row lock (`FOR UPDATE`),
-//! `claim_messages` uses `FOR UPDATE SKIP LOCKED`, so two claimers never take one message and a read-modify-write
-//! never loses an update. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
+//! Concurrency is PostgreSQL's: a write transaction runs at READ COMMITTED. `get_for_update`
+//! takes the document's row lock (`FOR UPDATE`), so racers on one document queue; `get` reads
+//! without a lock (so writers reading one shared document, a product say, do not queue) and
+//! remembers the document's version: a later `put` or `delete` of it applies only if the
+//! version is unchanged, else the transaction is run again. Either way a read-modify-write
+//! never loses an update. `claim_messages` uses `FOR UPDATE SKIP LOCKED`, so two claimers
+//! never take one message. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
 //! A transaction that meets a serialization failure, a deadlock or a unique violation from a
 //! race is run again (bounded); a database that cannot be reached answers `unavailable` within
 //! the connect timeout. `wake_waiters` is a `NOTIFY`, delivered at commit to every replica's
@@ -89,6 +92,16 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER documents_counted AFTER INSERT OR DELETE OR UPDATE OF parent ON documents
         FOR EACH ROW EXECUTE FUNCTION documents_counted();"#,
+    // 2: a version per document, so a write transaction reads without locking and a write of
+    // what it read checks that nobody changed it meanwhile; counts kept only when a parent
+    // really changes.
+    r#"ALTER TABLE documents ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    DROP TRIGGER documents_counted ON documents;
+    CREATE TRIGGER documents_counted AFTER INSERT OR DELETE ON documents
+        FOR EACH ROW EXECUTE FUNCTION documents_counted();
+    CREATE TRIGGER documents_recounted AFTER UPDATE OF parent ON documents
+        FOR EACH ROW WHEN (OLD.parent IS DISTINCT FROM NEW.parent)
+        EXECUTE FUNCTION documents_counted();"#,
 ];
 
 /// The schema version this build brings a database to.
@@ -244,10 +257,14 @@ impl PostgresStore {
     }
 
     /// One attempt: `Ok(true)` when done, `Ok(false)` when it met a conflict and must run again.
+    /// `locking`: every document read in a write transaction is locked, as a transaction
+    /// that already met a conflict runs, so that racers on one document queue rather than
+    /// retry without end.
     fn attempt(
         &self,
         conn: &mut Conn,
         mode: Mode,
+        locking: bool,
         body: &mut Body<'_>,
     ) -> Result<bool, StoreError> {
         let begin = match mode {
@@ -261,15 +278,22 @@ impl PostgresStore {
             conn,
             mode,
             failure: None,
+            locking: locking && mode == Mode::Write,
+            changed: false,
             absent: Default::default(),
+            read: Default::default(),
         };
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
         let failure = tx.failure.take();
+        let changed = tx.changed;
         let finish = match (&kept, &failure) {
-            (Ok(true), None) if mode == Mode::Write => "COMMIT",
+            (Ok(true), None) if mode == Mode::Write && !changed => "COMMIT",
             _ => "ROLLBACK",
         };
         let finished = conn.client.batch_execute(finish);
+        if changed && failure.is_none() {
+            return finished.map(|()| false).map_err(|e| store_error(&e));
+        }
         if let Some(e) = &failure {
             if is_conflict(e) {
                 return Ok(false);
@@ -445,7 +469,7 @@ impl Store for PostgresStore {
         loop {
             attempt += 1;
             let mut conn = self.checkout()?;
-            let outcome = self.attempt(&mut conn, mode, body);
+            let outcome = self.attempt(&mut conn, mode, attempt > 1, body);
             self.checkin(Some(conn));
             match outcome {
                 Ok(true) => return Ok(()),
@@ -468,6 +492,22 @@ impl Store for PostgresStore {
     fn wakeups(&self) -> &Arc<Wakeups> {
         &self.wakeups
     }
+
+    /// One statement outside a transaction block (one round trip, not three).
+    fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
+        let mut conn = self.checkout()?;
+        let statement = match conn.statements.get(SQL) {
+            Some(s) => Ok(s.clone()),
+            None => conn.client.prepare(SQL).inspect(|s| {
+                conn.statements.insert(SQL, s.clone());
+            }),
+        };
+        let found =
+            statement.and_then(|s| conn.client.query_opt(&s, &[&kind.as_str(), &scope, &id]));
+        self.checkin(Some(conn));
+        found.map(|row| row.is_some()).map_err(|e| store_error(&e))
+    }
 }
 
 /// A transaction on one connection. The first failed statement is kept in `failure`: it
@@ -476,9 +516,23 @@ struct PgTx<'c> {
     conn: &'c mut Conn,
     mode: Mode,
     failure: Option<postgres::Error>,
+    /// Every read locks what it reads (`FOR UPDATE`): the transaction runs again after a
+    /// conflict.
+    locking: bool,
+    /// A document read without a lock was changed by another transaction before this one
+    /// wrote it: the transaction is run again.
+    changed: bool,
     /// Documents this transaction found absent: a `put` of one must create it, and runs the
     /// transaction again if a concurrent one created it first.
-    absent: std::collections::HashSet<(Kind, String, String)>,
+    absent: std::collections::HashSet<DocKey>,
+    /// Documents read without a lock, with the version read: a write of one checks it.
+    read: HashMap<DocKey, i64>,
+}
+
+type DocKey = (Kind, String, String);
+
+fn doc_key(kind: Kind, scope: &str, id: &str) -> DocKey {
+    (kind, scope.to_string(), id.to_string())
 }
 
 type Params<'a> = [&'a (dyn postgres::types::ToSql + Sync)];
@@ -525,22 +579,45 @@ impl PgTx<'_> {
         result.map_err(|e| self.fail(e))
     }
 
+    /// The body of a document by `sql`, which selects its body and version. In a write
+    /// transaction, what was read is remembered: absent (a `put` must create it), or its
+    /// version unless `locked`.
     fn body_of(
         &mut self,
         sql: &'static str,
         kind: Kind,
         scope: &str,
         id: &str,
+        locked: bool,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let body = self
+        let row = self
             .query(sql, &[&kind.as_str(), &scope, &id])?
             .first()
-            .map(|r| r.get(0));
-        if body.is_none() && self.mode == Mode::Write {
-            self.absent
-                .insert((kind, scope.to_string(), id.to_string()));
+            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1)));
+        if self.mode == Mode::Write {
+            let key = doc_key(kind, scope, id);
+            match &row {
+                None => {
+                    self.read.remove(&key);
+                    self.absent.insert(key);
+                }
+                Some(_) if locked => {
+                    self.read.remove(&key);
+                }
+                Some((_, version)) => {
+                    // A version read earlier stands: the write must match what was read first.
+                    self.read.entry(key).or_insert(*version);
+                }
+            }
         }
-        Ok(body)
+        Ok(row.map(|(body, _)| body))
+    }
+
+    /// Notes that a write meant to apply to a version read without a lock matched nothing:
+    /// another transaction changed the document, so this one runs again.
+    fn changed(&mut self) -> StoreError {
+        self.changed = true;
+        StoreError::new("a document changed under the transaction; it runs again")
     }
 }
 
@@ -569,24 +646,20 @@ macro_rules! messages_sql {
 
 impl Tx for PgTx<'_> {
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.mode {
-            // What a write transaction reads stays as it read it until the commit. Exclusively:
-            // a shared lock that the transaction then upgrades to write deadlocks with every
-            // racer doing the same (8 racing plan executions waited out the 1 s deadlock
-            // detection again and again), while an exclusive one makes them queue.
-            Mode::Write => self.body_of(
-                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
-                kind,
-                scope,
-                id,
-            ),
-            Mode::Read => self.body_of(
-                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
-                kind,
-                scope,
-                id,
-            ),
+        // No lock: in a write transaction the version read is checked by a later write of the
+        // document. (Locking every read made every writer reading one shared document, the
+        // product of a provision say, wait for the others; a shared lock upgraded to write
+        // deadlocked racers.) A transaction run again after a conflict locks, so it ends.
+        if self.locking {
+            return self.get_for_update(kind, scope, id);
         }
+        self.body_of(
+            "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
+            kind,
+            scope,
+            id,
+            false,
+        )
     }
 
     fn get_for_update(
@@ -597,10 +670,11 @@ impl Tx for PgTx<'_> {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         match self.mode {
             Mode::Write => self.body_of(
-                "SELECT body FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
+                "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
                 kind,
                 scope,
                 id,
+                true,
             ),
             Mode::Read => self.get(kind, scope, id),
         }
@@ -636,13 +710,26 @@ impl Tx for PgTx<'_> {
         // if a concurrent transaction created it meanwhile: then this one runs again and sees
         // it, rather than overwriting what it never read (a lock on a row that did not exist
         // protected nothing). Otherwise an update, else such an insert.
-        let key = (kind, scope.to_string(), id.to_string());
+        // A document read without a lock is updated only at the version read: else it changed
+        // meanwhile and the transaction runs again.
+        let key = doc_key(kind, scope, id);
         let updated = if self.absent.remove(&key) {
             0
+        } else if let Some(version) = self.read.remove(&key) {
+            let n = self.execute(
+                "UPDATE documents SET parent = $4, body = $5, version = version + 1
+                 WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $6",
+                &[&kind.as_str(), &scope, &id, &parent, &body, &version],
+            )?;
+            if n == 0 {
+                return Err(self.changed());
+            }
+            n
         } else {
             self.execute(
-            "UPDATE documents SET parent = $4, body = $5 WHERE kind = $1 AND scope = $2 AND id = $3",
-            &[&kind.as_str(), &scope, &id, &parent, &body],
+                "UPDATE documents SET parent = $4, body = $5, version = version + 1
+                 WHERE kind = $1 AND scope = $2 AND id = $3",
+                &[&kind.as_str(), &scope, &id, &parent, &body],
             )?
         };
         if updated == 0 {
@@ -655,6 +742,18 @@ impl Tx for PgTx<'_> {
     }
 
     fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        let key = doc_key(kind, scope, id);
+        if let Some(version) = self.read.remove(&key) {
+            // Read without a lock: deleted only as read, else it changed meanwhile.
+            let n = self.execute(
+                "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $4",
+                &[&kind.as_str(), &scope, &id, &version],
+            )?;
+            if n == 0 {
+                return Err(self.changed());
+            }
+            return Ok(true);
+        }
         let n = self.execute(
             "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
             &[&kind.as_str(), &scope, &id],
@@ -670,10 +769,17 @@ impl Tx for PgTx<'_> {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Row>, StoreError> {
-        let rows = self.query(
-            "SELECT seq, id, body FROM documents
+        let sql = if self.locking {
+            "SELECT seq, id, body, version FROM documents
              WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
-             ORDER BY seq LIMIT $5",
+             ORDER BY seq LIMIT $5 FOR UPDATE"
+        } else {
+            "SELECT seq, id, body, version FROM documents
+             WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
+             ORDER BY seq LIMIT $5"
+        };
+        let rows = self.query(
+            sql,
             &[
                 &kind.as_str(),
                 &scope,
@@ -682,14 +788,24 @@ impl Tx for PgTx<'_> {
                 &(limit as i64),
             ],
         )?;
-        Ok(rows
+        let rows: Vec<Row> = rows
             .iter()
-            .map(|r| Row {
-                seq: r.get(0),
-                id: r.get(1),
-                body: r.get(2),
+            .map(|r| {
+                let row = Row {
+                    seq: r.get(0),
+                    id: r.get(1),
+                    body: r.get(2),
+                };
+                if self.mode == Mode::Write {
+                    // Listed is read: a write of a listed document checks its version too.
+                    self.read
+                        .entry(doc_key(kind, scope, &row.id))
+                        .or_insert(r.get(3));
+                }
+                row
             })
-            .collect())
+            .collect();
+        Ok(rows)
     }
 
     fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {

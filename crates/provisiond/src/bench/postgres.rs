@@ -1,0 +1,238 @@
+//! The PostgreSQL part of `provisiond bench --database-url URL`, in the same run as SQLite's:
+//! Notify and the full cycle on one replica and on two replicas of one scratch database
+//! (made and dropped by the run), the server CPU per request of each replica, PostgreSQL's own
+//! rate for the Notify transaction shape (the store alone), and a scale model built from them.
+
+use super::load::{self, Stats};
+use super::{
+    cycles, drain_tasks, ms, notify_body, on_cpu_of, prepared, provision_many, publish, row,
+    start_server_with, store, Server, HEADER,
+};
+use crate::engine::client::Api;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A database made for one run, dropped when done.
+struct Scratch {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Scratch {
+    fn create(url: &str) -> Result<Scratch, String> {
+        let name = format!(
+            "provisiond_bench_{}",
+            &crate::ids::uuid().replace('-', "")[..12]
+        );
+        let mut client = postgres::Client::connect(url, postgres::NoTls)
+            .map_err(|e| format!("connecting to {}: {e}", crate::store::postgres::redact(url)))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| format!("creating the scratch database: {e}"))?;
+        let base = url
+            .split_once('?')
+            .map_or(url, |(u, _)| u)
+            .rsplit_once('/')
+            .map_or(url, |(b, _)| b);
+        Ok(Scratch {
+            admin_url: url.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // The sync client runs its own runtime, so it works from a plain thread only.
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
+}
+
+/// Notify at `connections` spread evenly over `servers`: the combined figures, and each
+/// server's CPU per request it answered (µs).
+async fn notify_over(
+    servers: &[&Server],
+    tasks: Arc<Vec<(String, String)>>,
+    connections: usize,
+) -> Result<(Stats, Vec<f64>), String> {
+    let before: Vec<_> = servers
+        .iter()
+        .map(|s| super::cpu_time(s.child.id()))
+        .collect();
+    let started = std::time::Instant::now();
+    let share = tasks.len() / servers.len();
+    let mut runs = Vec::new();
+    for (k, s) in servers.iter().enumerate() {
+        let (creds, addr, t) = (s.credentials.clone(), s.addr, tasks.clone());
+        let offset = k * share;
+        runs.push(tokio::spawn(load::run(
+            s.addr,
+            (connections / servers.len()).max(1),
+            share,
+            Arc::new(move |i| {
+                let (token, record) = &t[offset + i];
+                prepared(
+                    &creds,
+                    addr,
+                    Api::ServiceCatalog,
+                    "NotifyProvisionProductEngineWorkflowResult",
+                    &notify_body(token, record),
+                )
+            }),
+        )));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut counts = Vec::new();
+    for run in runs {
+        let stats = run.await.map_err(|e| e.to_string())??;
+        counts.push(stats.count);
+        errors += stats.errors;
+        latencies.extend(stats.latencies);
+    }
+    let mut stats = Stats::new(latencies, errors, started.elapsed());
+    let mut per_replica = Vec::new();
+    let mut total_cpu = std::time::Duration::ZERO;
+    for ((s, before), count) in servers.iter().zip(before).zip(counts) {
+        let cpu = super::cpu_time(s.child.id()).saturating_sub(before);
+        total_cpu += cpu;
+        per_replica.push(cpu.as_secs_f64() * 1e6 / count.max(1) as f64);
+    }
+    stats.server_cpu = Some(total_cpu);
+    Ok((stats, per_replica))
+}
+
+/// Runs the PostgreSQL scenarios and returns their part of the report.
+pub async fn section(
+    url: &str,
+    root: &Path,
+    connections: &[usize],
+    scale: usize,
+    sqlite_notify: &[(usize, f64)],
+) -> Result<String, String> {
+    std::fs::create_dir_all(root).map_err(|e| e.to_string())?;
+    let owned = url.to_string();
+    let scratch = tokio::task::spawn_blocking(move || Scratch::create(&owned))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "PostgreSQL ({}, scratch database {}):\n\n",
+        crate::store::postgres::redact(url),
+        scratch.name
+    ));
+    let a_dir = root.join("a");
+    let (a, _) = start_server_with(&a_dir, &["--database-url".into(), scratch.url.clone()]).await?;
+    let b_dir = root.join("b");
+    std::fs::create_dir_all(&b_dir).map_err(|e| e.to_string())?;
+    for name in ["credentials", "config"] {
+        std::fs::copy(a_dir.join(name), b_dir.join(name)).map_err(|e| e.to_string())?;
+    }
+    let (b, _) = start_server_with(
+        &b_dir,
+        &[
+            "--database-url".into(),
+            scratch.url.clone(),
+            "--server-key-file".into(),
+            a_dir.join("server.key").display().to_string(),
+        ],
+    )
+    .await?;
+    let product = publish(&a).await?;
+    out.push_str(HEADER);
+    let mut lines = Vec::new();
+    for &c in connections {
+        let n = 1_000 * scale;
+        provision_many(&a, &product, &format!("pg1-{c}"), n).await?;
+        let tasks = Arc::new(drain_tasks(&a, n).await?);
+        let (one, one_cpu) = notify_over(&[&a], tasks, c).await?;
+        row(&mut out, "PostgreSQL, 1 replica: Notify", c, &one);
+        let cycle = on_cpu_of(
+            a.child.id(),
+            &format!("pg cycle {c}"),
+            cycles(&a, &product, c, 500 * scale, &format!("pg1cycle{c}")),
+        )
+        .await?;
+        row(&mut out, "PostgreSQL, 1 replica: full cycle", c, &cycle);
+        if c >= 2 {
+            provision_many(&a, &product, &format!("pg2-{c}"), n).await?;
+            let tasks = Arc::new(drain_tasks(&a, n).await?);
+            let (two, two_cpu) = notify_over(&[&a, &b], tasks, c).await?;
+            row(&mut out, "PostgreSQL, 2 replicas: Notify (spread)", c, &two);
+            lines.push(format!(
+                "At {c} connections: 1 replica {:.0}/s, 2 replicas {:.0}/s; server CPU per Notify: 1 replica {:.0} µs, 2 replicas {:.0} µs and {:.0} µs.",
+                one.throughput(),
+                two.throughput(),
+                one_cpu[0],
+                two_cpu[0],
+                two_cpu[1]
+            ));
+        }
+        if let Some((_, sqlite)) = sqlite_notify.iter().find(|(k, _)| *k == c) {
+            lines.push(format!(
+                "At {c} connections: PostgreSQL (1 replica) / SQLite Notify: {:.0}% (p99 {} ms).",
+                100.0 * one.throughput() / sqlite,
+                ms(one.quantile(0.99))
+            ));
+        }
+        eprintln!("bench: postgres at {c} done");
+    }
+    drop((a, b));
+    out.push('\n');
+
+    // PostgreSQL alone: the Notify transaction shape from threads of this process.
+    out.push_str(HEADER);
+    let mut capacity = 0.0f64;
+    for &c in connections {
+        let url = scratch.url.clone();
+        let total = 2_500 * scale;
+        let stats = tokio::task::spawn_blocking(move || {
+            let name = format!("alone_{c}");
+            let mut client =
+                postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+            client
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .map_err(|e| e.to_string())?;
+            drop(client);
+            let store = crate::store::postgres::PostgresStore::open(&with_schema(&url, &name))
+                .map_err(|e| e.to_string())?;
+            store::notify_shaped(Arc::new(store), c, total)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        capacity = capacity.max(stats.throughput());
+        row(
+            &mut out,
+            "PostgreSQL alone: Notify-shaped transactions (threads)",
+            c,
+            &stats,
+        );
+    }
+    out.push('\n');
+    for line in &lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Scale model: PostgreSQL here commits up to {capacity:.0} Notify-shaped transactions/s; \
+         N replicas give about min(N × cores × 10⁶ / (server CPU µs per Notify), that) on \
+         machines with more cores, the database's capacity being the bound past it.\n\n"
+    ));
+    Ok(out)
+}
+
+/// `url` with its connections using schema `schema` (so one scratch database holds several
+/// empty stores).
+fn with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
