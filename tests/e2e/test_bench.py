@@ -36,6 +36,7 @@ POSTGRES_SCENARIOS = {
     "PostgreSQL, 1 replica: Notify": 1000,
     "PostgreSQL, 1 replica: full cycle": 500,
     "PostgreSQL, 2 replicas: Notify (spread)": 1000,
+    "PostgreSQL, 2 replicas: full cycle (each call to the next replica)": 500,
     "PostgreSQL alone: Notify-shaped transactions (threads)": 2500,
 }
 

@@ -393,30 +393,51 @@ pub(crate) async fn cycles(
     total: usize,
     tag: &str,
 ) -> Result<Stats, String> {
+    cycles_over(&[server], product, connections, total, tag).await
+}
+
+/// [`cycles`] with its four calls spread over `servers` (replicas of one database): step `k`
+/// of cycle `i` goes to server `(i + k) % n`, so each cycle crosses replicas.
+pub(crate) async fn cycles_over(
+    servers: &[&Server],
+    product: &(String, String),
+    connections: usize,
+    total: usize,
+    tag: &str,
+) -> Result<Stats, String> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut url_conn = Connection::open(server.addr).await?;
+    let first = servers[0];
+    let mut url_conn = Connection::open(first.addr).await?;
     let url = call(
         &mut url_conn,
-        server,
+        first,
         Api::Sqs,
         "GetQueueUrl",
         json!({"QueueName": "ServiceCatalogTerraformOSProvisionOperationQueue"}),
     )
     .await?;
     let url = url["QueueUrl"].as_str().unwrap_or_default().to_string();
+    let targets: Arc<Vec<_>> = Arc::new(
+        servers
+            .iter()
+            .map(|s| (s.credentials.clone(), s.addr))
+            .collect(),
+    );
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..connections {
-        let (next, creds, addr, product, url, tag) = (
+        let (next, targets, product, url, tag) = (
             next.clone(),
-            server.credentials.clone(),
-            server.addr,
+            targets.clone(),
             product.clone(),
             url.clone(),
             tag.to_string(),
         );
         handles.push(tokio::spawn(async move {
-            let mut conn = Connection::open(addr).await?;
+            let mut conns = Vec::new();
+            for (_, addr) in targets.iter() {
+                conns.push(Connection::open(*addr).await?);
+            }
             let mut latencies = Vec::new();
             let mut errors = 0;
             loop {
@@ -426,10 +447,21 @@ pub(crate) async fn cycles(
                 }
                 let t = Instant::now();
                 let name = format!("{tag}-{i}");
-                let send = |op: &str, body: Value| prepared(&creds, addr, if op == "ReceiveMessage" { Api::Sqs } else { Api::ServiceCatalog }, op, &body);
-                let (s1, _) = conn.send("POST", "/", send("ProvisionProduct", provision_body(&product, &name))).await?;
-                let (s2, got) = conn.send("POST", "/", send("ReceiveMessage", json!({
-                    "QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 2, "VisibilityTimeout": 3600}))).await?;
+                let mut statuses = Vec::new();
+                let mut step = 0;
+                let mut send = async |op: &str, body: Value| {
+                    let k = (i + step) % targets.len();
+                    step += 1;
+                    let (creds, addr) = &targets[k];
+                    let api = if op == "ReceiveMessage" { Api::Sqs } else { Api::ServiceCatalog };
+                    let request = prepared(creds, *addr, api, op, &body);
+                    let (status, got) = conns[k].send("POST", "/", request).await?;
+                    statuses.push(status);
+                    Ok::<_, String>(got)
+                };
+                send("ProvisionProduct", provision_body(&product, &name)).await?;
+                let got = send("ReceiveMessage", json!({
+                    "QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 2, "VisibilityTimeout": 3600})).await?;
                 let got: Value = serde_json::from_slice(&got).unwrap_or(Value::Null);
                 let Some(message) = got["Messages"].as_array().and_then(|m| m.first()) else {
                     errors += 1;
@@ -437,10 +469,10 @@ pub(crate) async fn cycles(
                 };
                 let body: Value = serde_json::from_str(message["Body"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
                 let (token, record) = (body["token"].as_str().unwrap_or_default(), body["recordId"].as_str().unwrap_or_default());
-                let (s3, _) = conn.send("POST", "/", send("NotifyProvisionProductEngineWorkflowResult", notify_body(token, record))).await?;
-                let (s4, _) = conn.send("POST", "/", send("DescribeRecord", json!({"Id": record}))).await?;
+                send("NotifyProvisionProductEngineWorkflowResult", notify_body(token, record)).await?;
+                send("DescribeRecord", json!({"Id": record})).await?;
                 latencies.push(t.elapsed());
-                if [s1, s2, s3, s4].iter().any(|s| *s != 200) {
+                if statuses.iter().any(|s| *s != 200) {
                     errors += 1;
                 }
             }

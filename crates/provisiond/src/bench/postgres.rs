@@ -168,6 +168,19 @@ pub async fn section(
             let tasks = Arc::new(drain_tasks(&a, n).await?);
             let (two, two_cpu) = notify_over(&[&a, &b], tasks, c).await?;
             row(&mut out, "PostgreSQL, 2 replicas: Notify (spread)", c, &two);
+            let before = [a.child.id(), b.child.id()].map(super::cpu_time);
+            let mut cycle2 =
+                super::cycles_over(&[&a, &b], &product, c, 500 * scale, &format!("pg2cycle{c}"))
+                    .await?;
+            let after = [a.child.id(), b.child.id()].map(super::cpu_time);
+            cycle2.server_cpu =
+                Some(after[0].saturating_sub(before[0]) + after[1].saturating_sub(before[1]));
+            row(
+                &mut out,
+                "PostgreSQL, 2 replicas: full cycle (each call to the next replica)",
+                c,
+                &cycle2,
+            );
             lines.push(format!(
                 "At {c} connections: 1 replica {:.0}/s, 2 replicas {:.0}/s; server CPU per Notify: 1 replica {:.0} µs, 2 replicas {:.0} µs and {:.0} µs.",
                 one.throughput(),
