@@ -508,3 +508,44 @@ def test_a_product_provisioned_by_one_replicas_engine_is_updated_and_destroyed_b
     finally:
         b.stop()
         pg.run("kill")
+
+
+def test_a_run_longer_than_the_visibility_timeout_is_never_started_twice(tmp_path):
+    """Two replicas on one PostgreSQL database, each with its own engine, tasks invisible for
+    3 s only, and a terraform whose apply takes 8 s: the engine that runs the task keeps it
+    invisible while terraform runs (ChangeMessageVisibility every second), so neither engine
+    receives it again and terraform applies once."""
+    from conftest import Postgres
+    pg = Postgres(tmp_path / "pg")
+    calls = tmp_path / "terraform-calls"
+    slow = tmp_path / "slow-terraform"
+    slow.write_text("#!/bin/sh\n"
+                    f"echo \"$1\" >> {calls}\n"
+                    "if [ \"$1\" = apply ]; then sleep 8; fi\n"
+                    f"exec {TERRAFORM or 'terraform'} \"$@\"\n")
+    slow.chmod(0o755)
+    engine = ["--engine", "terraform", "--terraform", str(slow), "--engine-visibility-timeout", "3"]
+    a = Server(tmp_path / "a", args=engine, store_args=["--database-url", pg.url])
+    b = None
+    try:
+        (tmp_path / "b").mkdir()
+        for name in ("credentials", "config"):
+            shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
+        b = Server(tmp_path / "b", args=engine,
+                   store_args=["--database-url", pg.url, "--server-key-file", str(tmp_path / "a" / "server.key")])
+        sc, pid, pa = publish_in(a, a.admin, tmp_path)
+        record = sc.provision_product(ProductId=pid, ProvisioningArtifactId=pa, ProvisionedProductName="slow",
+                                      ProvisioningParameters=[{"Key": "name", "Value": "once"}])["RecordDetail"]
+        done = wait_record(sc, record["RecordId"])
+        assert done["RecordDetail"]["Status"] == "SUCCEEDED", done["RecordDetail"].get("RecordErrors")
+        time.sleep(4)  # past another visibility window: a redelivery would have started by now
+        applies = calls.read_text().split().count("apply")
+        assert applies == 1, calls.read_text()
+        received = sum(line.count("engine: received") for line in a.log_text().splitlines() + b.log_text().splitlines()
+                       if record["RecordId"] in line)
+        assert received == 1, (a.log_text()[-3000:], b.log_text()[-3000:])
+    finally:
+        if b is not None:
+            b.stop()
+        a.stop()
+        pg.run("kill")

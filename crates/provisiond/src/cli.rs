@@ -80,6 +80,11 @@ enum Command {
         /// The terraform executable of the in-process engine.
         #[arg(long, default_value = "terraform")]
         terraform: PathBuf,
+        /// Seconds a task the in-process engine received stays invisible to other receivers
+        /// (extended every third of it while it runs).
+        #[arg(long, default_value_t = engine::terraform::DEFAULT_VISIBILITY_SECS, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(3..=43_200))]
+        engine_visibility_timeout: u64,
         /// Most open connections; at the cap the quietest connection without a request in
         /// flight is closed for each new one.
         #[arg(long, default_value_t = 4096)]
@@ -167,6 +172,11 @@ enum EngineCommand {
         /// The terraform executable.
         #[arg(long, default_value = "terraform")]
         terraform: PathBuf,
+        /// Seconds a received task stays invisible to other receivers (extended every third of
+        /// it while it runs).
+        #[arg(long, default_value_t = engine::terraform::DEFAULT_VISIBILITY_SECS, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(3..=43_200))]
+        visibility_timeout: u64,
         /// A Proton repository (`owner/repo`) and the local git repository holding it:
         /// `NAME=PATH`. Repeatable. The engine applies the deployment commits it finds there.
         #[arg(long = "git-repository", value_name = "NAME=PATH", value_parser = parse_git_repository)]
@@ -239,6 +249,7 @@ pub fn main() -> ExitCode {
             engine,
             workers,
             terraform,
+            engine_visibility_timeout,
             max_connections,
             header_timeout,
             idle_timeout,
@@ -248,7 +259,7 @@ pub fn main() -> ExitCode {
                 listen,
                 store,
                 git_repositories.into_iter().collect(),
-                engine.map(|_| (workers, terraform)),
+                engine.map(|_| (workers, terraform, engine_visibility_timeout)),
                 limits,
                 s3_domain,
             )
@@ -278,6 +289,7 @@ pub fn main() -> ExitCode {
                     region,
                     workers,
                     terraform,
+                    visibility_timeout,
                     git_repositories,
                 },
         } => run_engine(
@@ -285,8 +297,7 @@ pub fn main() -> ExitCode {
             data_dir,
             credentials,
             region,
-            workers,
-            terraform,
+            (workers, terraform, visibility_timeout),
             git_repositories.into_iter().collect(),
         ),
         Command::Admin {
@@ -555,13 +566,15 @@ fn read_credentials(path: &Path, region: &str) -> Result<Vec<engine::client::Cre
     Ok(found)
 }
 
+/// The built-in engine's workers, terraform executable and task visibility (seconds).
+type EngineOptions = (usize, PathBuf, u64);
+
 fn run_engine(
     endpoint: String,
     data_dir: PathBuf,
     credentials: Option<PathBuf>,
     region: String,
-    workers: usize,
-    terraform: PathBuf,
+    (workers, terraform, visibility_secs): EngineOptions,
     git_repositories: BTreeMap<String, PathBuf>,
 ) -> Result<(), String> {
     let credentials = credentials.unwrap_or_else(|| data_dir.join("credentials"));
@@ -576,6 +589,7 @@ fn run_engine(
         data_dir,
         workers,
         terraform,
+        visibility_secs,
         git_repositories,
         stop,
     };
@@ -617,7 +631,7 @@ fn serve(
     listen: SocketAddr,
     store: StoreArgs,
     git_repositories: BTreeMap<String, PathBuf>,
-    engine: Option<(usize, PathBuf)>,
+    engine: Option<EngineOptions>,
     limits: server::Limits,
     s3_domain: String,
 ) -> Result<(), String> {
@@ -638,7 +652,7 @@ fn serve(
         let mut engine_tasks = Vec::new();
         let mut engine_keys = None;
         let (stop_engine, stop) = tokio::sync::watch::channel(false);
-        if let Some((workers, terraform)) = engine {
+        if let Some((workers, terraform, visibility_secs)) = engine {
             let version = engine::terraform::check_terraform(&terraform)?;
             tracing::info!(terraform = %terraform.display(), %version, "engine: terraform found");
             // The store is synchronous (and PostgreSQL's client must not run on this thread).
@@ -659,6 +673,7 @@ fn serve(
                 data_dir: data_dir.clone(),
                 workers,
                 terraform,
+                visibility_secs,
                 git_repositories,
                 stop,
             };

@@ -24,8 +24,9 @@ pub const TRACER_TAG: &str = "SERVICE_CATALOG_TERRAFORM_INTEGRATION-DO_NOT_DELET
 /// How much of a failing command's standard error becomes the `FailureReason`.
 pub const FAILURE_REASON_CHARS: usize = 2048;
 
-/// How long a received task stays invisible to other receivers while it runs.
-pub const VISIBILITY_SECS: u64 = 900;
+/// How long a received task stays invisible to other receivers, by default; the engine
+/// extends it every third of that while the task runs.
+pub const DEFAULT_VISIBILITY_SECS: u64 = 900;
 
 /// What the engine needs.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct Config {
     pub workers: usize,
     /// The terraform executable.
     pub terraform: PathBuf,
+    /// Seconds a received task stays invisible to every other receiver; extended every third
+    /// of that while terraform runs, so a long run is never started twice.
+    pub visibility_secs: u64,
     /// Proton repositories (registered name → local git repository) whose deployment commits
     /// the engine applies.
     pub git_repositories: std::collections::BTreeMap<String, PathBuf>,
@@ -257,7 +261,7 @@ async fn poll(
             Err(_) => return,
         }
         let request = json!({"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 20,
-                             "VisibilityTimeout": VISIBILITY_SECS});
+                             "VisibilityTimeout": config.visibility_secs});
         let receive = client.call(
             Api::Sqs,
             "ReceiveMessage",
@@ -352,6 +356,7 @@ impl Task {
             self.client.clone(),
             self.queue_url.clone(),
             receipt.clone(),
+            self.config.visibility_secs,
         ));
         let outcome = self.execute(&body, &record, &pp, &operation).await;
         heartbeat.abort();
@@ -523,9 +528,9 @@ impl Task {
     }
 }
 
-/// Extends a running task's visibility every third of [`VISIBILITY_SECS`], until aborted.
-async fn keep_invisible(client: Client, queue_url: String, receipt: String) {
-    let every = Duration::from_secs(VISIBILITY_SECS / 3);
+/// Extends a running task's visibility to `secs` every third of `secs`, until aborted.
+async fn keep_invisible(client: Client, queue_url: String, receipt: String, secs: u64) {
+    let every = Duration::from_secs_f64(secs as f64 / 3.0);
     loop {
         tokio::time::sleep(every).await;
         let extended = client
@@ -533,7 +538,7 @@ async fn keep_invisible(client: Client, queue_url: String, receipt: String) {
                 Api::Sqs,
                 "ChangeMessageVisibility",
                 &json!({"QueueUrl": queue_url, "ReceiptHandle": receipt,
-                        "VisibilityTimeout": VISIBILITY_SECS}),
+                        "VisibilityTimeout": secs}),
                 Duration::from_secs(10),
             )
             .await;
