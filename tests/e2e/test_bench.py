@@ -16,19 +16,28 @@ SCENARIOS = {
 }
 
 
+def scenario_rows(stdout, connections):
+    """The benchmark's table rows at `connections`, by scenario name."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[1] == str(connections):
+            rows[cells[0]] = cells
+    return rows
+
+
+def assert_complete(rows, scenarios, stdout):
+    for name, requests in scenarios.items():
+        assert name in rows, f"{name} missing from:\n{stdout}"
+        assert int(rows[name][2]) == requests, rows[name]
+        assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
+
+
 def test_a_quick_benchmark_runs_every_scenario_without_errors():
     run = subprocess.run([str(BIN), "bench", "--quick", "--connections", "1"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    rows = {}
-    for line in run.stdout.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10 and cells[1] == "1":
-            rows[cells[0]] = cells
-    for name, requests in SCENARIOS.items():
-        assert name in rows, f"{name} missing from:\n{run.stdout}"
-        assert int(rows[name][2]) == requests, rows[name]
-        assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
+    assert_complete(scenario_rows(run.stdout, 1), SCENARIOS, run.stdout)
     assert "Idle RSS" in run.stdout and "Notify / ceiling at 1 connections" in run.stdout
 
 
@@ -48,15 +57,7 @@ def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
                               "--database-url", pg.url],
                              capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stderr[-2000:]
-        rows = {}
-        for line in run.stdout.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 10 and cells[1] == "2":
-                rows[cells[0]] = cells
-        for name, requests in POSTGRES_SCENARIOS.items():
-            assert name in rows, f"{name} missing from:\n{run.stdout}"
-            assert int(rows[name][2]) == requests, rows[name]
-            assert rows[name][-1] == "0", f"{name} had answers other than 200: {rows[name]}"
+        assert_complete(scenario_rows(run.stdout, 2), POSTGRES_SCENARIOS, run.stdout)
         assert "PostgreSQL (1 replica) / SQLite Notify" in run.stdout
         assert "Scale model" in run.stdout
         # The scratch database is gone: only the server's own databases remain.
