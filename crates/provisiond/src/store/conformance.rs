@@ -14,9 +14,11 @@ pub fn run_concurrent(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     for read in [Read::ForUpdate, Read::Plain, Read::Listed] {
         no_update_is_lost(&a, &b, read);
     }
+    no_creation_is_lost(&a, &b);
     each_document_is_taken_once(&a, &b);
     each_message_is_claimed_once(&a, &b);
     one_token_one_effect(&a, &b);
+    one_creator_per_object_key(&a, &b);
     a_commit_wakes_waiters_of_another_handle(&a, &b);
 }
 
@@ -81,6 +83,46 @@ fn no_update_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>, read: Read) {
         THREADS as u64 * EACH,
         "every increment is kept ({read:?})"
     );
+}
+
+/// Racers that each find a counter absent (by every way of reading) and create it, released
+/// together round after round: one creation stands, the others see it and count on.
+fn no_creation_is_lost(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    const ROUNDS: usize = 12;
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, barrier) = (handle(a, b, t), barrier.clone());
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    let read = [Read::ForUpdate, Read::Plain, Read::Listed][round % 3];
+                    let scope = format!("create-{round}");
+                    barrier.wait();
+                    w(store.as_ref(), |tx| {
+                        let n = counter(tx, &scope, "counter", read)?;
+                        tx.put(
+                            Kind::Test,
+                            &scope,
+                            "counter",
+                            "",
+                            (n + 1).to_string().as_bytes(),
+                        )
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a creating thread");
+    }
+    for round in 0..ROUNDS {
+        let scope = format!("create-{round}");
+        let n = r(a.as_ref(), |tx| counter(tx, &scope, "counter", Read::Plain));
+        assert_eq!(
+            n, THREADS as u64,
+            "no creation overwrote another (round {round})"
+        );
+    }
 }
 
 /// Racers that each read a document and delete it if it is there: each is taken by one.
@@ -158,6 +200,47 @@ fn each_message_is_claimed_once(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
     all.dedup();
     assert_eq!(claims, all.len(), "no message was handed to two claimers");
     assert_eq!(all.len(), MESSAGES, "and every message was claimed");
+}
+
+/// Racers each creating one object key only if it is absent: one creates it, the rest see it.
+fn one_creator_per_object_key(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
+    const KEYS: usize = 20;
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, barrier) = (handle(a, b, t), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..KEYS)
+                    .filter(|i| {
+                        let o = object(&format!("claim/{i}"), format!("by {t}").as_bytes());
+                        w(store.as_ref(), |tx| tx.insert_object("claims", "b", &o))
+                    })
+                    .map(|i| (i, t))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut won: Vec<(usize, usize)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a creating thread"))
+        .collect();
+    won.sort();
+    assert_eq!(
+        won.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..KEYS).collect::<Vec<_>>(),
+        "each key was created by exactly one racer"
+    );
+    for (i, t) in won {
+        let kept = r(a.as_ref(), |tx| {
+            tx.get_object("claims", "b", &format!("claim/{i}"))
+        });
+        assert_eq!(
+            kept.map(|o| o.body),
+            Some(format!("by {t}").into_bytes()),
+            "the winner's body is the one kept"
+        );
+    }
 }
 
 fn one_token_one_effect(a: &Arc<dyn Store>, b: &Arc<dyn Store>) {
@@ -496,4 +579,27 @@ fn objects_are_kept_per_scope_and_bucket(store: &dyn Store) {
     );
     assert!(w(store, |tx| tx.delete_object("o1", "b", "dir/a.txt")));
     assert!(!w(store, |tx| tx.delete_object("o1", "b", "dir/a.txt")));
+
+    // Creating only if absent: the first write stands, a second changes nothing.
+    assert!(w(store, |tx| tx.insert_object(
+        "o1",
+        "b",
+        &object("once", b"first")
+    )));
+    assert!(!w(store, |tx| tx.insert_object(
+        "o1",
+        "b",
+        &object("once", b"second")
+    )));
+    assert_eq!(
+        r(store, |tx| tx.get_object("o1", "b", "once"))
+            .unwrap()
+            .body,
+        b"first"
+    );
+    assert!(w(store, |tx| tx.insert_object(
+        "o2",
+        "b",
+        &object("once", b"other scope")
+    )));
 }

@@ -348,6 +348,14 @@ pub trait Tx {
         bucket: &str,
         object: &StoredObject,
     ) -> Result<(), StoreError>;
+    /// Writes an object only if `bucket` has none under its key (S3's `If-None-Match: *`);
+    /// `false`, and nothing written, when one is there. Of racers creating one key, one wins.
+    fn insert_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        object: &StoredObject,
+    ) -> Result<bool, StoreError>;
     /// Reads an object with its body.
     fn get_object(
         &mut self,

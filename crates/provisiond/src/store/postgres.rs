@@ -4,8 +4,10 @@
 //! takes the document's row lock (`FOR UPDATE`), so racers on one document queue; `get` reads
 //! without a lock (so writers reading one shared document, a product say, do not queue) and
 //! remembers the document's version: a later `put` or `delete` of it applies only if the
-//! version is unchanged, else the transaction is run again. Either way a read-modify-write
-//! never loses an update. `claim_messages` uses `FOR UPDATE SKIP LOCKED`, so two claimers
+//! version is unchanged, else the transaction is run again; a document found absent (by a
+//! read, or left out of a whole listing of its parent) is created by an insert that reruns the
+//! transaction if a racer created it first. Either way a read-modify-write never loses an
+//! update. `claim_messages` uses `FOR UPDATE SKIP LOCKED`, so two claimers
 //! never take one message. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
 //! A transaction that meets a serialization failure, a deadlock or a unique violation from a
 //! race is run again (bounded); a database that cannot be reached answers `unavailable` within
@@ -282,6 +284,7 @@ impl PostgresStore {
             changed: false,
             absent: Default::default(),
             read: Default::default(),
+            listed_whole: Default::default(),
         };
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
         let failure = tx.failure.take();
@@ -527,6 +530,10 @@ struct PgTx<'c> {
     absent: std::collections::HashSet<DocKey>,
     /// Documents read without a lock, with the version read: a write of one checks it.
     read: HashMap<DocKey, i64>,
+    /// The parents (kind, scope, parent) this transaction listed whole, from the start: a
+    /// document under one that it did not see was absent, and a `put` creating it must not
+    /// overwrite one a concurrent transaction created meanwhile.
+    listed_whole: std::collections::HashSet<DocKey>,
 }
 
 type DocKey = (Kind, String, String);
@@ -725,6 +732,39 @@ impl Tx for PgTx<'_> {
                 return Err(self.changed());
             }
             n
+        } else if self
+            .listed_whole
+            .iter()
+            .any(|(k, s, _)| *k == kind && s == scope)
+        {
+            // Not read, but perhaps left out of a whole listing as absent: create it, and if
+            // it exists after all, under a parent that was listed whole, it appeared since the
+            // listing and the transaction runs again. Elsewhere it was never seen: replaced.
+            let created = self.execute(
+                "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (kind, scope, id) DO NOTHING",
+                &[&kind.as_str(), &scope, &id, &parent, &body],
+            )?;
+            if created == 1 {
+                return Ok(());
+            }
+            let existing: Option<String> = self
+                .query(
+                    "SELECT parent FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
+                    &[&kind.as_str(), &scope, &id],
+                )?
+                .first()
+                .map(|r| r.get(0));
+            if let Some(existing) = existing {
+                if self.listed_whole.contains(&doc_key(kind, scope, &existing)) {
+                    return Err(self.changed());
+                }
+            }
+            self.execute(
+                "UPDATE documents SET parent = $4, body = $5, version = version + 1
+                 WHERE kind = $1 AND scope = $2 AND id = $3",
+                &[&kind.as_str(), &scope, &id, &parent, &body],
+            )?
         } else {
             self.execute(
                 "UPDATE documents SET parent = $4, body = $5, version = version + 1
@@ -805,6 +845,9 @@ impl Tx for PgTx<'_> {
                 row
             })
             .collect();
+        if self.mode == Mode::Write && after.is_none() && rows.len() < limit {
+            self.listed_whole.insert(doc_key(kind, scope, parent));
+        }
         Ok(rows)
     }
 
@@ -935,6 +978,20 @@ impl Tx for PgTx<'_> {
             &[&scope, &bucket, &o.key, &o.body, &o.etag, &o.created_ms],
         )?;
         Ok(())
+    }
+
+    fn insert_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        o: &StoredObject,
+    ) -> Result<bool, StoreError> {
+        let inserted = self.execute(
+            "INSERT INTO objects (scope, bucket, key, body, etag, created_ms) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scope, bucket, key) DO NOTHING",
+            &[&scope, &bucket, &o.key, &o.body, &o.etag, &o.created_ms],
+        )?;
+        Ok(inserted == 1)
     }
 
     fn get_object(

@@ -782,6 +782,24 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn insert_object(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        o: &StoredObject,
+    ) -> Result<bool, StoreError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO objects (scope, bucket, key, body, etag, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (scope, bucket, key) DO NOTHING",
+            )
+            .map_err(err)?
+            .execute(params![scope, bucket, o.key, o.body, o.etag, o.created_ms])
+            .map_err(err)?;
+        Ok(inserted == 1)
+    }
+
     fn get_object(
         &mut self,
         scope: &str,
