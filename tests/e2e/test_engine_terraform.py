@@ -549,3 +549,78 @@ def test_a_run_longer_than_the_visibility_timeout_is_never_started_twice(tmp_pat
             b.stop()
         a.stop()
         pg.run("kill")
+
+
+def test_replicas_mapping_one_repository_apply_each_proton_deployment_once(tmp_path):
+    """Two replicas on one PostgreSQL database, each with its own engine mapping the same git
+    repository: every engine sees every deployment commit, and the one whose claim lands first
+    (a conditional create in the shared object store) runs it, so each deployment is applied
+    once. Then the replica that applied an environment stops, and the other one's engine
+    updates it from the state the first left in the object store (a change, not a creation)."""
+    from conftest import Postgres
+    from test_objects import s3_client
+    from test_proton import MANIFEST, SCHEMA, tar_gz as bundle
+
+    pg = Postgres(tmp_path / "pg")
+    repo = tmp_path / "envs.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
+    calls = tmp_path / "terraform-calls"
+    counting = tmp_path / "counting-terraform"
+    counting.write_text(f"#!/bin/sh\necho \"$1\" >> {calls}\nexec {TERRAFORM or 'terraform'} \"$@\"\n")
+    counting.chmod(0o755)
+    engine = ["--engine", "terraform", "--terraform", str(counting), "--git-repository", f"acme/envs={repo}"]
+    a = Server(tmp_path / "a", args=engine, store_args=["--database-url", pg.url])
+    replicas = [a]
+    try:
+        (tmp_path / "b").mkdir()
+        for name in ("credentials", "config"):
+            shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
+        b = Server(tmp_path / "b", args=engine,
+                   store_args=["--database-url", pg.url, "--server-key-file", str(tmp_path / "a" / "server.key")])
+        replicas.append(b)
+        proton = [r.client("proton") for r in replicas]
+        s3 = s3_client(a, a.admin)
+        s3.create_bucket(Bucket="templates")
+        s3.put_object(Bucket="templates", Key="vpc.tar.gz", Body=bundle({
+            "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": ENV_TF, "schema/schema.yaml": SCHEMA}))
+        proton[0].create_environment_template(name="vpc")
+        proton[1].create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "vpc.tar.gz"}})
+        proton[0].update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0", status="PUBLISHED")
+        proton[1].create_repository(provider="GITHUB", name="acme/envs",
+                                    connectionArn="arn:aws:codestar-connections:us-east-1:000000000000:connection/c")
+        names = [f"env-{i}" for i in range(4)]
+        first = {}
+        for i, name in enumerate(names):
+            env = proton[i % 2].create_environment(
+                name=name, templateName="vpc", templateMajorVersion="1", spec="spec:\n  size: 2\n",
+                provisioningRepository={"provider": "GITHUB", "name": "acme/envs", "branch": "main"})["environment"]
+            first[name] = env["lastAttemptedDeploymentId"]
+        for i, name in enumerate(names):
+            done = wait_status(lambda: proton[i % 2].get_environment(name=name)["environment"], "SUCCEEDED")
+            assert done["lastSucceededDeploymentId"] == first[name]
+
+        def runners(deployment):
+            return [r for r in replicas
+                    if any("engine: received" in line and deployment in line for line in r.log_text().splitlines())]
+        time.sleep(1)  # a few more scans by both engines: a second run would have started by now
+        for name in names:
+            assert len(runners(first[name])) == 1, (name, a.log_text()[-3000:], b.log_text()[-3000:])
+        assert calls.read_text().split().count("apply") == len(names), calls.read_text()
+
+        # The environment's next deployment on the other engine starts from the shared state.
+        ran_it = runners(first["env-0"])[0]
+        other = b if ran_it is a else a
+        ran_it.stop()
+        updated = other.client("proton").update_environment(
+            name="env-0", deploymentType="CURRENT_VERSION", spec="spec:\n  size: 3\n")["environment"]
+        done = wait_status(lambda: other.client("proton").get_environment(name="env-0")["environment"], "SUCCEEDED")
+        assert done["lastSucceededDeploymentId"] == updated["lastAttemptedDeploymentId"]
+        log = subprocess.run([str(BIN), "admin", "logs", "--data-dir", str(other.data_dir),
+                              updated["lastAttemptedDeploymentId"]], capture_output=True, text=True, check=True).stdout
+        assert '"vpc-2" -> "vpc-3"' in log, log[-2000:]
+        outs = {o["key"]: o["valueString"] for o in other.client("proton").list_environment_outputs(environmentName="env-0")["outputs"]}
+        assert outs == {"vpc_id": "vpc-3", "env_name": "env-0"}
+    finally:
+        for r in reversed(replicas):
+            r.stop()
+        pg.run("kill")

@@ -73,6 +73,28 @@ def test_buckets_and_objects(server, tenant):
     assert code(e)[1] == 404
 
 
+def test_a_conditional_put_creates_a_key_once(server, tenant):
+    """`If-None-Match: *` (what engines use to claim work): the first put creates the key, a
+    second answers 412 and leaves the first body; ETag conditions are refused, not ignored."""
+    s3 = s3_client(server, tenant)
+    s3.create_bucket(Bucket="claims")
+    s3.put_object(Bucket="claims", Key="job-1", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="claims", Key="job-1", Body=b"second", IfNoneMatch="*")
+    assert code(e) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket="claims", Key="job-1")["Body"].read() == b"first"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="claims", Key="job-2", Body=b"x", IfMatch='"abc"')
+    assert code(e) == ("NotImplemented", 501)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="claims", Key="job-2", Body=b"x", IfNoneMatch='"abc"')
+    assert code(e) == ("NotImplemented", 501)
+    assert "Contents" not in s3.list_objects_v2(Bucket="claims", Prefix="job-2")
+    # An unconditional put still replaces.
+    s3.put_object(Bucket="claims", Key="job-1", Body=b"replaced")
+    assert s3.get_object(Bucket="claims", Key="job-1")["Body"].read() == b"replaced"
+
+
 def test_buckets_belong_to_their_account(server, tenant):
     s3 = s3_client(server, tenant)
     s3.create_bucket(Bucket="mine")

@@ -165,7 +165,7 @@ impl Client {
 
     /// Reads `s3://bucket/key` from the object store.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, CallError> {
-        self.s3("GET", bucket, Some(key), Vec::new()).await
+        self.s3("GET", bucket, Some(key), &[], Vec::new()).await
     }
 
     /// Writes `s3://bucket/key`.
@@ -175,19 +175,35 @@ impl Client {
         key: &str,
         body: Vec<u8>,
     ) -> Result<(), CallError> {
-        self.s3("PUT", bucket, Some(key), body).await.map(drop)
+        self.s3("PUT", bucket, Some(key), &[], body).await.map(drop)
+    }
+
+    /// Writes `s3://bucket/key` only if nothing is there (`If-None-Match: *`): `Ok(false)`
+    /// when another writer created it first.
+    pub async fn create_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<bool, CallError> {
+        let condition = [("if-none-match", "*".to_string())];
+        match self.s3("PUT", bucket, Some(key), &condition, body).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == "PreconditionFailed" => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes `s3://bucket/key` (nothing there is no error, as in S3).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CallError> {
-        self.s3("DELETE", bucket, Some(key), Vec::new())
+        self.s3("DELETE", bucket, Some(key), &[], Vec::new())
             .await
             .map(drop)
     }
 
     /// Makes `bucket`, unless this account already has it.
     pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), CallError> {
-        match self.s3("PUT", bucket, None, Vec::new()).await {
+        match self.s3("PUT", bucket, None, &[], Vec::new()).await {
             Err(e) if e.code == "BucketAlreadyOwnedByYou" => Ok(()),
             other => other.map(drop),
         }
@@ -199,6 +215,7 @@ impl Client {
         method: &str,
         bucket: &str,
         key: Option<&str>,
+        extra: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
         use crate::protocol::sigv4::canonical::uri_encode;
@@ -210,7 +227,7 @@ impl Client {
             .send(
                 method,
                 &path,
-                &[],
+                extra,
                 body,
                 "s3",
                 PathStyle::AsSent,
@@ -303,7 +320,7 @@ impl Client {
 }
 
 /// The headers of a SigV4-signed request: `host`, `x-amz-date`, `x-amz-content-sha256`, the
-/// `extra` ones (`content-type`, `x-amz-target`) and `authorization`.
+/// `extra` ones (`content-type`, `x-amz-target`, `if-none-match`) and `authorization`.
 #[allow(clippy::too_many_arguments)]
 pub fn sign(
     credentials: &Credentials,
@@ -336,6 +353,7 @@ pub fn sign(
         let name: &'static str = match *name {
             "content-type" => "content-type",
             "x-amz-target" => "x-amz-target",
+            "if-none-match" => "if-none-match",
             other => return Err(CallError::transport(format!("unexpected header {other}"))),
         };
         put(name, value)?;

@@ -7,10 +7,14 @@
 //!
 //! Commits are found by their `Proton-Deployment-Id:` trailer and handled in branch order, one
 //! at a time. Before applying, the engine asks `GetDeployment` whether the deployment is still
-//! in progress, so a commit seen again after a restart (or a cancelled deployment) is skipped.
+//! in progress, so a commit seen again after a restart (or a cancelled deployment) is skipped,
+//! and claims it in the shared object store, so that of several engines mapping one repository
+//! (replicas on one database) exactly one runs it. A resource's terraform state travels through
+//! that store too ([`super::shared_state`]), so its next deployment may run on any engine.
 //! The last commit handled per branch is remembered under the engine's data directory.
 
 use super::client::{Api, Client};
+use super::shared_state;
 use super::terraform::{self, Config, Outcome, Status, FAILURE_REASON_CHARS};
 use crate::proton::bundle::Files;
 use crate::proton::delivery::NestedResources;
@@ -72,7 +76,9 @@ pub async fn watch(
                 .collect();
             for (branch, jobs) in branches {
                 for job in jobs {
-                    handle(&config, &clients, &status, &job).await;
+                    if handle(&config, &clients, &status, &job).await == Seen::Later {
+                        break;
+                    }
                     let cursor = cursor_file(&cursor_dir, &name, &branch);
                     if let Some(parent) = cursor.parent() {
                         let _ = std::fs::create_dir_all(parent);
@@ -202,12 +208,24 @@ fn files_at(repo: &Path, commit: &str, folder: &str) -> Result<Files, String> {
     Ok(files)
 }
 
-async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: &Job) {
+/// What became of a deployment commit the engine looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Run, or not to be run by this engine: the branch's cursor moves past it.
+    Done,
+    /// To be looked at again on the next scan: the cursor stays before it.
+    Later,
+}
+
+/// Handles one deployment commit: `Seen::Later` when it must be looked at again (the server
+/// did not answer whether it is still to be done, or its claim), else `Seen::Done`.
+async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: &Job) -> Seen {
     let id = &job.deployment_id;
     // Which account's deployment is it, and is it still to be done?
     let mut found = None;
+    let mut unanswered = false;
     for client in clients {
-        if let Ok(answer) = client
+        match client
             .call(
                 Api::Proton,
                 "GetDeployment",
@@ -216,23 +234,50 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
             )
             .await
         {
-            found = Some((client.clone(), answer["deployment"].clone()));
-            break;
+            Ok(answer) => {
+                found = Some((client.clone(), answer["deployment"].clone()));
+                break;
+            }
+            Err(e) => unanswered |= e.is_retryable(),
         }
     }
     let Some((client, deployment)) = found else {
+        if unanswered {
+            tracing::warn!(deployment = %id, "engine: the server did not answer GetDeployment; looked at again later");
+            return Seen::Later;
+        }
         tracing::warn!(deployment = %id, "engine: no configured key can see this deployment; skipped");
-        return;
+        return Seen::Done;
     };
     let state = deployment["deploymentStatus"].as_str().unwrap_or_default();
     if state != "IN_PROGRESS" && state != "DELETE_IN_PROGRESS" {
         tracing::info!(deployment = %id, %state, "engine: deployment already ended; skipped");
-        return;
+        return Seen::Done;
     }
     let arn = deployment["targetArn"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Every engine mapping the repository sees this commit: the one whose claim lands first
+    // runs it, the others pass it by.
+    let holder = json!({
+        "engine": config.data_dir.display().to_string(),
+        "pid": std::process::id(),
+        "claimedAt": crate::time::now_ms(),
+    })
+    .to_string();
+    match shared_state::claim(&client, id, &holder).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(deployment = %id, "engine: another engine has claimed this deployment; skipped");
+            return Seen::Done;
+        }
+        Err(e) => {
+            // Unclaimed, nothing ran: the commit is looked at again on the next scan.
+            tracing::warn!(deployment = %id, "engine: claiming the deployment: {e}");
+            return Seen::Later;
+        }
+    }
     let (repo, commit, folder) = (
         job.repository.clone(),
         job.commit.clone(),
@@ -248,11 +293,11 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
                 &terraform::failed(format!("reading the deployment commit: {e}")),
             )
             .await;
-            return;
+            return Seen::Done;
         }
         Err(e) => {
             tracing::warn!(deployment = %id, "engine: {e}");
-            return;
+            return Seen::Done;
         }
     };
     let metadata: Value = files
@@ -282,15 +327,14 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
     let log = terraform::log_path(&config.data_dir, id);
     let terraform_bin = config.terraform.clone();
     let run_id = id.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = run_with_shared_state(&client, &arn, workspace, move |workspace| {
         if is_delete {
-            terraform::destroy(&terraform_bin, &workspace, &log, &run_id)
+            terraform::destroy(&terraform_bin, workspace, &log, &run_id)
         } else {
-            terraform::apply(&terraform_bin, &workspace, &log, &run_id, files, None)
+            terraform::apply(&terraform_bin, workspace, &log, &run_id, files, None)
         }
     })
-    .await
-    .unwrap_or_else(|e| terraform::failed(format!("the terraform run panicked: {e}")));
+    .await;
     let ok = outcome.failure.is_none();
     report(&client, &arn, id, &outcome).await;
     status.update(|s| {
@@ -301,6 +345,47 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
             s.failed += 1;
         }
     });
+    Seen::Done
+}
+
+/// Runs `run` in `workspace` with the resource's state as the last run left it, on whichever
+/// engine that was, and saves what the run leaves before the outcome is reported, so the
+/// resource's next deployment starts from it wherever it runs.
+async fn run_with_shared_state(
+    client: &Client,
+    arn: &str,
+    workspace: PathBuf,
+    run: impl FnOnce(&Path) -> Outcome + Send + 'static,
+) -> Outcome {
+    let key = shared_state::proton_key(arn);
+    let shared = match shared_state::fetch(client, &key).await {
+        Ok(shared) => shared,
+        Err(e) => return terraform::failed(format!("reading the engine's shared state: {e}")),
+    };
+    let ran = tokio::task::spawn_blocking(move || {
+        if let Some(shared) = &shared {
+            if let Err(e) = shared_state::unpack(&workspace, shared) {
+                return (terraform::failed(e), None);
+            }
+        }
+        let outcome = run(&workspace);
+        (outcome, Some(shared_state::pack(&workspace)))
+    })
+    .await;
+    let (outcome, packed) = match ran {
+        Ok((outcome, Some(Ok(packed)))) => (outcome, packed),
+        Ok((outcome, None)) => return outcome,
+        Ok((_, Some(Err(e)))) => {
+            return terraform::failed(format!("packing the engine's state: {e}"))
+        }
+        Err(e) => return terraform::failed(format!("the terraform run panicked: {e}")),
+    };
+    if let Err(e) = shared_state::save(client, &key, packed).await {
+        return terraform::failed(format!(
+            "terraform ran, but its state could not be saved for the next run: {e}"
+        ));
+    }
+    outcome
 }
 
 /// Reports the outcome, retrying transport failures.

@@ -20,46 +20,60 @@ const SHARED: [&str; 3] = [
 ];
 
 /// The object key of a provisioned product's shared state.
-pub fn key(provisioned_product_id: &str) -> String {
+pub fn product_key(provisioned_product_id: &str) -> String {
     format!(
         "{}/state.tar.gz",
         super::terraform::sanitize(provisioned_product_id)
     )
 }
 
-/// The shared state of a product, if any engine saved one.
-pub async fn fetch(
-    client: &Client,
-    provisioned_product_id: &str,
-) -> Result<Option<Vec<u8>>, CallError> {
-    match client
-        .get_object(BUCKET, &key(provisioned_product_id))
-        .await
-    {
+/// The object key of a Proton resource's shared state (an environment, service instance or
+/// component, by its ARN).
+pub fn proton_key(resource_arn: &str) -> String {
+    format!(
+        "proton/{}/state.tar.gz",
+        super::terraform::sanitize(resource_arn)
+    )
+}
+
+/// The state saved under `key`, if any engine saved one.
+pub async fn fetch(client: &Client, key: &str) -> Result<Option<Vec<u8>>, CallError> {
+    match client.get_object(BUCKET, key).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.code == "NoSuchKey" || e.code == "NoSuchBucket" => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Saves `packed` as the product's shared state, or removes it when the run left none (a
+/// Saves `packed` under `key`, or removes what is there when the run left no state (a
 /// destroy).
-pub async fn save(
-    client: &Client,
-    provisioned_product_id: &str,
-    packed: Option<Vec<u8>>,
-) -> Result<(), CallError> {
-    let key = key(provisioned_product_id);
+pub async fn save(client: &Client, key: &str, packed: Option<Vec<u8>>) -> Result<(), CallError> {
     match packed {
         Some(bytes) => {
             client.ensure_bucket(BUCKET).await?;
-            client.put_object(BUCKET, &key, bytes).await
+            client.put_object(BUCKET, key, bytes).await
         }
-        None => match client.delete_object(BUCKET, &key).await {
+        None => match client.delete_object(BUCKET, key).await {
             Err(e) if e.code == "NoSuchBucket" => Ok(()),
             other => other,
         },
     }
+}
+
+/// Claims a Proton deployment for the engine `holder` names: `true` for the one engine, of
+/// all that see the deployment's commit, whose claim was written first (S3's conditional
+/// create decides). Claims stay after the run, so an engine that sees the commit late cannot
+/// claim it again; a claim whose engine died leaves the deployment in progress until it is
+/// cancelled (docs/decisions.md).
+pub async fn claim(client: &Client, deployment_id: &str, holder: &str) -> Result<bool, CallError> {
+    client.ensure_bucket(BUCKET).await?;
+    let key = format!(
+        "proton-claims/{}",
+        super::terraform::sanitize(deployment_id)
+    );
+    client
+        .create_object(BUCKET, &key, holder.as_bytes().to_vec())
+        .await
 }
 
 /// The shared part of `workspace` as a `.tar.gz`; `None` when it has none.

@@ -430,10 +430,13 @@ impl Task {
             })
             .unwrap_or_default();
         // The product's state as the last run left it, wherever that run was.
-        let shared = match super::shared_state::fetch(&self.client, pp).await {
-            Ok(shared) => shared,
-            Err(e) => return failed(format!("reading the engine's shared state: {e}")),
-        };
+        let shared =
+            match super::shared_state::fetch(&self.client, &super::shared_state::product_key(pp))
+                .await
+            {
+                Ok(shared) => shared,
+                Err(e) => return failed(format!("reading the engine's shared state: {e}")),
+            };
         let terraform = self.config.terraform.clone();
         let record = record.to_string();
         let artifact_path = body["artifact"]["path"]
@@ -470,7 +473,10 @@ impl Task {
                 Ok(Err(e)) => return failed(format!("packing the engine's state: {e}")),
                 Err(e) => return failed(format!("packing the engine's state panicked: {e}")),
             };
-        if let Err(e) = super::shared_state::save(&self.client, pp, packed).await {
+        if let Err(e) =
+            super::shared_state::save(&self.client, &super::shared_state::product_key(pp), packed)
+                .await
+        {
             return failed(format!(
                 "terraform ran, but its state could not be saved for the next run: {e}"
             ));

@@ -309,6 +309,36 @@ pub async fn handle(
     }
 }
 
+/// When a PutObject may write: always, or (`If-None-Match: *`) only if the key is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteCondition {
+    Always,
+    IfAbsent,
+}
+
+impl WriteCondition {
+    /// S3 serves `If-None-Match: *` on PutObject; the ETag conditions (`If-Match`, or
+    /// `If-None-Match` with an ETag) are not served here and say so rather than being ignored.
+    fn from_headers(headers: &http::HeaderMap) -> Result<WriteCondition, S3Error> {
+        if headers.contains_key(http::header::IF_MATCH) {
+            return Err(err(
+                "NotImplemented",
+                501,
+                "A header you provided implies functionality that is not implemented: If-Match",
+            ));
+        }
+        match headers.get(http::header::IF_NONE_MATCH).map(|v| v.to_str()) {
+            None => Ok(WriteCondition::Always),
+            Some(Ok(v)) if v.trim() == "*" => Ok(WriteCondition::IfAbsent),
+            Some(_) => Err(err(
+                "NotImplemented",
+                501,
+                "A header you provided implies functionality that is not implemented: If-None-Match other than *",
+            )),
+        }
+    }
+}
+
 fn entity_too_large() -> S3Error {
     err(
         "EntityTooLarge",
@@ -448,6 +478,10 @@ async fn serve(
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
     )?;
+    let write_condition = match &route {
+        Route::PutObject { .. } => WriteCondition::from_headers(&parts.headers)?,
+        _ => WriteCondition::Always,
+    };
     let account = known.identity.account.clone();
     let request_id = request_id.to_string();
     let store = app.store.clone();
@@ -472,7 +506,9 @@ async fn serve(
             Route::CreateBucket { bucket } => ctx.create_bucket(&bucket),
             Route::DeleteBucket { bucket } => ctx.delete_bucket(&bucket),
             Route::ListObjects { bucket, query } => ctx.list_objects(&bucket, &query),
-            Route::PutObject { bucket, key } => ctx.put_object(&bucket, &key, body),
+            Route::PutObject { bucket, key } => {
+                ctx.put_object(&bucket, &key, body, write_condition)
+            }
             Route::GetObject { bucket, key } => ctx.get_object(&bucket, &key, true),
             Route::HeadObject { bucket, key } => ctx.get_object(&bucket, &key, false),
             Route::DeleteObject { bucket, key } => ctx.delete_object(&bucket, &key),
@@ -677,6 +713,7 @@ impl Op<'_> {
         bucket: &str,
         key: &str,
         body: Bytes,
+        condition: WriteCondition,
     ) -> Result<Response<Full<Bytes>>, S3Error> {
         self.writable(bucket)?;
         let object = StoredObject {
@@ -686,9 +723,18 @@ impl Op<'_> {
             body: body.to_vec(),
             created_ms: self.now_ms,
         };
-        transact(self.store, Mode::Write, |tx| {
-            tx.put_object(self.account, bucket, &object)
+        let written = transact(self.store, Mode::Write, |tx| match condition {
+            WriteCondition::Always => tx.put_object(self.account, bucket, &object).map(|()| true),
+            WriteCondition::IfAbsent => tx.insert_object(self.account, bucket, &object),
         })?;
+        if !written {
+            let e = err(
+                "PreconditionFailed",
+                412,
+                "At least one of the pre-conditions you specified did not hold",
+            );
+            return Err(e.on(&format!("/{bucket}/{key}")));
+        }
         Ok(respond(
             200,
             self.request_id,
