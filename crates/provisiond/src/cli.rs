@@ -335,6 +335,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Every index of the domain, for [`crate::store::index::build_missing`].
+fn index_backfills() -> Vec<crate::store::index::Backfill> {
+    use crate::store::index::backfill;
+    vec![
+        backfill::<crate::catalog::provisioning::Record>(),
+        backfill::<crate::catalog::plan::Plan>(),
+        backfill::<crate::proton::environment::Environment>(),
+        backfill::<crate::proton::service::ServiceInstance>(),
+        backfill::<crate::proton::component::Component>(),
+        backfill::<crate::proton::deployment::Deployment>(),
+    ]
+}
+
 /// What `serve` and `admin` open in a data directory.
 struct Opened {
     dir: DataDir,
@@ -370,6 +383,8 @@ fn open(args: &StoreArgs) -> Result<Opened, String> {
         ),
         auth::KeyCheck::Store(e) => e.to_string(),
     })?;
+    crate::store::index::build_missing(store.as_ref(), &index_backfills())
+        .map_err(|e| format!("building the store's indexes: {e}"))?;
     Ok(Opened {
         dir,
         store,

@@ -47,6 +47,50 @@ pub fn split_page<T>(mut rows: Vec<(i64, T)>, size: usize) -> (Vec<T>, Option<St
     (rows.into_iter().map(|(_, t)| t).collect(), next)
 }
 
+/// How many listed items one page may look at for items it keeps: a list narrowed in memory
+/// (another principal's records left out, say) answers a short page with a token past what it
+/// looked at, rather than reading the whole account for one call.
+pub const SCAN_BUDGET: usize = 1_000;
+
+/// One page of up to `size` items that `keep` admits, read in batches from the store by
+/// `batch(from, limit)` (items as `(seq, item)` after or before `from`, in list order) starting
+/// at `from`; the token continues after the last item returned, or after the last one looked
+/// at when [`SCAN_BUDGET`] ran out first. A page whose first `size + 1` items are all kept
+/// reads nothing more.
+pub fn scan_page<T, E>(
+    from: Option<i64>,
+    size: usize,
+    mut batch: impl FnMut(Option<i64>, usize) -> Result<Vec<(i64, T)>, E>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, Option<String>), E> {
+    let mut page: Vec<(i64, T)> = Vec::with_capacity(size + 1);
+    let (mut from, mut looked) = (from, 0usize);
+    let mut limit = size + 1;
+    loop {
+        let rows = batch(from, limit)?;
+        let ended = rows.len() < limit;
+        for (seq, item) in rows {
+            looked += 1;
+            from = Some(seq);
+            if keep(&item) {
+                page.push((seq, item));
+                if page.len() > size {
+                    return Ok(split_page(page, size));
+                }
+            }
+        }
+        if ended {
+            return Ok(split_page(page, size));
+        }
+        if looked >= SCAN_BUDGET {
+            let next = from.map(token_after);
+            return Ok((page.into_iter().map(|(_, t)| t).collect(), next));
+        }
+        // The first batch reads no more than a full page needs; later ones, more at a time.
+        limit = limit.max(100);
+    }
+}
+
 /// One page of a list already in memory: the items after position `after` (as read from a
 /// page token; `-1` for the first page), `size` of them, and the token for the next page.
 pub fn page_in_memory<T>(
@@ -67,6 +111,42 @@ pub fn page_in_memory<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Items 0..n as a store would list them, `(seq, item)`, oldest first.
+    fn listed(n: i64) -> impl FnMut(Option<i64>, usize) -> Result<Vec<(i64, i64)>, ()> {
+        move |from, limit| {
+            Ok((0..n)
+                .filter(|i| from.is_none_or(|f| *i > f))
+                .take(limit)
+                .map(|i| (i, i))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_scanned_page_keeps_what_it_admits_and_stops_at_its_budget() {
+        let (page, next) = scan_page(None, 3, listed(100), |i| i % 2 == 0).unwrap();
+        assert_eq!(page, [0, 2, 4]);
+        let (page, next) =
+            scan_page(position(&next.unwrap()), 3, listed(100), |i| i % 2 == 0).unwrap();
+        assert_eq!((page, next.is_some()), (vec![6, 8, 10], true));
+        // The last page ends without a token.
+        let (page, next) = scan_page(Some(94), 3, listed(100), |i| i % 2 == 0).unwrap();
+        assert_eq!((page, next), (vec![96, 98], None));
+        // Nothing admitted in 10,000 items: a short page, a token past what was looked at.
+        let (page, next) = scan_page(None, 3, listed(10_000), |i| *i == 9_999).unwrap();
+        assert!(page.is_empty());
+        let resumed = position(&next.unwrap()).unwrap();
+        assert!((SCAN_BUDGET as i64 - 1..2 * SCAN_BUDGET as i64).contains(&resumed));
+        let mut from = Some(resumed);
+        let mut found = Vec::new();
+        while let Some(f) = from {
+            let (page, next) = scan_page(Some(f), 3, listed(10_000), |i| *i == 9_999).unwrap();
+            found.extend(page);
+            from = next.and_then(|t| position(&t));
+        }
+        assert_eq!(found, [9_999], "following the tokens finds it");
+    }
 
     #[test]
     fn tokens_round_trip_and_reject_strangers() {

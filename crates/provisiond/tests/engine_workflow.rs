@@ -806,3 +806,139 @@ fn plans_of_another_account_or_region_are_not_found() {
     assert_eq!(plan_status(&w, &plan_id), "CREATE_SUCCESS");
     assert!(w.tasks(PROVISION_Q).is_empty());
 }
+
+/// Stores `n` documents of `kind` in the test account that cannot be decoded: a call that
+/// reads one fails, so a call that succeeds beside them never read them.
+fn plant_unreadable(w: &World, kind: Kind, n: usize) {
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        for i in 0..n {
+            let id = format!("unreadable-{i}");
+            tx.put(
+                kind,
+                &format!("{ACCOUNT}/us-east-1"),
+                &id,
+                "",
+                b"not a document",
+            )?;
+        }
+        Ok::<_, provisiond::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+fn history(w: &World, filter: Option<(&str, &str)>, page_size: i32) -> Vec<String> {
+    provisioning::record_history(
+        &w.dev(),
+        sc::ListRecordHistoryInput {
+            search_filter: filter.map(|(k, v)| sc::ListRecordHistorySearchFilter {
+                key: Some(k.into()),
+                value: Some(v.into()),
+            }),
+            page_size: Some(page_size),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .record_details
+    .unwrap()
+    .into_iter()
+    .map(|r| r.record_id.unwrap())
+    .collect()
+}
+
+#[test]
+fn filtered_lists_and_checks_read_what_they_find_not_the_whole_account() {
+    let w = World::new();
+    let first = w.provision("first").unwrap();
+    plant_unreadable(&w, Kind::Record, 300);
+    plant_unreadable(&w, Kind::Plan, 300);
+    let second = w.provision("second").unwrap();
+    let third = w.provision("third").unwrap();
+    let (first_pp, first_record) = (
+        first.provisioned_product_id.unwrap(),
+        first.record_id.unwrap(),
+    );
+    let second_record = second.record_id.unwrap();
+    // By provisioned product and by product: through their indexes, past the 300.
+    assert_eq!(
+        history(&w, Some(("provisionedproduct", &first_pp)), 20),
+        vec![first_record.clone()]
+    );
+    assert_eq!(
+        history(&w, Some(("product", &w.product)), 20),
+        [
+            third.record_id.clone().unwrap(),
+            second_record.clone(),
+            first_record.clone()
+        ]
+    );
+    // Unfiltered, a first page of one is the newest record, read from the store's order (the
+    // page and one more, to know there is a next page).
+    assert_eq!(history(&w, None, 1), [third.record_id.unwrap()]);
+    // A plan checks for an open plan of its provisioned product, and plans are listed by it,
+    // through the index.
+    let task = w.task_for(PROVISION_Q, &first_record);
+    notify_provision(
+        &w.dev(),
+        task["token"].as_str().unwrap(),
+        &first_record,
+        "SUCCEEDED",
+        "done",
+        false,
+    )
+    .unwrap();
+    let planned = create_plan(&w, "first", "p1", "plan-token").unwrap();
+    let refused = create_plan(&w, "first", "p2", "plan-token-2").unwrap_err();
+    assert_eq!(refused.code, "InvalidStateException");
+    assert!(
+        refused.message.contains("already has plan"),
+        "one open plan per provisioned product: {}",
+        refused.message
+    );
+    let listed = plan::list(
+        &w.dev(),
+        sc::ListProvisionedProductPlansInput {
+            provision_product_id: Some(first_pp),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .provisioned_product_plans
+    .unwrap();
+    assert_eq!(
+        listed
+            .into_iter()
+            .map(|p| p.plan_id.unwrap())
+            .collect::<Vec<_>>(),
+        [planned.plan_id.unwrap()]
+    );
+}
+
+#[test]
+fn records_stored_before_their_index_are_found_once_it_is_built() {
+    let w = World::new();
+    let record = w.provision("early").unwrap();
+    let pp = record.provisioned_product_id.unwrap();
+    // As a database written before the index existed: the entries and the marker gone.
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        let scope = format!("{ACCOUNT}/us-east-1");
+        let parent = format!("record/provisioned-product/{pp}");
+        for row in tx.list(Kind::Index, &scope, &parent, None, 10)? {
+            tx.delete(Kind::Index, &scope, &row.id)?;
+        }
+        tx.delete(Kind::Index, "", "built/record/provisioned-product")
+            .map(drop)
+    })
+    .map_err(|e: provisiond::store::StoreError| e)
+    .unwrap();
+    assert!(history(&w, Some(("provisionedproduct", &pp)), 20).is_empty());
+    provisiond::store::index::build_missing(
+        w.store.as_ref(),
+        &[provisiond::store::index::backfill::<provisioning::Record>()],
+    )
+    .unwrap();
+    assert_eq!(
+        history(&w, Some(("provisionedproduct", &pp)), 20),
+        [record.record_id.unwrap()]
+    );
+}

@@ -516,3 +516,97 @@ fn deployments_move_through_their_states() {
         "ConflictException"
     );
 }
+
+/// Stores `n` documents of `kind` in the test account that cannot be decoded: a call that
+/// reads one fails, so a call that succeeds beside them never read them.
+fn plant_unreadable(w: &World, kind: Kind, parent: &str, n: usize) {
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        for i in 0..n {
+            let id = format!("unreadable-{i}");
+            tx.put(
+                kind,
+                &format!("{ACCOUNT}/us-east-1"),
+                &id,
+                parent,
+                b"not a document",
+            )?;
+        }
+        Ok::<_, provisiond::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn lists_and_checks_by_resource_read_what_they_find_not_the_whole_account() {
+    let w = World::new();
+    let p = w.pipeline();
+    let env = w.create_env("dev", "spec:\n  size: 2\n").unwrap();
+    let arn = env.arn.clone().unwrap();
+    let first = env.last_attempted_deployment_id.unwrap();
+    for kind in [
+        Kind::ProtonDeployment,
+        Kind::ProtonComponent,
+        Kind::ProtonEnvironment,
+        Kind::ProtonService,
+    ] {
+        plant_unreadable(&w, kind, "", 300);
+    }
+    // Notify without a deployment id settles the resource's latest, found by its index.
+    notify_as(&p, &arn, None, Some("SUCCEEDED"), &[("vpc", "v-1")], None).unwrap();
+    assert_eq!(
+        w.env("dev").unwrap().deployment_status.as_deref(),
+        Some("SUCCEEDED")
+    );
+    let listed = deployment::list(
+        &w.admin(),
+        pr::ListDeploymentsInput {
+            environment_name: Some("dev".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .deployments
+    .unwrap();
+    assert_eq!(
+        listed
+            .into_iter()
+            .map(|d| d.id.unwrap())
+            .collect::<Vec<_>>(),
+        [first]
+    );
+    // Environments of a template, by its index.
+    let of_template = environment::list(
+        &w.admin(),
+        pr::ListEnvironmentsInput {
+            environment_templates: Some(vec![pr::EnvironmentTemplateFilter {
+                template_name: Some("vpc".into()),
+                major_version: Some("1".into()),
+            }]),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .environments
+    .unwrap();
+    assert_eq!(
+        of_template
+            .into_iter()
+            .map(|e| e.name.unwrap())
+            .collect::<Vec<_>>(),
+        ["dev"]
+    );
+    // Deleting the environment asks whether instances or components are in it, by index.
+    let deleting = environment::delete(
+        &w.admin(),
+        pr::DeleteEnvironmentInput {
+            name: Some("dev".into()),
+        },
+    )
+    .unwrap()
+    .environment
+    .unwrap();
+    assert_eq!(
+        deleting.deployment_status.as_deref(),
+        Some("DELETE_IN_PROGRESS")
+    );
+}

@@ -10,6 +10,7 @@ use super::product;
 use super::provisioning::{self, NewRecord, ProvisionedProduct};
 use crate::context::RequestContext;
 use crate::engine::token::EngineOperation;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use crate::{idempotency, paging};
 use provisiond_model::servicecatalog::{self as sc, ErrorCode};
@@ -117,16 +118,28 @@ fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Plan, AwsError> {
         .ok_or_else(|| ErrorCode::ResourceNotFoundException.with(format!("Plan {id} not found.")))
 }
 
+/// Plans by the provisioned product they change.
+pub(crate) const PLANS_BY_PROVISIONED_PRODUCT: Index =
+    Index::new(Kind::Plan, "provisioned-product");
+
+impl store::index::Indexed for Plan {
+    const KIND: Kind = Kind::Plan;
+    const INDEXES: &'static [Index] = &[PLANS_BY_PROVISIONED_PRODUCT];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        vec![(
+            PLANS_BY_PROVISIONED_PRODUCT,
+            self.provisioned_product_id.clone(),
+        )]
+    }
+}
+
 fn open_plan_of(tx: &mut dyn Tx, scope: &str, pp_id: &str) -> Result<Option<Plan>, AwsError> {
-    Ok(
-        store::list::<Plan>(tx, Kind::Plan, scope, "", None, 1_000_000)?
-            .into_iter()
-            .map(|(_, p)| p)
-            .find(|p| {
-                p.provisioned_product_id == pp_id
-                    && matches!(p.status.as_str(), "CREATE_SUCCESS" | "EXECUTE_IN_PROGRESS")
-            }),
-    )
+    Ok(PLANS_BY_PROVISIONED_PRODUCT
+        .all(tx, scope, pp_id, |p: &Plan| {
+            p.provisioned_product_id == pp_id
+        })?
+        .into_iter()
+        .find(|p| matches!(p.status.as_str(), "CREATE_SUCCESS" | "EXECUTE_IN_PROGRESS")))
 }
 
 /// `CreateProvisionedProductPlan`.
@@ -230,6 +243,7 @@ pub fn create(
                 updated_ms: ctx.now_ms,
             };
             store::insert(tx, Kind::Plan, &scope, &plan.id, "", &plan)?;
+            store::index::note(tx, &scope, &plan.id, &plan)?;
             Ok(sc::CreateProvisionedProductPlanOutput {
                 plan_name: Some(plan.name.clone()),
                 plan_id: Some(plan.id.clone()),
@@ -268,22 +282,27 @@ pub fn list(
         input.access_level_filter.as_ref(),
         super::access_level::Default::User,
     )?;
-    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let after = paging::parse_token(input.page_token.as_deref())?;
     let size = paging_size(input.page_size);
-    let plans: Vec<Plan> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Plan>(tx, Kind::Plan, &scope, "", None, 1_000_000)
-    })?
-    .into_iter()
-    .map(|(_, p)| p)
-    .filter(|p| {
-        input
-            .provision_product_id
-            .as_ref()
-            .is_none_or(|id| &p.provisioned_product_id == id)
-    })
-    .filter(|p| access.admits(&p.owner_principal))
-    .collect();
-    let (page, next) = paging::page_in_memory(plans, after, size);
+    let pp_filter = input.provision_product_id.clone();
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            after,
+            size,
+            |from, limit| match &pp_filter {
+                Some(pp) => {
+                    PLANS_BY_PROVISIONED_PRODUCT.documents(tx, &scope, pp, from, false, limit)
+                }
+                None => store::list(tx, Kind::Plan, &scope, "", from, limit),
+            },
+            |p: &Plan| {
+                pp_filter
+                    .as_ref()
+                    .is_none_or(|id| &p.provisioned_product_id == id)
+                    && access.admits(&p.owner_principal)
+            },
+        )
+    })?;
     Ok(sc::ListProvisionedProductPlansOutput {
         provisioned_product_plans: Some(page.iter().map(Plan::summary).collect()),
         next_page_token: next,
@@ -313,6 +332,7 @@ pub fn delete(
             }
         }
         tx.delete(Kind::Plan, &scope, &id)?;
+        store::index::forget(tx, &scope, &id, &plan)?;
         Ok(sc::DeleteProvisionedProductPlanOutput {})
     })
 }

@@ -11,6 +11,7 @@ use super::{launch_path, paging_size};
 use crate::context::RequestContext;
 use crate::engine::message::{self, Task};
 use crate::engine::token::{self, EngineOperation, WorkflowClaims};
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use crate::{idempotency, paging, queue};
 use provisiond_model::servicecatalog::{self as sc, ErrorCode};
@@ -472,8 +473,34 @@ pub(crate) fn start_record(
         owner_principal: Some(ctx.identity.principal.clone()),
         plan_id: None,
     };
-    store::insert(tx, Kind::Record, scope, &record.id, "", &record)?;
+    insert_record(tx, scope, &record)?;
     Ok(record)
+}
+
+/// Records by the provisioned product they change, and by its product.
+pub(crate) const RECORDS_BY_PROVISIONED_PRODUCT: Index =
+    Index::new(Kind::Record, "provisioned-product");
+pub(crate) const RECORDS_BY_PRODUCT: Index = Index::new(Kind::Record, "product");
+
+impl store::index::Indexed for Record {
+    const KIND: Kind = Kind::Record;
+    const INDEXES: &'static [Index] = &[RECORDS_BY_PROVISIONED_PRODUCT, RECORDS_BY_PRODUCT];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        vec![
+            (
+                RECORDS_BY_PROVISIONED_PRODUCT,
+                self.provisioned_product_id.clone(),
+            ),
+            (RECORDS_BY_PRODUCT, self.product_id.clone()),
+        ]
+    }
+}
+
+/// Stores a new record with its index entries (what it changes never changes after).
+pub(crate) fn insert_record(tx: &mut dyn Tx, scope: &str, record: &Record) -> Result<(), AwsError> {
+    store::insert(tx, Kind::Record, scope, &record.id, "", record)?;
+    store::index::note(tx, scope, &record.id, record)?;
+    Ok(())
 }
 
 pub(crate) fn launch_role(constraint: Option<&Constraint>) -> Option<String> {
@@ -830,26 +857,35 @@ pub fn record_history(
         .search_filter
         .clone()
         .map(|f| (f.key.unwrap_or_default(), f.value.unwrap_or_default()));
-    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
+    let before = paging::parse_token(input.page_token.as_deref())?;
     let size = paging_size(input.page_size);
-    let mut records: Vec<Record> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Record>(tx, Kind::Record, &scope, "", None, 1_000_000)
-    })?
-    .into_iter()
-    .map(|(_, r)| r)
-    .filter(|r| match &filter {
-        Some((k, v)) if k == "provisionedproduct" => &r.provisioned_product_id == v,
-        Some((k, v)) if k == "product" => &r.product_id == v,
-        _ => true,
-    })
-    .collect();
-    records.retain(|r| {
-        r.owner_principal
-            .as_deref()
-            .is_none_or(|o| access.admits(o))
-    });
-    records.reverse();
-    let (page, next) = paging::page_in_memory(records, after, size);
+    let index = match &filter {
+        Some((k, v)) if k == "provisionedproduct" => Some((RECORDS_BY_PROVISIONED_PRODUCT, v)),
+        Some((k, v)) if k == "product" => Some((RECORDS_BY_PRODUCT, v)),
+        _ => None,
+    };
+    let admitted = |r: &Record| {
+        let filtered = match &filter {
+            Some((k, v)) if k == "provisionedproduct" => &r.provisioned_product_id == v,
+            Some((k, v)) if k == "product" => &r.product_id == v,
+            _ => true,
+        };
+        filtered
+            && r.owner_principal
+                .as_deref()
+                .is_none_or(|o| access.admits(o))
+    };
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            before,
+            size,
+            |from, limit| match &index {
+                Some((index, value)) => index.documents(tx, &scope, value, from, true, limit),
+                None => store::list_newest(tx, Kind::Record, &scope, "", from, limit),
+            },
+            admitted,
+        )
+    })?;
     Ok(sc::ListRecordHistoryOutput {
         record_details: Some(page.iter().map(Record::detail).collect()),
         next_page_token: next,
@@ -1075,7 +1111,7 @@ pub fn update_properties(
                     owner_principal: Some(ctx.identity.principal.clone()),
                     plan_id: None,
                 };
-                store::insert(tx, Kind::Record, &scope, &record.id, "", &record)?;
+                insert_record(tx, &scope, &record)?;
                 pp.last_record_id = record.id.clone();
                 store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
                 Ok(sc::UpdateProvisionedProductPropertiesOutput {

@@ -43,6 +43,22 @@ pub fn require_admin(ctx: &RequestContext, operation: pr::Operation) -> Result<(
     )))
 }
 
+/// The position a Proton list call's `nextToken` continues from; `None` for the first page.
+/// A token this server did not issue is a `ValidationException`.
+pub fn parse_next_token(next_token: Option<&str>) -> Result<Option<i64>, AwsError> {
+    match next_token {
+        None => Ok(None),
+        Some(token) => paging::position(token)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("The nextToken {token} is not valid."))),
+    }
+}
+
+/// A Proton list call's page size: `maxResults` (1–100), default 100.
+pub fn page_size(max_results: Option<i32>) -> usize {
+    paging::page_size(max_results, 100, 100)
+}
+
 /// One page of `items` for a Proton list call: `maxResults` (1–100, default 100) after the
 /// position in `nextToken`. A token this server did not issue is a `ValidationException`.
 pub fn page<T>(
@@ -50,13 +66,8 @@ pub fn page<T>(
     next_token: Option<&str>,
     max_results: Option<i32>,
 ) -> Result<(Vec<T>, Option<String>), AwsError> {
-    let after = match next_token {
-        None => -1,
-        Some(token) => paging::position(token)
-            .ok_or_else(|| invalid(format!("The nextToken {token} is not valid.")))?,
-    };
-    let size = paging::page_size(max_results, 100, 100);
-    Ok(paging::page_in_memory(items, after, size))
+    let after = parse_next_token(next_token)?.unwrap_or(-1);
+    Ok(paging::page_in_memory(items, after, page_size(max_results)))
 }
 
 /// Stores the tags given at creation of the resource `arn`.

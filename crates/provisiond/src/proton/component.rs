@@ -5,12 +5,16 @@
 //! inputs in the tfvars. An attached component needs a service template version that supports
 //! `DIRECTLY_DEFINED` components and an environment with a `componentRoleArn` [AWS].
 
-use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
+use super::common::{
+    arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
+};
 use super::deployment::{self, Deployment, ResourceStatus};
 use super::environment;
 use super::template::{self, TemplateKind};
 use super::{delivery, render, schema, service};
 use crate::context::RequestContext;
+use crate::paging;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
@@ -95,16 +99,42 @@ impl Component {
         }
     }
 
-    /// Stores the component.
+    /// Stores the component, noting the environment and instances it is in (or moving to).
     pub fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         store::put(tx, Kind::ProtonComponent, scope, &self.name, "", self)?;
+        store::index::note(tx, scope, &self.name, self)?;
         Ok(())
     }
 
     /// Removes the component (its delete succeeded).
     pub fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         tx.delete(Kind::ProtonComponent, scope, &self.name)?;
+        store::index::forget(tx, scope, &self.name, self)?;
         delete_tags(tx, scope, &self.arn)
+    }
+}
+
+/// Components by environment, and by the service and the instance (`<service>/<instance>`)
+/// they are attached to, now or by the deployment in progress.
+const BY_ENVIRONMENT: Index = Index::new(Kind::ProtonComponent, "environment");
+const BY_SERVICE: Index = Index::new(Kind::ProtonComponent, "service");
+const BY_INSTANCE: Index = Index::new(Kind::ProtonComponent, "instance");
+
+impl store::index::Indexed for Component {
+    const KIND: Kind = Kind::ProtonComponent;
+    const INDEXES: &'static [Index] = &[BY_ENVIRONMENT, BY_SERVICE, BY_INSTANCE];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        let mut out = vec![(BY_ENVIRONMENT, self.environment_name.clone())];
+        let pending = self.pending.as_ref().map(|(_, s)| s);
+        for (service, instance) in [Some(&self.state), pending]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.attached.as_ref())
+        {
+            out.push((BY_SERVICE, service.clone()));
+            out.push((BY_INSTANCE, format!("{service}/{instance}")));
+        }
+        out
     }
 }
 
@@ -117,12 +147,17 @@ fn load(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Component, AwsError>
     find(tx, scope, name)?.ok_or_else(|| not_found("component", name))
 }
 
-fn all(tx: &mut dyn Tx, scope: &str) -> Result<Vec<Component>, AwsError> {
+/// The components attached to the instance.
+fn attached(
+    tx: &mut dyn Tx,
+    scope: &str,
+    service: &str,
+    instance: &str,
+) -> Result<Vec<Component>, AwsError> {
     Ok(
-        store::list::<Component>(tx, Kind::ProtonComponent, scope, "", None, 1_000_000)?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect(),
+        BY_INSTANCE.all(tx, scope, &format!("{service}/{instance}"), |c| {
+            is_attached(c, service, instance)
+        })?,
     )
 }
 
@@ -140,9 +175,7 @@ pub fn attached_to(
     service: &str,
     instance: &str,
 ) -> Result<bool, AwsError> {
-    Ok(all(tx, scope)?
-        .iter()
-        .any(|c| is_attached(c, service, instance)))
+    Ok(!attached(tx, scope, service, instance)?.is_empty())
 }
 
 /// Whether a component attached to the instance is being deployed.
@@ -152,14 +185,21 @@ pub fn attached_busy(
     service: &str,
     instance: &str,
 ) -> Result<bool, AwsError> {
-    Ok(all(tx, scope)?
+    Ok(attached(tx, scope, service, instance)?
         .iter()
-        .any(|c| is_attached(c, service, instance) && c.status.busy()))
+        .any(|c| c.status.busy()))
 }
 
 /// Whether a component runs in the environment.
 pub fn in_environment(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<bool, AwsError> {
-    Ok(all(tx, scope)?.iter().any(|c| c.environment_name == name))
+    let first = BY_ENVIRONMENT.documents::<Component>(tx, scope, name, None, false, 1)?;
+    if first.iter().any(|(_, c)| c.environment_name == name) {
+        return Ok(true);
+    }
+    // The first entry may be stale (the component was deleted): look at all.
+    Ok(!BY_ENVIRONMENT
+        .all(tx, scope, name, |c: &Component| c.environment_name == name)?
+        .is_empty())
 }
 
 /// The Terraform file's name, from the manifest's first template (`*` → `main.tf`).
@@ -301,7 +341,7 @@ fn deploy(
     )?;
     component.status.start(&deployment);
     component.pending = Some((deployment.id.clone(), target));
-    deployment::save(tx, &scope, &deployment)?;
+    deployment::create(tx, &scope, &deployment)?;
     Ok(deployment)
 }
 
@@ -401,23 +441,44 @@ pub fn list(
     ctx: &RequestContext,
     input: pr::ListComponentsInput,
 ) -> Result<pr::ListComponentsOutput, AwsError> {
-    let components = transact(ctx.store.as_ref(), Mode::Read, |tx| all(tx, &ctx.scope()))?;
-    let summaries: Vec<_> = components
+    let scope = ctx.scope();
+    let after = parse_next_token(input.next_token.as_deref())?;
+    let size = page_size(input.max_results);
+    let index = match (
+        input.service_name.as_deref(),
+        input.service_instance_name.as_deref(),
+        input.environment_name.as_deref(),
+    ) {
+        (Some(s), Some(i), _) => Some((BY_INSTANCE, format!("{s}/{i}"))),
+        (Some(s), None, _) => Some((BY_SERVICE, s.to_string())),
+        (None, _, Some(e)) => Some((BY_ENVIRONMENT, e.to_string())),
+        (None, _, None) => None,
+    };
+    let (components, next) =
+        transact(ctx.store.as_ref(), Mode::Read, |tx| {
+            paging::scan_page(
+                after,
+                size,
+                |from, limit| match &index {
+                    Some((index, value)) => index.documents(tx, &scope, value, from, false, limit),
+                    None => store::list(tx, Kind::ProtonComponent, &scope, "", from, limit),
+                },
+                |c: &Component| {
+                    input
+                        .environment_name
+                        .as_ref()
+                        .is_none_or(|e| &c.environment_name == e)
+                        && input.service_name.as_ref().is_none_or(|s| {
+                            c.state.attached.as_ref().is_some_and(|(cs, _)| cs == s)
+                        })
+                        && input.service_instance_name.as_ref().is_none_or(|i| {
+                            c.state.attached.as_ref().is_some_and(|(_, ci)| ci == i)
+                        })
+                },
+            )
+        })?;
+    let page: Vec<_> = components
         .into_iter()
-        .filter(|c| {
-            input
-                .environment_name
-                .as_ref()
-                .is_none_or(|e| &c.environment_name == e)
-                && input
-                    .service_name
-                    .as_ref()
-                    .is_none_or(|s| c.state.attached.as_ref().is_some_and(|(cs, _)| cs == s))
-                && input
-                    .service_instance_name
-                    .as_ref()
-                    .is_none_or(|i| c.state.attached.as_ref().is_some_and(|(_, ci)| ci == i))
-        })
         .map(|c| {
             let w = c.wire();
             pr::ComponentSummary {
@@ -437,7 +498,6 @@ pub fn list(
             }
         })
         .collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
     Ok(pr::ListComponentsOutput {
         components: Some(page),
         next_token: next,

@@ -3,8 +3,10 @@
 //! (`targetState`). `ResourceStatus` is the deployment bookkeeping every deployable resource
 //! carries. GetDeployment, ListDeployments and DeleteDeployment live here.
 
-use super::common::{arn, conflict, not_found, page};
+use super::common::{arn, conflict, not_found, page_size, parse_next_token};
 use crate::context::RequestContext;
+use crate::paging;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
@@ -233,6 +235,34 @@ pub fn save(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(),
     Ok(())
 }
 
+/// Deployments by the resource they deploy (its ARN), and by the names that `ListDeployments`
+/// filters on.
+const BY_TARGET: Index = Index::new(Kind::ProtonDeployment, "target");
+const BY_ENVIRONMENT: Index = Index::new(Kind::ProtonDeployment, "environment");
+const BY_SERVICE: Index = Index::new(Kind::ProtonDeployment, "service");
+const BY_COMPONENT: Index = Index::new(Kind::ProtonDeployment, "component");
+
+impl store::index::Indexed for Deployment {
+    const KIND: Kind = Kind::ProtonDeployment;
+    const INDEXES: &'static [Index] = &[BY_TARGET, BY_ENVIRONMENT, BY_SERVICE, BY_COMPONENT];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        let mut out = vec![
+            (BY_TARGET, self.target_arn.clone()),
+            (BY_ENVIRONMENT, self.environment_name.clone()),
+        ];
+        out.extend(self.service_name.clone().map(|s| (BY_SERVICE, s)));
+        out.extend(self.component_name.clone().map(|c| (BY_COMPONENT, c)));
+        out
+    }
+}
+
+/// Stores a new deployment with its index entries (what it deploys never changes after).
+pub fn create(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(), AwsError> {
+    save(tx, scope, deployment)?;
+    store::index::note(tx, scope, &deployment.id, deployment)?;
+    Ok(())
+}
+
 /// The deployment `id`, if this account and region have it.
 pub fn find(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Option<Deployment>, AwsError> {
     Ok(store::get(tx, Kind::ProtonDeployment, scope, id)?)
@@ -255,13 +285,9 @@ pub fn of_target(
     scope: &str,
     target_arn: &str,
 ) -> Result<Vec<Deployment>, AwsError> {
-    Ok(
-        store::list::<Deployment>(tx, Kind::ProtonDeployment, scope, "", None, 1_000_000)?
-            .into_iter()
-            .map(|(_, d)| d)
-            .filter(|d| d.target_arn == target_arn)
-            .collect(),
-    )
+    Ok(BY_TARGET.all(tx, scope, target_arn, |d: &Deployment| {
+        d.target_arn == target_arn
+    })?)
 }
 
 fn matches_names(
@@ -305,29 +331,37 @@ pub fn list(
     ctx: &RequestContext,
     input: pr::ListDeploymentsInput,
 ) -> Result<pr::ListDeploymentsOutput, AwsError> {
-    let mut all: Vec<Deployment> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Deployment>(
-            tx,
-            Kind::ProtonDeployment,
-            &ctx.scope(),
-            "",
-            None,
-            1_000_000,
+    let scope = ctx.scope();
+    let before = parse_next_token(input.next_token.as_deref())?;
+    let size = page_size(input.max_results);
+    // The narrowest index the names given allow; every name is checked on what it finds.
+    let index = [
+        (BY_COMPONENT, input.component_name.as_deref()),
+        (BY_SERVICE, input.service_name.as_deref()),
+        (BY_ENVIRONMENT, input.environment_name.as_deref()),
+    ]
+    .into_iter()
+    .find_map(|(index, name)| name.map(|n| (index, n.to_string())));
+    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            before,
+            size,
+            |from, limit| match &index {
+                Some((index, value)) => index.documents(tx, &scope, value, from, true, limit),
+                None => store::list_newest(tx, Kind::ProtonDeployment, &scope, "", from, limit),
+            },
+            |d: &Deployment| {
+                matches_names(
+                    d,
+                    input.environment_name.as_deref(),
+                    input.service_name.as_deref(),
+                    input.service_instance_name.as_deref(),
+                    input.component_name.as_deref(),
+                )
+            },
         )
-    })
-    .map(|rows| rows.into_iter().map(|(_, d)| d).collect())?;
-    all.retain(|d| {
-        matches_names(
-            d,
-            input.environment_name.as_deref(),
-            input.service_name.as_deref(),
-            input.service_instance_name.as_deref(),
-            input.component_name.as_deref(),
-        )
-    });
-    all.reverse();
-    let summaries: Vec<_> = all.iter().map(Deployment::summary).collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
+    })?;
+    let page: Vec<_> = page.iter().map(Deployment::summary).collect();
     Ok(pr::ListDeploymentsOutput {
         deployments: Some(page),
         next_token: next,
@@ -362,6 +396,7 @@ pub fn delete(
             }
         }
         tx.delete(Kind::ProtonDeployment, &scope, &id)?;
+        store::index::forget(tx, &scope, &id, &deployment)?;
         Ok(pr::DeleteDeploymentOutput {
             deployment: Some(deployment.wire()),
         })

@@ -3,11 +3,16 @@
 //! The environment shows its last succeeded state (template version, spec); a deployment's
 //! target becomes current only when the pipeline reports success (`notify.rs`).
 
-use super::common::{arn, conflict, create_tags, invalid, not_found, page, require_admin};
+use super::common::{
+    arn, conflict, create_tags, invalid, not_found, page, page_size, parse_next_token,
+    require_admin,
+};
 use super::deployment::{self, Deployment, ResourceStatus};
 use super::template;
 use super::{delivery, render, repository, schema};
 use crate::context::RequestContext;
+use crate::paging;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::proton::{self as pr, Operation};
 use provisiond_model::{AwsError, Timestamp};
@@ -144,10 +149,48 @@ impl Environment {
         }
     }
 
-    /// Stores the environment.
+    /// Stores the environment, noting the template version it uses (or is deployed to).
     pub fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         store::put(tx, Kind::ProtonEnvironment, scope, &self.name, "", self)?;
+        store::index::note(tx, scope, &self.name, self)?;
         Ok(())
+    }
+
+    /// Removes the environment (its delete succeeded).
+    pub fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        tx.delete(Kind::ProtonEnvironment, scope, &self.name)?;
+        store::index::forget(tx, scope, &self.name, self)?;
+        super::common::delete_tags(tx, scope, &self.arn)
+    }
+
+    fn uses_template(&self, name: &str, major: u32) -> bool {
+        self.state.template_name == name && self.state.major == major
+    }
+}
+
+/// Environments by the template major version (`<template>/<major>`) they use or are being
+/// deployed to.
+const BY_TEMPLATE: Index = Index::new(Kind::ProtonEnvironment, "template");
+
+fn template_key(template: &str, major: u32) -> String {
+    format!("{template}/{major}")
+}
+
+impl store::index::Indexed for Environment {
+    const KIND: Kind = Kind::ProtonEnvironment;
+    const INDEXES: &'static [Index] = &[BY_TEMPLATE];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        let mut out = vec![(
+            BY_TEMPLATE,
+            template_key(&self.state.template_name, self.state.major),
+        )];
+        if let Some((_, pending)) = &self.pending {
+            out.push((
+                BY_TEMPLATE,
+                template_key(&pending.template_name, pending.major),
+            ));
+        }
+        out
     }
 }
 
@@ -169,12 +212,13 @@ pub fn uses_template_version(
     major: u32,
     minor: u32,
 ) -> Result<bool, AwsError> {
-    let all = store::list::<Environment>(tx, Kind::ProtonEnvironment, scope, "", None, 1_000_000)?;
-    Ok(all.into_iter().any(|(_, e)| {
-        let uses =
-            |s: &EnvironmentState| s.template_name == name && s.major == major && s.minor == minor;
-        uses(&e.state) || e.pending.as_ref().is_some_and(|(_, s)| uses(s))
-    }))
+    let uses =
+        |s: &EnvironmentState| s.template_name == name && s.major == major && s.minor == minor;
+    Ok(!BY_TEMPLATE
+        .all(tx, scope, &template_key(name, major), |e: &Environment| {
+            uses(&e.state) || e.pending.as_ref().is_some_and(|(_, s)| uses(s))
+        })?
+        .is_empty())
 }
 
 /// Parses a spec (`proton: EnvironmentSpec`, `spec: {…}`) and validates its inputs against the
@@ -269,7 +313,7 @@ fn deploy(
     )?;
     env.status.start(&deployment);
     env.pending = Some((deployment.id.clone(), state));
-    deployment::save(tx, &scope, &deployment)?;
+    deployment::create(tx, &scope, &deployment)?;
     Ok(deployment)
 }
 
@@ -364,29 +408,46 @@ pub fn list(
     ctx: &RequestContext,
     input: pr::ListEnvironmentsInput,
 ) -> Result<pr::ListEnvironmentsOutput, AwsError> {
-    let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Environment>(
-            tx,
-            Kind::ProtonEnvironment,
-            &ctx.scope(),
-            "",
-            None,
-            1_000_000,
-        )
-    })?;
+    let scope = ctx.scope();
     let filters = input.environment_templates.unwrap_or_default();
-    let summaries: Vec<_> = all
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| {
-            filters.is_empty()
-                || filters.iter().any(|f| {
-                    f.template_name.as_deref() == Some(e.state.template_name.as_str())
-                        && f.major_version.as_deref() == Some(e.state.major.to_string().as_str())
-                })
+    if filters.is_empty() {
+        let after = parse_next_token(input.next_token.as_deref())?;
+        let (environments, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+            paging::scan_page(
+                after,
+                page_size(input.max_results),
+                |from, limit| store::list(tx, Kind::ProtonEnvironment, &scope, "", from, limit),
+                |_: &Environment| true,
+            )
+        })?;
+        return Ok(pr::ListEnvironmentsOutput {
+            environments: Some(environments.iter().map(Environment::summary).collect()),
+            next_token: next,
+        });
+    }
+    // Those of the templates asked for, found by index, in creation order.
+    let wanted: Vec<(String, u32)> = filters
+        .iter()
+        .filter_map(|f| {
+            let major = f.major_version.as_deref()?.parse().ok()?;
+            Some((f.template_name.clone()?, major))
         })
-        .map(|e| e.summary())
         .collect();
+    let mut matching: Vec<Environment> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        let mut found = Vec::new();
+        for (name, major) in &wanted {
+            found.extend(BY_TEMPLATE.all(
+                tx,
+                &scope,
+                &template_key(name, *major),
+                |e: &Environment| e.uses_template(name, *major),
+            )?);
+        }
+        Ok::<_, AwsError>(found)
+    })?;
+    matching.sort_by(|a, b| (a.created_ms, &a.name).cmp(&(b.created_ms, &b.name)));
+    matching.dedup_by(|a, b| a.name == b.name);
+    let summaries: Vec<_> = matching.iter().map(Environment::summary).collect();
     let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
     Ok(pr::ListEnvironmentsOutput {
         environments: Some(page),

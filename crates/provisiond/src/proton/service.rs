@@ -7,12 +7,16 @@
 //! service goes with the last one. Services have no pipeline: provisiond does not serve service
 //! pipelines yet (`pipeline` is never set).
 
-use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
+use super::common::{
+    arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
+};
 use super::deployment::{self, Deployment, ResourceStatus};
 use super::environment::{self, Environment};
 use super::template::{self, TemplateKind};
 use super::{delivery, render, schema};
 use crate::context::RequestContext;
+use crate::paging;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
@@ -184,6 +188,12 @@ impl ServiceInstance {
             &self.service_name,
             self,
         )?;
+        store::index::note(
+            tx,
+            scope,
+            &instance_id(&self.service_name, &self.name),
+            self,
+        )?;
         Ok(())
     }
 
@@ -195,6 +205,12 @@ impl ServiceInstance {
             scope,
             &instance_id(&self.service_name, &self.name),
         )?;
+        store::index::forget(
+            tx,
+            scope,
+            &instance_id(&self.service_name, &self.name),
+            self,
+        )?;
         delete_tags(tx, scope, &self.arn)?;
         if let Some(service) = find(tx, scope, &self.service_name)? {
             if service.status == "DELETE_IN_PROGRESS"
@@ -205,6 +221,72 @@ impl ServiceInstance {
             }
         }
         Ok(())
+    }
+}
+
+/// Instances by environment, and by the template major version (`<template>/<major>`) they
+/// use or are being deployed to.
+const BY_ENVIRONMENT: Index = Index::new(Kind::ProtonServiceInstance, "environment");
+const BY_TEMPLATE: Index = Index::new(Kind::ProtonServiceInstance, "template");
+
+fn template_key(template: &str, major: u32) -> String {
+    format!("{template}/{major}")
+}
+
+impl store::index::Indexed for ServiceInstance {
+    const KIND: Kind = Kind::ProtonServiceInstance;
+    const INDEXES: &'static [Index] = &[BY_ENVIRONMENT, BY_TEMPLATE];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        let mut out = vec![
+            (BY_ENVIRONMENT, self.environment_name.clone()),
+            (
+                BY_TEMPLATE,
+                template_key(&self.state.template_name, self.state.major),
+            ),
+        ];
+        if let Some((_, pending)) = &self.pending {
+            out.push((
+                BY_TEMPLATE,
+                template_key(&pending.template_name, pending.major),
+            ));
+        }
+        out
+    }
+
+    /// Instances are stored under their service: a page of services, with all their instances.
+    fn stored_page(
+        tx: &mut dyn Tx,
+        scope: &str,
+        after: Option<i64>,
+    ) -> Result<(Vec<(String, Self)>, Option<i64>), store::StoreError> {
+        let services = tx.list(Kind::ProtonService, scope, "", after, 100)?;
+        let next = (services.len() == 100)
+            .then(|| services.last().map(|r| r.seq))
+            .flatten();
+        let mut out = Vec::new();
+        for service in services {
+            let mut from = None;
+            loop {
+                let page = store::list::<ServiceInstance>(
+                    tx,
+                    Kind::ProtonServiceInstance,
+                    scope,
+                    &service.id,
+                    from,
+                    store::index::PAGE,
+                )?;
+                let ended = page.len() < store::index::PAGE;
+                from = page.last().map(|(seq, _)| *seq);
+                out.extend(
+                    page.into_iter()
+                        .map(|(_, i)| (instance_id(&i.service_name, &i.name), i)),
+                );
+                if ended {
+                    break;
+                }
+            }
+        }
+        Ok((out, next))
     }
 }
 
@@ -281,9 +363,11 @@ pub fn environment_has_instances(
     scope: &str,
     name: &str,
 ) -> Result<bool, AwsError> {
-    Ok(all_instances(tx, scope)?
-        .iter()
-        .any(|i| i.environment_name == name))
+    Ok(!BY_ENVIRONMENT
+        .all(tx, scope, name, |i: &ServiceInstance| {
+            i.environment_name == name
+        })?
+        .is_empty())
 }
 
 /// Whether an instance uses (or is deploying) the service template version.
@@ -295,9 +379,16 @@ pub fn uses_template_version(
     minor: u32,
 ) -> Result<bool, AwsError> {
     let uses = |s: &InstanceState| s.template_name == name && s.major == major && s.minor == minor;
-    Ok(all_instances(tx, scope)?
-        .iter()
-        .any(|i| uses(&i.state) || i.pending.as_ref().is_some_and(|(_, s)| uses(s))))
+    Ok(!BY_TEMPLATE
+        .all(
+            tx,
+            scope,
+            &template_key(name, major),
+            |i: &ServiceInstance| {
+                uses(&i.state) || i.pending.as_ref().is_some_and(|(_, s)| uses(s))
+            },
+        )?
+        .is_empty())
 }
 
 /// One instance's part of a spec: its environment and its inputs.
@@ -460,7 +551,7 @@ fn deploy(
     )?;
     instance.status.start(&deployment);
     instance.pending = Some((deployment.id.clone(), target));
-    deployment::save(tx, &scope, &deployment)?;
+    deployment::create(tx, &scope, &deployment)?;
     Ok(deployment)
 }
 
@@ -594,12 +685,19 @@ pub fn list(
     ctx: &RequestContext,
     input: pr::ListServicesInput,
 ) -> Result<pr::ListServicesOutput, AwsError> {
-    let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Service>(tx, Kind::ProtonService, &ctx.scope(), "", None, 1_000_000)
+    let scope = ctx.scope();
+    let after = parse_next_token(input.next_token.as_deref())?;
+    let (services, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            after,
+            page_size(input.max_results),
+            |from, limit| store::list(tx, Kind::ProtonService, &scope, "", from, limit),
+            |_: &Service| true,
+        )
     })?;
-    let summaries: Vec<_> = all
+    let page: Vec<_> = services
         .into_iter()
-        .map(|(_, s)| {
+        .map(|s| {
             let w = s.wire();
             pr::ServiceSummary {
                 arn: w.arn,
@@ -613,7 +711,6 @@ pub fn list(
             }
         })
         .collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
     Ok(pr::ListServicesOutput {
         services: Some(page),
         next_token: next,

@@ -123,10 +123,7 @@ impl Resource {
     /// Removes the resource (a delete deployment succeeded); its deployments stay.
     pub fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         match self {
-            Resource::Environment(e) => {
-                tx.delete(crate::store::Kind::ProtonEnvironment, scope, &e.name)?;
-                super::common::delete_tags(tx, scope, &e.arn)
-            }
+            Resource::Environment(e) => e.remove(tx, scope),
             Resource::ServiceInstance(i) => i.remove(tx, scope),
             Resource::Component(c) => c.remove(tx, scope),
         }

@@ -413,6 +413,20 @@ fn lists_keep_insertion_order_and_page(store: &dyn Store) {
         10
     ))
     .is_empty());
+
+    // Newest first, paged from the end.
+    let newest = r(store, |tx| tx.list_newest(Kind::Test, "s2", "p", None, 3));
+    let ids: Vec<_> = newest.iter().map(|row| row.id.as_str()).collect();
+    assert_eq!(ids, ["d", "b", "a"]);
+    assert_eq!(newest[2].body, b"A");
+    let older = r(store, |tx| {
+        tx.list_newest(Kind::Test, "s2", "p", Some(newest[2].seq), 3)
+    });
+    let ids: Vec<_> = older.iter().map(|row| row.id.as_str()).collect();
+    assert_eq!(ids, ["c"]);
+    // In a write transaction too (the PostgreSQL store remembers what it listed).
+    let in_write = w(store, |tx| tx.list_newest(Kind::Test, "s2", "q", None, 3));
+    assert_eq!(in_write.len(), 1);
 }
 
 fn a_failed_transaction_leaves_nothing(store: &dyn Store) {
@@ -445,6 +459,14 @@ fn scopes_and_kinds_are_separate(store: &dyn Store) {
     assert_eq!(
         r(store, |tx| tx.list(Kind::Test, "acct-a", "", None, 10)).len(),
         1
+    );
+    assert_eq!(
+        r(store, |tx| tx.scopes(Kind::Idempotency)),
+        ["acct-a".to_string()]
+    );
+    let test_scopes = r(store, |tx| tx.scopes(Kind::Test));
+    assert!(
+        test_scopes.contains(&"acct-a".to_string()) && test_scopes.contains(&"acct-b".to_string())
     );
 }
 

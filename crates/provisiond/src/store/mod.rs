@@ -9,6 +9,7 @@
 //! primary key and needs no index concept. The store holds no business rule.
 
 pub mod conformance;
+pub mod index;
 pub mod lease;
 pub mod postgres;
 pub mod sqlite;
@@ -80,6 +81,9 @@ pub enum Kind {
     ServerKeyCheck,
     /// A lease: who holds a named piece of background work until when (id = its name).
     Lease,
+    /// An entry of a secondary index (`store::index`): parent = `<kind>/<index>/<value>`,
+    /// body = the indexed document's id; also which indexes are built (global scope).
+    Index,
     /// A document used only by the conformance suite.
     Test,
 }
@@ -116,6 +120,7 @@ impl Kind {
             Kind::QueueMoveTask => "queue-move-task",
             Kind::Lease => "lease",
             Kind::ServerKeyCheck => "server-key-check",
+            Kind::Index => "index",
             Kind::Test => "test",
         }
     }
@@ -287,6 +292,20 @@ pub trait Tx {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Row>, StoreError>;
+
+    /// [`Tx::list`] newest first: up to `limit` documents before the one with sequence number
+    /// `before` (from the newest when `None`).
+    fn list_newest(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError>;
+    /// Every scope holding a document of `kind` (for work over all accounts, such as building
+    /// an index over documents written before it existed).
+    fn scopes(&mut self, kind: Kind) -> Result<Vec<String>, StoreError>;
 
     /// How many documents of `kind` in `scope` are under `parent`.
     fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError>;
@@ -534,6 +553,21 @@ pub fn list<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<Vec<(i64, T)>, StoreError> {
     tx.list(kind, scope, parent, after, limit)?
+        .into_iter()
+        .map(|row| Ok((row.seq, decode(kind, &row.body)?)))
+        .collect()
+}
+
+/// Lists documents as `(seq, T)`, newest first (see [`Tx::list_newest`]).
+pub fn list_newest<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    parent: &str,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<(i64, T)>, StoreError> {
+    tx.list_newest(kind, scope, parent, before, limit)?
         .into_iter()
         .map(|row| Ok((row.seq, decode(kind, &row.body)?)))
         .collect()

@@ -620,6 +620,67 @@ impl PgTx<'_> {
         Ok(row.map(|(body, _)| body))
     }
 
+    /// `Tx::list` (`newest` false, `from` = after) and `Tx::list_newest` (`from` = before).
+    fn list_rows(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        from: Option<i64>,
+        newest: bool,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let from_start = from.is_none();
+        let sql = match (newest, self.locking) {
+            (false, true) => {
+                "SELECT seq, id, body, version FROM documents
+                 WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
+                 ORDER BY seq LIMIT $5 FOR UPDATE"
+            }
+            (false, false) => {
+                "SELECT seq, id, body, version FROM documents
+                 WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
+                 ORDER BY seq LIMIT $5"
+            }
+            (true, true) => {
+                "SELECT seq, id, body, version FROM documents
+                 WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq < $4
+                 ORDER BY seq DESC LIMIT $5 FOR UPDATE"
+            }
+            (true, false) => {
+                "SELECT seq, id, body, version FROM documents
+                 WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq < $4
+                 ORDER BY seq DESC LIMIT $5"
+            }
+        };
+        let from = from.unwrap_or(if newest { i64::MAX } else { i64::MIN });
+        let rows = self.query(
+            sql,
+            &[&kind.as_str(), &scope, &parent, &from, &(limit as i64)],
+        )?;
+        let rows: Vec<Row> = rows
+            .iter()
+            .map(|r| {
+                let row = Row {
+                    seq: r.get(0),
+                    id: r.get(1),
+                    body: r.get(2),
+                };
+                if self.mode == Mode::Write {
+                    // Listed is read: a write of a listed document checks its version too.
+                    self.read
+                        .entry(doc_key(kind, scope, &row.id))
+                        .or_insert(r.get(3));
+                }
+                row
+            })
+            .collect();
+        if self.mode == Mode::Write && from_start && rows.len() < limit {
+            self.listed_whole.insert(doc_key(kind, scope, parent));
+        }
+        Ok(rows)
+    }
+
     /// Notes that a write meant to apply to a version read without a lock matched nothing:
     /// another transaction changed the document, so this one runs again.
     fn changed(&mut self) -> StoreError {
@@ -652,6 +713,36 @@ macro_rules! messages_sql {
 }
 
 impl Tx for PgTx<'_> {
+    fn list(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.list_rows(kind, scope, parent, after, false, limit)
+    }
+
+    fn list_newest(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.list_rows(kind, scope, parent, before, true, limit)
+    }
+
+    fn scopes(&mut self, kind: Kind) -> Result<Vec<String>, StoreError> {
+        let rows = self.query(
+            "SELECT DISTINCT scope FROM documents WHERE kind = $1 ORDER BY scope",
+            &[&kind.as_str()],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         // No lock: in a write transaction the version read is checked by a later write of the
         // document. (Locking every read made every writer reading one shared document, the
@@ -799,56 +890,6 @@ impl Tx for PgTx<'_> {
             &[&kind.as_str(), &scope, &id],
         )?;
         Ok(n == 1)
-    }
-
-    fn list(
-        &mut self,
-        kind: Kind,
-        scope: &str,
-        parent: &str,
-        after: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        let sql = if self.locking {
-            "SELECT seq, id, body, version FROM documents
-             WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
-             ORDER BY seq LIMIT $5 FOR UPDATE"
-        } else {
-            "SELECT seq, id, body, version FROM documents
-             WHERE kind = $1 AND scope = $2 AND parent = $3 AND seq > $4
-             ORDER BY seq LIMIT $5"
-        };
-        let rows = self.query(
-            sql,
-            &[
-                &kind.as_str(),
-                &scope,
-                &parent,
-                &after.unwrap_or(i64::MIN),
-                &(limit as i64),
-            ],
-        )?;
-        let rows: Vec<Row> = rows
-            .iter()
-            .map(|r| {
-                let row = Row {
-                    seq: r.get(0),
-                    id: r.get(1),
-                    body: r.get(2),
-                };
-                if self.mode == Mode::Write {
-                    // Listed is read: a write of a listed document checks its version too.
-                    self.read
-                        .entry(doc_key(kind, scope, &row.id))
-                        .or_insert(r.get(3));
-                }
-                row
-            })
-            .collect();
-        if self.mode == Mode::Write && after.is_none() && rows.len() < limit {
-            self.listed_whole.insert(doc_key(kind, scope, parent));
-        }
-        Ok(rows)
     }
 
     fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {

@@ -621,6 +621,54 @@ impl Tx for SqliteTx<'_> {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    fn list_newest(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        parent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, id, body FROM documents
+                 WHERE kind = ?1 AND scope = ?2 AND parent = ?3 AND seq < ?4
+                 ORDER BY seq DESC LIMIT ?5",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    kind.as_str(),
+                    scope,
+                    parent,
+                    before.unwrap_or(i64::MAX),
+                    limit as i64
+                ],
+                |r| {
+                    Ok(Row {
+                        seq: r.get(0)?,
+                        id: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn scopes(&mut self, kind: Kind) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT scope FROM documents WHERE kind = ?1 ORDER BY scope")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![kind.as_str()], |r| r.get(0))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
     fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
