@@ -580,7 +580,9 @@ fn emit_operations(operations: &Map<String, Value>) -> Result<String, String> {
          /// `implements`; every other operation answers `UnknownOperationException` before its input\n\
          /// is even read, never a fake success.\n\
          pub trait Handler {\n    /// What the server hands every call: the caller's identity, a store handle, ...\n    type Context;\n\n    \
-         /// Whether this handler serves `operation`.\n    fn implements(&self, operation: Operation) -> bool;\n\n",
+         /// Whether this handler serves `operation`.\n    fn implements(&self, operation: Operation) -> bool;\n\n    \
+         /// Whether the caller may make this call: checked once its input is decoded and valid,\n    \
+         /// before the operation runs.\n    fn authorize(&self, ctx: &Self::Context, operation: Operation) -> Result<(), AwsError>;\n\n",
     );
     for n in &names {
         let op = &operations[n.as_str()];
@@ -600,19 +602,20 @@ fn emit_operations(operations: &Map<String, Value>) -> Result<String, String> {
     }
     out.push_str("}\n\n");
     out.push_str(
-        "/// Decodes the input of `operation` with codec `C`, validates it against the model, calls the\n\
-         /// handler and encodes its output.\n\
+        "/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the\n\
+         /// handler whether the caller may make the call, calls it and encodes its output.\n\
          pub fn dispatch<H: Handler, C: Codec>(\n    handler: &H,\n    ctx: &H::Context,\n    operation: Operation,\n    body: &[u8],\n) -> Result<Vec<u8>, AwsError> {\n    \
          if !handler.implements(operation) {\n        return Err(unknown_operation(operation.name()));\n    }\n    match operation {\n",
     );
     for n in &names {
         let op = &operations[n.as_str()];
         let has_output = op["output"]["shape"].as_str().is_some();
-        let call = format!("handler.{}(ctx, check(C::decode(body)?)?)?", snake(n));
+        let call = format!("handler.{}(ctx, input)?", snake(n));
+        let prologue = "let input = check(C::decode(body)?)?;\n            handler.authorize(ctx, operation)?;";
         if has_output {
-            writeln!(out, "        Operation::{n} => C::encode(&{call}),").unwrap();
+            writeln!(out, "        Operation::{n} => {{\n            {prologue}\n            C::encode(&{call})\n        }}").unwrap();
         } else {
-            writeln!(out, "        Operation::{n} => {{\n            {call};\n            Ok(C::empty())\n        }}").unwrap();
+            writeln!(out, "        Operation::{n} => {{\n            {prologue}\n            {call};\n            Ok(C::empty())\n        }}").unwrap();
         }
     }
     out.push_str("    }\n}\n");

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod proton;
 pub mod queue;
 pub mod s3;
+pub mod served;
 pub mod server;
 pub mod store;
 pub mod time;

@@ -16170,6 +16170,10 @@ pub trait Handler {
     /// Whether this handler serves `operation`.
     fn implements(&self, operation: Operation) -> bool;
 
+    /// Whether the caller may make this call: checked once its input is decoded and valid,
+    /// before the operation runs.
+    fn authorize(&self, ctx: &Self::Context, operation: Operation) -> Result<(), AwsError>;
+
     /// `AcceptEnvironmentAccountConnection`.
     fn accept_environment_account_connection(
         &self,
@@ -17041,8 +17045,8 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, calls the
-/// handler and encodes its output.
+/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
+/// handler whether the caller may make the call, calls it and encodes its output.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -17053,262 +17057,440 @@ pub fn dispatch<H: Handler, C: Codec>(
         return Err(unknown_operation(operation.name()));
     }
     match operation {
-        Operation::AcceptEnvironmentAccountConnection => C::encode(
-            &handler.accept_environment_account_connection(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::AcceptEnvironmentAccountConnection => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.accept_environment_account_connection(ctx, input)?)
+        }
         Operation::CancelComponentDeployment => {
-            C::encode(&handler.cancel_component_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.cancel_component_deployment(ctx, input)?)
         }
         Operation::CancelEnvironmentDeployment => {
-            C::encode(&handler.cancel_environment_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.cancel_environment_deployment(ctx, input)?)
         }
         Operation::CancelServiceInstanceDeployment => {
-            C::encode(&handler.cancel_service_instance_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.cancel_service_instance_deployment(ctx, input)?)
         }
         Operation::CancelServicePipelineDeployment => {
-            C::encode(&handler.cancel_service_pipeline_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.cancel_service_pipeline_deployment(ctx, input)?)
         }
         Operation::CreateComponent => {
-            C::encode(&handler.create_component(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_component(ctx, input)?)
         }
         Operation::CreateEnvironment => {
-            C::encode(&handler.create_environment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_environment(ctx, input)?)
         }
-        Operation::CreateEnvironmentAccountConnection => C::encode(
-            &handler.create_environment_account_connection(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::CreateEnvironmentAccountConnection => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_environment_account_connection(ctx, input)?)
+        }
         Operation::CreateEnvironmentTemplate => {
-            C::encode(&handler.create_environment_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_environment_template(ctx, input)?)
         }
         Operation::CreateEnvironmentTemplateVersion => {
-            C::encode(&handler.create_environment_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_environment_template_version(ctx, input)?)
         }
         Operation::CreateRepository => {
-            C::encode(&handler.create_repository(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_repository(ctx, input)?)
         }
         Operation::CreateService => {
-            C::encode(&handler.create_service(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service(ctx, input)?)
         }
         Operation::CreateServiceInstance => {
-            C::encode(&handler.create_service_instance(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service_instance(ctx, input)?)
         }
         Operation::CreateServiceSyncConfig => {
-            C::encode(&handler.create_service_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service_sync_config(ctx, input)?)
         }
         Operation::CreateServiceTemplate => {
-            C::encode(&handler.create_service_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service_template(ctx, input)?)
         }
         Operation::CreateServiceTemplateVersion => {
-            C::encode(&handler.create_service_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service_template_version(ctx, input)?)
         }
         Operation::CreateTemplateSyncConfig => {
-            C::encode(&handler.create_template_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_template_sync_config(ctx, input)?)
         }
         Operation::DeleteComponent => {
-            C::encode(&handler.delete_component(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_component(ctx, input)?)
         }
         Operation::DeleteDeployment => {
-            C::encode(&handler.delete_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_deployment(ctx, input)?)
         }
         Operation::DeleteEnvironment => {
-            C::encode(&handler.delete_environment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_environment(ctx, input)?)
         }
-        Operation::DeleteEnvironmentAccountConnection => C::encode(
-            &handler.delete_environment_account_connection(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::DeleteEnvironmentAccountConnection => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_environment_account_connection(ctx, input)?)
+        }
         Operation::DeleteEnvironmentTemplate => {
-            C::encode(&handler.delete_environment_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_environment_template(ctx, input)?)
         }
         Operation::DeleteEnvironmentTemplateVersion => {
-            C::encode(&handler.delete_environment_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_environment_template_version(ctx, input)?)
         }
         Operation::DeleteRepository => {
-            C::encode(&handler.delete_repository(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_repository(ctx, input)?)
         }
         Operation::DeleteService => {
-            C::encode(&handler.delete_service(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_service(ctx, input)?)
         }
         Operation::DeleteServiceSyncConfig => {
-            C::encode(&handler.delete_service_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_service_sync_config(ctx, input)?)
         }
         Operation::DeleteServiceTemplate => {
-            C::encode(&handler.delete_service_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_service_template(ctx, input)?)
         }
         Operation::DeleteServiceTemplateVersion => {
-            C::encode(&handler.delete_service_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_service_template_version(ctx, input)?)
         }
         Operation::DeleteTemplateSyncConfig => {
-            C::encode(&handler.delete_template_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_template_sync_config(ctx, input)?)
         }
         Operation::GetAccountSettings => {
-            C::encode(&handler.get_account_settings(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_account_settings(ctx, input)?)
         }
         Operation::GetComponent => {
-            C::encode(&handler.get_component(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_component(ctx, input)?)
         }
         Operation::GetDeployment => {
-            C::encode(&handler.get_deployment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_deployment(ctx, input)?)
         }
         Operation::GetEnvironment => {
-            C::encode(&handler.get_environment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_environment(ctx, input)?)
         }
         Operation::GetEnvironmentAccountConnection => {
-            C::encode(&handler.get_environment_account_connection(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_environment_account_connection(ctx, input)?)
         }
         Operation::GetEnvironmentTemplate => {
-            C::encode(&handler.get_environment_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_environment_template(ctx, input)?)
         }
         Operation::GetEnvironmentTemplateVersion => {
-            C::encode(&handler.get_environment_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_environment_template_version(ctx, input)?)
         }
         Operation::GetRepository => {
-            C::encode(&handler.get_repository(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_repository(ctx, input)?)
         }
         Operation::GetRepositorySyncStatus => {
-            C::encode(&handler.get_repository_sync_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_repository_sync_status(ctx, input)?)
         }
         Operation::GetResourcesSummary => {
-            C::encode(&handler.get_resources_summary(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_resources_summary(ctx, input)?)
         }
-        Operation::GetService => C::encode(&handler.get_service(ctx, check(C::decode(body)?)?)?),
+        Operation::GetService => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service(ctx, input)?)
+        }
         Operation::GetServiceInstance => {
-            C::encode(&handler.get_service_instance(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_instance(ctx, input)?)
         }
         Operation::GetServiceInstanceSyncStatus => {
-            C::encode(&handler.get_service_instance_sync_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_instance_sync_status(ctx, input)?)
         }
         Operation::GetServiceSyncBlockerSummary => {
-            C::encode(&handler.get_service_sync_blocker_summary(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_sync_blocker_summary(ctx, input)?)
         }
         Operation::GetServiceSyncConfig => {
-            C::encode(&handler.get_service_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_sync_config(ctx, input)?)
         }
         Operation::GetServiceTemplate => {
-            C::encode(&handler.get_service_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_template(ctx, input)?)
         }
         Operation::GetServiceTemplateVersion => {
-            C::encode(&handler.get_service_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_service_template_version(ctx, input)?)
         }
         Operation::GetTemplateSyncConfig => {
-            C::encode(&handler.get_template_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_template_sync_config(ctx, input)?)
         }
         Operation::GetTemplateSyncStatus => {
-            C::encode(&handler.get_template_sync_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_template_sync_status(ctx, input)?)
         }
         Operation::ListComponentOutputs => {
-            C::encode(&handler.list_component_outputs(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_component_outputs(ctx, input)?)
         }
         Operation::ListComponentProvisionedResources => {
-            C::encode(&handler.list_component_provisioned_resources(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_component_provisioned_resources(ctx, input)?)
         }
         Operation::ListComponents => {
-            C::encode(&handler.list_components(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_components(ctx, input)?)
         }
         Operation::ListDeployments => {
-            C::encode(&handler.list_deployments(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_deployments(ctx, input)?)
         }
         Operation::ListEnvironmentAccountConnections => {
-            C::encode(&handler.list_environment_account_connections(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environment_account_connections(ctx, input)?)
         }
         Operation::ListEnvironmentOutputs => {
-            C::encode(&handler.list_environment_outputs(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environment_outputs(ctx, input)?)
         }
-        Operation::ListEnvironmentProvisionedResources => C::encode(
-            &handler.list_environment_provisioned_resources(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ListEnvironmentProvisionedResources => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environment_provisioned_resources(ctx, input)?)
+        }
         Operation::ListEnvironmentTemplateVersions => {
-            C::encode(&handler.list_environment_template_versions(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environment_template_versions(ctx, input)?)
         }
         Operation::ListEnvironmentTemplates => {
-            C::encode(&handler.list_environment_templates(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environment_templates(ctx, input)?)
         }
         Operation::ListEnvironments => {
-            C::encode(&handler.list_environments(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_environments(ctx, input)?)
         }
         Operation::ListRepositories => {
-            C::encode(&handler.list_repositories(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_repositories(ctx, input)?)
         }
         Operation::ListRepositorySyncDefinitions => {
-            C::encode(&handler.list_repository_sync_definitions(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_repository_sync_definitions(ctx, input)?)
         }
         Operation::ListServiceInstanceOutputs => {
-            C::encode(&handler.list_service_instance_outputs(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_instance_outputs(ctx, input)?)
         }
-        Operation::ListServiceInstanceProvisionedResources => C::encode(
-            &handler.list_service_instance_provisioned_resources(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ListServiceInstanceProvisionedResources => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_instance_provisioned_resources(ctx, input)?)
+        }
         Operation::ListServiceInstances => {
-            C::encode(&handler.list_service_instances(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_instances(ctx, input)?)
         }
         Operation::ListServicePipelineOutputs => {
-            C::encode(&handler.list_service_pipeline_outputs(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_pipeline_outputs(ctx, input)?)
         }
-        Operation::ListServicePipelineProvisionedResources => C::encode(
-            &handler.list_service_pipeline_provisioned_resources(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ListServicePipelineProvisionedResources => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_pipeline_provisioned_resources(ctx, input)?)
+        }
         Operation::ListServiceTemplateVersions => {
-            C::encode(&handler.list_service_template_versions(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_template_versions(ctx, input)?)
         }
         Operation::ListServiceTemplates => {
-            C::encode(&handler.list_service_templates(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_templates(ctx, input)?)
         }
         Operation::ListServices => {
-            C::encode(&handler.list_services(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_services(ctx, input)?)
         }
         Operation::ListTagsForResource => {
-            C::encode(&handler.list_tags_for_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_tags_for_resource(ctx, input)?)
         }
-        Operation::NotifyResourceDeploymentStatusChange => C::encode(
-            &handler.notify_resource_deployment_status_change(ctx, check(C::decode(body)?)?)?,
-        ),
-        Operation::RejectEnvironmentAccountConnection => C::encode(
-            &handler.reject_environment_account_connection(ctx, check(C::decode(body)?)?)?,
-        ),
-        Operation::TagResource => C::encode(&handler.tag_resource(ctx, check(C::decode(body)?)?)?),
+        Operation::NotifyResourceDeploymentStatusChange => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.notify_resource_deployment_status_change(ctx, input)?)
+        }
+        Operation::RejectEnvironmentAccountConnection => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.reject_environment_account_connection(ctx, input)?)
+        }
+        Operation::TagResource => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.tag_resource(ctx, input)?)
+        }
         Operation::UntagResource => {
-            C::encode(&handler.untag_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.untag_resource(ctx, input)?)
         }
         Operation::UpdateAccountSettings => {
-            C::encode(&handler.update_account_settings(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_account_settings(ctx, input)?)
         }
         Operation::UpdateComponent => {
-            C::encode(&handler.update_component(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_component(ctx, input)?)
         }
         Operation::UpdateEnvironment => {
-            C::encode(&handler.update_environment(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_environment(ctx, input)?)
         }
-        Operation::UpdateEnvironmentAccountConnection => C::encode(
-            &handler.update_environment_account_connection(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::UpdateEnvironmentAccountConnection => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_environment_account_connection(ctx, input)?)
+        }
         Operation::UpdateEnvironmentTemplate => {
-            C::encode(&handler.update_environment_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_environment_template(ctx, input)?)
         }
         Operation::UpdateEnvironmentTemplateVersion => {
-            C::encode(&handler.update_environment_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_environment_template_version(ctx, input)?)
         }
         Operation::UpdateService => {
-            C::encode(&handler.update_service(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service(ctx, input)?)
         }
         Operation::UpdateServiceInstance => {
-            C::encode(&handler.update_service_instance(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_instance(ctx, input)?)
         }
         Operation::UpdateServicePipeline => {
-            C::encode(&handler.update_service_pipeline(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_pipeline(ctx, input)?)
         }
         Operation::UpdateServiceSyncBlocker => {
-            C::encode(&handler.update_service_sync_blocker(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_sync_blocker(ctx, input)?)
         }
         Operation::UpdateServiceSyncConfig => {
-            C::encode(&handler.update_service_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_sync_config(ctx, input)?)
         }
         Operation::UpdateServiceTemplate => {
-            C::encode(&handler.update_service_template(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_template(ctx, input)?)
         }
         Operation::UpdateServiceTemplateVersion => {
-            C::encode(&handler.update_service_template_version(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_template_version(ctx, input)?)
         }
         Operation::UpdateTemplateSyncConfig => {
-            C::encode(&handler.update_template_sync_config(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_template_sync_config(ctx, input)?)
         }
     }
 }

@@ -15178,6 +15178,10 @@ pub trait Handler {
     /// Whether this handler serves `operation`.
     fn implements(&self, operation: Operation) -> bool;
 
+    /// Whether the caller may make this call: checked once its input is decoded and valid,
+    /// before the operation runs.
+    fn authorize(&self, ctx: &Self::Context, operation: Operation) -> Result<(), AwsError>;
+
     /// `AcceptPortfolioShare`.
     fn accept_portfolio_share(
         &self,
@@ -16099,8 +16103,8 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, calls the
-/// handler and encodes its output.
+/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
+/// handler whether the caller may make the call, calls it and encodes its output.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -16112,293 +16116,463 @@ pub fn dispatch<H: Handler, C: Codec>(
     }
     match operation {
         Operation::AcceptPortfolioShare => {
-            C::encode(&handler.accept_portfolio_share(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.accept_portfolio_share(ctx, input)?)
         }
         Operation::AssociateBudgetWithResource => {
-            C::encode(&handler.associate_budget_with_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.associate_budget_with_resource(ctx, input)?)
         }
         Operation::AssociatePrincipalWithPortfolio => {
-            C::encode(&handler.associate_principal_with_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.associate_principal_with_portfolio(ctx, input)?)
         }
         Operation::AssociateProductWithPortfolio => {
-            C::encode(&handler.associate_product_with_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.associate_product_with_portfolio(ctx, input)?)
         }
-        Operation::AssociateServiceActionWithProvisioningArtifact => C::encode(
-            &handler.associate_service_action_with_provisioning_artifact(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
+        Operation::AssociateServiceActionWithProvisioningArtifact => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.associate_service_action_with_provisioning_artifact(ctx, input)?)
+        }
         Operation::AssociateTagOptionWithResource => {
-            C::encode(&handler.associate_tag_option_with_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.associate_tag_option_with_resource(ctx, input)?)
         }
-        Operation::BatchAssociateServiceActionWithProvisioningArtifact => C::encode(
-            &handler.batch_associate_service_action_with_provisioning_artifact(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
-        Operation::BatchDisassociateServiceActionFromProvisioningArtifact => C::encode(
-            &handler.batch_disassociate_service_action_from_provisioning_artifact(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
-        Operation::CopyProduct => C::encode(&handler.copy_product(ctx, check(C::decode(body)?)?)?),
+        Operation::BatchAssociateServiceActionWithProvisioningArtifact => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(
+                &handler.batch_associate_service_action_with_provisioning_artifact(ctx, input)?,
+            )
+        }
+        Operation::BatchDisassociateServiceActionFromProvisioningArtifact => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(
+                &handler
+                    .batch_disassociate_service_action_from_provisioning_artifact(ctx, input)?,
+            )
+        }
+        Operation::CopyProduct => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.copy_product(ctx, input)?)
+        }
         Operation::CreateConstraint => {
-            C::encode(&handler.create_constraint(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_constraint(ctx, input)?)
         }
         Operation::CreatePortfolio => {
-            C::encode(&handler.create_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_portfolio(ctx, input)?)
         }
         Operation::CreatePortfolioShare => {
-            C::encode(&handler.create_portfolio_share(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_portfolio_share(ctx, input)?)
         }
         Operation::CreateProduct => {
-            C::encode(&handler.create_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_product(ctx, input)?)
         }
         Operation::CreateProvisionedProductPlan => {
-            C::encode(&handler.create_provisioned_product_plan(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_provisioned_product_plan(ctx, input)?)
         }
         Operation::CreateProvisioningArtifact => {
-            C::encode(&handler.create_provisioning_artifact(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_provisioning_artifact(ctx, input)?)
         }
         Operation::CreateServiceAction => {
-            C::encode(&handler.create_service_action(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_service_action(ctx, input)?)
         }
         Operation::CreateTagOption => {
-            C::encode(&handler.create_tag_option(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_tag_option(ctx, input)?)
         }
         Operation::DeleteConstraint => {
-            C::encode(&handler.delete_constraint(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_constraint(ctx, input)?)
         }
         Operation::DeletePortfolio => {
-            C::encode(&handler.delete_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_portfolio(ctx, input)?)
         }
         Operation::DeletePortfolioShare => {
-            C::encode(&handler.delete_portfolio_share(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_portfolio_share(ctx, input)?)
         }
         Operation::DeleteProduct => {
-            C::encode(&handler.delete_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_product(ctx, input)?)
         }
         Operation::DeleteProvisionedProductPlan => {
-            C::encode(&handler.delete_provisioned_product_plan(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_provisioned_product_plan(ctx, input)?)
         }
         Operation::DeleteProvisioningArtifact => {
-            C::encode(&handler.delete_provisioning_artifact(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_provisioning_artifact(ctx, input)?)
         }
         Operation::DeleteServiceAction => {
-            C::encode(&handler.delete_service_action(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_service_action(ctx, input)?)
         }
         Operation::DeleteTagOption => {
-            C::encode(&handler.delete_tag_option(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_tag_option(ctx, input)?)
         }
         Operation::DescribeConstraint => {
-            C::encode(&handler.describe_constraint(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_constraint(ctx, input)?)
         }
         Operation::DescribeCopyProductStatus => {
-            C::encode(&handler.describe_copy_product_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_copy_product_status(ctx, input)?)
         }
         Operation::DescribePortfolio => {
-            C::encode(&handler.describe_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_portfolio(ctx, input)?)
         }
         Operation::DescribePortfolioShareStatus => {
-            C::encode(&handler.describe_portfolio_share_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_portfolio_share_status(ctx, input)?)
         }
         Operation::DescribePortfolioShares => {
-            C::encode(&handler.describe_portfolio_shares(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_portfolio_shares(ctx, input)?)
         }
         Operation::DescribeProduct => {
-            C::encode(&handler.describe_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_product(ctx, input)?)
         }
         Operation::DescribeProductAsAdmin => {
-            C::encode(&handler.describe_product_as_admin(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_product_as_admin(ctx, input)?)
         }
         Operation::DescribeProductView => {
-            C::encode(&handler.describe_product_view(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_product_view(ctx, input)?)
         }
         Operation::DescribeProvisionedProduct => {
-            C::encode(&handler.describe_provisioned_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_provisioned_product(ctx, input)?)
         }
         Operation::DescribeProvisionedProductPlan => {
-            C::encode(&handler.describe_provisioned_product_plan(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_provisioned_product_plan(ctx, input)?)
         }
         Operation::DescribeProvisioningArtifact => {
-            C::encode(&handler.describe_provisioning_artifact(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_provisioning_artifact(ctx, input)?)
         }
         Operation::DescribeProvisioningParameters => {
-            C::encode(&handler.describe_provisioning_parameters(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_provisioning_parameters(ctx, input)?)
         }
         Operation::DescribeRecord => {
-            C::encode(&handler.describe_record(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_record(ctx, input)?)
         }
         Operation::DescribeServiceAction => {
-            C::encode(&handler.describe_service_action(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_service_action(ctx, input)?)
         }
-        Operation::DescribeServiceActionExecutionParameters => C::encode(
-            &handler.describe_service_action_execution_parameters(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::DescribeServiceActionExecutionParameters => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_service_action_execution_parameters(ctx, input)?)
+        }
         Operation::DescribeTagOption => {
-            C::encode(&handler.describe_tag_option(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.describe_tag_option(ctx, input)?)
         }
         Operation::DisableAWSOrganizationsAccess => {
-            C::encode(&handler.disable_aws_organizations_access(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disable_aws_organizations_access(ctx, input)?)
         }
         Operation::DisassociateBudgetFromResource => {
-            C::encode(&handler.disassociate_budget_from_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disassociate_budget_from_resource(ctx, input)?)
         }
-        Operation::DisassociatePrincipalFromPortfolio => C::encode(
-            &handler.disassociate_principal_from_portfolio(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::DisassociatePrincipalFromPortfolio => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disassociate_principal_from_portfolio(ctx, input)?)
+        }
         Operation::DisassociateProductFromPortfolio => {
-            C::encode(&handler.disassociate_product_from_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disassociate_product_from_portfolio(ctx, input)?)
         }
-        Operation::DisassociateServiceActionFromProvisioningArtifact => C::encode(
-            &handler.disassociate_service_action_from_provisioning_artifact(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
-        Operation::DisassociateTagOptionFromResource => C::encode(
-            &handler.disassociate_tag_option_from_resource(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::DisassociateServiceActionFromProvisioningArtifact => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disassociate_service_action_from_provisioning_artifact(ctx, input)?)
+        }
+        Operation::DisassociateTagOptionFromResource => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.disassociate_tag_option_from_resource(ctx, input)?)
+        }
         Operation::EnableAWSOrganizationsAccess => {
-            C::encode(&handler.enable_aws_organizations_access(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.enable_aws_organizations_access(ctx, input)?)
         }
         Operation::ExecuteProvisionedProductPlan => {
-            C::encode(&handler.execute_provisioned_product_plan(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.execute_provisioned_product_plan(ctx, input)?)
         }
-        Operation::ExecuteProvisionedProductServiceAction => C::encode(
-            &handler.execute_provisioned_product_service_action(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ExecuteProvisionedProductServiceAction => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.execute_provisioned_product_service_action(ctx, input)?)
+        }
         Operation::GetAWSOrganizationsAccessStatus => {
-            C::encode(&handler.get_aws_organizations_access_status(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_aws_organizations_access_status(ctx, input)?)
         }
         Operation::GetProvisionedProductOutputs => {
-            C::encode(&handler.get_provisioned_product_outputs(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_provisioned_product_outputs(ctx, input)?)
         }
         Operation::ImportAsProvisionedProduct => {
-            C::encode(&handler.import_as_provisioned_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.import_as_provisioned_product(ctx, input)?)
         }
         Operation::ListAcceptedPortfolioShares => {
-            C::encode(&handler.list_accepted_portfolio_shares(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_accepted_portfolio_shares(ctx, input)?)
         }
         Operation::ListBudgetsForResource => {
-            C::encode(&handler.list_budgets_for_resource(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_budgets_for_resource(ctx, input)?)
         }
         Operation::ListConstraintsForPortfolio => {
-            C::encode(&handler.list_constraints_for_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_constraints_for_portfolio(ctx, input)?)
         }
         Operation::ListLaunchPaths => {
-            C::encode(&handler.list_launch_paths(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_launch_paths(ctx, input)?)
         }
         Operation::ListOrganizationPortfolioAccess => {
-            C::encode(&handler.list_organization_portfolio_access(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_organization_portfolio_access(ctx, input)?)
         }
         Operation::ListPortfolioAccess => {
-            C::encode(&handler.list_portfolio_access(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_portfolio_access(ctx, input)?)
         }
         Operation::ListPortfolios => {
-            C::encode(&handler.list_portfolios(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_portfolios(ctx, input)?)
         }
         Operation::ListPortfoliosForProduct => {
-            C::encode(&handler.list_portfolios_for_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_portfolios_for_product(ctx, input)?)
         }
         Operation::ListPrincipalsForPortfolio => {
-            C::encode(&handler.list_principals_for_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_principals_for_portfolio(ctx, input)?)
         }
         Operation::ListProvisionedProductPlans => {
-            C::encode(&handler.list_provisioned_product_plans(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_provisioned_product_plans(ctx, input)?)
         }
         Operation::ListProvisioningArtifacts => {
-            C::encode(&handler.list_provisioning_artifacts(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_provisioning_artifacts(ctx, input)?)
         }
-        Operation::ListProvisioningArtifactsForServiceAction => C::encode(
-            &handler
-                .list_provisioning_artifacts_for_service_action(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ListProvisioningArtifactsForServiceAction => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_provisioning_artifacts_for_service_action(ctx, input)?)
+        }
         Operation::ListRecordHistory => {
-            C::encode(&handler.list_record_history(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_record_history(ctx, input)?)
         }
         Operation::ListResourcesForTagOption => {
-            C::encode(&handler.list_resources_for_tag_option(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_resources_for_tag_option(ctx, input)?)
         }
         Operation::ListServiceActions => {
-            C::encode(&handler.list_service_actions(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_actions(ctx, input)?)
         }
-        Operation::ListServiceActionsForProvisioningArtifact => C::encode(
-            &handler
-                .list_service_actions_for_provisioning_artifact(ctx, check(C::decode(body)?)?)?,
-        ),
-        Operation::ListStackInstancesForProvisionedProduct => C::encode(
-            &handler.list_stack_instances_for_provisioned_product(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::ListServiceActionsForProvisioningArtifact => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_service_actions_for_provisioning_artifact(ctx, input)?)
+        }
+        Operation::ListStackInstancesForProvisionedProduct => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_stack_instances_for_provisioned_product(ctx, input)?)
+        }
         Operation::ListTagOptions => {
-            C::encode(&handler.list_tag_options(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_tag_options(ctx, input)?)
         }
-        Operation::NotifyProvisionProductEngineWorkflowResult => C::encode(
-            &handler
-                .notify_provision_product_engine_workflow_result(ctx, check(C::decode(body)?)?)?,
-        ),
-        Operation::NotifyTerminateProvisionedProductEngineWorkflowResult => C::encode(
-            &handler.notify_terminate_provisioned_product_engine_workflow_result(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
-        Operation::NotifyUpdateProvisionedProductEngineWorkflowResult => C::encode(
-            &handler.notify_update_provisioned_product_engine_workflow_result(
-                ctx,
-                check(C::decode(body)?)?,
-            )?,
-        ),
+        Operation::NotifyProvisionProductEngineWorkflowResult => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.notify_provision_product_engine_workflow_result(ctx, input)?)
+        }
+        Operation::NotifyTerminateProvisionedProductEngineWorkflowResult => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(
+                &handler.notify_terminate_provisioned_product_engine_workflow_result(ctx, input)?,
+            )
+        }
+        Operation::NotifyUpdateProvisionedProductEngineWorkflowResult => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(
+                &handler.notify_update_provisioned_product_engine_workflow_result(ctx, input)?,
+            )
+        }
         Operation::ProvisionProduct => {
-            C::encode(&handler.provision_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.provision_product(ctx, input)?)
         }
         Operation::RejectPortfolioShare => {
-            C::encode(&handler.reject_portfolio_share(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.reject_portfolio_share(ctx, input)?)
         }
         Operation::ScanProvisionedProducts => {
-            C::encode(&handler.scan_provisioned_products(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.scan_provisioned_products(ctx, input)?)
         }
         Operation::SearchProducts => {
-            C::encode(&handler.search_products(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.search_products(ctx, input)?)
         }
         Operation::SearchProductsAsAdmin => {
-            C::encode(&handler.search_products_as_admin(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.search_products_as_admin(ctx, input)?)
         }
         Operation::SearchProvisionedProducts => {
-            C::encode(&handler.search_provisioned_products(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.search_provisioned_products(ctx, input)?)
         }
         Operation::TerminateProvisionedProduct => {
-            C::encode(&handler.terminate_provisioned_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.terminate_provisioned_product(ctx, input)?)
         }
         Operation::UpdateConstraint => {
-            C::encode(&handler.update_constraint(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_constraint(ctx, input)?)
         }
         Operation::UpdatePortfolio => {
-            C::encode(&handler.update_portfolio(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_portfolio(ctx, input)?)
         }
         Operation::UpdatePortfolioShare => {
-            C::encode(&handler.update_portfolio_share(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_portfolio_share(ctx, input)?)
         }
         Operation::UpdateProduct => {
-            C::encode(&handler.update_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_product(ctx, input)?)
         }
         Operation::UpdateProvisionedProduct => {
-            C::encode(&handler.update_provisioned_product(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_provisioned_product(ctx, input)?)
         }
-        Operation::UpdateProvisionedProductProperties => C::encode(
-            &handler.update_provisioned_product_properties(ctx, check(C::decode(body)?)?)?,
-        ),
+        Operation::UpdateProvisionedProductProperties => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_provisioned_product_properties(ctx, input)?)
+        }
         Operation::UpdateProvisioningArtifact => {
-            C::encode(&handler.update_provisioning_artifact(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_provisioning_artifact(ctx, input)?)
         }
         Operation::UpdateServiceAction => {
-            C::encode(&handler.update_service_action(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_service_action(ctx, input)?)
         }
         Operation::UpdateTagOption => {
-            C::encode(&handler.update_tag_option(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.update_tag_option(ctx, input)?)
         }
     }
 }

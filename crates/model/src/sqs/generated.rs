@@ -2451,6 +2451,10 @@ pub trait Handler {
     /// Whether this handler serves `operation`.
     fn implements(&self, operation: Operation) -> bool;
 
+    /// Whether the caller may make this call: checked once its input is decoded and valid,
+    /// before the operation runs.
+    fn authorize(&self, ctx: &Self::Context, operation: Operation) -> Result<(), AwsError>;
+
     /// `AddPermission`.
     fn add_permission(
         &self,
@@ -2666,8 +2670,8 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, calls the
-/// handler and encodes its output.
+/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
+/// handler whether the caller may make the call, calls it and encodes its output.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -2679,73 +2683,127 @@ pub fn dispatch<H: Handler, C: Codec>(
     }
     match operation {
         Operation::AddPermission => {
-            handler.add_permission(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.add_permission(ctx, input)?;
             Ok(C::empty())
         }
         Operation::CancelMessageMoveTask => {
-            C::encode(&handler.cancel_message_move_task(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.cancel_message_move_task(ctx, input)?)
         }
         Operation::ChangeMessageVisibility => {
-            handler.change_message_visibility(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.change_message_visibility(ctx, input)?;
             Ok(C::empty())
         }
         Operation::ChangeMessageVisibilityBatch => {
-            C::encode(&handler.change_message_visibility_batch(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.change_message_visibility_batch(ctx, input)?)
         }
-        Operation::CreateQueue => C::encode(&handler.create_queue(ctx, check(C::decode(body)?)?)?),
+        Operation::CreateQueue => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.create_queue(ctx, input)?)
+        }
         Operation::DeleteMessage => {
-            handler.delete_message(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.delete_message(ctx, input)?;
             Ok(C::empty())
         }
         Operation::DeleteMessageBatch => {
-            C::encode(&handler.delete_message_batch(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.delete_message_batch(ctx, input)?)
         }
         Operation::DeleteQueue => {
-            handler.delete_queue(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.delete_queue(ctx, input)?;
             Ok(C::empty())
         }
         Operation::GetQueueAttributes => {
-            C::encode(&handler.get_queue_attributes(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_queue_attributes(ctx, input)?)
         }
-        Operation::GetQueueUrl => C::encode(&handler.get_queue_url(ctx, check(C::decode(body)?)?)?),
+        Operation::GetQueueUrl => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.get_queue_url(ctx, input)?)
+        }
         Operation::ListDeadLetterSourceQueues => {
-            C::encode(&handler.list_dead_letter_source_queues(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_dead_letter_source_queues(ctx, input)?)
         }
         Operation::ListMessageMoveTasks => {
-            C::encode(&handler.list_message_move_tasks(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_message_move_tasks(ctx, input)?)
         }
         Operation::ListQueueTags => {
-            C::encode(&handler.list_queue_tags(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_queue_tags(ctx, input)?)
         }
-        Operation::ListQueues => C::encode(&handler.list_queues(ctx, check(C::decode(body)?)?)?),
+        Operation::ListQueues => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.list_queues(ctx, input)?)
+        }
         Operation::PurgeQueue => {
-            handler.purge_queue(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.purge_queue(ctx, input)?;
             Ok(C::empty())
         }
         Operation::ReceiveMessage => {
-            C::encode(&handler.receive_message(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.receive_message(ctx, input)?)
         }
         Operation::RemovePermission => {
-            handler.remove_permission(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.remove_permission(ctx, input)?;
             Ok(C::empty())
         }
-        Operation::SendMessage => C::encode(&handler.send_message(ctx, check(C::decode(body)?)?)?),
+        Operation::SendMessage => {
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.send_message(ctx, input)?)
+        }
         Operation::SendMessageBatch => {
-            C::encode(&handler.send_message_batch(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.send_message_batch(ctx, input)?)
         }
         Operation::SetQueueAttributes => {
-            handler.set_queue_attributes(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.set_queue_attributes(ctx, input)?;
             Ok(C::empty())
         }
         Operation::StartMessageMoveTask => {
-            C::encode(&handler.start_message_move_task(ctx, check(C::decode(body)?)?)?)
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            C::encode(&handler.start_message_move_task(ctx, input)?)
         }
         Operation::TagQueue => {
-            handler.tag_queue(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.tag_queue(ctx, input)?;
             Ok(C::empty())
         }
         Operation::UntagQueue => {
-            handler.untag_queue(ctx, check(C::decode(body)?)?)?;
+            let input = check(C::decode(body)?)?;
+            handler.authorize(ctx, operation)?;
+            handler.untag_queue(ctx, input)?;
             Ok(C::empty())
         }
     }

@@ -2,11 +2,11 @@
 //! (`{"RoleArn": "arn:aws:iam::<account>:role/<name>"}`). One per product and portfolio; the
 //! product must already be in the portfolio. Only `LAUNCH` constraints are served.
 
-use super::{action, portfolio, product};
+use super::{portfolio, product};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use crate::{idempotency, paging};
-use provisiond_model::servicecatalog::{self as sc, ErrorCode, Operation};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +106,6 @@ pub fn create(
     ctx: &RequestContext,
     input: sc::CreateConstraintInput,
 ) -> Result<sc::CreateConstraintOutput, AwsError> {
-    ctx.require_admin(&action(Operation::CreateConstraint))?;
     let constraint_type = input.r#type.clone().unwrap_or_default();
     if constraint_type != "LAUNCH" {
         return Err(invalid(format!("Constraint type {constraint_type} is not supported; provisiond serves LAUNCH constraints.")));
@@ -189,7 +188,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: sc::DeleteConstraintInput,
 ) -> Result<sc::DeleteConstraintOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DeleteConstraint))?;
     let id = input.id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {

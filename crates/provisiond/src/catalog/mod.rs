@@ -1,12 +1,13 @@
 //! Service Catalog: the `servicecatalog::Handler` implementation that the server dispatches to,
-//! one file per resource. Operations not listed in `implements` answer
-//! `UnknownOperationException`.
+//! one file per resource; what each operation is (served, who may call it, where it runs) is
+//! said once, in `operations::TABLE`.
 
 pub mod access_level;
 pub mod artifact_source;
 pub mod constraint;
 pub mod launch_path;
 pub mod notify;
+pub mod operations;
 pub mod plan;
 pub mod portfolio;
 pub mod principal;
@@ -15,6 +16,7 @@ pub mod provisioning;
 pub mod terraform;
 
 use crate::context::RequestContext;
+use crate::served::Caller;
 use provisiond_model::servicecatalog::{self as sc, Operation};
 use provisiond_model::AwsError;
 
@@ -31,82 +33,18 @@ pub fn action(operation: Operation) -> String {
     format!("servicecatalog:{}", operation.name())
 }
 
-impl ServiceCatalog {
-    /// Whether `operation` runs whole on the store's writer (`Store::run_on_writer`) rather
-    /// than on a thread that would only wait for the commit there. An operation qualifies when
-    /// it never blocks (no network, no waiting), writes in one transaction, and leaves its only
-    /// outside effect, waking long pollers, to `store::after_commit`: the engine callbacks and
-    /// the calls that start engine work, which engines and pipelines make in tight loops.
-    pub fn runs_on_writer(operation: Operation) -> bool {
-        use Operation::*;
-        matches!(
-            operation,
-            NotifyProvisionProductEngineWorkflowResult
-                | NotifyUpdateProvisionedProductEngineWorkflowResult
-                | NotifyTerminateProvisionedProductEngineWorkflowResult
-                | ProvisionProduct
-                | UpdateProvisionedProduct
-                | TerminateProvisionedProduct
-                | ExecuteProvisionedProductPlan
-        )
-    }
-}
-
 impl sc::Handler for ServiceCatalog {
     type Context = RequestContext;
 
     fn implements(&self, operation: Operation) -> bool {
-        use Operation::*;
-        matches!(
-            operation,
-            CreatePortfolio
-                | DescribePortfolio
-                | UpdatePortfolio
-                | DeletePortfolio
-                | ListPortfolios
-                | AssociatePrincipalWithPortfolio
-                | DisassociatePrincipalFromPortfolio
-                | ListPrincipalsForPortfolio
-                | CreateProduct
-                | DescribeProductAsAdmin
-                | DeleteProduct
-                | SearchProductsAsAdmin
-                | AssociateProductWithPortfolio
-                | DisassociateProductFromPortfolio
-                | ListPortfoliosForProduct
-                | CreateProvisioningArtifact
-                | DescribeProvisioningArtifact
-                | ListProvisioningArtifacts
-                | DeleteProvisioningArtifact
-                | CreateConstraint
-                | DescribeConstraint
-                | DeleteConstraint
-                | ListConstraintsForPortfolio
-                | ListLaunchPaths
-                | DescribeProvisioningParameters
-                | ProvisionProduct
-                | UpdateProvisionedProduct
-                | TerminateProvisionedProduct
-                | DescribeProvisionedProduct
-                | DescribeRecord
-                | GetProvisionedProductOutputs
-                | ScanProvisionedProducts
-                | NotifyProvisionProductEngineWorkflowResult
-                | NotifyUpdateProvisionedProductEngineWorkflowResult
-                | NotifyTerminateProvisionedProductEngineWorkflowResult
-                | UpdateProduct
-                | UpdateProvisioningArtifact
-                | DescribeProduct
-                | SearchProducts
-                | ListRecordHistory
-                | SearchProvisionedProducts
-                | UpdateProvisionedProductProperties
-                | CreateProvisionedProductPlan
-                | DescribeProvisionedProductPlan
-                | ListProvisionedProductPlans
-                | DeleteProvisionedProductPlan
-                | ExecuteProvisionedProductPlan
-        )
+        operations::facts(operation).is_some()
+    }
+
+    fn authorize(&self, ctx: &RequestContext, operation: Operation) -> Result<(), AwsError> {
+        match operations::facts(operation).map(|f| f.caller) {
+            Some(Caller::Admin) => ctx.require_admin(&action(operation)),
+            _ => Ok(()),
+        }
     }
 
     fn create_portfolio(

@@ -2,11 +2,10 @@
 //! delete and list with paging. Ids are `port-` + 13 lowercase alphanumerics; the ARN is
 //! `arn:aws:catalog:<region>:<account>:portfolio/<id>`. Writes are for the account's admins.
 
-use super::action;
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode};
 use crate::{idempotency, paging};
-use provisiond_model::servicecatalog::{self as sc, ErrorCode, Operation};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +92,6 @@ pub fn create(
     ctx: &RequestContext,
     input: sc::CreatePortfolioInput,
 ) -> Result<sc::CreatePortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::CreatePortfolio))?;
     let scope = ctx.scope();
     let token = input.idempotency_token.clone().unwrap_or_default();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -148,7 +146,6 @@ pub fn update(
     ctx: &RequestContext,
     input: sc::UpdatePortfolioInput,
 ) -> Result<sc::UpdatePortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::UpdatePortfolio))?;
     let id = input.id.clone().unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -182,7 +179,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: sc::DeletePortfolioInput,
 ) -> Result<sc::DeletePortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DeletePortfolio))?;
     let id = input.id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {

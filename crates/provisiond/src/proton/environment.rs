@@ -5,7 +5,6 @@
 
 use super::common::{
     arn, conflict, create_tags, invalid, not_found, page, page_size, parse_next_token,
-    require_admin,
 };
 use super::deployment::{self, Deployment, ResourceStatus};
 use super::template;
@@ -14,7 +13,7 @@ use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
-use provisiond_model::proton::{self as pr, Operation};
+use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -323,7 +322,6 @@ pub fn create(
     ctx: &RequestContext,
     input: pr::CreateEnvironmentInput,
 ) -> Result<pr::CreateEnvironmentOutput, AwsError> {
-    require_admin(ctx, Operation::CreateEnvironment)?;
     if input.proton_service_role_arn.is_some() || input.environment_account_connection_id.is_some()
     {
         return Err(invalid(
@@ -463,7 +461,6 @@ pub fn update(
     ctx: &RequestContext,
     input: pr::UpdateEnvironmentInput,
 ) -> Result<pr::UpdateEnvironmentOutput, AwsError> {
-    require_admin(ctx, Operation::UpdateEnvironment)?;
     let name = input.name.clone().unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
@@ -561,7 +558,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: pr::DeleteEnvironmentInput,
 ) -> Result<pr::DeleteEnvironmentOutput, AwsError> {
-    require_admin(ctx, Operation::DeleteEnvironment)?;
     let name = input.name.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {

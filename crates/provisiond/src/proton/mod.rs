@@ -1,7 +1,9 @@
 //! Proton (SPEC §7): the `proton::Handler` implementation that the server dispatches to, one
-//! file per concern. Operations not listed in `implements` answer `UnknownOperationException`.
+//! file per concern; what each operation is (served, who may call it, where it runs) is said
+//! once, in `operations::TABLE`.
 //!
-//! - `common.rs`: ARNs, errors, admin checks, paging, tags.
+//! - `operations.rs`: the per-operation table.
+//! - `common.rs`: ARNs, errors, the admin check the table asks for, paging, tags.
 //! - `repository.rs`, `template.rs`, `environment.rs`, `service.rs` (services and their
 //!   instances), `component.rs`, `settings.rs`: the resources.
 //! - `schema.rs`: YAML, template schemas, spec validation with defaults.
@@ -17,6 +19,7 @@ pub mod delivery;
 pub mod deployment;
 pub mod environment;
 pub mod notify;
+pub mod operations;
 pub mod render;
 pub mod repository;
 pub mod schema;
@@ -26,6 +29,7 @@ pub mod target;
 pub mod template;
 
 use crate::context::RequestContext;
+use crate::served::Caller;
 use provisiond_model::proton::{self as pr, Operation};
 use provisiond_model::AwsError;
 use std::sync::Arc;
@@ -55,69 +59,14 @@ impl pr::Handler for Proton {
     type Context = RequestContext;
 
     fn implements(&self, operation: Operation) -> bool {
-        use Operation::*;
-        matches!(
-            operation,
-            CreateRepository
-                | GetRepository
-                | ListRepositories
-                | DeleteRepository
-                | CreateEnvironmentTemplate
-                | GetEnvironmentTemplate
-                | UpdateEnvironmentTemplate
-                | ListEnvironmentTemplates
-                | DeleteEnvironmentTemplate
-                | CreateEnvironmentTemplateVersion
-                | GetEnvironmentTemplateVersion
-                | UpdateEnvironmentTemplateVersion
-                | ListEnvironmentTemplateVersions
-                | DeleteEnvironmentTemplateVersion
-                | CreateEnvironment
-                | GetEnvironment
-                | UpdateEnvironment
-                | ListEnvironments
-                | DeleteEnvironment
-                | ListEnvironmentOutputs
-                | CancelEnvironmentDeployment
-                | GetDeployment
-                | ListDeployments
-                | DeleteDeployment
-                | NotifyResourceDeploymentStatusChange
-                | TagResource
-                | UntagResource
-                | ListTagsForResource
-                | CreateServiceTemplate
-                | GetServiceTemplate
-                | UpdateServiceTemplate
-                | ListServiceTemplates
-                | DeleteServiceTemplate
-                | CreateServiceTemplateVersion
-                | GetServiceTemplateVersion
-                | UpdateServiceTemplateVersion
-                | ListServiceTemplateVersions
-                | DeleteServiceTemplateVersion
-                | CreateService
-                | GetService
-                | UpdateService
-                | ListServices
-                | DeleteService
-                | CreateServiceInstance
-                | GetServiceInstance
-                | UpdateServiceInstance
-                | ListServiceInstances
-                | ListServiceInstanceOutputs
-                | CancelServiceInstanceDeployment
-                | ListServicePipelineOutputs
-                | CreateComponent
-                | GetComponent
-                | UpdateComponent
-                | ListComponents
-                | DeleteComponent
-                | ListComponentOutputs
-                | CancelComponentDeployment
-                | GetAccountSettings
-                | UpdateAccountSettings
-        )
+        operations::facts(operation).is_some()
+    }
+
+    fn authorize(&self, ctx: &RequestContext, operation: Operation) -> Result<(), AwsError> {
+        match operations::facts(operation).map(|f| f.caller) {
+            Some(Caller::Admin) => common::require_admin(ctx, operation),
+            _ => Ok(()),
+        }
     }
 
     fn create_repository(

@@ -3,10 +3,10 @@
 //! which git repository on disk it means is the server's configuration (`serve
 //! --git-repository NAME=PATH`, see `delivery.rs`).
 
-use super::common::{arn, conflict, create_tags, delete_tags, not_found, page, require_admin};
+use super::common::{arn, conflict, create_tags, delete_tags, not_found, page};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, Tx};
-use provisiond_model::proton::{self as pr, Operation};
+use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +57,6 @@ pub fn create(
     ctx: &RequestContext,
     input: pr::CreateRepositoryInput,
 ) -> Result<pr::CreateRepositoryOutput, AwsError> {
-    require_admin(ctx, Operation::CreateRepository)?;
     let provider = input.provider.unwrap_or_default();
     let name = input.name.unwrap_or_default();
     let repository = Repository {
@@ -129,7 +128,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: pr::DeleteRepositoryInput,
 ) -> Result<pr::DeleteRepositoryOutput, AwsError> {
-    require_admin(ctx, Operation::DeleteRepository)?;
     let provider = input.provider.unwrap_or_default();
     let name = input.name.unwrap_or_default();
     let scope = ctx.scope();

@@ -2,11 +2,10 @@
 //! pipeline provisioning repository, stored per account and region. provisiond serves no service
 //! pipelines yet, so nothing reads them besides these two calls.
 
-use super::common::require_admin;
 use super::repository;
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode};
-use provisiond_model::proton::{self as pr, Operation};
+use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 
 const ID: &str = "account-settings";
@@ -30,7 +29,6 @@ pub fn update(
     ctx: &RequestContext,
     input: pr::UpdateAccountSettingsInput,
 ) -> Result<pr::UpdateAccountSettingsOutput, AwsError> {
-    require_admin(ctx, Operation::UpdateAccountSettings)?;
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut settings = store::get::<pr::AccountSettings>(tx, Kind::ProtonSettings, &scope, ID)?

@@ -9,15 +9,13 @@
 //! `recommendedVersion` is the highest published minor of the highest major that has one.
 
 use super::bundle::{self, Files};
-use super::common::{
-    arn, conflict, create_tags, delete_tags, invalid, not_found, page, require_admin,
-};
+use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
 use super::schema::{yaml_to_json, Schema};
 use crate::catalog::product::ARTIFACT_BUCKET;
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
 use md5::{Digest, Md5};
-use provisiond_model::proton::{self as pr, Operation};
+use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -832,7 +830,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::CreateEnvironmentTemplateInput,
     ) -> Result<pr::CreateEnvironmentTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::CreateEnvironmentTemplate)?;
         let t = create_template(
             ctx,
             Env,
@@ -855,7 +852,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::CreateServiceTemplateInput,
     ) -> Result<pr::CreateServiceTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::CreateServiceTemplate)?;
         if input.pipeline_provisioning.is_some() {
             return Err(invalid(
                 "provisiond does not serve service pipelines yet: create the service template without pipelineProvisioning.",
@@ -905,7 +901,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::UpdateEnvironmentTemplateInput,
     ) -> Result<pr::UpdateEnvironmentTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::UpdateEnvironmentTemplate)?;
         let name = input.name.unwrap_or_default();
         let t = update_template(ctx, Env, &name, input.display_name, input.description)?;
         Ok(pr::UpdateEnvironmentTemplateOutput {
@@ -918,7 +913,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::UpdateServiceTemplateInput,
     ) -> Result<pr::UpdateServiceTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::UpdateServiceTemplate)?;
         let name = input.name.unwrap_or_default();
         let t = update_template(ctx, Svc, &name, input.display_name, input.description)?;
         Ok(pr::UpdateServiceTemplateOutput {
@@ -963,7 +957,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateInput,
     ) -> Result<pr::DeleteEnvironmentTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::DeleteEnvironmentTemplate)?;
         let t = delete_template(ctx, Env, input.name.as_deref().unwrap_or_default())?;
         Ok(pr::DeleteEnvironmentTemplateOutput {
             environment_template: Some(t.wire()),
@@ -975,7 +968,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::DeleteServiceTemplateInput,
     ) -> Result<pr::DeleteServiceTemplateOutput, AwsError> {
-        require_admin(ctx, Operation::DeleteServiceTemplate)?;
         let t = delete_template(ctx, Svc, input.name.as_deref().unwrap_or_default())?;
         Ok(pr::DeleteServiceTemplateOutput {
             service_template: Some(t.service_wire()),
@@ -987,7 +979,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::CreateEnvironmentTemplateVersionInput,
     ) -> Result<pr::CreateEnvironmentTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::CreateEnvironmentTemplateVersion)?;
         let (v, rec) = create_version(
             ctx,
             Env,
@@ -1012,7 +1003,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::CreateServiceTemplateVersionInput,
     ) -> Result<pr::CreateServiceTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::CreateServiceTemplateVersion)?;
         let (v, rec) = create_version(
             ctx,
             Svc,
@@ -1073,7 +1063,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::UpdateEnvironmentTemplateVersionInput,
     ) -> Result<pr::UpdateEnvironmentTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::UpdateEnvironmentTemplateVersion)?;
         let (v, rec) = update_version(
             ctx,
             Env,
@@ -1097,7 +1086,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::UpdateServiceTemplateVersionInput,
     ) -> Result<pr::UpdateServiceTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::UpdateServiceTemplateVersion)?;
         let (v, rec) = update_version(
             ctx,
             Svc,
@@ -1165,7 +1153,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateVersionInput,
     ) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::DeleteEnvironmentTemplateVersion)?;
         let v = delete_version(
             ctx,
             Env,
@@ -1183,7 +1170,6 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::DeleteServiceTemplateVersionInput,
     ) -> Result<pr::DeleteServiceTemplateVersionOutput, AwsError> {
-        require_admin(ctx, Operation::DeleteServiceTemplateVersion)?;
         let v = delete_version(
             ctx,
             Svc,

@@ -8,6 +8,7 @@
 
 pub mod attributes;
 pub mod names;
+pub mod operations;
 mod redrive;
 
 use crate::context::RequestContext;
@@ -324,48 +325,16 @@ fn wants(attributes: &[String], name: &str) -> bool {
     attributes.iter().any(|a| a == "All" || a == name)
 }
 
-impl EngineQueues {
-    /// Whether `operation` runs whole on the store's writer (see
-    /// `ServiceCatalog::runs_on_writer`): the queue writes that never wait. `ReceiveMessage`
-    /// does not, since it may long-poll.
-    pub fn runs_on_writer(operation: sqs::Operation) -> bool {
-        use sqs::Operation::*;
-        matches!(
-            operation,
-            DeleteMessage
-                | DeleteMessageBatch
-                | ChangeMessageVisibility
-                | ChangeMessageVisibilityBatch
-                | SendMessage
-                | SendMessageBatch
-                | PurgeQueue
-        )
-    }
-}
-
 impl sqs::Handler for EngineQueues {
     type Context = RequestContext;
 
     fn implements(&self, operation: Operation) -> bool {
-        use Operation::*;
-        matches!(
-            operation,
-            GetQueueUrl
-                | ListQueues
-                | GetQueueAttributes
-                | ReceiveMessage
-                | DeleteMessage
-                | DeleteMessageBatch
-                | ChangeMessageVisibility
-                | ChangeMessageVisibilityBatch
-                | SendMessage
-                | SendMessageBatch
-                | PurgeQueue
-                | StartMessageMoveTask
-                | ListMessageMoveTasks
-                | CancelMessageMoveTask
-                | ListDeadLetterSourceQueues
-        )
+        operations::facts(operation).is_some()
+    }
+
+    fn authorize(&self, _ctx: &RequestContext, _operation: Operation) -> Result<(), AwsError> {
+        // Every served queue operation is open to any key of the account (`operations::TABLE`).
+        Ok(())
     }
 
     fn start_message_move_task(

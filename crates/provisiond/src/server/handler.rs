@@ -301,16 +301,20 @@ async fn serve(
     }
 }
 
-/// Whether an operation runs whole on the store's writer (each service decides).
+/// Whether an operation runs whole on the store's writer, as its service's table says.
 fn runs_on_writer(service: Service, operation: &str) -> bool {
-    match service {
+    use crate::served::Runs;
+    let facts = match service {
         Service::ServiceCatalog => servicecatalog::Operation::from_name(operation)
-            .is_some_and(ServiceCatalog::runs_on_writer),
+            .and_then(crate::catalog::operations::facts),
         Service::Sqs => {
-            sqs::Operation::from_name(operation).is_some_and(EngineQueues::runs_on_writer)
+            sqs::Operation::from_name(operation).and_then(crate::queue::operations::facts)
         }
-        Service::Proton => false,
-    }
+        Service::Proton => {
+            proton::Operation::from_name(operation).and_then(crate::proton::operations::facts)
+        }
+    };
+    facts.is_some_and(|f| f.runs == Runs::OnWriter)
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit

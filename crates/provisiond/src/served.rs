@@ -1,0 +1,137 @@
+//! The facts each service's per-operation table gives about an operation it serves: who may
+//! call it and where it runs. One table per service (`catalog::operations`,
+//! `proton::operations`, `queue::operations`) is the only place these are said; the request
+//! path reads it (served or `UnknownOperationException`, the caller checked before the
+//! operation runs, the writer or the blocking pool), and so do the docs' tests.
+
+/// Who may make a call, once its signature is verified with a live key of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Only the account's administrators (`admin create-key --admin`).
+    Admin,
+    /// Any key of the account.
+    AnyKey,
+    /// Any key of the account carrying the workflow token of the record it reports on (the
+    /// engine callbacks; the token is checked by the operation, SPEC §5.3).
+    WorkflowToken,
+}
+
+impl Caller {
+    /// How `docs/compatibility.md` names the caller.
+    pub fn doc_name(self) -> &'static str {
+        match self {
+            Caller::Admin => "admin",
+            Caller::AnyKey => "any key",
+            Caller::WorkflowToken => "workflow token",
+        }
+    }
+}
+
+/// Where an operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// On a blocking thread that opens its own transactions.
+    OnPool,
+    /// Whole on the store's writer (`Store::run_on_writer`): it never blocks, writes in one
+    /// transaction and leaves its only outside effect to `store::after_commit`.
+    OnWriter,
+}
+
+/// What a service's table says about one operation it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub caller: Caller,
+    pub runs: Runs,
+}
+
+/// An operation any key may call, on the pool.
+pub const ANY_KEY: Facts = Facts {
+    caller: Caller::AnyKey,
+    runs: Runs::OnPool,
+};
+
+/// An operation only administrators may call, on the pool.
+pub const ADMIN: Facts = Facts {
+    caller: Caller::Admin,
+    runs: Runs::OnPool,
+};
+
+/// An operation any key may call, run on the writer.
+pub const ANY_KEY_ON_WRITER: Facts = Facts {
+    caller: Caller::AnyKey,
+    runs: Runs::OnWriter,
+};
+
+/// An engine callback, run on the writer.
+pub const WORKFLOW_TOKEN_ON_WRITER: Facts = Facts {
+    caller: Caller::WorkflowToken,
+    runs: Runs::OnWriter,
+};
+
+/// The rows of `docs/compatibility.md` for `service` whose status says `served`, as
+/// `(operation, caller)`: the operations of a row are its comma-separated names, each without
+/// what follows it in parentheses. For the tests that hold each table and the docs together.
+pub fn documented(compatibility: &str, service: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in compatibility.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | service | operations | status | caller | validated | tested |
+        if cells.len() < 7 || cells[1] != service || !cells[3].starts_with("served") {
+            continue;
+        }
+        for name in cells[2].split(',') {
+            let name = name.split('(').next().unwrap_or("").trim();
+            if !name.is_empty() {
+                out.push((name.to_string(), cells[4].to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Checks that `table` (each served operation's name and facts) and `docs/compatibility.md`
+/// list the same operations of `service` with the same callers; the differences otherwise.
+pub fn disagreements(service: &str, table: &[(&str, Facts)]) -> Vec<String> {
+    let docs = documented(include_str!("../../../docs/compatibility.md"), service);
+    let mut out = Vec::new();
+    for (name, facts) in table {
+        match docs.iter().find(|(n, _)| n == name) {
+            None => out.push(format!("{name} is served but not in docs/compatibility.md")),
+            Some((_, caller)) if caller != facts.caller.doc_name() => out.push(format!(
+                "{name}: the table says {:?}, docs/compatibility.md says {caller:?}",
+                facts.caller.doc_name()
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &docs {
+        if !table.iter().any(|(n, _)| n == name) {
+            out.push(format!(
+                "{name} is documented as served but the table does not serve it"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_rows_are_read_name_by_name() {
+        let doc = "| Service | Operation | Status | Caller | Validated | Tested |\n\
+                   |---|---|---|---|---|---|\n\
+                   | Svc | A, B (only X), C | served (notes) | admin | model | P |\n\
+                   | Svc | D | `UnknownOperationException` | — | — | P |\n\
+                   | Other | E | served | any key | model | P |\n";
+        assert_eq!(
+            documented(doc, "Svc"),
+            [
+                ("A".to_string(), "admin".to_string()),
+                ("B".to_string(), "admin".to_string()),
+                ("C".to_string(), "admin".to_string())
+            ]
+        );
+    }
+}
