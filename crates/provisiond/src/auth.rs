@@ -4,6 +4,7 @@
 
 use crate::crypto::{Purpose, Secret, ServerKey};
 use crate::store::{self, transact, Kind, Mode, Store, StoreError};
+use provisiond_model::{AwsError, CommonError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -219,6 +220,12 @@ pub struct KnownKey {
     pub secret: Secret,
 }
 
+/// The answer to a request signed with an unknown or deleted key.
+pub fn revoked_key() -> AwsError {
+    CommonError::UnrecognizedClientException
+        .with("The security token included in the request is invalid.")
+}
+
 /// Resolves access key ids to identities and secrets. Keys found are cached; keys not found are
 /// looked up again each time, so a key made by `admin create-key` works at once.
 pub struct KeyRing {
@@ -235,6 +242,23 @@ impl KeyRing {
             server_key,
             cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The key that signed a request: from the cache, else read from the store on a blocking
+    /// thread; `UnrecognizedClientException` when there is none.
+    pub async fn signing_key(
+        self: &Arc<Self>,
+        access_key_id: &str,
+    ) -> Result<Arc<KnownKey>, AwsError> {
+        if let Some(known) = self.cached(access_key_id) {
+            return Ok(known);
+        }
+        let keys = self.clone();
+        let key_id = access_key_id.to_string();
+        tokio::task::spawn_blocking(move || keys.lookup(&key_id))
+            .await
+            .map_err(|e| CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))??
+            .ok_or_else(revoked_key)
     }
 
     /// The cached key, without touching the store.

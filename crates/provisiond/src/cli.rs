@@ -5,12 +5,12 @@
 use crate::auth::{self, KeyRing};
 use crate::catalog::ServiceCatalog;
 use crate::datadir::{self, DataDir};
-use crate::engine;
 use crate::queue::EngineQueues;
 use crate::server::{self, App};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use clap::{Parser, Subcommand};
+use provisiond_engine as engine;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -502,8 +502,19 @@ fn prepare_with_repositories(
             datadir::PROFILE
         );
     }
+    let keys = Arc::new(KeyRing::new(store.clone(), key.clone()));
+    let s3 = Arc::new(crate::s3::ObjectStore {
+        store: store.clone(),
+        keys: keys.clone(),
+        domain: DEFAULT_S3_DOMAIN.to_string(),
+        system_buckets: vec![
+            crate::catalog::product::ARTIFACT_BUCKET,
+            crate::proton::delivery::DEPLOYMENT_BUCKET,
+        ],
+    });
     Ok(Arc::new(App {
-        keys: KeyRing::new(store.clone(), key.clone()),
+        keys,
+        s3,
         store,
         catalog: ServiceCatalog,
         engine_status: std::sync::OnceLock::new(),
@@ -512,7 +523,6 @@ fn prepare_with_repositories(
         },
         queues: EngineQueues,
         server_key: key,
-        s3_domain: DEFAULT_S3_DOMAIN.to_string(),
     }))
 }
 
@@ -531,7 +541,7 @@ fn parse_git_repository(text: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn print_logs(data_dir: &Path, id: &str) -> Result<(), String> {
-    let path = crate::engine::terraform::log_path(data_dir, id);
+    let path = engine::terraform::log_path(data_dir, id);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("no log for {id} at {}: {e}", path.display()))?;
     print!("{text}");
@@ -652,9 +662,13 @@ fn serve(
 ) -> Result<(), String> {
     let data_dir = store.data_dir.clone();
     let mut app = prepare_with_repositories(&store, git_repositories.clone())?;
+    let object_store = crate::s3::ObjectStore {
+        domain: s3_domain.trim_matches('.').to_ascii_lowercase(),
+        ..app.s3.as_ref().clone()
+    };
     Arc::get_mut(&mut app)
         .expect("the app is not shared yet")
-        .s3_domain = s3_domain.trim_matches('.').to_ascii_lowercase();
+        .s3 = Arc::new(object_store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

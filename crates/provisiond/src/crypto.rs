@@ -13,27 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use zeroize::{Zeroize, Zeroizing};
 
-/// A secret string: zeroed when dropped, `[redacted]` when printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: String) -> Self {
-        Secret(Zeroizing::new(value))
-    }
-
-    /// The secret itself; use only where it is needed (signing, sealing).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use provisiond_sigv4::Secret;
 
 /// What a sealed value is for; each purpose seals under its own derived key.
 #[derive(Debug, Clone, Copy)]

@@ -11,8 +11,8 @@
 
 use crate::auth;
 use crate::crypto::ServerKey;
-use crate::engine::client::Credentials;
 use crate::store::{lease, Store};
+use provisiond_sigv4::Credentials;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

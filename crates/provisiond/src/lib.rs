@@ -12,7 +12,7 @@ pub mod cli;
 pub mod context;
 pub mod crypto;
 pub mod datadir;
-pub mod engine;
+
 pub mod engine_keys;
 pub mod idempotency;
 pub mod ids;

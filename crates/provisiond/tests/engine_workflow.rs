@@ -3,7 +3,9 @@
 //! SQLite store, calling the Service Catalog functions the server dispatches to.
 
 use provisiond::auth::Identity;
-use provisiond::catalog::{constraint, notify, plan, portfolio, principal, product, provisioning};
+use provisiond::catalog::{
+    constraint, membership, notify, plan, portfolio, principal, product, provisioning,
+};
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
 use provisiond::store::sqlite::SqliteStore;
@@ -115,7 +117,7 @@ impl World {
         .unwrap()
         .id
         .unwrap();
-        product::associate(
+        membership::associate(
             &admin,
             sc::AssociateProductWithPortfolioInput {
                 product_id: Some(w.product.clone()),

@@ -60,11 +60,11 @@ impl World {
             store,
             key: Arc::new(ServerKey::generate()),
         };
-        let mut files = provisiond::proton::bundle::Files::new();
+        let mut files = provisiond_formats::bundle::Files::new();
         files.insert("infrastructure/manifest.yaml".into(), MANIFEST.into());
         files.insert("infrastructure/main.tf".into(), b"# nothing\n".to_vec());
         files.insert("schema/schema.yaml".into(), SCHEMA.into());
-        let body = provisiond::proton::bundle::write(&files);
+        let body = provisiond_formats::bundle::write(&files);
         transact(w.store.as_ref(), Mode::Write, |tx| {
             tx.put_object(
                 ACCOUNT,

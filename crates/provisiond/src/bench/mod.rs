@@ -9,9 +9,10 @@ pub mod load;
 pub mod postgres;
 pub mod store;
 
-use crate::engine::client::{sign, Api, Credentials};
-use crate::protocol::sigv4::PathStyle;
 use load::{Connection, Prepared, Stats};
+use provisiond_engine::client::Api;
+use provisiond_sigv4::sign::{sign, Credentials, Unsigned};
+use provisiond_sigv4::PathStyle;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -225,17 +226,17 @@ pub(crate) fn prepared(
         ("content-type", api.content_type().to_string()),
         ("x-amz-target", format!("{}.{op}", api.target_prefix())),
     ];
-    let headers = sign(
-        credentials,
-        "POST",
-        "/",
-        &addr.to_string(),
-        &extra,
-        &bytes,
-        api.signing_name(),
-        PathStyle::DoubleEncoded,
-    )
-    .expect("signing never fails for these headers");
+    let request = Unsigned {
+        method: "POST",
+        path: "/",
+        host: &addr.to_string(),
+        headers: &extra,
+        body: &bytes,
+        service: api.signing_name(),
+        style: PathStyle::DoubleEncoded,
+    };
+    let headers = sign(credentials, &request, crate::time::now_ms() / 1000)
+        .expect("signing never fails for these headers");
     (headers, bytes)
 }
 
@@ -265,12 +266,13 @@ async fn call(
 pub(crate) async fn publish(server: &Server) -> Result<(String, String), String> {
     let mut conn = Connection::open(server.addr).await?;
     let module = server.data_dir.join("bench-module.tar.gz");
-    let mut files = crate::proton::bundle::Files::new();
+    let mut files = provisiond_formats::bundle::Files::new();
     files.insert(
         "main.tf".into(),
         b"variable \"name\" { default = \"x\" }\n".to_vec(),
     );
-    std::fs::write(&module, crate::proton::bundle::write(&files)).map_err(|e| e.to_string())?;
+    std::fs::write(&module, provisiond_formats::bundle::write(&files))
+        .map_err(|e| e.to_string())?;
     let product = call(&mut conn, server, Api::ServiceCatalog, "CreateProduct", json!({
         "Name": "bench", "Owner": "bench", "ProductType": "TERRAFORM_OPEN_SOURCE", "IdempotencyToken": "bench",
         "ProvisioningArtifactParameters": {"Name": "v1", "Info": {"LoadTemplateFromURL": format!("file://{}", module.display())}}

@@ -8,7 +8,7 @@ use super::{
     cycles, drain_tasks, ms, notify_body, on_cpu_of, prepared, provision_many, publish, row,
     start_server_with, store, Server, HEADER,
 };
-use crate::engine::client::Api;
+use provisiond_engine::client::Api;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -5,15 +5,19 @@
 pub mod access_level;
 pub mod artifact_source;
 pub mod constraint;
+pub mod engine_task;
 pub mod launch_path;
+pub mod membership;
 pub mod notify;
 pub mod operations;
 pub mod plan;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
+pub mod product_view;
 pub mod provisioning;
 pub mod terraform;
+pub mod workflow_token;
 
 use crate::context::RequestContext;
 use crate::served::Caller;
@@ -148,7 +152,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::AssociateProductWithPortfolioInput,
     ) -> Result<sc::AssociateProductWithPortfolioOutput, AwsError> {
-        product::associate(ctx, input)
+        membership::associate(ctx, input)
     }
 
     fn disassociate_product_from_portfolio(
@@ -156,7 +160,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::DisassociateProductFromPortfolioInput,
     ) -> Result<sc::DisassociateProductFromPortfolioOutput, AwsError> {
-        product::disassociate(ctx, input)
+        membership::disassociate(ctx, input)
     }
 
     fn list_portfolios_for_product(
@@ -164,7 +168,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::ListPortfoliosForProductInput,
     ) -> Result<sc::ListPortfoliosForProductOutput, AwsError> {
-        product::list_portfolios(ctx, input)
+        membership::list_portfolios(ctx, input)
     }
 
     fn create_provisioning_artifact(
@@ -348,7 +352,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::DescribeProductInput,
     ) -> Result<sc::DescribeProductOutput, AwsError> {
-        product::describe(ctx, input)
+        product_view::describe(ctx, input)
     }
 
     fn search_products(
@@ -356,7 +360,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::SearchProductsInput,
     ) -> Result<sc::SearchProductsOutput, AwsError> {
-        product::search(ctx, input)
+        product_view::search(ctx, input)
     }
 
     fn list_record_history(

@@ -7,8 +7,8 @@
 //! task are settled in one transaction.
 
 use super::provisioning::{self, Output, ProvisionedProduct, Record};
+use super::workflow_token::{self as token, EngineOperation};
 use crate::context::RequestContext;
-use crate::engine::token::{self, EngineOperation};
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::servicecatalog::{self as sc, ErrorCode};
 use provisiond_model::AwsError;

@@ -8,8 +8,8 @@
 use super::paging_size;
 use super::product;
 use super::provisioning::{self, NewRecord, ProvisionedProduct};
+use super::workflow_token::EngineOperation;
 use crate::context::RequestContext;
-use crate::engine::token::EngineOperation;
 use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use crate::{idempotency, paging};

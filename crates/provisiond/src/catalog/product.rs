@@ -2,8 +2,8 @@
 //! its `LoadTemplateFromURL` once, at creation, and kept as an immutable copy in provisiond's
 //! object store (bucket `provisiond-artifacts`, scoped to the account); engine product types
 //! must be a `.tar.gz` of `.tf` files whose variables become the version's parameters.
-//! Products join portfolios (`AssociateProductWithPortfolio`); a product in a portfolio cannot
-//! be deleted, nor can a product's last version.
+//! A product in a portfolio (`membership.rs`) cannot be deleted, nor can a product's last
+//! version; what end users see of products is `product_view.rs`.
 
 use super::{artifact_source, portfolio, terraform};
 use crate::context::RequestContext;
@@ -96,7 +96,7 @@ pub struct Artifact {
 }
 
 impl Product {
-    fn summary(&self) -> sc::ProductViewSummary {
+    pub(super) fn summary(&self) -> sc::ProductViewSummary {
         sc::ProductViewSummary {
             id: Some(self.view_id.clone()),
             product_id: Some(self.id.clone()),
@@ -185,7 +185,7 @@ fn invalid(message: impl Into<String>) -> AwsError {
     ErrorCode::InvalidParametersException.with(message)
 }
 
-fn product_not_found(id: &str) -> AwsError {
+pub(super) fn product_not_found(id: &str) -> AwsError {
     ErrorCode::ResourceNotFoundException.with(format!("Product {id} not found."))
 }
 
@@ -194,7 +194,7 @@ pub fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Product, AwsError> 
     store::get(tx, Kind::Product, scope, id)?.ok_or_else(|| product_not_found(id))
 }
 
-fn find_by_name(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Product, AwsError> {
+pub(super) fn find_by_name(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Product, AwsError> {
     store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)?
         .into_iter()
         .map(|(_, p)| p)
@@ -391,7 +391,7 @@ pub fn create(
     })
 }
 
-fn resolve(
+pub(super) fn resolve(
     tx: &mut dyn Tx,
     scope: &str,
     id: Option<&str>,
@@ -580,106 +580,6 @@ pub struct ProductLink {
     pub portfolio_id: String,
     /// The product.
     pub product_id: String,
-}
-
-/// `AssociateProductWithPortfolio` (idempotent).
-pub fn associate(
-    ctx: &RequestContext,
-    input: sc::AssociateProductWithPortfolioInput,
-) -> Result<sc::AssociateProductWithPortfolioOutput, AwsError> {
-    let link = ProductLink {
-        portfolio_id: input.portfolio_id.unwrap_or_default(),
-        product_id: input.product_id.unwrap_or_default(),
-    };
-    let scope = ctx.scope();
-    transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        portfolio::get(tx, &scope, &link.portfolio_id)?;
-        get(tx, &scope, &link.product_id)?;
-        let forward = format!("{}/{}", link.portfolio_id, link.product_id);
-        let backward = format!("{}/{}", link.product_id, link.portfolio_id);
-        store::insert(
-            tx,
-            Kind::PortfolioProduct,
-            &scope,
-            &forward,
-            &link.portfolio_id,
-            &link,
-        )?;
-        store::insert(
-            tx,
-            Kind::ProductPortfolio,
-            &scope,
-            &backward,
-            &link.product_id,
-            &link,
-        )?;
-        Ok(sc::AssociateProductWithPortfolioOutput {})
-    })
-}
-
-/// `DisassociateProductFromPortfolio`.
-pub fn disassociate(
-    ctx: &RequestContext,
-    input: sc::DisassociateProductFromPortfolioInput,
-) -> Result<sc::DisassociateProductFromPortfolioOutput, AwsError> {
-    let portfolio_id = input.portfolio_id.unwrap_or_default();
-    let product_id = input.product_id.unwrap_or_default();
-    let scope = ctx.scope();
-    transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        if super::constraint::launch_constraint(tx, &scope, &portfolio_id, &product_id)?.is_some() {
-            return Err(ErrorCode::ResourceInUseException.with(format!(
-                "Product {product_id} has a launch constraint in portfolio {portfolio_id}; delete it first."
-            )));
-        }
-        let forward = tx.delete(
-            Kind::PortfolioProduct,
-            &scope,
-            &format!("{portfolio_id}/{product_id}"),
-        )?;
-        tx.delete(
-            Kind::ProductPortfolio,
-            &scope,
-            &format!("{product_id}/{portfolio_id}"),
-        )?;
-        if forward {
-            Ok(sc::DisassociateProductFromPortfolioOutput {})
-        } else {
-            Err(ErrorCode::ResourceNotFoundException.with(format!(
-                "Product {product_id} is not associated with portfolio {portfolio_id}."
-            )))
-        }
-    })
-}
-
-/// `ListPortfoliosForProduct`.
-pub fn list_portfolios(
-    ctx: &RequestContext,
-    input: sc::ListPortfoliosForProductInput,
-) -> Result<sc::ListPortfoliosForProductOutput, AwsError> {
-    let product_id = input.product_id.unwrap_or_default();
-    let after = paging::parse_token(input.page_token.as_deref())?;
-    let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
-    let scope = ctx.scope();
-    let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        get(tx, &scope, &product_id)?;
-        let links = store::list::<ProductLink>(
-            tx,
-            Kind::ProductPortfolio,
-            &scope,
-            &product_id,
-            after,
-            size + 1,
-        )?;
-        let mut rows = Vec::new();
-        for (seq, link) in links {
-            rows.push((seq, portfolio::get(tx, &scope, &link.portfolio_id)?));
-        }
-        Ok::<_, AwsError>(paging::split_page(rows, size))
-    })?;
-    Ok(sc::ListPortfoliosForProductOutput {
-        portfolio_details: Some(page.iter().map(portfolio::Portfolio::detail).collect()),
-        next_page_token: next,
-    })
 }
 
 /// `CreateProvisioningArtifact`.
@@ -879,87 +779,5 @@ pub fn update_artifact(
             info: Some(a.info()),
             status: Some("AVAILABLE".into()),
         })
-    })
-}
-
-/// Every product with a launch path open to the caller, in creation order.
-fn launchable(
-    tx: &mut dyn Tx,
-    ctx: &RequestContext,
-    scope: &str,
-) -> Result<Vec<(Product, Vec<super::launch_path::LaunchPath>)>, AwsError> {
-    let mut out = Vec::new();
-    for (_, p) in store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)? {
-        let paths = super::launch_path::paths(tx, ctx, scope, &p.id)?;
-        if !paths.is_empty() {
-            out.push((p, paths));
-        }
-    }
-    Ok(out)
-}
-
-/// `DescribeProduct`: the end user's view of a product they may launch (active versions and
-/// launch paths); a product with no path for the caller is not found.
-pub fn describe(
-    ctx: &RequestContext,
-    input: sc::DescribeProductInput,
-) -> Result<sc::DescribeProductOutput, AwsError> {
-    let scope = ctx.scope();
-    transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let p = resolve(tx, &scope, input.id.as_deref(), input.name.as_deref())?;
-        let paths = super::launch_path::paths(tx, ctx, &scope, &p.id)?;
-        if paths.is_empty() {
-            return Err(product_not_found(&p.id));
-        }
-        let versions = artifacts(tx, &scope, &p.id)?
-            .into_iter()
-            .filter(|a| a.active)
-            .map(|a| sc::ProvisioningArtifact {
-                id: Some(a.id.clone()),
-                name: a.name.clone(),
-                description: a.description.clone(),
-                created_time: Some(Timestamp::from_millis(a.created_ms)),
-                guidance: Some(a.guidance.clone()),
-            })
-            .collect();
-        Ok(sc::DescribeProductOutput {
-            product_view_summary: Some(p.summary()),
-            provisioning_artifacts: Some(versions),
-            budgets: Some(Vec::new()),
-            launch_paths: Some(
-                paths
-                    .into_iter()
-                    .map(|lp| sc::LaunchPath {
-                        id: Some(lp.id),
-                        name: Some(lp.portfolio.display_name),
-                    })
-                    .collect(),
-            ),
-        })
-    })
-}
-
-/// `SearchProducts`: products the caller may launch, narrowed and ordered by [`ProductQuery`].
-pub fn search(
-    ctx: &RequestContext,
-    input: sc::SearchProductsInput,
-) -> Result<sc::SearchProductsOutput, AwsError> {
-    let scope = ctx.scope();
-    let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
-    let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
-    let query = ProductQuery {
-        filters: input.filters.clone().unwrap_or_default(),
-        sort_by: input.sort_by.clone(),
-        descending: input.sort_order.as_deref() == Some("DESCENDING"),
-    };
-    let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let launchable = launchable(tx, ctx, &scope)?;
-        query.apply(tx, &scope, launchable.into_iter().map(|(p, _)| p).collect())
-    })?;
-    let (page, next) = paging::page_in_memory(found, after, size);
-    Ok(sc::SearchProductsOutput {
-        product_view_summaries: Some(page.iter().map(Product::summary).collect()),
-        product_view_aggregations: None,
-        next_page_token: next,
     })
 }

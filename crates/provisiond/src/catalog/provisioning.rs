@@ -6,11 +6,11 @@
 //! ScanProvisionedProducts.
 
 use super::constraint::Constraint;
+use super::engine_task::{self, Task};
 use super::product::{self, Artifact, ARTIFACT_BUCKET, ENGINE_PRODUCT_TYPES};
+use super::workflow_token::{self as token, EngineOperation, WorkflowClaims};
 use super::{launch_path, paging_size};
 use crate::context::RequestContext;
-use crate::engine::message::{self, Task};
-use crate::engine::token::{self, EngineOperation, WorkflowClaims};
 use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use crate::{idempotency, paging, queue};
@@ -413,7 +413,7 @@ pub(crate) fn start_record(
     let artifact_id = new
         .artifact
         .map_or(pp.artifact_id.clone(), |a| a.id.clone());
-    let queue_name = message::queue_name(&pp.product_type, new.operation).ok_or_else(|| {
+    let queue_name = engine_task::queue_name(&pp.product_type, new.operation).ok_or_else(|| {
         invalid(format!(
             "Provisioned products of type {} are not provisioned by an engine.",
             pp.product_type

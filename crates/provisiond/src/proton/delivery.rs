@@ -15,16 +15,15 @@
 //! tree and index are moved to the new commit with `read-tree -m -u` (local changes to other
 //! files are kept, a conflicting change stops the update and is logged).
 
-use super::bundle::{self, Files};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, Store, StoredObject, Tx};
 use md5::{Digest, Md5};
+use provisiond_formats::bundle::{self, Files};
+use provisiond_formats::repository::{git, NestedResources};
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The bucket that holds every rendered deployment bundle (read-only for S3 clients).
 pub const DEPLOYMENT_BUCKET: &str = "provisiond-deployments";
@@ -355,39 +354,6 @@ impl Deliverer {
     }
 }
 
-/// Where a deployment's metadata sits inside its resource's folder.
-pub const METADATA_FILE: &str = ".proton/deployment-metadata.json";
-
-/// The folders, below one resource's folder, that belong to other resources: every folder that
-/// holds its own `.proton/deployment-metadata.json` (a service instance or component under its
-/// environment). A deployment's commit never touches them.
-pub(crate) struct NestedResources {
-    roots: Vec<String>,
-}
-
-impl NestedResources {
-    /// The nested resource folders among `paths` (files under `folder/`, from `git ls-tree`).
-    pub(crate) fn below(folder: &str, paths: &[&str]) -> NestedResources {
-        let own = format!("{folder}/{METADATA_FILE}");
-        let suffix = format!("/{METADATA_FILE}");
-        let roots = paths
-            .iter()
-            .filter(|path| **path != own)
-            .filter_map(|path| path.strip_suffix(&suffix))
-            .filter(|root| root.starts_with(&format!("{folder}/")))
-            .map(|root| format!("{root}/"))
-            .collect();
-        NestedResources { roots }
-    }
-
-    /// Whether `path` lies in another resource's folder.
-    pub(crate) fn holds(&self, path: &str) -> bool {
-        self.roots
-            .iter()
-            .any(|root| path.starts_with(root.as_str()))
-    }
-}
-
 /// The author and committer of deployment commits.
 const IDENTITY: [(&str, &str); 4] = [
     ("GIT_AUTHOR_NAME", "provisiond"),
@@ -400,83 +366,4 @@ fn tempdir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("provisiond-git-{}", crate::ids::uuid()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     Ok(dir)
-}
-
-/// Runs `git -C repo args…` with `stdin`, returning its trimmed standard output (shared with
-/// the engine, which reads the same repositories).
-pub(crate) fn git(
-    repo: &Path,
-    args: &[&str],
-    stdin: Option<&[u8]>,
-    env: &[(&str, String)],
-) -> Result<String, String> {
-    let mut command = Command::new("git");
-    command
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().map_err(|e| format!("running git: {e}"))?;
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(input)
-            .map_err(|e| format!("writing to git: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("running git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {} failed: {}",
-            args.first().unwrap_or(&""),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folders_with_their_own_metadata_belong_to_other_resources() {
-        let paths = [
-            "dev/.proton/deployment-metadata.json",
-            "dev/main.tf",
-            "dev/modules/net/main.tf",
-            "dev/web-one/.proton/deployment-metadata.json",
-            "dev/web-one/main.tf",
-            "dev/cache/.proton/deployment-metadata.json",
-            "dev/cache/sub/x.tf",
-        ];
-        let nested = NestedResources::below("dev", &paths);
-        let own: Vec<&str> = paths.iter().copied().filter(|p| !nested.holds(p)).collect();
-        assert_eq!(
-            own,
-            [
-                "dev/.proton/deployment-metadata.json",
-                "dev/main.tf",
-                "dev/modules/net/main.tf"
-            ]
-        );
-        // A resource without nested ones owns everything below it.
-        let nested = NestedResources::below("dev/web-one", &paths[3..5]);
-        assert!(!nested.holds("dev/web-one/main.tf"));
-        // A folder whose name merely starts like a nested one is not part of it.
-        let nested = NestedResources::below("dev", &paths);
-        assert!(!nested.holds("dev/web-one-more/main.tf"));
-    }
 }

@@ -12,7 +12,6 @@
 //!   `NotifyResourceDeploymentStatusChange`.
 //! - `delivery.rs`: the outbox of rendered bundles and their git commits.
 
-pub mod bundle;
 pub mod common;
 pub mod component;
 pub mod delivery;

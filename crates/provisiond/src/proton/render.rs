@@ -2,7 +2,8 @@
 //! instances and components: the template's infrastructure files unchanged, a `proton.<kind>.variables.tf` declaring the variables Proton fills,
 //! `proton.auto.tfvars.json` with their values, and `.proton/deployment-metadata.json`.
 
-use super::bundle::{self, Files};
+use provisiond_formats::bundle::{self, Files};
+use provisiond_formats::repository::METADATA_FILE;
 use serde_json::{json, Value};
 
 /// The comment atop every generated variables file: like AWS Proton's, it names the resource
@@ -115,7 +116,7 @@ pub fn environment(b: &EnvironmentBundle<'_>) -> Files {
         ),
     );
     files.insert(
-        ".proton/deployment-metadata.json".into(),
+        METADATA_FILE.into(),
         json_file(&json!({
             "deploymentId": b.deployment_id,
             "isResourceDeleted": b.is_delete,
@@ -261,7 +262,7 @@ pub fn service_instance(b: &InstanceBundle<'_>) -> Files {
         ),
     );
     files.insert(
-        ".proton/deployment-metadata.json".into(),
+        METADATA_FILE.into(),
         json_file(&json!({
             "deploymentId": b.deployment_id,
             "isResourceDeleted": b.is_delete,
@@ -320,7 +321,7 @@ pub fn component(b: &ComponentBundle<'_>) -> Files {
         tfvars_file(&tfvars, b.component_arn),
     );
     files.insert(
-        ".proton/deployment-metadata.json".into(),
+        METADATA_FILE.into(),
         json_file(&json!({
             "deploymentId": b.deployment_id,
             "isResourceDeleted": b.is_delete,
@@ -380,8 +381,7 @@ mod tests {
             String::from_utf8(files["proton.environment.variables.tf"].clone()).unwrap();
         assert!(variables.starts_with("/*\n") && variables.contains(arn));
         hcl::parse(&variables).expect("the variables file is HCL");
-        let meta: Value =
-            serde_json::from_slice(&files[".proton/deployment-metadata.json"]).unwrap();
+        let meta: Value = serde_json::from_slice(&files[METADATA_FILE]).unwrap();
         assert_eq!(meta["isResourceDeleted"], true);
         assert_eq!(meta["resourceMetadata"]["templateMinorVersion"], "2");
     }

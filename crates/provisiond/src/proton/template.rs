@@ -8,13 +8,13 @@
 //! `UpdateEnvironmentTemplateVersion{status: PUBLISHED}` publishes; the template's
 //! `recommendedVersion` is the highest published minor of the highest major that has one.
 
-use super::bundle::{self, Files};
 use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
 use super::schema::{yaml_to_json, Schema};
 use crate::catalog::product::ARTIFACT_BUCKET;
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
 use md5::{Digest, Md5};
+use provisiond_formats::bundle::{self, Files};
 use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -1,21 +1,16 @@
 //! The S3-shaped object store engines and template authors use (SPEC §8.2): path-style
 //! ListBuckets, CreateBucket, DeleteBucket, PutObject, GetObject, HeadObject, DeleteObject and
 //! ListObjectsV2, SigV4 with service `s3`, S3's XML errors. Buckets belong to the caller's
-//! account; `provisiond-artifacts` exists in every account and is read-only (it holds the
-//! immutable template copies). `aws-chunked` bodies are decoded
+//! account; the system buckets the domain writes (`provisiond-artifacts`, the immutable
+//! template copies, and Proton's rendered deployments) exist in every account and are
+//! read-only. It needs only the store and the key ring (`ObjectStore`), never the server. `aws-chunked` bodies are decoded
 //! (`chunked.rs`) with their chunk signatures checked; CRC32, SHA-256 and MD5 checksums are verified.
 
 pub mod chunked;
 mod xml;
 
-use crate::catalog::product::ARTIFACT_BUCKET;
-use crate::proton::delivery::DEPLOYMENT_BUCKET;
-
-/// Buckets every account has, written only by provisiond: template copies and rendered
-/// Proton deployment bundles.
-const SYSTEM_BUCKETS: [&str; 2] = [ARTIFACT_BUCKET, DEPLOYMENT_BUCKET];
+use crate::auth::{self, KeyRing};
 use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
-use crate::server::App;
 use crate::store::{self, transact, Kind, Mode, StoredObject};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -27,6 +22,20 @@ use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::sync::Arc;
+
+/// What the object store serves from.
+#[derive(Clone)]
+pub struct ObjectStore {
+    /// Where objects live.
+    pub store: Arc<dyn crate::store::Store>,
+    /// Who signs with which key.
+    pub keys: Arc<KeyRing>,
+    /// The domain of virtual-hosted-style requests (`<bucket>.<domain>`).
+    pub domain: String,
+    /// Buckets every account has, written only by provisiond's domain (the wiring names
+    /// them: template copies, rendered Proton deployment bundles).
+    pub system_buckets: Vec<&'static str>,
+}
 
 /// Largest object accepted in one PutObject: 64 MiB.
 pub const OBJECT_LIMIT: usize = 64 << 20;
@@ -298,7 +307,7 @@ const BUDGET_UNIT: usize = 64 << 10;
 /// Serves one S3 request. Its body is read only once the declared length is within the limit
 /// and the signature over the headers (which cover the declared payload hash) is good.
 pub async fn handle(
-    app: Arc<App>,
+    app: Arc<ObjectStore>,
     parts: http::request::Parts,
     body: hyper::body::Incoming,
     request_id: &str,
@@ -370,7 +379,7 @@ async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<B
 }
 
 async fn serve(
-    app: Arc<App>,
+    app: Arc<ObjectStore>,
     parts: http::request::Parts,
     body: hyper::body::Incoming,
     request_id: &str,
@@ -409,7 +418,7 @@ async fn serve(
         None => None,
     };
     let auth = sigv4::parse(&headers_only)?;
-    let known = crate::server::signing_key(&app, &auth.access_key_id).await?;
+    let known = app.keys.signing_key(&auth.access_key_id).await?;
     let now_ms = crate::time::now_ms();
     let payload_hash = match content_sha {
         "" if has_body => {
@@ -474,7 +483,7 @@ async fn serve(
     let route = route(
         &parts.method,
         host,
-        &app.s3_domain,
+        &app.domain,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
     )?;
@@ -493,13 +502,14 @@ async fn serve(
             .still_exists(&access_key_id)
             .map_err(AwsError::from)?
         {
-            return Err(crate::server::revoked_key().into());
+            return Err(auth::revoked_key().into());
         }
         let ctx = Op {
             store: store.as_ref(),
             account: &account,
             now_ms,
             request_id: &request_id,
+            system_buckets: &app.system_buckets,
         };
         match route {
             Route::ListBuckets => ctx.list_buckets(),
@@ -626,12 +636,13 @@ struct Op<'a> {
     account: &'a str,
     now_ms: i64,
     request_id: &'a str,
+    system_buckets: &'a [&'static str],
 }
 
 impl Op<'_> {
     /// The bucket, if the account has it (`provisiond-artifacts` always exists).
     fn bucket(&self, name: &str) -> Result<(), S3Error> {
-        if SYSTEM_BUCKETS.contains(&name) {
+        if self.system_buckets.contains(&name) {
             return Ok(());
         }
         let found: Option<Bucket> = transact(self.store, Mode::Read, |tx| {
@@ -643,7 +654,7 @@ impl Op<'_> {
     }
 
     fn writable(&self, name: &str) -> Result<(), S3Error> {
-        if SYSTEM_BUCKETS.contains(&name) {
+        if self.system_buckets.contains(&name) {
             return Err(err("AccessDenied", 403, format!("{name} holds copies provisiond makes (templates, deployment bundles) and is read-only.")));
         }
         self.bucket(name)
@@ -653,8 +664,11 @@ impl Op<'_> {
         let rows: Vec<(i64, Bucket)> = transact(self.store, Mode::Read, |tx| {
             store::list(tx, Kind::Bucket, self.account, "", None, 10_000)
         })?;
-        let mut buckets: Vec<(String, i64)> =
-            SYSTEM_BUCKETS.iter().map(|b| (b.to_string(), 0)).collect();
+        let mut buckets: Vec<(String, i64)> = self
+            .system_buckets
+            .iter()
+            .map(|b| (b.to_string(), 0))
+            .collect();
         buckets.extend(rows.into_iter().map(|(_, b)| (b.name, b.created_ms)));
         buckets.sort();
         Ok(xml_response(
@@ -676,7 +690,7 @@ impl Op<'_> {
             name: name.to_string(),
             created_ms: self.now_ms,
         };
-        let created = !SYSTEM_BUCKETS.contains(&name)
+        let created = !self.system_buckets.contains(&name)
             && transact(self.store, Mode::Write, |tx| {
                 store::insert(tx, Kind::Bucket, self.account, name, "", &bucket)
             })?;

@@ -2,7 +2,7 @@
 //! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
 //! blocking thread, since the store is synchronous) → render the answer or the error.
 
-use crate::auth::{KeyRing, KnownKey};
+use crate::auth::KeyRing;
 use crate::catalog::ServiceCatalog;
 use crate::context::RequestContext;
 use crate::protocol::awsjson::{self, Service};
@@ -53,19 +53,19 @@ pub struct App {
     /// The store.
     pub store: Arc<dyn Store>,
     /// Access keys.
-    pub keys: KeyRing,
+    pub keys: Arc<KeyRing>,
     /// Service Catalog.
     pub catalog: ServiceCatalog,
     /// Proton.
     pub proton: crate::proton::Proton,
     /// The in-process engine's status (`serve --engine`), shown by `GET /health`.
-    pub engine_status: std::sync::OnceLock<Arc<crate::engine::terraform::Status>>,
+    pub engine_status: std::sync::OnceLock<Arc<provisiond_engine::terraform::Status>>,
     /// The SQS-shaped engine queues.
     pub queues: EngineQueues,
     /// The server key (workflow tokens).
     pub server_key: Arc<crate::crypto::ServerKey>,
-    /// The domain of virtual-hosted-style S3 requests (`<bucket>.<domain>`): `serve --s3-domain`.
-    pub s3_domain: String,
+    /// The S3-shaped object store (its virtual-hosted domain from `serve --s3-domain`).
+    pub s3: Arc<crate::s3::ObjectStore>,
 }
 
 fn respond(
@@ -159,26 +159,6 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
 
 type Failure = (Option<Service>, AwsError);
 
-/// The key that signed a request: from the key ring's cache, else read from the store on a
-/// blocking thread; `UnrecognizedClientException` when there is none. Shared with `s3`.
-pub async fn signing_key(app: &Arc<App>, access_key_id: &str) -> Result<Arc<KnownKey>, AwsError> {
-    if let Some(known) = app.keys.cached(access_key_id) {
-        return Ok(known);
-    }
-    let app = app.clone();
-    let key_id = access_key_id.to_string();
-    tokio::task::spawn_blocking(move || app.keys.lookup(&key_id))
-        .await
-        .map_err(|e| CommonError::InternalFailure.with(format!("key lookup panicked: {e}")))??
-        .ok_or_else(revoked_key)
-}
-
-/// The answer to a request signed with an unknown or deleted key.
-pub fn revoked_key() -> AwsError {
-    CommonError::UnrecognizedClientException
-        .with("The security token included in the request is invalid.")
-}
-
 async fn serve(
     app: &Arc<App>,
     req: Request<Incoming>,
@@ -204,7 +184,7 @@ async fn serve(
         Destination::S3 => {
             // S3 reads its own body, once the request's signature is checked.
             let (parts, body) = req.into_parts();
-            return Ok(crate::s3::handle(app.clone(), parts, body, request_id).await);
+            return Ok(crate::s3::handle(app.s3.clone(), parts, body, request_id).await);
         }
         Destination::Foreign(service) => {
             // Answered without reading the body: nothing of it is used.
@@ -258,7 +238,11 @@ async fn serve(
         body: &body,
     };
     let auth = sigv4::parse(&signed).map_err(fail)?;
-    let known = signing_key(app, &auth.access_key_id).await.map_err(fail)?;
+    let known = app
+        .keys
+        .signing_key(&auth.access_key_id)
+        .await
+        .map_err(fail)?;
     let now_ms = crate::time::now_ms();
     sigv4::verify(
         &signed,
@@ -358,7 +342,7 @@ fn dispatch(
 ) -> Result<Vec<u8>, AwsError> {
     // The signature was checked with a possibly cached key: make sure it was not deleted since.
     if !app.keys.still_exists(&ctx.identity.access_key_id)? {
-        return Err(revoked_key());
+        return Err(crate::auth::revoked_key());
     }
     match service {
         Service::ServiceCatalog => {

@@ -7,7 +7,7 @@ pub mod connections;
 mod handler;
 
 pub use connections::Limits;
-pub use handler::{revoked_key, signing_key, App, BODY_LIMIT};
+pub use handler::{App, BODY_LIMIT};
 
 use connections::{Registry, TrackedStream};
 use hyper::server::conn::http1;

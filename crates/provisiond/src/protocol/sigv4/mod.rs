@@ -1,10 +1,11 @@
-//! AWS Signature Version 4 verification, one artifact per file: the `Authorization` header
-//! (`authorization`), the canonical request (`canonical`) and the string to sign and signing
-//! key (`signing`). `verify` ties them together; every comparison is constant-time.
+//! AWS Signature Version 4 verification: the `Authorization` header (`authorization`), then
+//! the canonical request, string to sign and key of `provisiond_sigv4` (shared with clients).
+//! `verify` ties them together and names the AWS error of each failure; every comparison is
+//! constant-time.
 
 pub mod authorization;
-pub mod canonical;
-pub mod signing;
+
+pub use provisiond_sigv4::{canonical, signing, PathStyle};
 
 use authorization::Authorization;
 use provisiond_model::{AwsError, CommonError};
@@ -26,16 +27,6 @@ pub struct SignedRequest<'a> {
     pub headers: &'a http::HeaderMap,
     /// The body.
     pub body: &'a [u8],
-}
-
-/// How the service canonicalises paths: S3 uses the path as sent, every other service
-/// percent-encodes it once more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathStyle {
-    /// Encode the path again (all services but S3).
-    DoubleEncoded,
-    /// Use the path as sent (S3).
-    AsSent,
 }
 
 /// Reads and checks the form of the `Authorization` header; needs no secret.
@@ -183,7 +174,8 @@ fn signature_matches(
         &auth.signed_headers,
         payload_hash,
         path_style,
-    )?;
+    )
+    .map_err(|problem| invalid(problem.to_string()))?;
     let scope = format!(
         "{}/{}/{}/aws4_request",
         auth.date, auth.region, auth.service

@@ -2,8 +2,28 @@
 //! headers, signed header list and payload hash, one per line.
 
 use super::PathStyle;
-use provisiond_model::{AwsError, CommonError};
-use std::fmt::Write;
+use std::fmt::{self, Write};
+
+/// A signed header the request cannot be canonicalised with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// The header's value is not ASCII.
+    NotAscii(String),
+    /// The signature names a header the request lacks.
+    Missing(String),
+}
+
+impl fmt::Display for HeaderProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderProblem::NotAscii(name) => write!(f, "Signed header {name} is not ASCII."),
+            HeaderProblem::Missing(name) => write!(
+                f,
+                "The request lacks the header {name} that the signature names."
+            ),
+        }
+    }
+}
 
 /// Percent-encodes everything but the unreserved characters (`A-Z a-z 0-9 - _ . ~`), and `/`
 /// too unless `keep_slash`.
@@ -85,7 +105,7 @@ pub fn canonical_request(
     signed_headers: &[String],
     payload_hash: &str,
     style: PathStyle,
-) -> Result<String, AwsError> {
+) -> Result<String, HeaderProblem> {
     let mut out = String::with_capacity(512);
     out.push_str(method);
     out.push('\n');
@@ -101,14 +121,9 @@ pub fn canonical_request(
             .iter()
             .map(|v| v.to_str().map(canonical_value))
             .collect::<Result<_, _>>()
-            .map_err(|_| {
-                CommonError::InvalidSignatureException
-                    .with(format!("Signed header {name} is not ASCII."))
-            })?;
+            .map_err(|_| HeaderProblem::NotAscii(name.to_string()))?;
         if values.is_empty() {
-            return Err(CommonError::InvalidSignatureException.with(format!(
-                "The request lacks the header {name} that the signature names."
-            )));
+            return Err(HeaderProblem::Missing(name.to_string()));
         }
         let _ = writeln!(out, "{name}:{}", values.join(","));
     }

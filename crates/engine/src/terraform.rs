@@ -8,8 +8,12 @@
 //! redelivered after a crash runs again: terraform converges, and SPEC §5.3 absorbs a second
 //! Notify. Retries of one Notify reuse its idempotency token.
 
-use super::client::{Api, CallError, Client, Credentials};
-use serde_json::{json, Value};
+use crate::client::{Api, CallError, Client, Credentials};
+use provisiond_formats::task::{queue_name, EngineOperation, TaskMessage};
+use provisiond_model::servicecatalog as sc;
+use provisiond_model::sqs;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -115,12 +119,6 @@ pub(crate) fn sanitize(id: &str) -> String {
         .collect()
 }
 
-const OPERATIONS: [(&str, &str); 3] = [
-    ("Provision", "PROVISION_PRODUCT"),
-    ("Update", "UPDATE_PROVISIONED_PRODUCT"),
-    ("Terminate", "TERMINATE_PROVISIONED_PRODUCT"),
-];
-
 /// The terraform executable's version line: a missing or broken binary is a start-up error.
 pub fn check_terraform(terraform: &Path) -> Result<String, String> {
     let out = Command::new(terraform)
@@ -152,7 +150,7 @@ pub async fn run(config: Config, status: Arc<Status>) {
     let locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     if !config.git_repositories.is_empty() {
-        tasks.spawn(super::proton::watch(
+        tasks.spawn(crate::proton::watch(
             config.clone(),
             config.credentials.clone(),
             status.clone(),
@@ -175,8 +173,9 @@ pub async fn run(config: Config, status: Arc<Status>) {
                     continue;
                 }
             };
-            for (queue, _) in OPERATIONS {
-                let queue_name = format!("ServiceCatalogTerraformOS{queue}OperationQueue");
+            for operation in EngineOperation::ALL {
+                let queue_name = queue_name("TERRAFORM_OPEN_SOURCE", operation)
+                    .expect("TERRAFORM_OPEN_SOURCE products have engine queues");
                 tasks.spawn(poll(
                     client.clone(),
                     queue_name,
@@ -227,18 +226,15 @@ async fn poll(
         let url = match &queue_url {
             Some(url) => url,
             None => {
-                match client
-                    .call(
-                        Api::Sqs,
-                        "GetQueueUrl",
-                        &json!({"QueueName": queue_name}),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                {
-                    Ok(v) => {
-                        queue_url.insert(v["QueueUrl"].as_str().unwrap_or_default().to_string())
-                    }
+                let request = sqs::GetQueueUrlRequest {
+                    queue_name: Some(queue_name.clone()),
+                    ..Default::default()
+                };
+                let answer: Result<sqs::GetQueueUrlResult, _> = client
+                    .call(Api::Sqs, "GetQueueUrl", &request, Duration::from_secs(10))
+                    .await;
+                match answer {
+                    Ok(found) => queue_url.insert(found.queue_url.unwrap_or_default()),
                     Err(e) if e.code == "UnrecognizedClientException" => {
                         tracing::info!(queue = %queue_name, "engine: the key was deleted; this poller stops");
                         return;
@@ -260,9 +256,14 @@ async fn poll(
             Ok(free) => drop(free),
             Err(_) => return,
         }
-        let request = json!({"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 20,
-                             "VisibilityTimeout": config.visibility_secs});
-        let receive = client.call(
+        let request = sqs::ReceiveMessageRequest {
+            queue_url: Some(url.clone()),
+            max_number_of_messages: Some(1),
+            wait_time_seconds: Some(20),
+            visibility_timeout: Some(visibility_timeout(config.visibility_secs)),
+            ..Default::default()
+        };
+        let receive = client.call::<_, sqs::ReceiveMessageResult>(
             Api::Sqs,
             "ReceiveMessage",
             &request,
@@ -273,7 +274,7 @@ async fn poll(
             _ = stopped(&mut stop) => return,
         };
         let messages = match received {
-            Ok(v) => v["Messages"].as_array().cloned().unwrap_or_default(),
+            Ok(answer) => answer.messages.unwrap_or_default(),
             Err(e) if e.code == "UnrecognizedClientException" => {
                 tracing::info!(queue = %queue_name, "engine: the key was deleted; this poller stops");
                 return;
@@ -325,31 +326,25 @@ pub(crate) struct Outcome {
 }
 
 impl Task {
-    async fn handle(self, message: Value) {
-        let receipt = message["ReceiptHandle"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let body: Value = match message["Body"].as_str().map(serde_json::from_str) {
-            Some(Ok(v)) => v,
+    async fn handle(self, message: sqs::Message) {
+        let receipt = message.receipt_handle.unwrap_or_default();
+        let body: TaskMessage = match message.body.as_deref().map(serde_json::from_str) {
+            Some(Ok(task)) => task,
             _ => {
                 tracing::warn!("engine: a message that is not a task body was left on its queue");
                 return;
             }
         };
-        let record = body["recordId"].as_str().unwrap_or_default().to_string();
-        let pp = body["provisionedProductId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let operation = body["operation"].as_str().unwrap_or_default().to_string();
+        let record = body.record_id.clone();
+        let pp = body.provisioned_product_id.clone();
+        let operation = body.operation;
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(pp.clone()).or_default().clone()
         };
         let _one_per_product = lock.lock().await;
         self.status.update(|s| s.running += 1);
-        tracing::info!(record = %record, provisioned_product = %pp, %operation, "engine: received");
+        tracing::info!(record = %record, provisioned_product = %pp, ?operation, "engine: received");
         // However long terraform runs, the task stays invisible to every other receiver (this
         // replica's or another's), so it never runs twice at once.
         let heartbeat = tokio::spawn(keep_invisible(
@@ -358,7 +353,7 @@ impl Task {
             receipt.clone(),
             self.config.visibility_secs,
         ));
-        let outcome = self.execute(&body, &record, &pp, &operation).await;
+        let outcome = self.execute(&body).await;
         heartbeat.abort();
         let succeeded = outcome.failure.is_none();
         if let Some(failure) = &outcome.failure {
@@ -366,7 +361,7 @@ impl Task {
             self.status
                 .update(|s| s.last_error = Some(format!("{record}: {reason}")));
         }
-        let notified = self.notify(&body, &record, &pp, &operation, &outcome).await;
+        let notified = self.notify(&body, &outcome).await;
         self.status.update(|s| {
             s.running -= 1;
             if succeeded {
@@ -378,12 +373,16 @@ impl Task {
         match notified {
             Ok(()) => {
                 tracing::info!(record = %record, status = if succeeded { "SUCCEEDED" } else { "FAILED" }, "engine: notified");
+                let request = sqs::DeleteMessageRequest {
+                    queue_url: Some(self.queue_url.clone()),
+                    receipt_handle: Some(receipt),
+                };
                 let deleted = self
                     .client
-                    .call(
+                    .call::<_, IgnoredAny>(
                         Api::Sqs,
                         "DeleteMessage",
-                        &json!({"QueueUrl": self.queue_url, "ReceiptHandle": receipt}),
+                        &request,
                         Duration::from_secs(10),
                     )
                     .await;
@@ -398,55 +397,49 @@ impl Task {
         }
     }
 
-    async fn execute(&self, body: &Value, record: &str, pp: &str, operation: &str) -> Outcome {
+    async fn execute(&self, body: &TaskMessage) -> Outcome {
+        let pp = body.provisioned_product_id.as_str();
         let workspace = workspace(&self.config.data_dir, pp);
-        let log = log_path(&self.config.data_dir, record);
-        let artifact = if operation == "TERMINATE_PROVISIONED_PRODUCT" {
+        let log = log_path(&self.config.data_dir, &body.record_id);
+        let artifact_path = body
+            .artifact
+            .as_ref()
+            .map(|artifact| artifact.path.clone())
+            .unwrap_or_default();
+        let artifact = if body.operation == EngineOperation::Terminate {
             None
         } else {
-            let path = body["artifact"]["path"].as_str().unwrap_or_default();
-            let Some((bucket, key)) = path.strip_prefix("s3://").and_then(|p| p.split_once('/'))
+            let Some((bucket, key)) = body.artifact.as_ref().and_then(|a| a.bucket_and_key())
             else {
                 return failed(format!(
-                    "the task's artifact path {path:?} is not s3://bucket/key"
+                    "the task's artifact path {artifact_path:?} is not s3://bucket/key"
                 ));
             };
             match self.client.get_object(bucket, key).await {
                 Ok(bytes) => Some(bytes),
-                Err(e) => return failed(format!("downloading {path}: {e}")),
+                Err(e) => return failed(format!("downloading {artifact_path}: {e}")),
             }
         };
-        let parameters: Vec<(String, String)> = body["parameters"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|p| {
-                        (
-                            p["key"].as_str().unwrap_or_default().to_string(),
-                            p["value"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let parameters: Vec<(String, String)> = body
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
         // The product's state as the last run left it, wherever that run was.
         let shared =
-            match super::shared_state::fetch(&self.client, &super::shared_state::product_key(pp))
+            match crate::shared_state::fetch(&self.client, &crate::shared_state::product_key(pp))
                 .await
             {
                 Ok(shared) => shared,
                 Err(e) => return failed(format!("reading the engine's shared state: {e}")),
             };
         let terraform = self.config.terraform.clone();
-        let record = record.to_string();
-        let artifact_path = body["artifact"]["path"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let record = body.record_id.clone();
         let workspace_after = workspace.clone();
         let run = move || {
             if let Some(shared) = &shared {
-                if let Err(e) = super::shared_state::unpack(&workspace, shared) {
+                if let Err(e) = crate::shared_state::unpack(&workspace, shared) {
                     return failed(e);
                 }
             }
@@ -466,7 +459,7 @@ impl Task {
         // Whatever the run did to the state (a failed apply may have changed it too) is saved
         // for the next run, on any replica.
         let packed =
-            match tokio::task::spawn_blocking(move || super::shared_state::pack(&workspace_after))
+            match tokio::task::spawn_blocking(move || crate::shared_state::pack(&workspace_after))
                 .await
             {
                 Ok(Ok(packed)) => packed,
@@ -474,7 +467,7 @@ impl Task {
                 Err(e) => return failed(format!("packing the engine's state panicked: {e}")),
             };
         if let Err(e) =
-            super::shared_state::save(&self.client, &super::shared_state::product_key(pp), packed)
+            crate::shared_state::save(&self.client, &crate::shared_state::product_key(pp), packed)
                 .await
         {
             return failed(format!(
@@ -484,41 +477,35 @@ impl Task {
         outcome
     }
 
-    async fn notify(
-        &self,
-        body: &Value,
-        record: &str,
-        pp: &str,
-        operation: &str,
-        outcome: &Outcome,
-    ) -> Result<(), CallError> {
-        let mut input = json!({
-            "WorkflowToken": body["token"],
-            "RecordId": record,
-            "Status": if outcome.failure.is_some() { "FAILED" } else { "SUCCEEDED" },
-            "IdempotencyToken": crate::ids::uuid(),
-        });
-        if let Some(reason) = &outcome.failure {
-            input["FailureReason"] = json!(reason);
-        }
-        let call = match operation {
-            "PROVISION_PRODUCT" => {
-                input["ResourceIdentifier"] =
-                    json!({"UniqueTag": {"Key": TRACER_TAG, "Value": pp}});
-                input["Outputs"] = outputs_json(&outcome.outputs);
-                "NotifyProvisionProductEngineWorkflowResult"
-            }
-            "UPDATE_PROVISIONED_PRODUCT" => {
-                input["Outputs"] = outputs_json(&outcome.outputs);
-                "NotifyUpdateProvisionedProductEngineWorkflowResult"
-            }
-            _ => "NotifyTerminateProvisionedProductEngineWorkflowResult",
+    async fn notify(&self, body: &TaskMessage, outcome: &Outcome) -> Result<(), CallError> {
+        let status = if outcome.failure.is_some() {
+            "FAILED"
+        } else {
+            "SUCCEEDED"
         };
+        let report = Report {
+            workflow_token: body.token.clone(),
+            record_id: body.record_id.clone(),
+            status: status.to_string(),
+            failure_reason: outcome.failure.clone(),
+            idempotency_token: crate::random_token(),
+            outputs: record_outputs(&outcome.outputs),
+        };
+        let call = body.operation.notify_operation();
+        let input = match body.operation {
+            EngineOperation::Provision => {
+                serde_json::to_value(report.provision(&body.provisioned_product_id))
+            }
+            EngineOperation::Update => serde_json::to_value(report.update()),
+            EngineOperation::Terminate => serde_json::to_value(report.terminate()),
+        }
+        .expect("model shapes serialize");
+        let record = body.record_id.as_str();
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {
             match self
                 .client
-                .call(Api::ServiceCatalog, call, &input, Duration::from_secs(30))
+                .call::<_, IgnoredAny>(Api::ServiceCatalog, call, &input, Duration::from_secs(30))
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -539,12 +526,16 @@ async fn keep_invisible(client: Client, queue_url: String, receipt: String, secs
     let every = Duration::from_secs_f64(secs as f64 / 3.0);
     loop {
         tokio::time::sleep(every).await;
+        let request = sqs::ChangeMessageVisibilityRequest {
+            queue_url: Some(queue_url.clone()),
+            receipt_handle: Some(receipt.clone()),
+            visibility_timeout: Some(visibility_timeout(secs)),
+        };
         let extended = client
-            .call(
+            .call::<_, IgnoredAny>(
                 Api::Sqs,
                 "ChangeMessageVisibility",
-                &json!({"QueueUrl": queue_url, "ReceiptHandle": receipt,
-                        "VisibilityTimeout": secs}),
+                &request,
                 Duration::from_secs(10),
             )
             .await;
@@ -565,7 +556,7 @@ fn run_in(
     parameters: &[(String, String)],
 ) -> Outcome {
     match artifact {
-        Some(bytes) => match crate::proton::bundle::read(&bytes).map_err(|e| {
+        Some(bytes) => match provisiond_formats::bundle::read(&bytes).map_err(|e| {
             format!(
                 "the artifact {artifact_path} cannot be unpacked ({e}); publish a new version \
                  of the product with a .tar.gz of the Terraform module"
@@ -578,13 +569,73 @@ fn run_in(
     }
 }
 
-fn outputs_json(outputs: &[(String, String)]) -> Value {
-    Value::Array(
-        outputs
-            .iter()
-            .map(|(k, v)| json!({"OutputKey": k, "OutputValue": v}))
-            .collect(),
-    )
+/// A visibility timeout in the model's type (SQS allows at most 12 hours).
+fn visibility_timeout(secs: u64) -> i32 {
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+/// What every Notify call of a run says; each operation's input takes its part of it.
+struct Report {
+    workflow_token: String,
+    record_id: String,
+    status: String,
+    failure_reason: Option<String>,
+    idempotency_token: String,
+    outputs: Vec<sc::RecordOutput>,
+}
+
+impl Report {
+    fn provision(
+        self,
+        provisioned_product_id: &str,
+    ) -> sc::NotifyProvisionProductEngineWorkflowResultInput {
+        sc::NotifyProvisionProductEngineWorkflowResultInput {
+            workflow_token: Some(self.workflow_token),
+            record_id: Some(self.record_id),
+            status: Some(self.status),
+            failure_reason: self.failure_reason,
+            resource_identifier: Some(sc::EngineWorkflowResourceIdentifier {
+                unique_tag: Some(sc::UniqueTagResourceIdentifier {
+                    key: Some(TRACER_TAG.to_string()),
+                    value: Some(provisioned_product_id.to_string()),
+                }),
+            }),
+            outputs: Some(self.outputs),
+            idempotency_token: Some(self.idempotency_token),
+        }
+    }
+
+    fn update(self) -> sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+        sc::NotifyUpdateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: Some(self.workflow_token),
+            record_id: Some(self.record_id),
+            status: Some(self.status),
+            failure_reason: self.failure_reason,
+            outputs: Some(self.outputs),
+            idempotency_token: Some(self.idempotency_token),
+        }
+    }
+
+    fn terminate(self) -> sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput {
+        sc::NotifyTerminateProvisionedProductEngineWorkflowResultInput {
+            workflow_token: Some(self.workflow_token),
+            record_id: Some(self.record_id),
+            status: Some(self.status),
+            failure_reason: self.failure_reason,
+            idempotency_token: Some(self.idempotency_token),
+        }
+    }
+}
+
+fn record_outputs(outputs: &[(String, String)]) -> Vec<sc::RecordOutput> {
+    outputs
+        .iter()
+        .map(|(key, value)| sc::RecordOutput {
+            output_key: Some(key.clone()),
+            output_value: Some(value.clone()),
+            description: None,
+        })
+        .collect()
 }
 
 pub(crate) fn failed(reason: String) -> Outcome {
@@ -696,7 +747,7 @@ pub(crate) fn apply(
     workspace: &Path,
     log: &Path,
     id: &str,
-    files: crate::proton::bundle::Files,
+    files: provisiond_formats::bundle::Files,
     parameters: Option<&[(String, String)]>,
 ) -> Outcome {
     let record = id;
@@ -858,6 +909,7 @@ fn terraform_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parameters_and_outputs_convert_like_the_reference_engine() {

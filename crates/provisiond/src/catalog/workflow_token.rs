@@ -10,19 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Binds sealed tokens to this format; a future format uses another label.
 const CONTEXT: &[u8] = b"workflow-token/v1";
 
-/// The engine operation a token was issued for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EngineOperation {
-    /// `PROVISION_PRODUCT`, answered with NotifyProvisionProductEngineWorkflowResult.
-    #[serde(rename = "PROVISION_PRODUCT")]
-    Provision,
-    /// `UPDATE_PROVISIONED_PRODUCT`, answered with NotifyUpdateProvisionedProductEngineWorkflowResult.
-    #[serde(rename = "UPDATE_PROVISIONED_PRODUCT")]
-    Update,
-    /// `TERMINATE_PROVISIONED_PRODUCT`, answered with NotifyTerminateProvisionedProductEngineWorkflowResult.
-    #[serde(rename = "TERMINATE_PROVISIONED_PRODUCT")]
-    Terminate,
-}
+pub use provisiond_formats::task::EngineOperation;
 
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

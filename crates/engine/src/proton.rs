@@ -10,15 +10,17 @@
 //! in progress, so a commit seen again after a restart (or a cancelled deployment) is skipped,
 //! and claims it in the shared object store, so that of several engines mapping one repository
 //! (replicas on one database) exactly one runs it. A resource's terraform state travels through
-//! that store too ([`super::shared_state`]), so its next deployment may run on any engine.
+//! that store too ([`crate::shared_state`]), so its next deployment may run on any engine.
 //! The last commit handled per branch is remembered under the engine's data directory.
 
-use super::client::{Api, Client};
-use super::shared_state;
-use super::terraform::{self, Config, Outcome, Status, FAILURE_REASON_CHARS};
-use crate::proton::bundle::Files;
-use crate::proton::delivery::NestedResources;
-use serde_json::{json, Value};
+use crate::client::{Api, Client};
+use crate::shared_state;
+use crate::terraform::{self, Config, Outcome, Status, FAILURE_REASON_CHARS};
+use provisiond_formats::bundle::Files;
+use provisiond_formats::repository::{NestedResources, METADATA_FILE};
+use provisiond_model::proton as pr;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -42,7 +44,7 @@ struct Job {
 /// Watches the configured repositories until the process ends.
 pub async fn watch(
     config: Config,
-    accounts: tokio::sync::watch::Receiver<Vec<super::client::Credentials>>,
+    accounts: tokio::sync::watch::Receiver<Vec<crate::client::Credentials>>,
     status: Arc<Status>,
 ) {
     tracing::info!(
@@ -92,7 +94,7 @@ pub async fn watch(
         let mut stop = config.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(SCAN_INTERVAL) => {}
-            _ = super::terraform::stopped(&mut stop) => return,
+            _ = crate::terraform::stopped(&mut stop) => return,
         }
     }
 }
@@ -225,17 +227,21 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
     let mut found = None;
     let mut unanswered = false;
     for client in clients {
-        match client
+        let request = pr::GetDeploymentInput {
+            id: Some(id.clone()),
+            ..Default::default()
+        };
+        let answer: Result<pr::GetDeploymentOutput, _> = client
             .call(
                 Api::Proton,
                 "GetDeployment",
-                &json!({"id": id}),
+                &request,
                 Duration::from_secs(10),
             )
-            .await
-        {
+            .await;
+        match answer {
             Ok(answer) => {
-                found = Some((client.clone(), answer["deployment"].clone()));
+                found = Some((client.clone(), answer.deployment.unwrap_or_default()));
                 break;
             }
             Err(e) => unanswered |= e.is_retryable(),
@@ -249,23 +255,23 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
         tracing::warn!(deployment = %id, "engine: no configured key can see this deployment; skipped");
         return Seen::Done;
     };
-    let state = deployment["deploymentStatus"].as_str().unwrap_or_default();
+    let state = deployment.deployment_status.as_deref().unwrap_or_default();
     if state != "IN_PROGRESS" && state != "DELETE_IN_PROGRESS" {
         tracing::info!(deployment = %id, %state, "engine: deployment already ended; skipped");
         return Seen::Done;
     }
-    let arn = deployment["targetArn"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let arn = deployment.target_arn.unwrap_or_default();
     // Every engine mapping the repository sees this commit: the one whose claim lands first
     // runs it, the others pass it by.
-    let holder = json!({
-        "engine": config.data_dir.display().to_string(),
-        "pid": std::process::id(),
-        "claimedAt": crate::time::now_ms(),
+    let holder = serde_json::to_string(&Claim {
+        engine: config.data_dir.display().to_string(),
+        pid: std::process::id(),
+        claimed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
     })
-    .to_string();
+    .expect("claims serialize");
     match shared_state::claim(&client, id, &holder).await {
         Ok(true) => {}
         Ok(false) => {
@@ -300,18 +306,23 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
             return Seen::Done;
         }
     };
-    let metadata: Value = files
-        .get(".proton/deployment-metadata.json")
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or(Value::Null);
-    let is_delete = metadata["isResourceDeleted"].as_bool() == Some(true);
+    let is_delete = files
+        .get(METADATA_FILE)
+        .and_then(|bytes| serde_json::from_slice::<Metadata>(bytes).ok())
+        .is_some_and(|metadata| metadata.is_resource_deleted);
     tracing::info!(deployment = %id, resource = %arn, delete = is_delete, "engine: received");
     status.update(|s| s.running += 1);
+    let in_progress = pr::NotifyResourceDeploymentStatusChangeInput {
+        resource_arn: Some(arn.clone()),
+        deployment_id: Some(id.clone()),
+        status: Some("IN_PROGRESS".to_string()),
+        ..Default::default()
+    };
     let started = client
-        .call(
+        .call::<_, IgnoredAny>(
             Api::Proton,
             "NotifyResourceDeploymentStatusChange",
-            &json!({"resourceArn": arn, "deploymentId": id, "status": "IN_PROGRESS"}),
+            &in_progress,
             Duration::from_secs(10),
         )
         .await;
@@ -390,28 +401,36 @@ async fn run_with_shared_state(
 
 /// Reports the outcome, retrying transport failures.
 async fn report(client: &Client, arn: &str, id: &str, outcome: &Outcome) {
-    let mut input = json!({"resourceArn": arn, "deploymentId": id});
+    let mut input = pr::NotifyResourceDeploymentStatusChangeInput {
+        resource_arn: Some(arn.to_string()),
+        deployment_id: Some(id.to_string()),
+        ..Default::default()
+    };
     match &outcome.failure {
         None => {
-            input["status"] = json!("SUCCEEDED");
-            let outputs: Vec<Value> = outcome
+            input.status = Some("SUCCEEDED".to_string());
+            let outputs = outcome
                 .outputs
                 .iter()
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty())
                 .take(MAX_OUTPUTS)
-                .map(|(k, v)| json!({"key": terraform::tail(k, 1024), "valueString": terraform::tail(v, 1024)}))
+                .map(|(k, v)| pr::Output {
+                    key: Some(terraform::tail(k, 1024)),
+                    value_string: Some(terraform::tail(v, 1024)),
+                })
                 .collect();
-            input["outputs"] = Value::Array(outputs);
+            input.outputs = Some(outputs);
         }
         Some(reason) => {
-            input["status"] = json!("FAILED");
-            input["statusMessage"] = json!(terraform::tail(reason, FAILURE_REASON_CHARS));
+            input.status = Some("FAILED".to_string());
+            input.status_message = Some(terraform::tail(reason, FAILURE_REASON_CHARS));
         }
     }
+    let status = input.status.clone().unwrap_or_default();
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=5 {
         match client
-            .call(
+            .call::<_, IgnoredAny>(
                 Api::Proton,
                 "NotifyResourceDeploymentStatusChange",
                 &input,
@@ -420,7 +439,7 @@ async fn report(client: &Client, arn: &str, id: &str, outcome: &Outcome) {
             .await
         {
             Ok(_) => {
-                tracing::info!(deployment = %id, status = %input["status"], "engine: notified");
+                tracing::info!(deployment = %id, %status, "engine: notified");
                 return;
             }
             Err(e) if e.is_retryable() && attempt < 5 => {
@@ -436,5 +455,25 @@ async fn report(client: &Client, arn: &str, id: &str, outcome: &Outcome) {
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    crate::proton::delivery::git(repo, args, None, &[])
+    provisiond_formats::repository::git(repo, args, None, &[])
+}
+
+/// The part of a deployment's metadata the engine reads.
+#[derive(Deserialize)]
+struct Metadata {
+    /// `true` when the deployment deletes the resource: destroy instead of apply.
+    #[serde(rename = "isResourceDeleted", default)]
+    is_resource_deleted: bool,
+}
+
+/// Who claimed a deployment, kept with the claim for an operator reading the object store.
+#[derive(Serialize)]
+struct Claim {
+    /// The claiming engine's data directory.
+    engine: String,
+    /// Its process.
+    pid: u32,
+    /// When, epoch milliseconds.
+    #[serde(rename = "claimedAt")]
+    claimed_at: u64,
 }

@@ -2,25 +2,16 @@
 //! Proton) and S3 `GetObject`, SigV4-signed with the engine's key, over plain HTTP/1.1 to the
 //! provisiond endpoint. The engine uses nothing else: it is an ordinary client of the public API.
 
-use crate::crypto::Secret;
-use crate::protocol::sigv4::canonical::canonical_request;
-use crate::protocol::sigv4::signing::{signature, signing_key, string_to_sign};
-use crate::protocol::sigv4::PathStyle;
 use http_body_util::{BodyExt, Full};
+use provisiond_sigv4::canonical::uri_encode;
+use provisiond_sigv4::sign::{sign, Unsigned};
+use provisiond_sigv4::PathStyle;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// An access key and the region it signs for.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    /// `AKIA…`
-    pub access_key_id: String,
-    /// The secret (never printed).
-    pub secret: std::sync::Arc<Secret>,
-    /// The region of the credential scope.
-    pub region: String,
-}
+pub use provisiond_sigv4::Credentials;
 
 /// A failed call: the AWS error code and message, or a transport problem.
 #[derive(Debug, Clone)]
@@ -119,16 +110,17 @@ impl Client {
         })
     }
 
-    /// Calls `operation` of `api` with `input`; `timeout` bounds the whole call (long polls
-    /// need more than the default).
-    pub async fn call(
+    /// Calls `operation` of `api` with `input` (a shape of the model), reading the answer as
+    /// `O` (its output shape, or `serde::de::IgnoredAny` when the answer does not matter);
+    /// `timeout` bounds the whole call (long polls need more than the default).
+    pub async fn call<I: Serialize, O: DeserializeOwned>(
         &self,
         api: Api,
         operation: &str,
-        input: &Value,
+        input: &I,
         timeout: Duration,
-    ) -> Result<Value, CallError> {
-        let body = serde_json::to_vec(input).expect("JSON values serialize");
+    ) -> Result<O, CallError> {
+        let body = serde_json::to_vec(input).expect("model shapes serialize");
         let headers = [
             ("content-type", api.content_type().to_string()),
             (
@@ -147,15 +139,14 @@ impl Client {
                 timeout,
             )
             .await?;
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| CallError::transport(format!("the answer is not JSON: {e}")))?
-        };
+        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
         if status == 200 {
-            return Ok(value);
+            return serde_json::from_slice(bytes).map_err(|e| {
+                CallError::transport(format!("the answer to {operation} is not its shape: {e}"))
+            });
         }
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| CallError::transport(format!("the answer is not JSON: {e}")))?;
         Err(CallError {
             code: value["__type"].as_str().unwrap_or("Unknown").to_string(),
             message: value["message"].as_str().unwrap_or("").to_string(),
@@ -215,10 +206,9 @@ impl Client {
         method: &str,
         bucket: &str,
         key: Option<&str>,
-        extra: &[(&str, String)],
+        extra: &[(&'static str, String)],
         body: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
-        use crate::protocol::sigv4::canonical::uri_encode;
         let path = match key {
             Some(key) => format!("/{}/{}", uri_encode(bucket, false), uri_encode(key, true)),
             None => format!("/{}", uri_encode(bucket, false)),
@@ -258,7 +248,7 @@ impl Client {
         &self,
         method: &str,
         path: &str,
-        extra: &[(&str, String)],
+        extra: &[(&'static str, String)],
         body: Vec<u8>,
         service: &str,
         style: PathStyle,
@@ -269,16 +259,20 @@ impl Client {
         } else {
             format!("{}:{}", self.host, self.port)
         };
-        let headers = sign(
-            &self.credentials,
+        let now_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let unsigned = Unsigned {
             method,
             path,
-            &host,
-            extra,
-            &body,
+            host: &host,
+            headers: extra,
+            body: &body,
             service,
             style,
-        )?;
+        };
+        let headers = sign(&self.credentials, &unsigned, now_secs).map_err(CallError::transport)?;
         let mut request = http::Request::builder().method(method).uri(path);
         for (name, value) in &headers {
             request = request.header(name, value);
@@ -317,75 +311,4 @@ impl Client {
                 )))
             })
     }
-}
-
-/// The headers of a SigV4-signed request: `host`, `x-amz-date`, `x-amz-content-sha256`, the
-/// `extra` ones (`content-type`, `x-amz-target`, `if-none-match`) and `authorization`.
-#[allow(clippy::too_many_arguments)]
-pub fn sign(
-    credentials: &Credentials,
-    method: &str,
-    path: &str,
-    host: &str,
-    extra: &[(&str, String)],
-    body: &[u8],
-    service: &str,
-    style: PathStyle,
-) -> Result<http::HeaderMap, CallError> {
-    let now = crate::time::now_ms() / 1000;
-    let amz_date = crate::time::format_amz_date(now);
-    let date = &amz_date[..8];
-    let payload_hash = hex::encode(Sha256::digest(body));
-    let mut headers = http::HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| {
-        headers.insert(
-            name,
-            value
-                .parse()
-                .map_err(|_| CallError::transport(format!("bad header value for {name}")))?,
-        );
-        Ok::<_, CallError>(())
-    };
-    put("host", host)?;
-    put("x-amz-date", &amz_date)?;
-    put("x-amz-content-sha256", &payload_hash)?;
-    for (name, value) in extra {
-        let name: &'static str = match *name {
-            "content-type" => "content-type",
-            "x-amz-target" => "x-amz-target",
-            "if-none-match" => "if-none-match",
-            other => return Err(CallError::transport(format!("unexpected header {other}"))),
-        };
-        put(name, value)?;
-    }
-    let mut signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
-    signed.sort();
-    let canonical = canonical_request(method, path, "", &headers, &signed, &payload_hash, style)
-        .map_err(|e| CallError::transport(e.message))?;
-    let scope = format!("{date}/{}/{service}/aws4_request", credentials.region);
-    let to_sign = string_to_sign(&amz_date, &scope, &canonical);
-    let key = signing_key(
-        credentials.secret.expose(),
-        date,
-        &credentials.region,
-        service,
-    );
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={}",
-        credentials.access_key_id,
-        signed.join(";"),
-        hex::encode(signature(&key, &to_sign))
-    );
-    put_authorization(&mut headers, &authorization)?;
-    Ok(headers)
-}
-
-fn put_authorization(headers: &mut http::HeaderMap, value: &str) -> Result<(), CallError> {
-    headers.insert(
-        "authorization",
-        value
-            .parse()
-            .map_err(|_| CallError::transport("bad authorization header"))?,
-    );
-    Ok(())
 }

@@ -1,26 +1,11 @@
-//! The engine task messages, exactly as the AWS reference Terraform engine reads them: the
-//! queue each operation of each product type goes to, and the JSON body (`token`, `operation`,
-//! `provisionedProductId`, … `parameters`, `tags`; terminate carries no artifact, parameters or
-//! tags).
+//! The engine tasks a record causes: the queue each operation of each product type goes to,
+//! and the message body (the shape of `provisiond_formats::task`, which the engines read)
+//! built from the record's domain values.
 
-use super::token::EngineOperation;
-use serde_json::{json, Value};
+use super::workflow_token::EngineOperation;
+use provisiond_formats::task::{Artifact, Identity, Pair, TaskMessage};
 
-/// The queue that receives `operation` for products of `product_type`.
-pub fn queue_name(product_type: &str, operation: EngineOperation) -> Option<String> {
-    let kind = match product_type {
-        "TERRAFORM_OPEN_SOURCE" => "TerraformOS",
-        "TERRAFORM_CLOUD" => "TerraformCloud",
-        "EXTERNAL" => "External",
-        _ => return None,
-    };
-    let op = match operation {
-        EngineOperation::Provision => "Provision",
-        EngineOperation::Update => "Update",
-        EngineOperation::Terminate => "Terminate",
-    };
-    Some(format!("ServiceCatalog{kind}{op}OperationQueue"))
-}
+pub use provisiond_formats::task::queue_name;
 
 /// Everything a task message says.
 pub struct Task<'a> {
@@ -52,50 +37,49 @@ pub struct Task<'a> {
     pub tags: &'a [(String, String)],
 }
 
-fn pairs(items: &[(String, String)]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
+fn pairs(items: &[(String, String)]) -> Vec<Pair> {
+    items
+        .iter()
+        .map(|(key, value)| Pair {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
 }
 
 impl Task<'_> {
     /// The message body.
     pub fn body(&self) -> String {
-        let operation = serde_json::to_value(self.operation).expect("operations serialize");
-        let identity = json!({"principal": self.principal, "awsAccountId": self.account, "organizationId": ""});
-        let mut body = json!({
-            "token": self.token,
-            "operation": operation,
-            "provisionedProductId": self.provisioned_product_id,
-            "provisionedProductName": self.provisioned_product_name,
-            "recordId": self.record_id,
-            "launchRoleArn": self.launch_role_arn,
-            "identity": identity,
-        });
-        if self.operation != EngineOperation::Terminate {
-            let map = body.as_object_mut().expect("an object");
-            map.insert("productId".into(), json!(self.product_id));
-            map.insert(
-                "provisioningArtifactId".into(),
-                json!(self.provisioning_artifact_id),
-            );
-            map.insert(
-                "artifact".into(),
-                json!({"path": self.artifact_path, "type": "AWS_S3"}),
-            );
-            map.insert("parameters".into(), pairs(self.parameters));
-            map.insert("tags".into(), pairs(self.tags));
-        }
-        body.to_string()
+        let applies = self.operation != EngineOperation::Terminate;
+        let message = TaskMessage {
+            token: self.token.to_string(),
+            operation: self.operation,
+            provisioned_product_id: self.provisioned_product_id.to_string(),
+            provisioned_product_name: self.provisioned_product_name.to_string(),
+            record_id: self.record_id.to_string(),
+            launch_role_arn: self.launch_role_arn.map(str::to_string),
+            identity: Identity {
+                principal: self.principal.to_string(),
+                aws_account_id: self.account.to_string(),
+                organization_id: String::new(),
+            },
+            product_id: applies.then(|| self.product_id.to_string()),
+            provisioning_artifact_id: applies.then(|| self.provisioning_artifact_id.to_string()),
+            artifact: applies.then(|| Artifact {
+                path: self.artifact_path.clone(),
+                kind: "AWS_S3".to_string(),
+            }),
+            parameters: applies.then(|| pairs(self.parameters)),
+            tags: applies.then(|| pairs(self.tags)),
+        };
+        serde_json::to_string(&message).expect("task messages serialize")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn task(operation: EngineOperation) -> Task<'static> {
         Task {
@@ -160,25 +144,5 @@ mod tests {
             ]
         );
         assert_eq!(v["operation"], "TERMINATE_PROVISIONED_PRODUCT");
-    }
-
-    #[test]
-    fn queues_follow_the_product_type() {
-        assert_eq!(
-            queue_name("TERRAFORM_OPEN_SOURCE", EngineOperation::Provision).as_deref(),
-            Some("ServiceCatalogTerraformOSProvisionOperationQueue")
-        );
-        assert_eq!(
-            queue_name("EXTERNAL", EngineOperation::Terminate).as_deref(),
-            Some("ServiceCatalogExternalTerminateOperationQueue")
-        );
-        assert_eq!(
-            queue_name("TERRAFORM_CLOUD", EngineOperation::Update).as_deref(),
-            Some("ServiceCatalogTerraformCloudUpdateOperationQueue")
-        );
-        assert_eq!(
-            queue_name("CLOUD_FORMATION_TEMPLATE", EngineOperation::Provision),
-            None
-        );
     }
 }

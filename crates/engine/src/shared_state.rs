@@ -4,8 +4,8 @@
 //! up where the last run left it. The working directory stays a local cache: the shared copy
 //! is unpacked over it before a run and written back after.
 
-use super::client::{CallError, Client};
-use crate::proton::bundle::{self, Files};
+use crate::client::{CallError, Client};
+use provisiond_formats::bundle::{self, Files};
 use std::path::Path;
 
 /// The bucket of each account's object store that holds the engine's shared state.
@@ -16,14 +16,14 @@ pub const BUCKET: &str = "provisiond-engine-state";
 const SHARED: [&str; 3] = [
     "terraform.tfstate",
     "terraform.tfstate.backup",
-    super::terraform::APPLIED,
+    crate::terraform::APPLIED,
 ];
 
 /// The object key of a provisioned product's shared state.
 pub fn product_key(provisioned_product_id: &str) -> String {
     format!(
         "{}/state.tar.gz",
-        super::terraform::sanitize(provisioned_product_id)
+        crate::terraform::sanitize(provisioned_product_id)
     )
 }
 
@@ -32,7 +32,7 @@ pub fn product_key(provisioned_product_id: &str) -> String {
 pub fn proton_key(resource_arn: &str) -> String {
     format!(
         "proton/{}/state.tar.gz",
-        super::terraform::sanitize(resource_arn)
+        crate::terraform::sanitize(resource_arn)
     )
 }
 
@@ -69,7 +69,7 @@ pub async fn claim(client: &Client, deployment_id: &str, holder: &str) -> Result
     client.ensure_bucket(BUCKET).await?;
     let key = format!(
         "proton-claims/{}",
-        super::terraform::sanitize(deployment_id)
+        crate::terraform::sanitize(deployment_id)
     );
     client
         .create_object(BUCKET, &key, holder.as_bytes().to_vec())
