@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provisiond::proton::bundle;
+use provisiond_formats::bundle;
 use provisiond::proton::schema::{yaml_to_json, Schema};
 use provisiond::proton::template::{check_bundle, TemplateKind};
 
