@@ -7,7 +7,7 @@
 use provisiond::auth::Identity;
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
-use provisiond::proton::{deployment, environment, notify, repository, template};
+use provisiond::proton::{deployment, environment, in_use, notify, repository, target, template};
 use provisiond::store::sqlite::SqliteStore;
 use provisiond::store::{transact, Kind, Mode, Store, StoredObject};
 use provisiond_model::proton as pr;
@@ -453,7 +453,7 @@ fn deployments_move_through_their_states() {
     );
     // DeleteDeployment: not the current or last succeeded one; an older ended one goes.
     let delete_deployment = |id: &str| {
-        deployment::delete(
+        target::delete_deployment(
             &w.admin(),
             pr::DeleteDeploymentInput {
                 id: Some(id.into()),
@@ -475,6 +475,7 @@ fn deployments_move_through_their_states() {
             pr::DeleteEnvironmentInput {
                 name: Some("dev".into()),
             },
+            &in_use::Links,
         )
     };
     let deleting = delete(&w).unwrap().environment.unwrap();
@@ -601,6 +602,7 @@ fn lists_and_checks_by_resource_read_what_they_find_not_the_whole_account() {
         pr::DeleteEnvironmentInput {
             name: Some("dev".into()),
         },
+        &in_use::Links,
     )
     .unwrap()
     .environment

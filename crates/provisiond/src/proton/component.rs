@@ -8,10 +8,11 @@
 use super::common::{
     arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
 };
-use super::deployment::{self, Deployment, ResourceStatus};
+use super::deployable::{self, deploy, Deployable, Rendered};
+use super::deployment::{Deployment, ResourceStatus};
 use super::environment;
 use super::template::{self, TemplateKind};
-use super::{delivery, render, schema, service};
+use super::{render, schema, service};
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
@@ -283,66 +284,88 @@ fn placement(
     Ok(environment_name)
 }
 
-/// Starts a deployment of `component` to `target`, renders it and schedules its delivery.
-fn deploy(
-    tx: &mut dyn Tx,
-    ctx: &RequestContext,
-    component: &mut Component,
-    target: ComponentState,
-    initial: Option<pr::DeploymentState>,
-    is_delete: bool,
-) -> Result<Deployment, AwsError> {
-    let scope = ctx.scope();
-    let env = environment::load(tx, &scope, &component.environment_name)?;
-    let outputs = environment::current_outputs(tx, &scope, &env)?;
-    let file_name = template_file_name(&target.manifest)?;
-    let instance = match &target.attached {
-        Some((s, i)) => Some(service::load_instance(tx, &scope, s, i)?),
-        None => None,
-    };
-    let mut deployment = Deployment::start(
-        ctx,
-        &component.arn,
-        "COMPONENT",
-        component.created_ms,
-        &component.environment_name,
-        &component.status,
-        initial,
-        target.wire(),
-        is_delete,
-    );
-    deployment.component_name = Some(component.name.clone());
-    deployment.service_name = target.attached.as_ref().map(|(s, _)| s.clone());
-    deployment.service_instance_name = target.attached.as_ref().map(|(_, i)| i.clone());
-    let files = render::component(&render::ComponentBundle {
-        environment: render::EnvironmentView {
-            account: &ctx.identity.account,
-            name: &env.name,
-            arn: &env.arn,
-            outputs: &outputs,
-        },
-        component_name: &component.name,
-        component_arn: &component.arn,
-        attached: instance
-            .as_ref()
-            .map(|i| (i.service_name.as_str(), i.name.as_str(), &i.state.inputs)),
-        template_file: (&file_name, &target.template_file),
-        deployment_id: &deployment.id,
-        is_delete,
-    });
-    delivery::schedule(
-        tx,
-        ctx,
-        &deployment.id,
-        &env.repository.name,
-        &env.repository.branch,
-        &format!("{}/{}", env.name, component.name),
-        &files,
-    )?;
-    component.status.start(&deployment);
-    component.pending = Some((deployment.id.clone(), target));
-    deployment::create(tx, &scope, &deployment)?;
-    Ok(deployment)
+impl Deployable for Component {
+    type State = ComponentState;
+    const TARGET_TYPE: &'static str = "COMPONENT";
+
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    fn environment_name(&self) -> &str {
+        &self.environment_name
+    }
+
+    fn status(&self) -> &ResourceStatus {
+        &self.status
+    }
+
+    fn status_mut(&mut self) -> &mut ResourceStatus {
+        &mut self.status
+    }
+
+    fn state_mut(&mut self) -> &mut ComponentState {
+        &mut self.state
+    }
+
+    fn pending_mut(&mut self) -> &mut Option<(String, ComponentState)> {
+        &mut self.pending
+    }
+
+    fn prepare(
+        &self,
+        tx: &mut dyn Tx,
+        ctx: &RequestContext,
+        target: &ComponentState,
+        deployment: &mut Deployment,
+    ) -> Result<Rendered, AwsError> {
+        let scope = ctx.scope();
+        let env = environment::load(tx, &scope, &self.environment_name)?;
+        let outputs = environment::current_outputs(tx, &scope, &env)?;
+        let file_name = template_file_name(&target.manifest)?;
+        let instance = match &target.attached {
+            Some((s, i)) => Some(service::load_instance(tx, &scope, s, i)?),
+            None => None,
+        };
+        deployment.target_state = target.wire();
+        deployment.component_name = Some(self.name.clone());
+        deployment.service_name = target.attached.as_ref().map(|(s, _)| s.clone());
+        deployment.service_instance_name = target.attached.as_ref().map(|(_, i)| i.clone());
+        let files = render::component(&render::ComponentBundle {
+            environment: render::EnvironmentView {
+                account: &ctx.identity.account,
+                name: &env.name,
+                arn: &env.arn,
+                outputs: &outputs,
+            },
+            component_name: &self.name,
+            component_arn: &self.arn,
+            attached: instance
+                .as_ref()
+                .map(|i| (i.service_name.as_str(), i.name.as_str(), &i.state.inputs)),
+            template_file: (&file_name, &target.template_file),
+            deployment_id: &deployment.id,
+            is_delete: deployment.is_delete,
+        });
+        Ok(Rendered {
+            repository: env.repository.name.clone(),
+            branch: env.repository.branch.clone(),
+            folder: format!("{}/{}", env.name, self.name),
+            files,
+        })
+    }
+
+    fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        Component::save(self, tx, scope)
+    }
+
+    fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        Component::remove(self, tx, scope)
+    }
 }
 
 fn attachment(
@@ -611,13 +634,7 @@ pub fn outputs(
     let scope = ctx.scope();
     let outputs = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let component = load(tx, &scope, &name)?;
-        deployment::outputs_of(
-            tx,
-            &scope,
-            &component.arn,
-            input.deployment_id.as_deref(),
-            &component.status,
-        )
+        deployable::outputs(tx, &scope, &component, input.deployment_id.as_deref())
     })?;
     let (page, next) = page(outputs, input.next_token.as_deref(), None)?;
     Ok(pr::ListComponentOutputsOutput {
@@ -635,10 +652,7 @@ pub fn cancel(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut component = load(tx, &scope, &name)?;
-        let arn = component.arn.clone();
-        deployment::cancel(tx, ctx, &arn, &mut component.status)?;
-        component.pending = None;
-        component.save(tx, &scope)?;
+        deployable::cancel(tx, ctx, &mut component)?;
         Ok(pr::CancelComponentDeploymentOutput {
             component: Some(component.wire()),
         })

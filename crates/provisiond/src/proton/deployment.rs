@@ -3,7 +3,7 @@
 //! (`targetState`). `ResourceStatus` is the deployment bookkeeping every deployable resource
 //! carries. GetDeployment, ListDeployments and DeleteDeployment live here.
 
-use super::common::{arn, conflict, not_found, page_size, parse_next_token};
+use super::common::{arn, not_found, page_size, parse_next_token};
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
@@ -366,90 +366,4 @@ pub fn list(
         deployments: Some(page),
         next_token: next,
     })
-}
-
-/// `DeleteDeployment`: removes an ended deployment's record. A deployment in progress, or the
-/// one a resource names as its last attempted or last succeeded, stays (`ConflictException`)
-/// [ours].
-pub fn delete(
-    ctx: &RequestContext,
-    input: pr::DeleteDeploymentInput,
-) -> Result<pr::DeleteDeploymentOutput, AwsError> {
-    let id = input.id.unwrap_or_default();
-    let scope = ctx.scope();
-    transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let deployment = load(tx, &scope, &id)?;
-        if !deployment.is_final() {
-            return Err(conflict(format!(
-                "Deployment {id} is {}; only an ended deployment can be deleted.",
-                deployment.status
-            )));
-        }
-        if let Some(status) = super::target::status_of(tx, &scope, &deployment.target_arn)? {
-            if status.last_attempted_id.as_deref() == Some(id.as_str())
-                || status.last_succeeded_id.as_deref() == Some(id.as_str())
-            {
-                return Err(conflict(format!(
-                    "Deployment {id} is the last attempted or last succeeded deployment of {}.",
-                    deployment.target_arn
-                )));
-            }
-        }
-        tx.delete(Kind::ProtonDeployment, &scope, &id)?;
-        store::index::forget(tx, &scope, &id, &deployment)?;
-        Ok(pr::DeleteDeploymentOutput {
-            deployment: Some(deployment.wire()),
-        })
-    })
-}
-
-/// The outputs a `List*Outputs` call shows for the resource at `target_arn`: those of
-/// `deployment_id` (which must be the resource's), else of its last succeeded deployment.
-pub fn outputs_of(
-    tx: &mut dyn Tx,
-    scope: &str,
-    target_arn: &str,
-    deployment_id: Option<&str>,
-    status: &ResourceStatus,
-) -> Result<Vec<pr::Output>, AwsError> {
-    let Some(id) = deployment_id.or(status.last_succeeded_id.as_deref()) else {
-        return Ok(Vec::new());
-    };
-    let deployment = load(tx, scope, id)?;
-    if deployment.target_arn != target_arn {
-        return Err(not_found("deployment", &format!("{id} of {target_arn}")));
-    }
-    Ok(deployment.wire_outputs())
-}
-
-/// Cancels the resource's current deployment when it is `IN_PROGRESS` (`ConflictException`
-/// otherwise): the deployment and the resource become `CANCELLED`, a delivery not yet made is
-/// dropped.
-pub fn cancel(
-    tx: &mut dyn Tx,
-    ctx: &RequestContext,
-    target_arn: &str,
-    status: &mut ResourceStatus,
-) -> Result<Deployment, AwsError> {
-    let scope = ctx.scope();
-    let id = status
-        .last_attempted_id
-        .clone()
-        .ok_or_else(|| not_found("deployment of", target_arn))?;
-    let mut deployment = load(tx, &scope, &id)?;
-    if deployment.status != "IN_PROGRESS" {
-        return Err(conflict(format!(
-            "Deployment {id} is {}; only an IN_PROGRESS deployment can be cancelled.",
-            deployment.status
-        )));
-    }
-    deployment.status = "CANCELLED".into();
-    deployment.status_message = Some(CANCELLED_MESSAGE.into());
-    deployment.completed_ms = Some(ctx.now_ms);
-    deployment.modified_ms = ctx.now_ms;
-    save(tx, &scope, &deployment)?;
-    super::delivery::unschedule(tx, &scope, &id)?;
-    status.status = "CANCELLED".into();
-    status.message = Some(CANCELLED_MESSAGE.into());
-    Ok(deployment)
 }

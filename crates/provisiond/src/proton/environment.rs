@@ -6,9 +6,11 @@
 use super::common::{
     arn, conflict, create_tags, invalid, not_found, page, page_size, parse_next_token,
 };
+use super::dependents::Dependents;
+use super::deployable::{self, deploy, Deployable, Rendered};
 use super::deployment::{self, Deployment, ResourceStatus};
 use super::template;
-use super::{delivery, render, repository, schema};
+use super::{render, repository, schema};
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
@@ -245,75 +247,88 @@ fn validated_inputs(version: &template::Version, spec: &str) -> Result<Value, Aw
 
 /// Refuses a change while a deployment of the environment is under way.
 fn ensure_idle(env: &Environment) -> Result<(), AwsError> {
-    if env.status.busy() {
-        return Err(conflict(format!(
-            "The environment {} has a deployment in progress ({}).",
-            env.name,
-            env.status.last_attempted_id.as_deref().unwrap_or("")
-        )));
-    }
-    Ok(())
+    deployable::ensure_idle(env, "environment", &env.name)
 }
 
-/// Starts a deployment of `env` to `state`: records it, renders its bundle and schedules its
-/// delivery, all in the caller's transaction (the caller saves `env`).
-fn deploy(
-    tx: &mut dyn Tx,
-    ctx: &RequestContext,
-    env: &mut Environment,
-    state: EnvironmentState,
-    initial: Option<pr::DeploymentState>,
-    is_delete: bool,
-) -> Result<Deployment, AwsError> {
-    let scope = ctx.scope();
-    let deployment = Deployment::start(
-        ctx,
-        &env.arn,
-        "ENVIRONMENT",
-        env.created_ms,
-        &env.name,
-        &env.status,
-        initial,
-        state.wire(),
-        is_delete,
-    );
-    let version = template::get_version(
-        tx,
-        &scope,
-        template::TemplateKind::Environment,
-        &state.template_name,
-        state.major,
-        state.minor,
-    )?;
-    let template_files = version.files(tx, &ctx.identity.account)?;
-    let files = render::environment(&render::EnvironmentBundle {
-        account: &ctx.identity.account,
-        environment_name: &env.name,
-        environment_arn: &env.arn,
-        template_arn: &arn(
-            ctx,
-            &format!("environment-template/{}", state.template_name),
-        ),
-        major: state.major,
-        minor: state.minor,
-        inputs: &state.inputs,
-        deployment_id: &deployment.id,
-        is_delete: deployment.is_delete,
-        template_files: &template_files,
-    });
-    delivery::schedule(
-        tx,
-        ctx,
-        &deployment.id,
-        &env.repository.name,
-        &env.repository.branch,
-        &env.name,
-        &files,
-    )?;
-    env.status.start(&deployment);
-    env.pending = Some((deployment.id.clone(), state));
-    deployment::create(tx, &scope, &deployment)?;
-    Ok(deployment)
+impl Deployable for Environment {
+    type State = EnvironmentState;
+    const TARGET_TYPE: &'static str = "ENVIRONMENT";
+
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    fn environment_name(&self) -> &str {
+        &self.name
+    }
+
+    fn status(&self) -> &ResourceStatus {
+        &self.status
+    }
+
+    fn status_mut(&mut self) -> &mut ResourceStatus {
+        &mut self.status
+    }
+
+    fn state_mut(&mut self) -> &mut EnvironmentState {
+        &mut self.state
+    }
+
+    fn pending_mut(&mut self) -> &mut Option<(String, EnvironmentState)> {
+        &mut self.pending
+    }
+
+    fn prepare(
+        &self,
+        tx: &mut dyn Tx,
+        ctx: &RequestContext,
+        state: &EnvironmentState,
+        deployment: &mut Deployment,
+    ) -> Result<Rendered, AwsError> {
+        deployment.target_state = state.wire();
+        let version = template::get_version(
+            tx,
+            &ctx.scope(),
+            template::TemplateKind::Environment,
+            &state.template_name,
+            state.major,
+            state.minor,
+        )?;
+        let template_files = version.files(tx, &ctx.identity.account)?;
+        let files = render::environment(&render::EnvironmentBundle {
+            account: &ctx.identity.account,
+            environment_name: &self.name,
+            environment_arn: &self.arn,
+            template_arn: &arn(
+                ctx,
+                &format!("environment-template/{}", state.template_name),
+            ),
+            major: state.major,
+            minor: state.minor,
+            inputs: &state.inputs,
+            deployment_id: &deployment.id,
+            is_delete: deployment.is_delete,
+            template_files: &template_files,
+        });
+        Ok(Rendered {
+            repository: self.repository.name.clone(),
+            branch: self.repository.branch.clone(),
+            folder: self.name.clone(),
+            files,
+        })
+    }
+
+    fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        Environment::save(self, tx, scope)
+    }
+
+    fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        Environment::remove(self, tx, scope)
+    }
 }
 
 /// `CreateEnvironment`: self-managed only (`provisioningRepository`, no
@@ -557,15 +572,14 @@ pub fn update(
 pub fn delete(
     ctx: &RequestContext,
     input: pr::DeleteEnvironmentInput,
+    dependents: &dyn Dependents,
 ) -> Result<pr::DeleteEnvironmentOutput, AwsError> {
     let name = input.name.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut env = load(tx, &scope, &name)?;
         ensure_idle(&env)?;
-        if super::service::environment_has_instances(tx, &scope, &name)?
-            || super::component::in_environment(tx, &scope, &name)?
-        {
+        if dependents.environment_in_use(tx, &scope, &name)? {
             return Err(conflict(format!(
                 "The environment {name} still has service instances or components; delete them first."
             )));
@@ -608,13 +622,7 @@ pub fn outputs(
     let scope = ctx.scope();
     let outputs = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let env = load(tx, &scope, &name)?;
-        deployment::outputs_of(
-            tx,
-            &scope,
-            &env.arn,
-            input.deployment_id.as_deref(),
-            &env.status,
-        )
+        deployable::outputs(tx, &scope, &env, input.deployment_id.as_deref())
     })?;
     let (page, next) = page(outputs, input.next_token.as_deref(), None)?;
     Ok(pr::ListEnvironmentOutputsOutput {
@@ -634,10 +642,7 @@ pub fn cancel(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut env = load(tx, &scope, &name)?;
-        let arn = env.arn.clone();
-        deployment::cancel(tx, ctx, &arn, &mut env.status)?;
-        env.pending = None;
-        env.save(tx, &scope)?;
+        deployable::cancel(tx, ctx, &mut env)?;
         Ok(pr::CancelEnvironmentDeploymentOutput {
             environment: Some(env.wire()),
         })

@@ -15,8 +15,11 @@
 pub mod common;
 pub mod component;
 pub mod delivery;
+pub mod dependents;
+pub mod deployable;
 pub mod deployment;
 pub mod environment;
+pub mod in_use;
 pub mod notify;
 pub mod operations;
 pub mod render;
@@ -177,7 +180,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateVersionInput,
     ) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
-        template::ops::delete_environment_template_version(ctx, input)
+        template::ops::delete_environment_template_version(ctx, input, &in_use::Links)
     }
 
     fn create_environment(
@@ -217,7 +220,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentInput,
     ) -> Result<pr::DeleteEnvironmentOutput, AwsError> {
-        self.delivering(ctx, environment::delete(ctx, input))
+        self.delivering(ctx, environment::delete(ctx, input, &in_use::Links))
     }
 
     fn list_environment_outputs(
@@ -257,7 +260,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteDeploymentInput,
     ) -> Result<pr::DeleteDeploymentOutput, AwsError> {
-        deployment::delete(ctx, input)
+        target::delete_deployment(ctx, input)
     }
 
     fn notify_resource_deployment_status_change(
@@ -369,7 +372,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteServiceTemplateVersionInput,
     ) -> Result<pr::DeleteServiceTemplateVersionOutput, AwsError> {
-        template::ops::delete_service_template_version(ctx, input)
+        template::ops::delete_service_template_version(ctx, input, &in_use::Links)
     }
 
     fn create_service(
@@ -409,7 +412,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::DeleteServiceInput,
     ) -> Result<pr::DeleteServiceOutput, AwsError> {
-        self.delivering(ctx, service::delete(ctx, input))
+        self.delivering(ctx, service::delete(ctx, input, &in_use::Links))
     }
 
     fn create_service_instance(
@@ -433,7 +436,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::UpdateServiceInstanceInput,
     ) -> Result<pr::UpdateServiceInstanceOutput, AwsError> {
-        self.delivering(ctx, service::update_instance(ctx, input))
+        self.delivering(ctx, service::update_instance(ctx, input, &in_use::Links))
     }
 
     fn list_service_instances(

@@ -5,7 +5,7 @@
 
 use super::common::{conflict, not_found};
 use super::deployment::{self, Deployment};
-use super::target::{self, Resource};
+use super::target;
 use crate::context::RequestContext;
 use crate::store::{transact, Mode};
 use provisiond_model::proton as pr;
@@ -48,7 +48,7 @@ pub fn notify(
     let target = target::parse(ctx, &arn).ok_or_else(|| not_found("resource", &arn))?;
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        let Some(mut resource) = Resource::load(tx, &scope, &target)? else {
+        let Some(mut resource) = target::load(tx, &scope, &target)? else {
             // A resource whose delete succeeded is gone; a pipeline retrying that success
             // still gets `{}` [ours].
             let last = deployment::of_target(tx, &scope, &arn)?.into_iter().last();
@@ -64,7 +64,7 @@ pub fn notify(
             return Err(not_found("resource", &arn));
         };
         // Step 3: which deployment.
-        let current = resource.status().last_attempted_id.clone();
+        let current = resource.status_mut().last_attempted_id.clone();
         let id = match input.deployment_id.clone().or_else(|| current.clone()) {
             Some(id) => id,
             None => return Err(not_found("deployment of", &arn)),
@@ -89,7 +89,7 @@ pub fn notify(
             // Step 5: still in progress.
             None => {
                 deployment::save(tx, &scope, &deployment)?;
-                let status = resource.status();
+                let status = resource.status_mut();
                 status.message = input.status_message.clone().or(status.message.take());
                 resource.save(tx, &scope)?;
             }
@@ -101,8 +101,8 @@ pub fn notify(
                 if deployment.is_delete {
                     resource.remove(tx, &scope)?;
                 } else {
-                    resource.apply_target(&id);
-                    let status = resource.status();
+                    resource.promote(&id);
+                    let status = resource.status_mut();
                     status.status = "SUCCEEDED".into();
                     status.message = input.status_message.clone();
                     status.last_succeeded_id = Some(id.clone());
@@ -115,8 +115,8 @@ pub fn notify(
                 deployment.status = done.into();
                 deployment.completed_ms = Some(ctx.now_ms);
                 deployment::save(tx, &scope, &deployment)?;
-                resource.drop_target(&id);
-                let status = resource.status();
+                resource.forget(&id);
+                let status = resource.status_mut();
                 status.status = done.into();
                 status.message = input.status_message.clone();
                 resource.save(tx, &scope)?;

@@ -10,10 +10,12 @@
 use super::common::{
     arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
 };
-use super::deployment::{self, Deployment, ResourceStatus};
+use super::dependents::Dependents;
+use super::deployable::{self, deploy, Deployable, Rendered};
+use super::deployment::{Deployment, ResourceStatus};
 use super::environment::{self, Environment};
 use super::template::{self, TemplateKind};
-use super::{delivery, render, schema};
+use super::{render, schema};
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
@@ -489,70 +491,92 @@ fn compatible_environment(
     Ok(env)
 }
 
-/// Starts a deployment of `instance` to `target`, renders it and schedules its delivery.
-fn deploy(
-    tx: &mut dyn Tx,
-    ctx: &RequestContext,
-    instance: &mut ServiceInstance,
-    target: InstanceState,
-    initial: Option<pr::DeploymentState>,
-    is_delete: bool,
-) -> Result<Deployment, AwsError> {
-    let scope = ctx.scope();
-    let env = environment::load(tx, &scope, &instance.environment_name)?;
-    let outputs = environment::current_outputs(tx, &scope, &env)?;
-    let version = template::get_version(
-        tx,
-        &scope,
-        TemplateKind::Service,
-        &target.template_name,
-        target.major,
-        target.minor,
-    )?;
-    let mut deployment = Deployment::start(
-        ctx,
-        &instance.arn,
-        "SERVICE_INSTANCE",
-        instance.created_ms,
-        &instance.environment_name,
-        &instance.status,
-        initial,
-        target.wire(env.status.last_succeeded_id.clone()),
-        is_delete,
-    );
-    deployment.service_name = Some(instance.service_name.clone());
-    deployment.service_instance_name = Some(instance.name.clone());
-    let files = render::service_instance(&render::InstanceBundle {
-        environment: render::EnvironmentView {
-            account: &ctx.identity.account,
-            name: &env.name,
-            arn: &env.arn,
-            outputs: &outputs,
-        },
-        service_name: &instance.service_name,
-        instance_name: &instance.name,
-        instance_arn: &instance.arn,
-        template_arn: &arn(ctx, &format!("service-template/{}", target.template_name)),
-        major: target.major,
-        minor: target.minor,
-        inputs: &target.inputs,
-        deployment_id: &deployment.id,
-        is_delete,
-        template_files: &version.files(tx, &ctx.identity.account)?,
-    });
-    delivery::schedule(
-        tx,
-        ctx,
-        &deployment.id,
-        &env.repository.name,
-        &env.repository.branch,
-        &format!("{}/{}-{}", env.name, instance.service_name, instance.name),
-        &files,
-    )?;
-    instance.status.start(&deployment);
-    instance.pending = Some((deployment.id.clone(), target));
-    deployment::create(tx, &scope, &deployment)?;
-    Ok(deployment)
+impl Deployable for ServiceInstance {
+    type State = InstanceState;
+    const TARGET_TYPE: &'static str = "SERVICE_INSTANCE";
+
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    fn environment_name(&self) -> &str {
+        &self.environment_name
+    }
+
+    fn status(&self) -> &ResourceStatus {
+        &self.status
+    }
+
+    fn status_mut(&mut self) -> &mut ResourceStatus {
+        &mut self.status
+    }
+
+    fn state_mut(&mut self) -> &mut InstanceState {
+        &mut self.state
+    }
+
+    fn pending_mut(&mut self) -> &mut Option<(String, InstanceState)> {
+        &mut self.pending
+    }
+
+    fn prepare(
+        &self,
+        tx: &mut dyn Tx,
+        ctx: &RequestContext,
+        target: &InstanceState,
+        deployment: &mut Deployment,
+    ) -> Result<Rendered, AwsError> {
+        let scope = ctx.scope();
+        let env = environment::load(tx, &scope, &self.environment_name)?;
+        let outputs = environment::current_outputs(tx, &scope, &env)?;
+        let version = template::get_version(
+            tx,
+            &scope,
+            TemplateKind::Service,
+            &target.template_name,
+            target.major,
+            target.minor,
+        )?;
+        deployment.target_state = target.wire(env.status.last_succeeded_id.clone());
+        deployment.service_name = Some(self.service_name.clone());
+        deployment.service_instance_name = Some(self.name.clone());
+        let files = render::service_instance(&render::InstanceBundle {
+            environment: render::EnvironmentView {
+                account: &ctx.identity.account,
+                name: &env.name,
+                arn: &env.arn,
+                outputs: &outputs,
+            },
+            service_name: &self.service_name,
+            instance_name: &self.name,
+            instance_arn: &self.arn,
+            template_arn: &arn(ctx, &format!("service-template/{}", target.template_name)),
+            major: target.major,
+            minor: target.minor,
+            inputs: &target.inputs,
+            deployment_id: &deployment.id,
+            is_delete: deployment.is_delete,
+            template_files: &version.files(tx, &ctx.identity.account)?,
+        });
+        Ok(Rendered {
+            repository: env.repository.name.clone(),
+            branch: env.repository.branch.clone(),
+            folder: format!("{}/{}-{}", env.name, self.service_name, self.name),
+            files,
+        })
+    }
+
+    fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        ServiceInstance::save(self, tx, scope)
+    }
+
+    fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
+        ServiceInstance::remove(self, tx, scope)
+    }
 }
 
 /// Creates one instance of `service` with its first deployment.
@@ -793,6 +817,7 @@ pub fn update(
 pub fn delete(
     ctx: &RequestContext,
     input: pr::DeleteServiceInput,
+    dependents: &dyn Dependents,
 ) -> Result<pr::DeleteServiceOutput, AwsError> {
     let name = input.name.unwrap_or_default();
     let scope = ctx.scope();
@@ -806,7 +831,7 @@ pub fn delete(
                     i.name
                 )));
             }
-            if super::component::attached_to(tx, &scope, &name, &i.name)? {
+            if dependents.instance_has_components(tx, &scope, &name, &i.name)? {
                 return Err(conflict(format!(
                     "The service instance {name}/{} has components attached; delete them first.",
                     i.name
@@ -992,6 +1017,7 @@ pub fn list_instances(
 pub fn update_instance(
     ctx: &RequestContext,
     input: pr::UpdateServiceInstanceInput,
+    dependents: &dyn Dependents,
 ) -> Result<pr::UpdateServiceInstanceOutput, AwsError> {
     let service_name = input.service_name.clone().unwrap_or_default();
     let name = input.name.clone().unwrap_or_default();
@@ -999,7 +1025,7 @@ pub fn update_instance(
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut instance = load_instance(tx, &scope, &service_name, &name)?;
         if instance.status.busy()
-            || super::component::attached_busy(tx, &scope, &service_name, &name)?
+            || dependents.instance_components_busy(tx, &scope, &service_name, &name)?
         {
             return Err(conflict(format!(
                 "The service instance {service_name}/{name} (or a component attached to it) has a deployment in progress."
@@ -1106,13 +1132,7 @@ pub fn instance_outputs(
             input.service_name.as_deref().unwrap_or_default(),
             input.service_instance_name.as_deref().unwrap_or_default(),
         )?;
-        deployment::outputs_of(
-            tx,
-            &scope,
-            &instance.arn,
-            input.deployment_id.as_deref(),
-            &instance.status,
-        )
+        deployable::outputs(tx, &scope, &instance, input.deployment_id.as_deref())
     })?;
     let (page, next) = page(outputs, input.next_token.as_deref(), None)?;
     Ok(pr::ListServiceInstanceOutputsOutput {
@@ -1134,9 +1154,7 @@ pub fn cancel_instance(
             input.service_name.as_deref().unwrap_or_default(),
             input.service_instance_name.as_deref().unwrap_or_default(),
         )?;
-        deployment::cancel(tx, ctx, &instance.arn, &mut instance.status)?;
-        instance.pending = None;
-        instance.save(tx, &scope)?;
+        deployable::cancel(tx, ctx, &mut instance)?;
         Ok(pr::CancelServiceInstanceDeploymentOutput {
             service_instance: Some(instance.wire()),
         })

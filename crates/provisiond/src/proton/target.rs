@@ -2,12 +2,13 @@
 //! and DeleteDeployment act on: environments, service instances and components. Service
 //! pipelines are recognised by their ARN form and never found (provisiond serves none).
 
-use super::component::{self, Component};
-use super::deployment::ResourceStatus;
-use super::environment::{self, Environment};
-use super::service::{self, ServiceInstance};
+use super::common::conflict;
+use super::deployable::Settle;
+use super::deployment::{self, ResourceStatus};
+use super::{component, environment, service};
 use crate::context::RequestContext;
-use crate::store::Tx;
+use crate::store::{self, transact, Kind, Mode, Tx};
+use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 
 /// A deployable resource named by an ARN of the caller's account and region.
@@ -23,13 +24,10 @@ pub enum Target {
     Component(String),
 }
 
-/// The target an ARN names, if it is a Proton ARN of the caller's account and region in one of
-/// the deployable forms.
-pub fn parse(ctx: &RequestContext, arn: &str) -> Option<Target> {
-    let prefix = format!("arn:aws:proton:{}:{}:", ctx.region, ctx.identity.account);
-    let resource = arn.strip_prefix(&prefix)?;
-    let parts: Vec<&str> = resource.split('/').collect();
-    match parts[..] {
+/// The target a Proton resource path names (`environment/<name>`, …), in one of the
+/// deployable forms.
+fn from_path(path: &str) -> Option<Target> {
+    match path.split('/').collect::<Vec<_>>()[..] {
         ["environment", name] => Some(Target::Environment(name.into())),
         ["service", service, "service-instance", instance] => {
             Some(Target::ServiceInstance(service.into(), instance.into()))
@@ -40,94 +38,30 @@ pub fn parse(ctx: &RequestContext, arn: &str) -> Option<Target> {
     }
 }
 
-/// A loaded deployable resource.
-pub enum Resource {
-    /// An environment.
-    Environment(Environment),
-    /// A service instance.
-    ServiceInstance(ServiceInstance),
-    /// A component.
-    Component(Component),
+/// The target an ARN names, if it is a Proton ARN of the caller's account and region in one of
+/// the deployable forms.
+pub fn parse(ctx: &RequestContext, arn: &str) -> Option<Target> {
+    let prefix = format!("arn:aws:proton:{}:{}:", ctx.region, ctx.identity.account);
+    from_path(arn.strip_prefix(&prefix)?)
 }
 
-/// Makes `pending` current when it is what `deployment_id` deployed.
-fn promote<S>(state: &mut S, pending: &mut Option<(String, S)>, deployment_id: &str) {
-    if pending.as_ref().is_some_and(|(id, _)| id == deployment_id) {
-        if let Some((_, target)) = pending.take() {
-            *state = target;
-        }
-    }
-}
+/// A loaded deployable resource of any kind.
+pub type Resource = Box<dyn Settle>;
 
-impl Resource {
-    /// Loads the resource `target` names, if it exists. Service pipelines are not served, so
-    /// none exists.
-    pub fn load(
-        tx: &mut dyn Tx,
-        scope: &str,
-        target: &Target,
-    ) -> Result<Option<Resource>, AwsError> {
-        Ok(match target {
-            Target::Environment(name) => {
-                environment::find(tx, scope, name)?.map(Resource::Environment)
-            }
-            Target::ServiceInstance(service, instance) => {
-                service::find_instance(tx, scope, service, instance)?.map(Resource::ServiceInstance)
-            }
-            Target::Component(name) => component::find(tx, scope, name)?.map(Resource::Component),
-            Target::ServicePipeline(_) => None,
-        })
+/// Loads the resource `target` names, if it exists. Service pipelines are not served, so none
+/// exists.
+pub fn load(tx: &mut dyn Tx, scope: &str, target: &Target) -> Result<Option<Resource>, AwsError> {
+    fn boxed<R: Settle + 'static>(found: Option<R>) -> Option<Resource> {
+        found.map(|r| Box::new(r) as Resource)
     }
-
-    /// Its deployment bookkeeping.
-    pub fn status(&mut self) -> &mut ResourceStatus {
-        match self {
-            Resource::Environment(e) => &mut e.status,
-            Resource::ServiceInstance(i) => &mut i.status,
-            Resource::Component(c) => &mut c.status,
+    Ok(match target {
+        Target::Environment(name) => boxed(environment::find(tx, scope, name)?),
+        Target::ServiceInstance(service, instance) => {
+            boxed(service::find_instance(tx, scope, service, instance)?)
         }
-    }
-
-    /// Makes the state deployment `deployment_id` deployed current.
-    pub fn apply_target(&mut self, deployment_id: &str) {
-        match self {
-            Resource::Environment(e) => promote(&mut e.state, &mut e.pending, deployment_id),
-            Resource::ServiceInstance(i) => promote(&mut i.state, &mut i.pending, deployment_id),
-            Resource::Component(c) => promote(&mut c.state, &mut c.pending, deployment_id),
-        }
-    }
-
-    /// Forgets what deployment `deployment_id` was deploying (it failed).
-    pub fn drop_target(&mut self, deployment_id: &str) {
-        fn clear<S>(pending: &mut Option<(String, S)>, deployment_id: &str) {
-            if pending.as_ref().is_some_and(|(id, _)| id == deployment_id) {
-                *pending = None;
-            }
-        }
-        match self {
-            Resource::Environment(e) => clear(&mut e.pending, deployment_id),
-            Resource::ServiceInstance(i) => clear(&mut i.pending, deployment_id),
-            Resource::Component(c) => clear(&mut c.pending, deployment_id),
-        }
-    }
-
-    /// Stores the resource.
-    pub fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
-        match self {
-            Resource::Environment(e) => e.save(tx, scope),
-            Resource::ServiceInstance(i) => i.save(tx, scope),
-            Resource::Component(c) => c.save(tx, scope),
-        }
-    }
-
-    /// Removes the resource (a delete deployment succeeded); its deployments stay.
-    pub fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
-        match self {
-            Resource::Environment(e) => e.remove(tx, scope),
-            Resource::ServiceInstance(i) => i.remove(tx, scope),
-            Resource::Component(c) => c.remove(tx, scope),
-        }
-    }
+        Target::Component(name) => boxed(component::find(tx, scope, name)?),
+        Target::ServicePipeline(_) => None,
+    })
 }
 
 /// The deployment bookkeeping of the resource at `arn` (an ARN provisiond stored), if it
@@ -142,13 +76,70 @@ pub fn status_of(
     };
     let mut parts = resource.splitn(3, ':');
     let (_region, _account, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-    let target = match path.split('/').collect::<Vec<_>>()[..] {
-        ["environment", name] => Target::Environment(name.into()),
-        ["service", service, "service-instance", instance] => {
-            Target::ServiceInstance(service.into(), instance.into())
-        }
-        ["component", name] => Target::Component(name.into()),
-        _ => return Ok(None),
+    let Some(target) = from_path(path) else {
+        return Ok(None);
     };
-    Ok(Resource::load(tx, scope, &target)?.map(|mut r| r.status().clone()))
+    Ok(load(tx, scope, &target)?.map(|mut r| r.status_mut().clone()))
+}
+
+/// `DeleteDeployment`: removes an ended deployment's record. A deployment in progress, or the
+/// one a resource names as its last attempted or last succeeded, stays (`ConflictException`)
+/// [ours].
+pub fn delete_deployment(
+    ctx: &RequestContext,
+    input: pr::DeleteDeploymentInput,
+) -> Result<pr::DeleteDeploymentOutput, AwsError> {
+    let id = input.id.unwrap_or_default();
+    let scope = ctx.scope();
+    transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        let deployment = deployment::load(tx, &scope, &id)?;
+        if !deployment.is_final() {
+            return Err(conflict(format!(
+                "Deployment {id} is {}; only an ended deployment can be deleted.",
+                deployment.status
+            )));
+        }
+        if let Some(status) = status_of(tx, &scope, &deployment.target_arn)? {
+            if status.last_attempted_id.as_deref() == Some(id.as_str())
+                || status.last_succeeded_id.as_deref() == Some(id.as_str())
+            {
+                return Err(conflict(format!(
+                    "Deployment {id} is the last attempted or last succeeded deployment of {}.",
+                    deployment.target_arn
+                )));
+            }
+        }
+        tx.delete(Kind::ProtonDeployment, &scope, &id)?;
+        store::index::forget(tx, &scope, &id, &deployment)?;
+        Ok(pr::DeleteDeploymentOutput {
+            deployment: Some(deployment.wire()),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_deployable_kinds() {
+        assert_eq!(
+            from_path("environment/dev"),
+            Some(Target::Environment("dev".into()))
+        );
+        assert_eq!(
+            from_path("service/web/service-instance/one"),
+            Some(Target::ServiceInstance("web".into(), "one".into()))
+        );
+        assert_eq!(
+            from_path("service/web/pipeline"),
+            Some(Target::ServicePipeline("web".into()))
+        );
+        assert_eq!(
+            from_path("component/cache"),
+            Some(Target::Component("cache".into()))
+        );
+        assert_eq!(from_path("environment/dev/extra"), None);
+        assert_eq!(from_path("environment-template/t"), None);
+    }
 }

@@ -9,6 +9,7 @@
 //! `recommendedVersion` is the highest published minor of the highest major that has one.
 
 use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
+use super::dependents::Dependents;
 use super::schema::{yaml_to_json, Schema};
 use crate::catalog::product::ARTIFACT_BUCKET;
 use crate::context::RequestContext;
@@ -740,6 +741,7 @@ fn list_all_versions(
 /// Refused while a resource uses the version.
 fn delete_version(
     ctx: &RequestContext,
+    dependents: &dyn Dependents,
     kind: TemplateKind,
     name: &str,
     major: Option<&str>,
@@ -752,10 +754,10 @@ fn delete_version(
         let version = get_version(tx, &scope, kind, name, major, minor)?;
         let used = match kind {
             TemplateKind::Environment => {
-                super::environment::uses_template_version(tx, &scope, name, major, minor)?
+                dependents.environment_template_version_in_use(tx, &scope, name, major, minor)?
             }
             TemplateKind::Service => {
-                super::service::uses_template_version(tx, &scope, name, major, minor)?
+                dependents.service_template_version_in_use(tx, &scope, name, major, minor)?
             }
         };
         if used {
@@ -1152,9 +1154,11 @@ pub mod ops {
     pub fn delete_environment_template_version(
         ctx: &RequestContext,
         input: pr::DeleteEnvironmentTemplateVersionInput,
+        dependents: &dyn Dependents,
     ) -> Result<pr::DeleteEnvironmentTemplateVersionOutput, AwsError> {
         let v = delete_version(
             ctx,
+            dependents,
             Env,
             input.template_name.as_deref().unwrap_or_default(),
             input.major_version.as_deref(),
@@ -1169,9 +1173,11 @@ pub mod ops {
     pub fn delete_service_template_version(
         ctx: &RequestContext,
         input: pr::DeleteServiceTemplateVersionInput,
+        dependents: &dyn Dependents,
     ) -> Result<pr::DeleteServiceTemplateVersionOutput, AwsError> {
         let v = delete_version(
             ctx,
+            dependents,
             Svc,
             input.template_name.as_deref().unwrap_or_default(),
             input.major_version.as_deref(),
