@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provisiond_formats::bundle;
 use provisiond::proton::schema::{yaml_to_json, Schema};
 use provisiond::proton::template::{check_bundle, TemplateKind};
+use provisiond_formats::bundle;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
