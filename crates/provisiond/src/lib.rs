@@ -24,4 +24,7 @@ pub mod s3;
 pub mod served;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod time;
+pub mod wire_enum;

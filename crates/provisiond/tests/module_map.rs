@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 /// The layers of `crates/provisiond/src`, lowest first: a module may use the modules of the
 /// layers before its own, never those of its own layer or after.
 const LAYERS: &[&[&str]] = &[
-    &["time", "ids"],
+    &["time", "ids", "wire_enum"],
     &["store", "crypto", "protocol"],
     &["auth", "idempotency", "paging", "served"],
     &["context", "datadir", "engine_keys"],
-    &["queue"],
+    &["queue", "testing"],
     &["catalog"],
     &["proton"],
     &["s3"],

@@ -156,7 +156,7 @@ pub fn create(
             Ok(sc::CreateConstraintOutput {
                 constraint_detail: Some(constraint.detail()),
                 constraint_parameters: Some(constraint.parameters()),
-                status: Some("AVAILABLE".into()),
+                status: Some(super::status::CREATED.into()),
             })
         })
     })
@@ -179,7 +179,7 @@ pub fn describe(
     Ok(sc::DescribeConstraintOutput {
         constraint_detail: Some(c.detail()),
         constraint_parameters: Some(c.parameters()),
-        status: Some("AVAILABLE".into()),
+        status: Some(super::status::CREATED.into()),
     })
 }
 

@@ -130,14 +130,14 @@ pub fn describe_parameters(
 ) -> Result<sc::DescribeProvisioningParametersOutput, AwsError> {
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let describe = sc::DescribeProvisioningArtifactInput {
-            product_id: input.product_id.clone(),
-            product_name: input.product_name.clone(),
-            provisioning_artifact_id: input.provisioning_artifact_id.clone(),
-            provisioning_artifact_name: input.provisioning_artifact_name.clone(),
-            ..Default::default()
+        let lookup = product::VersionLookup {
+            product: product::Named::of(input.product_id.clone(), input.product_name.clone()),
+            version: product::Named::of(
+                input.provisioning_artifact_id.clone(),
+                input.provisioning_artifact_name.clone(),
+            ),
         };
-        let (prod, artifact) = product::resolve_version(tx, &scope, &describe)?;
+        let (prod, artifact) = product::resolve_version(tx, &scope, &lookup)?;
         let path = resolve(
             tx,
             ctx,

@@ -7,6 +7,7 @@
 //! task are settled in one transaction.
 
 use super::provisioning::{self, Output, ProvisionedProduct, Record};
+use super::status::{EngineOutcome, ProductStatus, RecordStatus, RecordType};
 use super::workflow_token::{self as token, EngineOperation};
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, Tx};
@@ -24,8 +25,8 @@ pub struct EngineResult {
     pub workflow_token: String,
     /// The record the engine worked on.
     pub record_id: String,
-    /// `SUCCEEDED` or `FAILED`.
-    pub status: String,
+    /// What the run came to.
+    pub outcome: EngineOutcome,
     /// Why it failed.
     pub failure_reason: Option<String>,
     /// The run's outputs.
@@ -40,12 +41,72 @@ fn invalid(message: impl Into<String>) -> AwsError {
     ErrorCode::InvalidParametersException.with(message)
 }
 
-fn operation_name(op: EngineOperation) -> &'static str {
-    match op {
-        EngineOperation::Provision => "PROVISION_PRODUCT",
-        EngineOperation::Update => "UPDATE_PROVISIONED_PRODUCT",
-        EngineOperation::Terminate => "TERMINATE_PROVISIONED_PRODUCT",
+/// What a Notify call does to its record, given what the record already says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The record is in progress: settle it.
+    Apply,
+    /// A repeat (an idempotency token already accepted, or the status the record already has):
+    /// nothing changes and the call succeeds.
+    Repeat,
+    /// The record was settled otherwise: the call is refused.
+    Conflict,
+}
+
+/// SPEC §5.3's decision for a result reaching a record in `status`.
+pub fn settlement(
+    status: RecordStatus,
+    token_accepted: bool,
+    outcome: EngineOutcome,
+) -> Settlement {
+    if token_accepted {
+        Settlement::Repeat
+    } else if status == RecordStatus::InProgress {
+        Settlement::Apply
+    } else if status == outcome.record_status() {
+        Settlement::Repeat
+    } else {
+        Settlement::Conflict
     }
+}
+
+/// What becomes of a provisioned product when its record settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductAfter {
+    /// It is gone: terminated, or a terminate with `IgnoreErrors` ended either way.
+    Removed,
+    /// It stays, in this state.
+    Becomes(ProductStatus),
+}
+
+/// The provisioned product's fate: success makes it `AVAILABLE`; a failed first provision that
+/// reported no resources leaves it `ERROR`, any other failure `TAINTED`.
+pub fn product_after(
+    operation: EngineOperation,
+    outcome: EngineOutcome,
+    ignore_errors: bool,
+    resources_reported: bool,
+) -> ProductAfter {
+    use EngineOperation::*;
+    use EngineOutcome::*;
+    match (operation, outcome) {
+        (Terminate, Succeeded) => ProductAfter::Removed,
+        (Terminate, Failed) if ignore_errors => ProductAfter::Removed,
+        (_, Succeeded) => ProductAfter::Becomes(ProductStatus::Available),
+        (Provision, Failed) if !resources_reported => ProductAfter::Becomes(ProductStatus::Error),
+        (_, Failed) => ProductAfter::Becomes(ProductStatus::Tainted),
+    }
+}
+
+/// The outcome a Notify call names; the protocol layer has already checked it against the
+/// model's enum, so an unknown one here is refused the same way.
+fn outcome_of(status: Option<String>) -> Result<EngineOutcome, AwsError> {
+    let status = status.unwrap_or_default();
+    EngineOutcome::parse(&status).ok_or_else(|| {
+        invalid(format!(
+            "Value '{status}' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, FAILED]"
+        ))
+    })
 }
 
 /// Settles a record with an engine's result.
@@ -63,8 +124,8 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
     if claims.operation != result.operation {
         return Err(invalid(format!(
             "The workflow token is for a {} task, not {}.",
-            operation_name(claims.operation),
-            operation_name(result.operation)
+            RecordType::from(claims.operation),
+            RecordType::from(result.operation)
         )));
     }
     let scope = ctx.scope();
@@ -73,20 +134,15 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
         if record.provisioned_product_id != claims.provisioned_product_id {
             return Err(invalid("The workflow token is not valid."));
         }
-        if record.accepted_tokens.contains(&result.idempotency_token) {
-            return Ok(());
+        let accepted = record.accepted_tokens.contains(&result.idempotency_token);
+        match settlement(record.status, accepted, result.outcome) {
+            Settlement::Apply => apply(tx, ctx, &scope, &mut record, &result),
+            Settlement::Repeat => Ok(()),
+            Settlement::Conflict => Err(invalid(format!(
+                "Record {} is already {}.",
+                record.id, record.status
+            ))),
         }
-        if record.status != "IN_PROGRESS" {
-            return if record.status == result.status {
-                Ok(())
-            } else {
-                Err(invalid(format!(
-                    "Record {} is already {}.",
-                    record.id, record.status
-                )))
-            };
-        }
-        apply(tx, ctx, &scope, &mut record, &result)
     })
 }
 
@@ -97,8 +153,8 @@ fn apply(
     record: &mut Record,
     result: &EngineResult,
 ) -> Result<(), AwsError> {
-    let succeeded = result.status == "SUCCEEDED";
-    record.status = result.status.clone();
+    let succeeded = result.outcome == EngineOutcome::Succeeded;
+    record.status = result.outcome.record_status();
     record.updated_ms = ctx.now_ms;
     record
         .accepted_tokens
@@ -118,7 +174,7 @@ fn apply(
             tx,
             scope,
             plan_id,
-            succeeded,
+            result.outcome,
             result.failure_reason.clone(),
             ctx.now_ms,
         )?;
@@ -141,15 +197,19 @@ fn apply(
     if let Some(tag) = &result.resource_tag {
         pp.resource_group_tag = Some(tag.clone());
     }
-    let remove =
-        result.operation == EngineOperation::Terminate && (succeeded || record.ignore_errors);
-    if remove {
+    let after = product_after(
+        result.operation,
+        result.outcome,
+        record.ignore_errors,
+        result.resource_tag.is_some(),
+    );
+    let ProductAfter::Becomes(status) = after else {
         tx.delete(Kind::ProvisionedProduct, scope, &pp.id)?;
         tx.delete(Kind::ProvisionedProductName, scope, &pp.name)?;
         return Ok(());
-    }
+    };
+    pp.status = status;
     if succeeded {
-        pp.status = "AVAILABLE".into();
         pp.status_message = None;
         pp.last_successful_provisioning_record_id = Some(record.id.clone());
         pp.artifact_id = record.artifact_id.clone();
@@ -157,11 +217,6 @@ fn apply(
         pp.tags = record.tags.clone();
         pp.outputs = record.outputs.clone();
     } else {
-        pp.status = match result.operation {
-            EngineOperation::Provision if result.resource_tag.is_none() => "ERROR",
-            _ => "TAINTED",
-        }
-        .into();
         pp.status_message = result.failure_reason.clone();
     }
     store::put(tx, Kind::ProvisionedProduct, scope, &pp.id, "", &pp)?;
@@ -190,7 +245,7 @@ pub fn provision(
             operation: EngineOperation::Provision,
             workflow_token: input.workflow_token.unwrap_or_default(),
             record_id: input.record_id.unwrap_or_default(),
-            status: input.status.unwrap_or_default(),
+            outcome: outcome_of(input.status)?,
             failure_reason: input.failure_reason,
             outputs: outputs(input.outputs),
             resource_tag: input
@@ -214,7 +269,7 @@ pub fn update(
             operation: EngineOperation::Update,
             workflow_token: input.workflow_token.unwrap_or_default(),
             record_id: input.record_id.unwrap_or_default(),
-            status: input.status.unwrap_or_default(),
+            outcome: outcome_of(input.status)?,
             failure_reason: input.failure_reason,
             outputs: outputs(input.outputs),
             resource_tag: None,
@@ -235,7 +290,7 @@ pub fn terminate(
             operation: EngineOperation::Terminate,
             workflow_token: input.workflow_token.unwrap_or_default(),
             record_id: input.record_id.unwrap_or_default(),
-            status: input.status.unwrap_or_default(),
+            outcome: outcome_of(input.status)?,
             failure_reason: input.failure_reason,
             outputs: Vec::new(),
             resource_tag: None,
@@ -243,4 +298,292 @@ pub fn terminate(
         },
     )?;
     Ok(sc::NotifyTerminateProvisionedProductEngineWorkflowResultOutput {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, ACCOUNT};
+    use EngineOperation::{Provision, Terminate, Update};
+    use EngineOutcome::{Failed, Succeeded};
+
+    const QUEUE: &str = "ServiceCatalogTerraformOSProvisionOperationQueue";
+
+    #[test]
+    fn a_result_settles_only_a_record_in_progress_and_repeats_change_nothing() {
+        use RecordStatus::InProgress;
+        assert_eq!(settlement(InProgress, false, Succeeded), Settlement::Apply);
+        assert_eq!(settlement(InProgress, false, Failed), Settlement::Apply);
+        // The same status again, with a new idempotency token: a retry.
+        assert_eq!(
+            settlement(RecordStatus::Succeeded, false, Succeeded),
+            Settlement::Repeat
+        );
+        assert_eq!(
+            settlement(RecordStatus::Failed, false, Failed),
+            Settlement::Repeat
+        );
+        // The other status: refused.
+        assert_eq!(
+            settlement(RecordStatus::Succeeded, false, Failed),
+            Settlement::Conflict
+        );
+        assert_eq!(
+            settlement(RecordStatus::Failed, false, Succeeded),
+            Settlement::Conflict
+        );
+        // An accepted idempotency token answers as before, whatever the status says.
+        for status in RecordStatus::ALL {
+            for outcome in EngineOutcome::ALL {
+                assert_eq!(settlement(*status, true, *outcome), Settlement::Repeat);
+            }
+        }
+    }
+
+    #[test]
+    fn the_product_is_removed_available_tainted_or_error_as_spec_says() {
+        use ProductAfter::{Becomes, Removed};
+        use ProductStatus::{Available, Error, Tainted};
+        let cases = [
+            (Provision, Succeeded, false, false, Becomes(Available)),
+            (Provision, Failed, false, false, Becomes(Error)),
+            (Provision, Failed, false, true, Becomes(Tainted)),
+            (Update, Succeeded, false, false, Becomes(Available)),
+            (Update, Failed, false, false, Becomes(Tainted)),
+            (Terminate, Succeeded, false, false, Removed),
+            (Terminate, Failed, false, false, Becomes(Tainted)),
+            (Terminate, Failed, true, false, Removed),
+            (Terminate, Succeeded, true, false, Removed),
+        ];
+        for (op, outcome, ignore, reported, expected) in cases {
+            assert_eq!(
+                product_after(op, outcome, ignore, reported),
+                expected,
+                "{op:?} {outcome:?} ignore_errors={ignore} resources_reported={reported}"
+            );
+        }
+    }
+
+    /// A provisioned product under change with its record in progress and its engine task
+    /// queued, written as the domain would, and the token its task carries.
+    fn under_change(
+        fx: &Fixture,
+        operation: EngineOperation,
+    ) -> (ProvisionedProduct, Record, String) {
+        let ctx = fx.ctx("dev", false);
+        let scope = ctx.scope();
+        let pp = ProvisionedProduct {
+            id: "pp-unittest0001".into(),
+            name: "bucket".into(),
+            arn: format!("arn:aws:servicecatalog:us-east-1:{ACCOUNT}:stack/bucket/pp-unittest0001"),
+            product_type: "TERRAFORM_OPEN_SOURCE".into(),
+            status: ProductStatus::UnderChange,
+            status_message: None,
+            created_ms: ctx.now_ms,
+            idempotency_token: "t".into(),
+            last_record_id: "rec-unittest0001".into(),
+            last_provisioning_record_id: "rec-unittest0001".into(),
+            last_successful_provisioning_record_id: None,
+            product_id: "prod-unittest0001".into(),
+            artifact_id: "pa-unittest0001".into(),
+            path_id: "lpv3-unittest0001".into(),
+            launch_role_arn: None,
+            parameters: vec![("size".into(), "3".into())],
+            tags: Vec::new(),
+            outputs: Vec::new(),
+            resource_group_tag: None,
+            owner_principal: ctx.identity.principal.clone(),
+        };
+        let token = token::issue(
+            &fx.key,
+            &token::WorkflowClaims {
+                account: ACCOUNT.into(),
+                region: "us-east-1".into(),
+                record_id: "rec-unittest0001".into(),
+                provisioned_product_id: pp.id.clone(),
+                operation,
+                issued_ms: ctx.now_ms,
+            },
+        );
+        let queue = QUEUE.to_string();
+        let record = transact(fx.store.as_ref(), Mode::Write, |tx| {
+            let message_id = crate::queue::enqueue(tx, &scope, &queue, "{}", ctx.now_ms, 0)?;
+            let record = Record {
+                id: "rec-unittest0001".into(),
+                provisioned_product_id: pp.id.clone(),
+                provisioned_product_name: pp.name.clone(),
+                product_type: pp.product_type.clone(),
+                record_type: RecordType::from(operation),
+                status: RecordStatus::InProgress,
+                created_ms: ctx.now_ms,
+                updated_ms: ctx.now_ms,
+                product_id: pp.product_id.clone(),
+                artifact_id: pp.artifact_id.clone(),
+                path_id: pp.path_id.clone(),
+                launch_role_arn: None,
+                parameters: pp.parameters.clone(),
+                tags: Vec::new(),
+                errors: Vec::new(),
+                outputs: Vec::new(),
+                ignore_errors: false,
+                task: Some((queue.clone(), message_id)),
+                accepted_tokens: Vec::new(),
+                owner_principal: Some(ctx.identity.principal.clone()),
+                plan_id: None,
+            };
+            provisioning::insert_record(tx, &scope, &record)?;
+            store::insert(
+                tx,
+                Kind::ProvisionedProductName,
+                &scope,
+                &pp.name,
+                "",
+                &pp.id,
+            )?;
+            store::insert(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
+            Ok::<_, AwsError>(record)
+        })
+        .unwrap();
+        (pp, record, token)
+    }
+
+    fn result(
+        operation: EngineOperation,
+        token: &str,
+        outcome: EngineOutcome,
+        idempotency_token: &str,
+    ) -> EngineResult {
+        EngineResult {
+            operation,
+            workflow_token: token.into(),
+            record_id: "rec-unittest0001".into(),
+            outcome,
+            failure_reason: (outcome == Failed).then(|| "terraform apply failed".into()),
+            outputs: vec![Output {
+                key: "bucket".into(),
+                value: Some("b-1".into()),
+                description: None,
+            }],
+            resource_tag: None,
+            idempotency_token: idempotency_token.into(),
+        }
+    }
+
+    fn read(fx: &Fixture) -> (Record, Option<ProvisionedProduct>, usize) {
+        let scope = fx.ctx("dev", false).scope();
+        transact(fx.store.as_ref(), Mode::Read, |tx| {
+            let record = provisioning::get_record(tx, &scope, "rec-unittest0001")?;
+            let pp = store::get(tx, Kind::ProvisionedProduct, &scope, "pp-unittest0001")?;
+            let (visible, hidden) = tx.queue_counts(&scope, QUEUE, crate::time::now_ms())?;
+            let queued = (visible + hidden) as usize;
+            Ok::<_, AwsError>((record, pp, queued))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_first_provision_fails_the_record_errors_the_product_and_removes_the_task() {
+        let fx = Fixture::new();
+        let (_, _, token) = under_change(&fx, Provision);
+        let ctx = fx.ctx("engine", false);
+        settle(&ctx, result(Provision, &token, Failed, "n-1")).unwrap();
+        let (record, pp, queued) = read(&fx);
+        assert_eq!(record.status, RecordStatus::Failed);
+        assert_eq!(
+            record.errors,
+            [(
+                FAILURE_CODE.to_string(),
+                "terraform apply failed".to_string()
+            )]
+        );
+        let pp = pp.unwrap();
+        assert_eq!(pp.status, ProductStatus::Error);
+        assert_eq!(pp.status_message.as_deref(), Some("terraform apply failed"));
+        assert_eq!(pp.last_successful_provisioning_record_id, None);
+        assert_eq!(queued, 0, "the engine task is settled with the record");
+
+        // A retry with a new idempotency token and the same status changes nothing; the other
+        // status is refused.
+        settle(&ctx, result(Provision, &token, Failed, "n-2")).unwrap();
+        assert_eq!(read(&fx).0.accepted_tokens, ["n-1"]);
+        let err = settle(&ctx, result(Provision, &token, Succeeded, "n-3")).unwrap_err();
+        assert_eq!(err.code, "InvalidParametersException");
+        assert!(err.message.contains("already FAILED"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_successful_update_makes_the_product_available_with_the_records_outputs() {
+        let fx = Fixture::new();
+        let (_, _, token) = under_change(&fx, Update);
+        settle(
+            &fx.ctx("engine", false),
+            result(Update, &token, Succeeded, "n-1"),
+        )
+        .unwrap();
+        let (record, pp, _) = read(&fx);
+        assert_eq!(record.status, RecordStatus::Succeeded);
+        let pp = pp.unwrap();
+        assert_eq!(pp.status, ProductStatus::Available);
+        assert_eq!(pp.outputs, record.outputs);
+        assert_eq!(pp.outputs[0].value.as_deref(), Some("b-1"));
+        assert_eq!(
+            pp.last_successful_provisioning_record_id.as_deref(),
+            Some("rec-unittest0001")
+        );
+    }
+
+    #[test]
+    fn a_successful_terminate_removes_the_product_and_its_name() {
+        let fx = Fixture::new();
+        let (_, _, token) = under_change(&fx, Terminate);
+        settle(
+            &fx.ctx("engine", false),
+            result(Terminate, &token, Succeeded, "n-1"),
+        )
+        .unwrap();
+        let (record, pp, _) = read(&fx);
+        assert_eq!(record.status, RecordStatus::Succeeded);
+        assert!(record.outputs.is_empty(), "a terminate keeps no outputs");
+        assert!(pp.is_none());
+        let scope = fx.ctx("dev", false).scope();
+        let name: Option<String> = transact(fx.store.as_ref(), Mode::Read, |tx| {
+            store::get(tx, Kind::ProvisionedProductName, &scope, "bucket")
+        })
+        .unwrap();
+        assert_eq!(name, None, "the name is free again");
+    }
+
+    #[test]
+    fn a_token_for_another_call_or_record_is_refused_and_nothing_changes() {
+        let fx = Fixture::new();
+        let (_, _, token) = under_change(&fx, Update);
+        let ctx = fx.ctx("engine", false);
+        let err = settle(&ctx, result(Terminate, &token, Succeeded, "n-1")).unwrap_err();
+        assert!(
+            err.message
+                .contains("UPDATE_PROVISIONED_PRODUCT task, not TERMINATE_PROVISIONED_PRODUCT"),
+            "{}",
+            err.message
+        );
+        let mut other = result(Update, &token, Succeeded, "n-1");
+        other.record_id = "rec-unittest0002".into();
+        assert!(settle(&ctx, other).is_err());
+        let forged = result(Update, "AAAA", Succeeded, "n-1");
+        assert_eq!(
+            settle(&ctx, forged).unwrap_err().message,
+            "The workflow token is not valid."
+        );
+        let (record, pp, queued) = read(&fx);
+        assert_eq!(record.status, RecordStatus::InProgress);
+        assert_eq!(pp.unwrap().status, ProductStatus::UnderChange);
+        assert_eq!(queued, 1);
+    }
+
+    #[test]
+    fn an_unknown_status_is_refused_at_the_edge() {
+        assert_eq!(outcome_of(Some("FAILED".into())).unwrap(), Failed);
+        let err = outcome_of(Some("DONE".into())).unwrap_err();
+        assert_eq!(err.code, "InvalidParametersException");
+        assert!(outcome_of(None).is_err());
+    }
 }

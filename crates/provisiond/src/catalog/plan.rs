@@ -6,8 +6,9 @@
 //! Notify settles the plan (`EXECUTE_SUCCESS` / `EXECUTE_FAILED`).
 
 use super::paging_size;
-use super::product;
-use super::provisioning::{self, NewRecord, ProvisionedProduct};
+use super::product::{self, Named, VersionLookup};
+use super::provisioning::{self, GivenParameter, NewRecord, ProvisionedProduct};
+use super::status::{EngineOutcome, PlanStatus, ProductStatus};
 use super::workflow_token::EngineOperation;
 use crate::context::RequestContext;
 use crate::store::index::Index;
@@ -24,8 +25,8 @@ pub struct Plan {
     pub id: String,
     /// `PlanName`.
     pub name: String,
-    /// `CREATE_SUCCESS`, `EXECUTE_IN_PROGRESS`, `EXECUTE_SUCCESS` or `EXECUTE_FAILED`.
-    pub status: String,
+    /// Its state.
+    pub status: PlanStatus,
     /// Why execution failed.
     pub status_message: Option<String>,
     /// The provisioned product it provisions or updates.
@@ -82,7 +83,7 @@ impl Plan {
             provision_product_name: Some(self.provisioned_product_name.clone()),
             plan_type: Some("CLOUDFORMATION".into()),
             provisioning_artifact_id: Some(self.artifact_id.clone()),
-            status: Some(self.status.clone()),
+            status: Some(self.status.into()),
             updated_time: Some(Timestamp::from_millis(self.updated_ms)),
             notification_arns: Some(self.notification_arns.clone()),
             provisioning_parameters: Some(
@@ -106,6 +107,16 @@ impl Plan {
             ),
             status_message: self.status_message.clone(),
         }
+    }
+}
+
+/// Whether a plan can be executed on a provisioned product in `status`: a plan that creates
+/// the product finds it as the plan left it; one that updates it, healthy.
+fn executable(plan: &Plan, status: ProductStatus) -> bool {
+    if plan.new_product {
+        status == ProductStatus::PlanInProgress
+    } else {
+        status.plannable()
     }
 }
 
@@ -139,7 +150,7 @@ fn open_plan_of(tx: &mut dyn Tx, scope: &str, pp_id: &str) -> Result<Option<Plan
             p.provisioned_product_id == pp_id
         })?
         .into_iter()
-        .find(|p| matches!(p.status.as_str(), "CREATE_SUCCESS" | "EXECUTE_IN_PROGRESS")))
+        .find(|p| p.status.is_open()))
 }
 
 /// `CreateProvisionedProductPlan`.
@@ -150,14 +161,13 @@ pub fn create(
     let scope = ctx.scope();
     let token = input.idempotency_token.clone().unwrap_or_default();
     let name = input.provisioned_product_name.clone().unwrap_or_default();
-    let given = provisioning::update_parameters(input.provisioning_parameters.as_deref());
+    let given = GivenParameter::of_update(input.provisioning_parameters.as_deref());
     let tags = provisioning::tags_of(input.tags.as_deref())?;
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "CreateProvisionedProductPlan", &token, |tx| {
-            let lookup = sc::DescribeProvisioningArtifactInput {
-                product_id: input.product_id.clone(),
-                provisioning_artifact_id: input.provisioning_artifact_id.clone(),
-                ..Default::default()
+            let lookup = VersionLookup {
+                product: input.product_id.clone().map(Named::Id),
+                version: input.provisioning_artifact_id.clone().map(Named::Id),
             };
             let (prod, artifact, path) = provisioning::launch_target(
                 tx,
@@ -178,7 +188,7 @@ pub fn create(
                             pp.product_id, prod.id
                         )));
                     }
-                    if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED") {
+                    if !pp.status.plannable() {
                         return Err(invalid_state(format!("Provisioned product {} is {}; plans are made for AVAILABLE or TAINTED products.", pp.id, pp.status)));
                     }
                     if let Some(open) = open_plan_of(tx, &scope, &pp.id)? {
@@ -200,7 +210,7 @@ pub fn create(
                         id,
                         name: name.clone(),
                         product_type: prod.product_type.clone(),
-                        status: "PLAN_IN_PROGRESS".into(),
+                        status: ProductStatus::PlanInProgress,
                         status_message: None,
                         created_ms: ctx.now_ms,
                         idempotency_token: token.clone(),
@@ -225,7 +235,7 @@ pub fn create(
             let plan = Plan {
                 id: crate::ids::catalog_id("x")[2..].to_string(),
                 name: input.plan_name.clone().unwrap_or_default(),
-                status: "CREATE_SUCCESS".into(),
+                status: PlanStatus::CreateSuccess,
                 status_message: None,
                 provisioned_product_id: pp.id.clone(),
                 provisioned_product_name: pp.name.clone(),
@@ -320,13 +330,13 @@ pub fn delete(
     let id = input.plan_id.unwrap_or_default();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let plan = get(tx, &scope, &id)?;
-        if plan.status == "EXECUTE_IN_PROGRESS" && input.ignore_errors != Some(true) {
+        if plan.status == PlanStatus::ExecuteInProgress && input.ignore_errors != Some(true) {
             return Err(invalid_state(format!(
                 "Plan {id} is being executed; delete it with IgnoreErrors or when it has ended."
             )));
         }
         if let Ok(pp) = provisioning::get(tx, &scope, &plan.provisioned_product_id) {
-            if pp.status == "PLAN_IN_PROGRESS" {
+            if pp.status == ProductStatus::PlanInProgress {
                 tx.delete(Kind::ProvisionedProduct, &scope, &pp.id)?;
                 tx.delete(Kind::ProvisionedProductName, &scope, &pp.name)?;
             }
@@ -353,7 +363,7 @@ pub fn execute(
             &token,
             |tx| {
                 let mut plan = get(tx, &scope, &id)?;
-                if plan.status != "CREATE_SUCCESS" {
+                if plan.status != PlanStatus::CreateSuccess {
                     return Err(invalid_state(format!(
                         "Plan {id} is {}; only a plan in CREATE_SUCCESS can be executed.",
                         plan.status
@@ -372,16 +382,11 @@ pub fn execute(
                 )));
                 }
                 let expected = if plan.new_product {
-                    "PLAN_IN_PROGRESS"
+                    ProductStatus::PlanInProgress.as_str()
                 } else {
                     "AVAILABLE|TAINTED"
                 };
-                let ok = if plan.new_product {
-                    pp.status == "PLAN_IN_PROGRESS"
-                } else {
-                    matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED")
-                };
-                if !ok {
+                if !executable(&plan, pp.status) {
                     return Err(invalid_state(format!(
                         "Provisioned product {} is {}, not {expected}.",
                         pp.id, pp.status
@@ -409,11 +414,11 @@ pub fn execute(
                 )?;
                 record.plan_id = Some(plan.id.clone());
                 store::put(tx, Kind::Record, &scope, &record.id, "", &record)?;
-                pp.status = "UNDER_CHANGE".into();
+                pp.status = ProductStatus::UnderChange;
                 pp.last_record_id = record.id.clone();
                 pp.last_provisioning_record_id = record.id.clone();
                 store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
-                plan.status = "EXECUTE_IN_PROGRESS".into();
+                plan.status = PlanStatus::ExecuteInProgress;
                 plan.execute_record_id = Some(record.id.clone());
                 plan.updated_ms = ctx.now_ms;
                 store::put(tx, Kind::Plan, &scope, &plan.id, "", &plan)?;
@@ -431,21 +436,98 @@ pub fn settle(
     tx: &mut dyn Tx,
     scope: &str,
     plan_id: &str,
-    succeeded: bool,
+    outcome: EngineOutcome,
     message: Option<String>,
     now_ms: i64,
 ) -> Result<(), AwsError> {
     let Some(mut plan) = store::get_for_update::<Plan>(tx, Kind::Plan, scope, plan_id)? else {
         return Ok(());
     };
-    plan.status = if succeeded {
-        "EXECUTE_SUCCESS"
-    } else {
-        "EXECUTE_FAILED"
-    }
-    .into();
-    plan.status_message = if succeeded { None } else { message };
+    plan.status = PlanStatus::executed(outcome);
+    plan.status_message = match outcome {
+        EngineOutcome::Succeeded => None,
+        EngineOutcome::Failed => message,
+    };
     plan.updated_ms = now_ms;
     store::put(tx, Kind::Plan, scope, plan_id, "", &plan)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Fixture;
+
+    fn plan(new_product: bool, status: PlanStatus) -> Plan {
+        Plan {
+            id: "abcdefghijklm".into(),
+            name: "p".into(),
+            status,
+            status_message: None,
+            provisioned_product_id: "pp-1".into(),
+            provisioned_product_name: "bucket".into(),
+            new_product,
+            product_id: "prod-1".into(),
+            artifact_id: "pa-1".into(),
+            path_id: "lpv3-1".into(),
+            parameters: Vec::new(),
+            tags: Vec::new(),
+            notification_arns: Vec::new(),
+            base_record_id: String::new(),
+            execute_record_id: None,
+            owner_principal: "arn:aws:iam::123456789012:role/dev".into(),
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_plan_executes_on_the_product_state_it_was_made_for() {
+        use ProductStatus::*;
+        let creating = plan(true, PlanStatus::CreateSuccess);
+        let updating = plan(false, PlanStatus::CreateSuccess);
+        for status in ProductStatus::ALL {
+            assert_eq!(
+                executable(&creating, *status),
+                *status == PlanInProgress,
+                "{status}"
+            );
+            assert_eq!(
+                executable(&updating, *status),
+                matches!(status, Available | Tainted),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn settling_an_execution_records_its_outcome_and_keeps_the_reason_only_for_failure() {
+        let fx = Fixture::new();
+        let scope = fx.ctx("dev", false).scope();
+        for (outcome, status, message) in [
+            (EngineOutcome::Succeeded, PlanStatus::ExecuteSuccess, None),
+            (
+                EngineOutcome::Failed,
+                PlanStatus::ExecuteFailed,
+                Some("boom".to_string()),
+            ),
+        ] {
+            let stored = transact(fx.store.as_ref(), Mode::Write, |tx| {
+                let p = plan(false, PlanStatus::ExecuteInProgress);
+                store::put(tx, Kind::Plan, &scope, &p.id, "", &p)?;
+                settle(tx, &scope, &p.id, outcome, Some("boom".into()), 42)?;
+                get(tx, &scope, &p.id)
+            })
+            .unwrap();
+            assert_eq!(stored.status, status);
+            assert_eq!(stored.status_message, message);
+            assert_eq!(stored.updated_ms, 42);
+            assert!(!stored.status.is_open());
+        }
+        // A plan deleted meanwhile: settling it is no error.
+        transact(fx.store.as_ref(), Mode::Write, |tx| {
+            settle(tx, &scope, "nosuchplan123", EngineOutcome::Failed, None, 0)
+        })
+        .unwrap();
+    }
 }

@@ -116,7 +116,7 @@ impl Product {
     pub fn view_detail(&self) -> sc::ProductViewDetail {
         sc::ProductViewDetail {
             product_view_summary: Some(self.summary()),
-            status: Some("AVAILABLE".into()),
+            status: Some(super::status::CREATED.into()),
             product_arn: Some(self.arn.clone()),
             created_time: Some(Timestamp::from_millis(self.created_ms)),
             source_connection: None,
@@ -602,7 +602,7 @@ pub fn create_artifact(
             Ok(sc::CreateProvisioningArtifactOutput {
                 provisioning_artifact_detail: Some(artifact.detail()),
                 info: Some(artifact.info()),
-                status: Some("AVAILABLE".into()),
+                status: Some(super::status::CREATED.into()),
             })
         })
     })
@@ -616,11 +616,18 @@ pub fn describe_artifact(
 ) -> Result<sc::DescribeProvisioningArtifactOutput, AwsError> {
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let (_, artifact) = resolve_version(tx, &scope, &input)?;
+        let lookup = VersionLookup {
+            product: Named::of(input.product_id.clone(), input.product_name.clone()),
+            version: Named::of(
+                input.provisioning_artifact_id.clone(),
+                input.provisioning_artifact_name.clone(),
+            ),
+        };
+        let (_, artifact) = resolve_version(tx, &scope, &lookup)?;
         Ok(sc::DescribeProvisioningArtifactOutput {
             provisioning_artifact_detail: Some(artifact.detail()),
             info: Some(artifact.info()),
-            status: Some("AVAILABLE".into()),
+            status: Some(super::status::CREATED.into()),
             provisioning_artifact_parameters: (input.include_provisioning_artifact_parameters
                 == Some(true))
             .then(|| artifact.parameters()),
@@ -628,31 +635,57 @@ pub fn describe_artifact(
     })
 }
 
+/// One thing a call names by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// By id.
+    Id(String),
+    /// By name.
+    Name(String),
+}
+
+impl Named {
+    /// What a call's `…Id` and `…Name` members name: the id when both are given, as AWS reads
+    /// them; none when neither is.
+    pub fn of(id: Option<String>, name: Option<String>) -> Option<Named> {
+        match (id, name) {
+            (Some(id), _) => Some(Named::Id(id)),
+            (None, Some(name)) => Some(Named::Name(name)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The product and version a call names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionLookup {
+    /// The product.
+    pub product: Option<Named>,
+    /// Its version (provisioning artifact).
+    pub version: Option<Named>,
+}
+
 /// The product and version a call names, by ids or by names.
 pub fn resolve_version(
     tx: &mut dyn Tx,
     scope: &str,
-    input: &sc::DescribeProvisioningArtifactInput,
+    lookup: &VersionLookup,
 ) -> Result<(Product, Artifact), AwsError> {
-    let product = resolve(
-        tx,
-        scope,
-        input.product_id.as_deref(),
-        input.product_name.as_deref(),
-    )?;
-    let artifact = match (
-        &input.provisioning_artifact_id,
-        &input.provisioning_artifact_name,
-    ) {
-        (Some(id), _) => get_artifact(tx, scope, &product.id, id)?,
-        (None, Some(name)) => artifacts(tx, scope, &product.id)?
+    let product = match &lookup.product {
+        Some(Named::Id(id)) => get(tx, scope, id)?,
+        Some(Named::Name(name)) => find_by_name(tx, scope, name)?,
+        None => return Err(invalid("Either Id or Name must be given.")),
+    };
+    let artifact = match &lookup.version {
+        Some(Named::Id(id)) => get_artifact(tx, scope, &product.id, id)?,
+        Some(Named::Name(name)) => artifacts(tx, scope, &product.id)?
             .into_iter()
             .find(|a| a.name.as_deref() == Some(name.as_str()))
             .ok_or_else(|| {
                 ErrorCode::ResourceNotFoundException
                     .with(format!("Provisioning artifact named {name} not found."))
             })?,
-        (None, None) => {
+        None => {
             return Err(invalid(
                 "Either ProvisioningArtifactId or ProvisioningArtifactName must be given.",
             ))
@@ -777,7 +810,111 @@ pub fn update_artifact(
         Ok(sc::UpdateProvisioningArtifactOutput {
             provisioning_artifact_detail: Some(a.detail()),
             info: Some(a.info()),
-            status: Some("AVAILABLE".into()),
+            status: Some(super::status::CREATED.into()),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Fixture;
+
+    #[test]
+    fn an_id_wins_over_a_name_and_neither_names_nothing() {
+        assert_eq!(
+            Named::of(Some("prod-1".into()), Some("web".into())),
+            Some(Named::Id("prod-1".into()))
+        );
+        assert_eq!(
+            Named::of(None, Some("web".into())),
+            Some(Named::Name("web".into()))
+        );
+        assert_eq!(Named::of(None, None), None);
+    }
+
+    fn product(id: &str, name: &str) -> Product {
+        Product {
+            id: id.into(),
+            arn: format!("arn:aws:catalog:us-east-1:123456789012:product/{id}"),
+            view_id: format!("prodview-{id}"),
+            name: name.into(),
+            owner: "platform".into(),
+            description: None,
+            distributor: None,
+            support_description: None,
+            support_email: None,
+            support_url: None,
+            product_type: "TERRAFORM_OPEN_SOURCE".into(),
+            tags: Vec::new(),
+            created_ms: 0,
+        }
+    }
+
+    fn version(id: &str, product_id: &str, name: &str) -> Artifact {
+        Artifact {
+            id: id.into(),
+            product_id: product_id.into(),
+            name: Some(name.into()),
+            description: None,
+            artifact_type: "TERRAFORM_OPEN_SOURCE".into(),
+            created_ms: 0,
+            active: true,
+            guidance: "DEFAULT".into(),
+            source_url: String::new(),
+            object_key: String::new(),
+            variables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_version_is_found_by_ids_or_names_and_only_under_its_own_product() {
+        let fx = Fixture::new();
+        let scope = fx.ctx("platform", true).scope();
+        let lookup = |product: Named, version: Option<Named>| {
+            transact(fx.store.as_ref(), Mode::Read, |tx| {
+                resolve_version(
+                    tx,
+                    &scope,
+                    &VersionLookup {
+                        product: Some(product.clone()),
+                        version: version.clone(),
+                    },
+                )
+                .map(|(p, a)| (p.id, a.id))
+            })
+        };
+        transact(fx.store.as_ref(), Mode::Write, |tx| {
+            for (p, name) in [("prod-a", "web"), ("prod-b", "db")] {
+                store::put(tx, Kind::Product, &scope, p, "", &product(p, name))?;
+            }
+            for (a, p, name) in [
+                ("pa-1", "prod-a", "v1"),
+                ("pa-2", "prod-a", "v2"),
+                ("pa-3", "prod-b", "v1"),
+            ] {
+                store::insert(tx, Kind::Artifact, &scope, a, p, &version(a, p, name))?;
+            }
+            Ok::<_, AwsError>(())
+        })
+        .unwrap();
+
+        let by_ids = lookup(Named::Id("prod-a".into()), Some(Named::Id("pa-2".into())));
+        assert_eq!(by_ids.unwrap(), ("prod-a".into(), "pa-2".into()));
+        let by_names = lookup(Named::Name("db".into()), Some(Named::Name("v1".into())));
+        assert_eq!(by_names.unwrap(), ("prod-b".into(), "pa-3".into()));
+
+        // Another product's version is not found under this one.
+        let err = lookup(Named::Id("prod-a".into()), Some(Named::Id("pa-3".into()))).unwrap_err();
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = lookup(Named::Name("web".into()), Some(Named::Name("v9".into()))).unwrap_err();
+        assert_eq!(err.message, "Provisioning artifact named v9 not found.");
+        let err = lookup(Named::Name("cache".into()), None).unwrap_err();
+        assert_eq!(err.message, "Product named cache not found.");
+        let err = lookup(Named::Id("prod-a".into()), None).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Either ProvisioningArtifactId or ProvisioningArtifactName must be given."
+        );
+    }
 }

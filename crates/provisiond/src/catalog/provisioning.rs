@@ -7,7 +7,8 @@
 
 use super::constraint::Constraint;
 use super::engine_task::{self, Task};
-use super::product::{self, Artifact, ARTIFACT_BUCKET, ENGINE_PRODUCT_TYPES};
+use super::product::{self, Artifact, Named, VersionLookup, ARTIFACT_BUCKET, ENGINE_PRODUCT_TYPES};
+use super::status::{ProductStatus, RecordStatus, RecordType};
 use super::workflow_token::{self as token, EngineOperation, WorkflowClaims};
 use super::{launch_path, paging_size};
 use crate::context::RequestContext;
@@ -29,8 +30,8 @@ pub struct ProvisionedProduct {
     pub arn: String,
     /// The product type (`TERRAFORM_OPEN_SOURCE`, …).
     pub product_type: String,
-    /// `AVAILABLE`, `UNDER_CHANGE`, `TAINTED`, `ERROR` or `PLAN_IN_PROGRESS`.
-    pub status: String,
+    /// Its state.
+    pub status: ProductStatus,
     /// Why the last change failed.
     pub status_message: Option<String>,
     /// Creation time, epoch milliseconds.
@@ -97,10 +98,10 @@ pub struct Record {
     pub provisioned_product_name: String,
     /// Its type.
     pub product_type: String,
-    /// `PROVISION_PRODUCT`, `UPDATE_PROVISIONED_PRODUCT` or `TERMINATE_PROVISIONED_PRODUCT`.
-    pub record_type: String,
-    /// `IN_PROGRESS`, `SUCCEEDED` or `FAILED`.
-    pub status: String,
+    /// The request it records.
+    pub record_type: RecordType,
+    /// Its state.
+    pub status: RecordStatus,
     /// Creation time, epoch milliseconds.
     pub created_ms: i64,
     /// Last change, epoch milliseconds.
@@ -136,25 +137,16 @@ pub struct Record {
 }
 
 impl Record {
-    /// The engine operation this record asks for.
-    pub fn operation(&self) -> EngineOperation {
-        match self.record_type.as_str() {
-            "PROVISION_PRODUCT" => EngineOperation::Provision,
-            "UPDATE_PROVISIONED_PRODUCT" => EngineOperation::Update,
-            _ => EngineOperation::Terminate,
-        }
-    }
-
     /// The record as `RecordDetail`.
     pub fn detail(&self) -> sc::RecordDetail {
         sc::RecordDetail {
             record_id: Some(self.id.clone()),
             provisioned_product_name: Some(self.provisioned_product_name.clone()),
-            status: Some(self.status.clone()),
+            status: Some(self.status.into()),
             created_time: Some(Timestamp::from_millis(self.created_ms)),
             updated_time: Some(Timestamp::from_millis(self.updated_ms)),
             provisioned_product_type: Some(self.product_type.clone()),
-            record_type: Some(self.record_type.clone()),
+            record_type: Some(self.record_type.into()),
             provisioned_product_id: Some(self.provisioned_product_id.clone()),
             product_id: Some(self.product_id.clone()),
             provisioning_artifact_id: Some(self.artifact_id.clone()),
@@ -190,7 +182,7 @@ impl ProvisionedProduct {
             arn: Some(self.arn.clone()),
             r#type: Some(self.product_type.clone()),
             id: Some(self.id.clone()),
-            status: Some(self.status.clone()),
+            status: Some(self.status.into()),
             status_message: self.status_message.clone(),
             created_time: Some(Timestamp::from_millis(self.created_ms)),
             idempotency_token: Some(self.idempotency_token.clone()),
@@ -276,27 +268,66 @@ fn record_not_found(id: &str) -> AwsError {
     ErrorCode::ResourceNotFoundException.with(format!("Record {id} not found."))
 }
 
+/// A parameter as a request gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenParameter {
+    /// The variable it sets.
+    pub key: String,
+    /// The value given, if any.
+    pub value: Option<String>,
+    /// `UsePreviousValue`: keep the value in effect.
+    pub use_previous: bool,
+}
+
+impl GivenParameter {
+    /// The parameters of `ProvisionProduct` (no previous value to use).
+    pub fn of_provision(params: Option<&[sc::ProvisioningParameter]>) -> Vec<GivenParameter> {
+        params
+            .unwrap_or_default()
+            .iter()
+            .map(|p| GivenParameter {
+                key: p.key.clone().unwrap_or_default(),
+                value: p.value.clone(),
+                use_previous: false,
+            })
+            .collect()
+    }
+
+    /// The parameters of an update-style request (update, plan).
+    pub fn of_update(params: Option<&[sc::UpdateProvisioningParameter]>) -> Vec<GivenParameter> {
+        params
+            .unwrap_or_default()
+            .iter()
+            .map(|p| GivenParameter {
+                key: p.key.clone().unwrap_or_default(),
+                value: p.value.clone(),
+                use_previous: p.use_previous_value == Some(true),
+            })
+            .collect()
+    }
+}
+
 /// Resolves a request's parameters against the version's variables: every key must be a
 /// variable; each variable takes the value given, else the previous value (`UsePreviousValue`),
 /// else its default; a variable with none of these is an error.
 pub fn resolve_parameters(
     artifact: &Artifact,
-    given: &[(String, Option<String>, bool)],
+    given: &[GivenParameter],
     previous: &[(String, String)],
 ) -> Result<Vec<(String, String)>, AwsError> {
-    for (key, _, _) in given {
-        if !artifact.variables.iter().any(|v| &v.name == key) {
+    for p in given {
+        if !artifact.variables.iter().any(|v| v.name == p.key) {
             return Err(invalid(format!(
-                "Parameter {key} is not a variable of provisioning artifact {}.",
-                artifact.id
+                "Parameter {} is not a variable of provisioning artifact {}.",
+                p.key, artifact.id
             )));
         }
     }
     let mut resolved = Vec::new();
     for variable in &artifact.variables {
-        let entry = given.iter().find(|(k, _, _)| *k == variable.name);
+        let entry = given.iter().find(|p| p.key == variable.name);
         let value = match entry {
-            Some((_, _, true)) => match previous.iter().find(|(k, _)| *k == variable.name) {
+            Some(p) if p.use_previous => match previous.iter().find(|(k, _)| *k == variable.name) {
                 Some((_, v)) => Some(v.clone()),
                 None => {
                     return Err(invalid(format!(
@@ -305,7 +336,7 @@ pub fn resolve_parameters(
                     )))
                 }
             },
-            Some((_, Some(v), false)) => Some(v.clone()),
+            Some(GivenParameter { value: Some(v), .. }) => Some(v.clone()),
             _ => variable.default.clone(),
         };
         match value {
@@ -321,23 +352,6 @@ pub fn resolve_parameters(
     Ok(resolved)
 }
 
-/// The parameters of an update-style request as `(key, value, use previous value)`.
-pub(crate) fn update_parameters(
-    params: Option<&[sc::UpdateProvisioningParameter]>,
-) -> Vec<(String, Option<String>, bool)> {
-    params
-        .unwrap_or_default()
-        .iter()
-        .map(|p| {
-            (
-                p.key.clone().unwrap_or_default(),
-                p.value.clone(),
-                p.use_previous_value == Some(true),
-            )
-        })
-        .collect()
-}
-
 /// The product, version and launch path a provision, update or plan uses, checked the same way
 /// for all three: an engine product type, an active version, a path open to the caller, and a
 /// LAUNCH constraint for `EXTERNAL` products.
@@ -345,7 +359,7 @@ pub(crate) fn launch_target(
     tx: &mut dyn Tx,
     ctx: &RequestContext,
     scope: &str,
-    lookup: &sc::DescribeProvisioningArtifactInput,
+    lookup: &VersionLookup,
     path_id: Option<&str>,
     path_name: Option<&str>,
 ) -> Result<(product::Product, Artifact, launch_path::LaunchPath), AwsError> {
@@ -405,11 +419,6 @@ pub(crate) fn start_record(
 ) -> Result<Record, AwsError> {
     let pp = new.pp;
     let record_id = crate::ids::catalog_id("rec");
-    let record_type = serde_json::to_value(new.operation)
-        .expect("operations serialize")
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     let artifact_id = new
         .artifact
         .map_or(pp.artifact_id.clone(), |a| a.id.clone());
@@ -455,8 +464,8 @@ pub(crate) fn start_record(
         provisioned_product_id: pp.id.clone(),
         provisioned_product_name: pp.name.clone(),
         product_type: pp.product_type.clone(),
-        record_type,
-        status: "IN_PROGRESS".into(),
+        record_type: RecordType::from(new.operation),
+        status: RecordStatus::InProgress,
         created_ms: ctx.now_ms,
         updated_ms: ctx.now_ms,
         product_id: pp.product_id.clone(),
@@ -515,21 +524,16 @@ pub fn provision(
     let scope = ctx.scope();
     let name = input.provisioned_product_name.clone().unwrap_or_default();
     let token = input.provision_token.clone().unwrap_or_default();
-    let given: Vec<(String, Option<String>, bool)> = input
-        .provisioning_parameters
-        .iter()
-        .flatten()
-        .map(|p| (p.key.clone().unwrap_or_default(), p.value.clone(), false))
-        .collect();
+    let given = GivenParameter::of_provision(input.provisioning_parameters.as_deref());
     let tags = tags_of(input.tags.as_deref())?;
     let output = transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "ProvisionProduct", &token, |tx| {
-            let lookup = sc::DescribeProvisioningArtifactInput {
-                product_id: input.product_id.clone(),
-                product_name: input.product_name.clone(),
-                provisioning_artifact_id: input.provisioning_artifact_id.clone(),
-                provisioning_artifact_name: input.provisioning_artifact_name.clone(),
-                ..Default::default()
+            let lookup = VersionLookup {
+                product: Named::of(input.product_id.clone(), input.product_name.clone()),
+                version: Named::of(
+                    input.provisioning_artifact_id.clone(),
+                    input.provisioning_artifact_name.clone(),
+                ),
             };
             let (prod, artifact, path) = launch_target(
                 tx,
@@ -554,7 +558,7 @@ pub fn provision(
                 id: id.clone(),
                 name: name.clone(),
                 product_type: prod.product_type.clone(),
-                status: "UNDER_CHANGE".into(),
+                status: ProductStatus::UnderChange,
                 status_message: None,
                 created_ms: ctx.now_ms,
                 idempotency_token: token.clone(),
@@ -602,7 +606,7 @@ pub fn update(
 ) -> Result<sc::UpdateProvisionedProductOutput, AwsError> {
     let scope = ctx.scope();
     let token = input.update_token.clone().unwrap_or_default();
-    let given = update_parameters(input.provisioning_parameters.as_deref());
+    let given = GivenParameter::of_update(input.provisioning_parameters.as_deref());
     let new_tags = input
         .tags
         .as_deref()
@@ -616,28 +620,21 @@ pub fn update(
                 input.provisioned_product_id.as_deref(),
                 input.provisioned_product_name.as_deref(),
             )?;
-            if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR") {
+            if !pp.status.accepts_change() {
                 return Err(invalid(format!(
                     "Provisioned product {} is {}; it can be updated when AVAILABLE, TAINTED or ERROR.",
                     pp.id, pp.status
                 )));
             }
-            let product_id = input
-                .product_id
-                .clone()
-                .or_else(|| input.product_name.is_none().then(|| pp.product_id.clone()));
-            let artifact_id = input.provisioning_artifact_id.clone().or_else(|| {
-                input
-                    .provisioning_artifact_name
-                    .is_none()
-                    .then(|| pp.artifact_id.clone())
-            });
-            let lookup = sc::DescribeProvisioningArtifactInput {
-                product_id,
-                product_name: input.product_name.clone(),
-                provisioning_artifact_id: artifact_id,
-                provisioning_artifact_name: input.provisioning_artifact_name.clone(),
-                ..Default::default()
+            // What the request does not name stays as it is.
+            let lookup = VersionLookup {
+                product: Named::of(input.product_id.clone(), input.product_name.clone())
+                    .or_else(|| Some(Named::Id(pp.product_id.clone()))),
+                version: Named::of(
+                    input.provisioning_artifact_id.clone(),
+                    input.provisioning_artifact_name.clone(),
+                )
+                .or_else(|| Some(Named::Id(pp.artifact_id.clone()))),
             };
             let path_id = input
                 .path_id
@@ -677,7 +674,7 @@ pub fn update(
                     ignore_errors: false,
                 },
             )?;
-            pp.status = "UNDER_CHANGE".into();
+            pp.status = ProductStatus::UnderChange;
             pp.last_record_id = record.id.clone();
             pp.last_provisioning_record_id = record.id.clone();
             store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
@@ -705,8 +702,7 @@ pub fn terminate(
                 input.provisioned_product_id.as_deref(),
                 input.provisioned_product_name.as_deref(),
             )?;
-            let settled = matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR");
-            if !settled && !ignore_errors {
+            if !pp.status.accepts_change() && !ignore_errors {
                 return Err(invalid(format!(
                     "Provisioned product {} is {}; terminate it when AVAILABLE, TAINTED or ERROR, or with IgnoreErrors.",
                     pp.id, pp.status
@@ -725,7 +721,7 @@ pub fn terminate(
                     ignore_errors,
                 },
             )?;
-            pp.status = "UNDER_CHANGE".into();
+            pp.status = ProductStatus::UnderChange;
             pp.last_record_id = record.id.clone();
             pp.last_provisioning_record_id = record.id.clone();
             store::put(tx, Kind::ProvisionedProduct, &scope, &pp.id, "", &pp)?;
@@ -918,18 +914,23 @@ pub fn search(
         match q.split_once(':') {
             Some((field, value)) => {
                 let v = match field {
-                    "name" => &pp.name,
-                    "id" => &pp.id,
-                    "status" => &pp.status,
-                    "type" => &pp.product_type,
-                    "productid" => &pp.product_id,
+                    "name" => pp.name.as_str(),
+                    "id" => pp.id.as_str(),
+                    "status" => pp.status.as_str(),
+                    "type" => pp.product_type.as_str(),
+                    "productid" => pp.product_id.as_str(),
                     _ => return false,
                 };
                 v.to_lowercase().contains(value)
             }
-            None => [&pp.name, &pp.id, &pp.status, &pp.product_type]
-                .iter()
-                .any(|f| f.to_lowercase().contains(&q)),
+            None => [
+                pp.name.as_str(),
+                pp.id.as_str(),
+                pp.status.as_str(),
+                pp.product_type.as_str(),
+            ]
+            .iter()
+            .any(|f| f.to_lowercase().contains(&q)),
         }
     };
     let after = paging::parse_token(input.page_token.as_deref())?;
@@ -998,7 +999,7 @@ pub fn search(
                 arn: Some(pp.arn.clone()),
                 r#type: Some(pp.product_type.clone()),
                 id: Some(pp.id.clone()),
-                status: Some(pp.status.clone()),
+                status: Some(pp.status.into()),
                 status_message: pp.status_message.clone(),
                 created_time: Some(Timestamp::from_millis(pp.created_ms)),
                 idempotency_token: Some(pp.idempotency_token.clone()),
@@ -1079,7 +1080,7 @@ pub fn update_properties(
                     ctx.identity.principal, pp.arn
                 )));
                 }
-                if !matches!(pp.status.as_str(), "AVAILABLE" | "TAINTED" | "ERROR") {
+                if !pp.status.accepts_change() {
                     return Err(invalid(format!("Provisioned product {} is {}; its properties change when it is not under change.", pp.id, pp.status)));
                 }
                 if let Some(owner) = properties.get("OWNER") {
@@ -1093,8 +1094,8 @@ pub fn update_properties(
                     provisioned_product_id: pp.id.clone(),
                     provisioned_product_name: pp.name.clone(),
                     product_type: pp.product_type.clone(),
-                    record_type: "UPDATE_PROVISIONED_PRODUCT_PROPERTIES".into(),
-                    status: "SUCCEEDED".into(),
+                    record_type: RecordType::UpdateProperties,
+                    status: RecordStatus::Succeeded,
                     created_ms: ctx.now_ms,
                     updated_ms: ctx.now_ms,
                     product_id: pp.product_id.clone(),
@@ -1118,9 +1119,180 @@ pub fn update_properties(
                     provisioned_product_id: Some(pp.id.clone()),
                     provisioned_product_properties: Some(properties.clone()),
                     record_id: Some(record.id.clone()),
-                    status: Some("SUCCEEDED".into()),
+                    status: Some(RecordStatus::Succeeded.into()),
                 })
             },
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::product::StoredVariable;
+
+    fn variable(name: &str, default: Option<&str>) -> StoredVariable {
+        StoredVariable {
+            name: name.into(),
+            default: default.map(Into::into),
+            type_expr: None,
+            description: None,
+            sensitive: false,
+        }
+    }
+
+    fn artifact(variables: Vec<StoredVariable>) -> Artifact {
+        Artifact {
+            id: "pa-unittest0001".into(),
+            product_id: "prod-unittest0001".into(),
+            name: Some("v1".into()),
+            description: None,
+            artifact_type: "TERRAFORM_OPEN_SOURCE".into(),
+            created_ms: 0,
+            active: true,
+            guidance: "DEFAULT".into(),
+            source_url: String::new(),
+            object_key: String::new(),
+            variables,
+        }
+    }
+
+    fn given(key: &str, value: Option<&str>, use_previous: bool) -> GivenParameter {
+        GivenParameter {
+            key: key.into(),
+            value: value.map(Into::into),
+            use_previous,
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_variable_takes_the_value_given_else_the_previous_else_its_default() {
+        let a = artifact(vec![
+            variable("name", None),
+            variable("size", Some("3")),
+            variable("zone", Some("a")),
+        ]);
+        let previous = pairs(&[("name", "old"), ("size", "5"), ("zone", "b")]);
+        let resolved = resolve_parameters(
+            &a,
+            &[given("name", Some("new"), false), given("size", None, true)],
+            &previous,
+        )
+        .unwrap();
+        // `zone` is not given: its default, not its previous value (SPEC §5.1).
+        assert_eq!(
+            resolved,
+            pairs(&[("name", "new"), ("size", "5"), ("zone", "a")])
+        );
+        // UsePreviousValue wins over a value given with it.
+        let resolved = resolve_parameters(&a, &[given("name", Some("x"), true)], &previous);
+        assert_eq!(resolved.unwrap()[0], ("name".into(), "old".into()));
+    }
+
+    #[test]
+    fn unknown_keys_missing_values_and_missing_previous_values_are_refused() {
+        let a = artifact(vec![variable("name", None), variable("size", Some("3"))]);
+        let err = resolve_parameters(&a, &[given("colour", Some("red"), false)], &[]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Parameter colour is not a variable of provisioning artifact pa-unittest0001."
+        );
+        let err = resolve_parameters(&a, &[], &[]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Parameter name has no default value and must be given."
+        );
+        let err = resolve_parameters(&a, &[given("name", None, true)], &[]).unwrap_err();
+        assert_eq!(err.message, "Parameter name has no previous value to use.");
+        assert_eq!(err.code, "InvalidParametersException");
+    }
+
+    #[test]
+    fn request_parameters_become_given_parameters() {
+        let provision = GivenParameter::of_provision(Some(&[sc::ProvisioningParameter {
+            key: Some("name".into()),
+            value: Some("n".into()),
+        }]));
+        assert_eq!(provision, [given("name", Some("n"), false)]);
+        let update = GivenParameter::of_update(Some(&[
+            sc::UpdateProvisioningParameter {
+                key: Some("name".into()),
+                value: None,
+                use_previous_value: Some(true),
+            },
+            sc::UpdateProvisioningParameter {
+                key: Some("size".into()),
+                value: Some("4".into()),
+                use_previous_value: Some(false),
+            },
+        ]));
+        assert_eq!(
+            update,
+            [given("name", None, true), given("size", Some("4"), false)]
+        );
+        assert!(GivenParameter::of_update(None).is_empty());
+    }
+
+    #[test]
+    fn tags_keep_their_order_and_a_key_given_twice_is_refused() {
+        let tag = |k: &str, v: &str| sc::Tag {
+            key: Some(k.into()),
+            value: Some(v.into()),
+        };
+        assert_eq!(
+            tags_of(Some(&[tag("b", "1"), tag("a", "2")])).unwrap(),
+            pairs(&[("b", "1"), ("a", "2")])
+        );
+        let err = tags_of(Some(&[tag("a", "1"), tag("a", "2")])).unwrap_err();
+        assert_eq!(err.message, "Tag key a is given more than once.");
+    }
+
+    #[test]
+    fn a_record_shows_its_type_and_status_as_aws_strings() {
+        let record = Record {
+            id: "rec-1".into(),
+            provisioned_product_id: "pp-1".into(),
+            provisioned_product_name: "bucket".into(),
+            product_type: "TERRAFORM_OPEN_SOURCE".into(),
+            record_type: RecordType::Terminate,
+            status: RecordStatus::Failed,
+            created_ms: 0,
+            updated_ms: 0,
+            product_id: "prod-1".into(),
+            artifact_id: "pa-1".into(),
+            path_id: "lpv3-1".into(),
+            launch_role_arn: None,
+            parameters: Vec::new(),
+            tags: Vec::new(),
+            errors: vec![("ENGINE_WORKFLOW_FAILURE".into(), "boom".into())],
+            outputs: Vec::new(),
+            ignore_errors: false,
+            task: None,
+            accepted_tokens: Vec::new(),
+            owner_principal: None,
+            plan_id: None,
+        };
+        let detail = record.detail();
+        assert_eq!(
+            detail.record_type.as_deref(),
+            Some("TERMINATE_PROVISIONED_PRODUCT")
+        );
+        assert_eq!(detail.status.as_deref(), Some("FAILED"));
+        assert_eq!(
+            detail.record_errors.unwrap()[0].description.as_deref(),
+            Some("boom")
+        );
+        // Stored as the same strings: documents written before the enums still read.
+        let stored = serde_json::to_value(&record).unwrap();
+        assert_eq!(stored["record_type"], "TERMINATE_PROVISIONED_PRODUCT");
+        assert_eq!(stored["status"], "FAILED");
+        let back: Record = serde_json::from_value(stored).unwrap();
+        assert_eq!(back.status, RecordStatus::Failed);
+    }
 }

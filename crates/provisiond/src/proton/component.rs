@@ -8,9 +8,11 @@
 use super::common::{
     arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
 };
-use super::deployable::{self, deploy, Deployable, Rendered};
-use super::deployment::{Deployment, ResourceStatus};
+use super::deployable::{self, deploy, Deployable, Prepared, Rendered};
+use super::deployment::ResourceStatus;
 use super::environment;
+use super::snapshot::{ComponentSnapshot, Snapshot};
+use super::status::TargetType;
 use super::template::{self, TemplateKind};
 use super::{render, schema, service};
 use crate::context::RequestContext;
@@ -36,16 +38,14 @@ pub struct ComponentState {
 }
 
 impl ComponentState {
-    fn wire(&self) -> pr::DeploymentState {
-        pr::DeploymentState {
-            component: Some(pr::ComponentState {
-                service_instance_name: self.attached.as_ref().map(|(_, i)| i.clone()),
-                service_name: self.attached.as_ref().map(|(s, _)| s.clone()),
-                service_spec: self.service_spec.clone(),
-                template_file: Some(self.template_file.clone()),
-            }),
-            ..Default::default()
-        }
+    /// The state as a deployment records it.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::Component(ComponentSnapshot {
+            template_file: self.template_file.clone(),
+            service_spec: self.service_spec.clone(),
+            service_name: self.attached.as_ref().map(|(s, _)| s.clone()),
+            service_instance_name: self.attached.as_ref().map(|(_, i)| i.clone()),
+        })
     }
 }
 
@@ -79,7 +79,7 @@ impl Component {
         pr::Component {
             arn: Some(self.arn.clone()),
             created_at: Some(Timestamp::from_millis(self.created_ms)),
-            deployment_status: Some(self.status.status.clone()),
+            deployment_status: Some(self.status.status.into()),
             deployment_status_message: self.status.message.clone(),
             description: self.description.clone(),
             environment_name: Some(self.environment_name.clone()),
@@ -286,7 +286,7 @@ fn placement(
 
 impl Deployable for Component {
     type State = ComponentState;
-    const TARGET_TYPE: &'static str = "COMPONENT";
+    const TARGET_TYPE: TargetType = TargetType::Component;
 
     fn arn(&self) -> &str {
         &self.arn
@@ -321,8 +321,9 @@ impl Deployable for Component {
         tx: &mut dyn Tx,
         ctx: &RequestContext,
         target: &ComponentState,
-        deployment: &mut Deployment,
-    ) -> Result<Rendered, AwsError> {
+        deployment_id: &str,
+        is_delete: bool,
+    ) -> Result<Prepared, AwsError> {
         let scope = ctx.scope();
         let env = environment::load(tx, &scope, &self.environment_name)?;
         let outputs = environment::current_outputs(tx, &scope, &env)?;
@@ -331,10 +332,6 @@ impl Deployable for Component {
             Some((s, i)) => Some(service::load_instance(tx, &scope, s, i)?),
             None => None,
         };
-        deployment.target_state = target.wire();
-        deployment.component_name = Some(self.name.clone());
-        deployment.service_name = target.attached.as_ref().map(|(s, _)| s.clone());
-        deployment.service_instance_name = target.attached.as_ref().map(|(_, i)| i.clone());
         let files = render::component(&render::ComponentBundle {
             environment: render::EnvironmentView {
                 account: &ctx.identity.account,
@@ -348,14 +345,20 @@ impl Deployable for Component {
                 .as_ref()
                 .map(|i| (i.service_name.as_str(), i.name.as_str(), &i.state.inputs)),
             template_file: (&file_name, &target.template_file),
-            deployment_id: &deployment.id,
-            is_delete: deployment.is_delete,
+            deployment_id,
+            is_delete,
         });
-        Ok(Rendered {
-            repository: env.repository.name.clone(),
-            branch: env.repository.branch.clone(),
-            folder: format!("{}/{}", env.name, self.name),
-            files,
+        Ok(Prepared {
+            target_state: target.snapshot(),
+            service_name: target.attached.as_ref().map(|(s, _)| s.clone()),
+            service_instance_name: target.attached.as_ref().map(|(_, i)| i.clone()),
+            component_name: Some(self.name.clone()),
+            rendered: Rendered {
+                repository: env.repository.name.clone(),
+                branch: env.repository.branch.clone(),
+                folder: format!("{}/{}", env.name, self.name),
+                files,
+            },
         })
     }
 
@@ -422,7 +425,7 @@ pub fn create(
                 modified_ms: ctx.now_ms,
                 state: state.clone(),
                 pending: None,
-                status: ResourceStatus::default(),
+                status: ResourceStatus::creating(),
                 last_client_request_token: input.client_token.clone(),
             };
             deploy(tx, ctx, &mut component, state, None, false)?;
@@ -586,7 +589,14 @@ pub fn update(
                 .or_else(|| current.service_spec.clone()),
             attached,
         };
-        deploy(tx, ctx, &mut component, target, Some(current.wire()), false)?;
+        deploy(
+            tx,
+            ctx,
+            &mut component,
+            target,
+            Some(current.snapshot()),
+            false,
+        )?;
         component.save(tx, &scope)?;
         Ok(pr::UpdateComponentOutput {
             component: Some(component.wire()),
@@ -615,7 +625,7 @@ pub fn delete(
             ctx,
             &mut component,
             current.clone(),
-            Some(current.wire()),
+            Some(current.snapshot()),
             true,
         )?;
         component.save(tx, &scope)?;
@@ -657,4 +667,60 @@ pub fn cancel(
             component: Some(component.wire()),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(templates: &str) -> String {
+        format!("infrastructure:\n  templates:\n{templates}")
+    }
+
+    #[test]
+    fn the_manifest_names_one_terraform_file_or_main_tf() {
+        let any = manifest("    - file: \"*\"\n      template_language: terraform\n");
+        assert_eq!(template_file_name(&any).unwrap(), "main.tf");
+        let named = manifest("    - file: cache.tf\n      template_language: terraform\n");
+        assert_eq!(template_file_name(&named).unwrap(), "cache.tf");
+        for bad in ["../x.tf", "dir/x.tf", "x.yaml"] {
+            let m = manifest(&format!(
+                "    - file: {bad}\n      template_language: terraform\n"
+            ));
+            let err = template_file_name(&m).unwrap_err();
+            assert!(
+                err.message.contains("must be a .tf file name"),
+                "{bad}: {}",
+                err.message
+            );
+        }
+        let cfn = manifest("    - file: x.yaml\n      template_language: cloudformation\n");
+        assert!(template_file_name(&cfn)
+            .unwrap_err()
+            .message
+            .contains("cloudformation is not served"));
+        assert!(template_file_name("infrastructure: {}").is_err());
+        assert!(template_file_name(": : :").is_err());
+    }
+
+    #[test]
+    fn an_attached_component_records_its_instance_in_its_snapshot() {
+        let state = ComponentState {
+            manifest: String::new(),
+            template_file: "resource \"terraform_data\" \"x\" {}".into(),
+            service_spec: Some("size: 2".into()),
+            attached: Some(("web".into(), "one".into())),
+        };
+        let wire = state.snapshot().wire().component.unwrap();
+        assert_eq!(wire.service_name.as_deref(), Some("web"));
+        assert_eq!(wire.service_instance_name.as_deref(), Some("one"));
+        assert_eq!(wire.service_spec.as_deref(), Some("size: 2"));
+        let detached = ComponentState {
+            attached: None,
+            ..state
+        };
+        let wire = detached.snapshot().wire().component.unwrap();
+        assert_eq!(wire.service_name, None);
+        assert_eq!(wire.service_instance_name, None);
+    }
 }

@@ -8,6 +8,8 @@
 use super::common::{conflict, not_found};
 use super::delivery;
 use super::deployment::{self, Deployment, ResourceStatus, CANCELLED_MESSAGE};
+use super::snapshot::Snapshot;
+use super::status::{DeploymentStatus, TargetType};
 use crate::context::RequestContext;
 use crate::store::Tx;
 use provisiond_formats::bundle::Files;
@@ -26,12 +28,27 @@ pub struct Rendered {
     pub files: Files,
 }
 
+/// What a deployment of a resource takes from it: the state it records as its target, the
+/// names it carries, and what it commits.
+pub struct Prepared {
+    /// `targetState`.
+    pub target_state: Snapshot,
+    /// The service, for service instances and attached components.
+    pub service_name: Option<String>,
+    /// The service instance, likewise.
+    pub service_instance_name: Option<String>,
+    /// The component.
+    pub component_name: Option<String>,
+    /// The bundle and where it goes.
+    pub rendered: Rendered,
+}
+
 /// A resource Proton deploys.
 pub trait Deployable {
     /// The state a deployment takes the resource to.
     type State;
-    /// `ENVIRONMENT`, `SERVICE_INSTANCE` or `COMPONENT` (the deployment's `targetResourceType`).
-    const TARGET_TYPE: &'static str;
+    /// The deployment's `targetResourceType`.
+    const TARGET_TYPE: TargetType;
 
     /// The resource's ARN.
     fn arn(&self) -> &str;
@@ -47,16 +64,16 @@ pub trait Deployable {
     fn state_mut(&mut self) -> &mut Self::State;
     /// The deployment in progress and the state it deploys.
     fn pending_mut(&mut self) -> &mut Option<(String, Self::State)>;
-    /// Completes `deployment` (the state it deploys on the wire, the names it carries) and
-    /// renders what it commits, reading what the resource's bundle needs (its environment,
-    /// template version, attached instance).
+    /// What deployment `deployment_id` to `state` records and commits, reading what the
+    /// resource's bundle needs (its environment, template version, attached instance).
     fn prepare(
         &self,
         tx: &mut dyn Tx,
         ctx: &RequestContext,
         state: &Self::State,
-        deployment: &mut Deployment,
-    ) -> Result<Rendered, AwsError>;
+        deployment_id: &str,
+        is_delete: bool,
+    ) -> Result<Prepared, AwsError>;
     /// Stores the resource.
     fn save(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError>;
     /// Removes the resource (a delete deployment succeeded); its deployments stay.
@@ -70,21 +87,27 @@ pub fn deploy<R: Deployable>(
     ctx: &RequestContext,
     resource: &mut R,
     state: R::State,
-    initial: Option<pr::DeploymentState>,
+    initial: Option<Snapshot>,
     is_delete: bool,
 ) -> Result<Deployment, AwsError> {
+    let id = crate::ids::uuid();
+    let prepared = resource.prepare(tx, ctx, &state, &id, is_delete)?;
     let mut deployment = Deployment::start(
         ctx,
+        id,
         resource.arn(),
         R::TARGET_TYPE,
         resource.created_ms(),
         resource.environment_name(),
         resource.status(),
         initial,
-        pr::DeploymentState::default(),
+        prepared.target_state,
         is_delete,
     );
-    let rendered = resource.prepare(tx, ctx, &state, &mut deployment)?;
+    deployment.service_name = prepared.service_name;
+    deployment.service_instance_name = prepared.service_instance_name;
+    deployment.component_name = prepared.component_name;
+    let rendered = prepared.rendered;
     delivery::schedule(
         tx,
         ctx,
@@ -127,20 +150,20 @@ pub fn cancel<R: Deployable>(
         .clone()
         .ok_or_else(|| not_found("deployment of", resource.arn()))?;
     let mut deployment = deployment::load(tx, &scope, &id)?;
-    if deployment.status != "IN_PROGRESS" {
+    if deployment.status != DeploymentStatus::InProgress {
         return Err(conflict(format!(
             "Deployment {id} is {}; only an IN_PROGRESS deployment can be cancelled.",
             deployment.status
         )));
     }
-    deployment.status = "CANCELLED".into();
+    deployment.status = DeploymentStatus::Cancelled;
     deployment.status_message = Some(CANCELLED_MESSAGE.into());
     deployment.completed_ms = Some(ctx.now_ms);
     deployment.modified_ms = ctx.now_ms;
     deployment::save(tx, &scope, &deployment)?;
     delivery::unschedule(tx, &scope, &id)?;
     let status = resource.status_mut();
-    status.status = "CANCELLED".into();
+    status.status = DeploymentStatus::Cancelled;
     status.message = Some(CANCELLED_MESSAGE.into());
     *resource.pending_mut() = None;
     resource.save(tx, &scope)?;
@@ -220,5 +243,78 @@ impl<R: Deployable> Settle for R {
 
     fn remove(&self, tx: &mut dyn Tx, scope: &str) -> Result<(), AwsError> {
         Deployable::remove(self, tx, scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proton::environment::{Environment, EnvironmentState, RepositoryBranch};
+
+    fn state(spec: &str) -> EnvironmentState {
+        EnvironmentState {
+            template_name: "vpc".into(),
+            major: 1,
+            minor: 0,
+            spec: spec.into(),
+            inputs: serde_json::Value::Null,
+        }
+    }
+
+    fn environment() -> Environment {
+        Environment {
+            name: "dev".into(),
+            arn: "arn:aws:proton:us-east-1:123456789012:environment/dev".into(),
+            description: None,
+            created_ms: 0,
+            state: state("reached"),
+            pending: Some(("d-1".into(), state("wanted"))),
+            repository: RepositoryBranch {
+                provider: "GITHUB".into(),
+                name: "org/infra".into(),
+                branch: "main".into(),
+                arn: String::new(),
+            },
+            codebuild_role_arn: None,
+            component_role_arn: None,
+            status: ResourceStatus::creating(),
+        }
+    }
+
+    #[test]
+    fn only_the_pending_deployment_promotes_or_forgets_its_state() {
+        let mut env = environment();
+        promote(&mut env, "d-0");
+        assert_eq!(
+            env.state,
+            state("reached"),
+            "another deployment promotes nothing"
+        );
+        forget(&mut env, "d-0");
+        assert!(env.pending.is_some(), "nor forgets anything");
+        promote(&mut env, "d-1");
+        assert_eq!(env.state, state("wanted"));
+        assert!(env.pending.is_none());
+
+        let mut env = environment();
+        forget(&mut env, "d-1");
+        assert_eq!(env.state, state("reached"));
+        assert!(env.pending.is_none());
+    }
+
+    #[test]
+    fn a_busy_resource_refuses_changes() {
+        let mut env = environment();
+        env.status.last_attempted_id = Some("d-1".into());
+        let err = ensure_idle(&env, "environment", "dev").unwrap_err();
+        assert_eq!(err.code, "ConflictException");
+        assert!(err.message.contains("(d-1)"), "{}", err.message);
+        for status in DeploymentStatus::ALL {
+            env.status.status = *status;
+            assert_eq!(
+                ensure_idle(&env, "environment", "dev").is_err(),
+                status.is_busy()
+            );
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! carries. GetDeployment, ListDeployments and DeleteDeployment live here.
 
 use super::common::{arn, not_found, page_size, parse_next_token};
+use super::snapshot::Snapshot;
+use super::status::{DeploymentStatus, TargetType};
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::index::Index;
@@ -12,23 +14,14 @@ use provisiond_model::proton as pr;
 use provisiond_model::{AwsError, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// Deployment statuses that end a deployment.
-pub const FINAL: [&str; 5] = [
-    "SUCCEEDED",
-    "FAILED",
-    "CANCELLED",
-    "DELETE_COMPLETE",
-    "DELETE_FAILED",
-];
-
 /// The message a cancelled deployment carries.
 pub const CANCELLED_MESSAGE: &str = "User initiated cancellation.";
 
 /// A resource's deployment bookkeeping, as `Environment` & co. show it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResourceStatus {
-    /// `deploymentStatus`.
-    pub status: String,
+    /// `deploymentStatus`: its last attempted deployment's.
+    pub status: DeploymentStatus,
     /// `deploymentStatusMessage`.
     pub message: Option<String>,
     /// `lastAttemptedDeploymentId`.
@@ -42,17 +35,26 @@ pub struct ResourceStatus {
 }
 
 impl ResourceStatus {
+    /// The bookkeeping of a resource being created: its first deployment starts with it.
+    pub fn creating() -> ResourceStatus {
+        ResourceStatus {
+            status: DeploymentStatus::InProgress,
+            message: None,
+            last_attempted_id: None,
+            last_attempted_ms: 0,
+            last_succeeded_id: None,
+            last_succeeded_ms: 0,
+        }
+    }
+
     /// Whether a deployment of the resource is under way (updates and deletes must wait).
     pub fn busy(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "IN_PROGRESS" | "DELETE_IN_PROGRESS" | "CANCELLING"
-        )
+        self.status.is_busy()
     }
 
     /// Records that `deployment` started.
     pub fn start(&mut self, deployment: &Deployment) {
-        self.status = deployment.status.clone();
+        self.status = deployment.status;
         self.message = None;
         self.last_attempted_id = Some(deployment.id.clone());
         self.last_attempted_ms = deployment.created_ms;
@@ -68,8 +70,8 @@ pub struct Deployment {
     pub arn: String,
     /// The resource deployed.
     pub target_arn: String,
-    /// `ENVIRONMENT`, `SERVICE_INSTANCE`, `SERVICE_PIPELINE`, `COMPONENT`.
-    pub target_type: String,
+    /// The kind of resource.
+    pub target_type: TargetType,
     /// When the target resource was created, epoch ms.
     pub target_created_ms: i64,
     /// The environment involved.
@@ -81,7 +83,7 @@ pub struct Deployment {
     /// The component.
     pub component_name: Option<String>,
     /// `deploymentStatus`.
-    pub status: String,
+    pub status: DeploymentStatus,
     /// `deploymentStatusMessage` (never logged).
     pub status_message: Option<String>,
     /// Created, epoch ms.
@@ -91,9 +93,9 @@ pub struct Deployment {
     /// When it ended, epoch ms.
     pub completed_ms: Option<i64>,
     /// The resource's state before (none for a creation).
-    pub initial_state: Option<pr::DeploymentState>,
+    pub initial_state: Option<Snapshot>,
     /// The state it deploys.
-    pub target_state: pr::DeploymentState,
+    pub target_state: Snapshot,
     /// The resource's `lastAttemptedDeploymentId` before this one.
     pub previous_attempted_id: Option<String>,
     /// The resource's `lastSucceededDeploymentId` when this one started.
@@ -105,36 +107,32 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// A new deployment of `target_arn`, `IN_PROGRESS` (`DELETE_IN_PROGRESS` for a delete).
+    /// A new deployment `id` of `target_arn`, `IN_PROGRESS` (`DELETE_IN_PROGRESS` for a
+    /// delete).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         ctx: &RequestContext,
+        id: String,
         target_arn: &str,
-        target_type: &str,
+        target_type: TargetType,
         target_created_ms: i64,
         environment_name: &str,
         status: &ResourceStatus,
-        initial_state: Option<pr::DeploymentState>,
-        target_state: pr::DeploymentState,
+        initial_state: Option<Snapshot>,
+        target_state: Snapshot,
         is_delete: bool,
     ) -> Deployment {
-        let id = crate::ids::uuid();
         Deployment {
             arn: arn(ctx, &format!("deployment/{id}")),
             id,
             target_arn: target_arn.to_string(),
-            target_type: target_type.to_string(),
+            target_type,
             target_created_ms,
             environment_name: environment_name.to_string(),
             service_name: None,
             service_instance_name: None,
             component_name: None,
-            status: if is_delete {
-                "DELETE_IN_PROGRESS"
-            } else {
-                "IN_PROGRESS"
-            }
-            .into(),
+            status: DeploymentStatus::started(is_delete),
             status_message: None,
             created_ms: ctx.now_ms,
             modified_ms: ctx.now_ms,
@@ -150,7 +148,7 @@ impl Deployment {
 
     /// Whether the deployment has ended.
     pub fn is_final(&self) -> bool {
-        FINAL.contains(&self.status.as_str())
+        self.status.is_final()
     }
 
     /// The deployment on the wire.
@@ -160,11 +158,11 @@ impl Deployment {
             completed_at: self.completed_ms.map(Timestamp::from_millis),
             component_name: self.component_name.clone(),
             created_at: Some(Timestamp::from_millis(self.created_ms)),
-            deployment_status: Some(self.status.clone()),
+            deployment_status: Some(self.status.into()),
             deployment_status_message: self.status_message.clone(),
             environment_name: Some(self.environment_name.clone()),
             id: Some(self.id.clone()),
-            initial_state: self.initial_state.clone(),
+            initial_state: self.initial_state.as_ref().map(Snapshot::wire),
             last_attempted_deployment_id: self.previous_attempted_id.clone(),
             last_modified_at: Some(Timestamp::from_millis(self.modified_ms)),
             last_succeeded_deployment_id: self.previous_succeeded_id.clone(),
@@ -172,8 +170,8 @@ impl Deployment {
             service_name: self.service_name.clone(),
             target_arn: Some(self.target_arn.clone()),
             target_resource_created_at: Some(Timestamp::from_millis(self.target_created_ms)),
-            target_resource_type: Some(self.target_type.clone()),
-            target_state: Some(self.target_state.clone()),
+            target_resource_type: Some(self.target_type.into()),
+            target_state: Some(self.target_state.wire()),
         }
     }
 
@@ -366,4 +364,107 @@ pub fn list(
         deployments: Some(page),
         next_token: next,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proton::snapshot::{ComponentSnapshot, Snapshot};
+    use crate::testing::Fixture;
+
+    fn component() -> Snapshot {
+        Snapshot::Component(ComponentSnapshot {
+            template_file: "main.tf".into(),
+            service_spec: None,
+            service_name: None,
+            service_instance_name: None,
+        })
+    }
+
+    #[test]
+    fn a_deployment_starts_in_progress_or_deleting_and_shows_its_kind_and_states() {
+        let fx = Fixture::new();
+        let ctx = fx.ctx("platform", true);
+        let mut status = ResourceStatus::creating();
+        status.last_succeeded_id = Some("d-0".into());
+        let arn = "arn:aws:proton:us-east-1:123456789012:component/cache";
+        let d = Deployment::start(
+            &ctx,
+            "d-1".into(),
+            arn,
+            TargetType::Component,
+            5,
+            "dev",
+            &status,
+            None,
+            component(),
+            false,
+        );
+        assert_eq!(d.status, DeploymentStatus::InProgress);
+        assert!(!d.is_final());
+        assert_eq!(d.previous_succeeded_id.as_deref(), Some("d-0"));
+        let wire = d.wire();
+        assert_eq!(wire.deployment_status.as_deref(), Some("IN_PROGRESS"));
+        assert_eq!(wire.target_resource_type.as_deref(), Some("COMPONENT"));
+        assert_eq!(
+            wire.target_state
+                .unwrap()
+                .component
+                .unwrap()
+                .template_file
+                .as_deref(),
+            Some("main.tf")
+        );
+        assert!(wire.initial_state.is_none());
+        assert!(wire.arn.unwrap().ends_with(":deployment/d-1"));
+
+        let delete = Deployment::start(
+            &ctx,
+            "d-2".into(),
+            arn,
+            TargetType::Component,
+            5,
+            "dev",
+            &status,
+            Some(component()),
+            component(),
+            true,
+        );
+        assert_eq!(delete.status, DeploymentStatus::DeleteInProgress);
+        status.start(&delete);
+        assert!(status.busy());
+        assert_eq!(status.last_attempted_id.as_deref(), Some("d-2"));
+    }
+
+    #[test]
+    fn reported_outputs_replace_by_key_in_first_reported_order() {
+        let fx = Fixture::new();
+        let mut d = Deployment::start(
+            &fx.ctx("platform", true),
+            "d-1".into(),
+            "arn",
+            TargetType::Environment,
+            0,
+            "dev",
+            &ResourceStatus::creating(),
+            None,
+            component(),
+            false,
+        );
+        let out = |k: &str, v: &str| pr::Output {
+            key: Some(k.into()),
+            value_string: Some(v.into()),
+        };
+        d.merge_outputs(&[out("a", "1"), out("b", "2")]);
+        d.merge_outputs(&[out("b", "3"), out("c", "4")]);
+        assert_eq!(
+            d.outputs,
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "3".to_string()),
+                ("c".to_string(), "4".to_string())
+            ]
+        );
+        assert_eq!(d.wire_outputs()[1].value_string.as_deref(), Some("3"));
+    }
 }

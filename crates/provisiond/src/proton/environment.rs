@@ -7,8 +7,10 @@ use super::common::{
     arn, conflict, create_tags, invalid, not_found, page, page_size, parse_next_token,
 };
 use super::dependents::Dependents;
-use super::deployable::{self, deploy, Deployable, Rendered};
-use super::deployment::{self, Deployment, ResourceStatus};
+use super::deployable::{self, deploy, Deployable, Prepared, Rendered};
+use super::deployment::{self, ResourceStatus};
+use super::snapshot::{Snapshot, Templated};
+use super::status::TargetType;
 use super::template;
 use super::{render, repository, schema};
 use crate::context::RequestContext;
@@ -49,17 +51,14 @@ pub struct EnvironmentState {
 }
 
 impl EnvironmentState {
-    /// The state on the wire (`DeploymentState.environment`).
-    pub fn wire(&self) -> pr::DeploymentState {
-        pr::DeploymentState {
-            environment: Some(pr::EnvironmentState {
-                spec: Some(self.spec.clone()),
-                template_major_version: Some(self.major.to_string()),
-                template_minor_version: Some(self.minor.to_string()),
-                template_name: Some(self.template_name.clone()),
-            }),
-            ..Default::default()
-        }
+    /// The state as a deployment records it.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::Environment(Templated {
+            template_name: self.template_name.clone(),
+            major: self.major,
+            minor: self.minor,
+            spec: self.spec.clone(),
+        })
     }
 }
 
@@ -97,7 +96,7 @@ impl Environment {
             codebuild_role_arn: self.codebuild_role_arn.clone(),
             component_role_arn: self.component_role_arn.clone(),
             created_at: Some(Timestamp::from_millis(self.created_ms)),
-            deployment_status: Some(self.status.status.clone()),
+            deployment_status: Some(self.status.status.into()),
             deployment_status_message: self.status.message.clone(),
             description: self.description.clone(),
             environment_account_connection_id: None,
@@ -252,7 +251,7 @@ fn ensure_idle(env: &Environment) -> Result<(), AwsError> {
 
 impl Deployable for Environment {
     type State = EnvironmentState;
-    const TARGET_TYPE: &'static str = "ENVIRONMENT";
+    const TARGET_TYPE: TargetType = TargetType::Environment;
 
     fn arn(&self) -> &str {
         &self.arn
@@ -287,9 +286,9 @@ impl Deployable for Environment {
         tx: &mut dyn Tx,
         ctx: &RequestContext,
         state: &EnvironmentState,
-        deployment: &mut Deployment,
-    ) -> Result<Rendered, AwsError> {
-        deployment.target_state = state.wire();
+        deployment_id: &str,
+        is_delete: bool,
+    ) -> Result<Prepared, AwsError> {
         let version = template::get_version(
             tx,
             &ctx.scope(),
@@ -310,15 +309,21 @@ impl Deployable for Environment {
             major: state.major,
             minor: state.minor,
             inputs: &state.inputs,
-            deployment_id: &deployment.id,
-            is_delete: deployment.is_delete,
+            deployment_id,
+            is_delete,
             template_files: &template_files,
         });
-        Ok(Rendered {
-            repository: self.repository.name.clone(),
-            branch: self.repository.branch.clone(),
-            folder: self.name.clone(),
-            files,
+        Ok(Prepared {
+            target_state: state.snapshot(),
+            service_name: None,
+            service_instance_name: None,
+            component_name: None,
+            rendered: Rendered {
+                repository: self.repository.name.clone(),
+                branch: self.repository.branch.clone(),
+                folder: self.name.clone(),
+                files,
+            },
         })
     }
 
@@ -391,7 +396,7 @@ pub fn create(
             },
             codebuild_role_arn: input.codebuild_role_arn.clone(),
             component_role_arn: input.component_role_arn.clone(),
-            status: ResourceStatus::default(),
+            status: ResourceStatus::creating(),
         };
         deploy(tx, ctx, &mut env, state, None, false)?;
         env.save(tx, &scope)?;
@@ -559,7 +564,7 @@ pub fn update(
             inputs: validated_inputs(&version, &spec)?,
             spec,
         };
-        deploy(tx, ctx, &mut env, target, Some(current.wire()), false)?;
+        deploy(tx, ctx, &mut env, target, Some(current.snapshot()), false)?;
         env.save(tx, &scope)?;
         Ok(pr::UpdateEnvironmentOutput {
             environment: Some(env.wire()),
@@ -590,7 +595,7 @@ pub fn delete(
             ctx,
             &mut env,
             current.clone(),
-            Some(current.wire()),
+            Some(current.snapshot()),
             true,
         )?;
         env.save(tx, &scope)?;
@@ -647,4 +652,33 @@ pub fn cancel(
             environment: Some(env.wire()),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_snapshot_shows_its_template_version_and_spec() {
+        let state = EnvironmentState {
+            template_name: "vpc".into(),
+            major: 3,
+            minor: 12,
+            spec: "proton: EnvironmentSpec\nspec: {cidr: 10.0.0.0/16}\n".into(),
+            inputs: serde_json::json!({"cidr": "10.0.0.0/16"}),
+        };
+        let wire = state.snapshot().wire();
+        assert!(wire.service_instance.is_none() && wire.component.is_none());
+        let env = wire.environment.unwrap();
+        assert_eq!(env.template_name.as_deref(), Some("vpc"));
+        assert_eq!(env.template_major_version.as_deref(), Some("3"));
+        assert_eq!(env.template_minor_version.as_deref(), Some("12"));
+        assert_eq!(env.spec.as_deref(), Some(state.spec.as_str()));
+    }
+
+    #[test]
+    fn a_template_key_names_a_template_and_major_version() {
+        assert_ne!(template_key("vpc", 1), template_key("vpc", 2));
+        assert_ne!(template_key("vpc", 1), template_key("vpc1", 1));
+    }
 }

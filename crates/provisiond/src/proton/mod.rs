@@ -27,6 +27,8 @@ pub mod repository;
 pub mod schema;
 pub mod service;
 pub mod settings;
+pub mod snapshot;
+pub mod status;
 pub mod target;
 pub mod template;
 

@@ -11,9 +11,11 @@ use super::common::{
     arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
 };
 use super::dependents::Dependents;
-use super::deployable::{self, deploy, Deployable, Rendered};
-use super::deployment::{Deployment, ResourceStatus};
+use super::deployable::{self, deploy, Deployable, Prepared, Rendered};
+use super::deployment::ResourceStatus;
 use super::environment::{self, Environment};
+use super::snapshot::{InstanceSnapshot, Snapshot, Templated};
+use super::status::{ServiceStatus, TargetType, VersionStatus};
 use super::template::{self, TemplateKind};
 use super::{render, schema};
 use crate::context::RequestContext;
@@ -38,8 +40,8 @@ pub struct Service {
     pub template_name: String,
     /// The spec as given at creation (and extended by updates).
     pub spec: String,
-    /// `ACTIVE` or `DELETE_IN_PROGRESS`.
-    pub status: String,
+    /// Its state.
+    pub status: ServiceStatus,
     /// Source branch (pipelines; stored only).
     pub branch_name: Option<String>,
     /// Source connection (pipelines; stored only).
@@ -65,7 +67,7 @@ impl Service {
             repository_connection_arn: self.repository_connection_arn.clone(),
             repository_id: self.repository_id.clone(),
             spec: Some(self.spec.clone()),
-            status: Some(self.status.clone()),
+            status: Some(self.status.into()),
             status_message: None,
             template_name: Some(self.template_name.clone()),
         }
@@ -93,20 +95,17 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    /// The state on the wire.
-    pub fn wire(&self, environment_deployment: Option<String>) -> pr::DeploymentState {
-        pr::DeploymentState {
-            service_instance: Some(pr::ServiceInstanceState {
-                last_successful_component_deployment_ids: None,
-                last_successful_environment_deployment_id: environment_deployment,
-                last_successful_service_pipeline_deployment_id: None,
-                spec: Some(self.spec.clone()),
-                template_major_version: Some(self.major.to_string()),
-                template_minor_version: Some(self.minor.to_string()),
-                template_name: Some(self.template_name.clone()),
-            }),
-            ..Default::default()
-        }
+    /// The state as a deployment records it, on the environment deployment it runs on.
+    pub fn snapshot(&self, environment_deployment: Option<String>) -> Snapshot {
+        Snapshot::ServiceInstance(InstanceSnapshot {
+            template: Templated {
+                template_name: self.template_name.clone(),
+                major: self.major,
+                minor: self.minor,
+                spec: self.spec.clone(),
+            },
+            environment_deployment,
+        })
     }
 }
 
@@ -139,7 +138,7 @@ impl ServiceInstance {
         pr::ServiceInstance {
             arn: Some(self.arn.clone()),
             created_at: Some(Timestamp::from_millis(self.created_ms)),
-            deployment_status: Some(self.status.status.clone()),
+            deployment_status: Some(self.status.status.into()),
             deployment_status_message: self.status.message.clone(),
             environment_name: Some(self.environment_name.clone()),
             last_attempted_deployment_id: self.status.last_attempted_id.clone(),
@@ -215,7 +214,7 @@ impl ServiceInstance {
         )?;
         delete_tags(tx, scope, &self.arn)?;
         if let Some(service) = find(tx, scope, &self.service_name)? {
-            if service.status == "DELETE_IN_PROGRESS"
+            if service.status == ServiceStatus::DeleteInProgress
                 && instances(tx, scope, &service.name)?.is_empty()
             {
                 tx.delete(Kind::ProtonService, scope, &service.name)?;
@@ -394,6 +393,7 @@ pub fn uses_template_version(
 }
 
 /// One instance's part of a spec: its environment and its inputs.
+#[derive(Debug)]
 struct InstanceSpec {
     environment: String,
     inputs: Value,
@@ -473,7 +473,7 @@ fn compatible_environment(
     name: &str,
 ) -> Result<Environment, AwsError> {
     let env = environment::load(tx, scope, name)?;
-    if env.status.status.starts_with("DELETE") {
+    if env.status.status.is_delete() {
         return Err(conflict(format!(
             "The environment {name} is being deleted."
         )));
@@ -493,7 +493,7 @@ fn compatible_environment(
 
 impl Deployable for ServiceInstance {
     type State = InstanceState;
-    const TARGET_TYPE: &'static str = "SERVICE_INSTANCE";
+    const TARGET_TYPE: TargetType = TargetType::ServiceInstance;
 
     fn arn(&self) -> &str {
         &self.arn
@@ -528,8 +528,9 @@ impl Deployable for ServiceInstance {
         tx: &mut dyn Tx,
         ctx: &RequestContext,
         target: &InstanceState,
-        deployment: &mut Deployment,
-    ) -> Result<Rendered, AwsError> {
+        deployment_id: &str,
+        is_delete: bool,
+    ) -> Result<Prepared, AwsError> {
         let scope = ctx.scope();
         let env = environment::load(tx, &scope, &self.environment_name)?;
         let outputs = environment::current_outputs(tx, &scope, &env)?;
@@ -541,9 +542,6 @@ impl Deployable for ServiceInstance {
             target.major,
             target.minor,
         )?;
-        deployment.target_state = target.wire(env.status.last_succeeded_id.clone());
-        deployment.service_name = Some(self.service_name.clone());
-        deployment.service_instance_name = Some(self.name.clone());
         let files = render::service_instance(&render::InstanceBundle {
             environment: render::EnvironmentView {
                 account: &ctx.identity.account,
@@ -558,15 +556,21 @@ impl Deployable for ServiceInstance {
             major: target.major,
             minor: target.minor,
             inputs: &target.inputs,
-            deployment_id: &deployment.id,
-            is_delete: deployment.is_delete,
+            deployment_id,
+            is_delete,
             template_files: &version.files(tx, &ctx.identity.account)?,
         });
-        Ok(Rendered {
-            repository: env.repository.name.clone(),
-            branch: env.repository.branch.clone(),
-            folder: format!("{}/{}-{}", env.name, self.service_name, self.name),
-            files,
+        Ok(Prepared {
+            target_state: target.snapshot(env.status.last_succeeded_id.clone()),
+            service_name: Some(self.service_name.clone()),
+            service_instance_name: Some(self.name.clone()),
+            component_name: None,
+            rendered: Rendered {
+                repository: env.repository.name.clone(),
+                branch: env.repository.branch.clone(),
+                folder: format!("{}/{}-{}", env.name, self.service_name, self.name),
+                files,
+            },
         })
     }
 
@@ -618,7 +622,7 @@ fn create_instance_in(
         created_ms: ctx.now_ms,
         state: state.clone(),
         pending: None,
-        status: ResourceStatus::default(),
+        status: ResourceStatus::creating(),
         last_client_request_token: client_token,
     };
     deploy(tx, ctx, &mut instance, state, None, false)?;
@@ -662,7 +666,7 @@ pub fn create(
             description: input.description.clone(),
             template_name: version.template_name.clone(),
             spec: spec.clone(),
-            status: "ACTIVE".into(),
+            status: ServiceStatus::Active,
             branch_name: None,
             repository_connection_arn: None,
             repository_id: None,
@@ -752,7 +756,7 @@ pub fn update(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut service = load(tx, &scope, &name)?;
-        if service.status != "ACTIVE" {
+        if service.status != ServiceStatus::Active {
             return Err(conflict(format!(
                 "The service {name} is {}.",
                 service.status
@@ -778,7 +782,7 @@ pub fn update(
             let newest =
                 template::versions(tx, &scope, TemplateKind::Service, &service.template_name)?
                     .into_iter()
-                    .filter(|v| v.status == "PUBLISHED")
+                    .filter(|v| v.status == VersionStatus::Published)
                     .max_by_key(|v| (v.major, v.minor))
                     .ok_or_else(|| {
                         invalid(format!(
@@ -838,7 +842,7 @@ pub fn delete(
                 )));
             }
         }
-        service.status = "DELETE_IN_PROGRESS".into();
+        service.status = ServiceStatus::DeleteInProgress;
         service.modified_ms = ctx.now_ms;
         if all.is_empty() {
             tx.delete(Kind::ProtonService, &scope, &name)?;
@@ -852,7 +856,7 @@ pub fn delete(
                     ctx,
                     &mut instance,
                     current.clone(),
-                    Some(current.wire(None)),
+                    Some(current.snapshot(None)),
                     true,
                 )?;
                 instance.save(tx, &scope)?;
@@ -877,7 +881,7 @@ pub fn create_instance(
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let work = |tx: &mut dyn Tx| {
             let service = load(tx, &scope, &service_name)?;
-            if service.status != "ACTIVE" {
+            if service.status != ServiceStatus::Active {
                 return Err(conflict(format!(
                     "The service {service_name} is {}.",
                     service.status
@@ -895,7 +899,7 @@ pub fn create_instance(
                 None => {
                     template::versions(tx, &scope, TemplateKind::Service, &service.template_name)?
                         .into_iter()
-                        .filter(|v| v.status == "PUBLISHED")
+                        .filter(|v| v.status == VersionStatus::Published)
                         .max_by_key(|v| (v.major, v.minor))
                         .ok_or_else(|| invalid("The service template has no published version."))?
                 }
@@ -970,7 +974,7 @@ pub fn list_instances(
         let field = |i: &ServiceInstance| -> Result<String, AwsError> {
             Ok(match key {
                 "name" => i.name.clone(),
-                "deploymentStatus" => i.status.status.clone(),
+                "deploymentStatus" => i.status.status.as_str().to_string(),
                 "templateName" => i.state.template_name.clone(),
                 "serviceName" => i.service_name.clone(),
                 "environmentName" => i.environment_name.clone(),
@@ -991,7 +995,9 @@ pub fn list_instances(
     }
     match input.sort_by.as_deref() {
         Some("name") => all.sort_by(|a, b| a.name.cmp(&b.name)),
-        Some("deploymentStatus") => all.sort_by(|a, b| a.status.status.cmp(&b.status.status)),
+        Some("deploymentStatus") => {
+            all.sort_by(|a, b| a.status.status.as_str().cmp(b.status.status.as_str()))
+        }
         Some("templateName") => {
             all.sort_by(|a, b| a.state.template_name.cmp(&b.state.template_name))
         }
@@ -1109,7 +1115,7 @@ pub fn update_instance(
             ctx,
             &mut instance,
             target,
-            Some(current.wire(None)),
+            Some(current.snapshot(None)),
             false,
         )?;
         instance.save(tx, &scope)?;
@@ -1171,4 +1177,98 @@ pub fn pipeline_outputs(
         load(tx, &ctx.scope(), &name)
     })?;
     Err(not_found("pipeline of service", &name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_spec_lists_its_instances_in_order_each_with_an_environment() {
+        let spec = "proton: ServiceSpec\ninstances:\n  - name: one\n    environment: dev\n    spec: {size: 1}\n  - name: two\n    environment: prod\n";
+        let listed = instances_of_spec(spec).unwrap();
+        let names: Vec<_> = listed
+            .iter()
+            .map(|(n, s)| (n.as_str(), s.environment.as_str()))
+            .collect();
+        assert_eq!(names, [("one", "dev"), ("two", "prod")]);
+        assert_eq!(listed[0].1.inputs, serde_json::json!({"size": 1}));
+        assert_eq!(listed[1].1.inputs, Value::Null);
+        assert!(instances_of_spec("proton: ServiceSpec\n")
+            .unwrap()
+            .is_empty());
+
+        let err = instances_of_spec("proton: EnvironmentSpec\n").unwrap_err();
+        assert!(err
+            .message
+            .contains("a service spec says proton: ServiceSpec"));
+        let err = instances_of_spec("instances:\n  - environment: dev\n").unwrap_err();
+        assert_eq!(err.message, "Every instance of the spec needs a name.");
+        let err = instances_of_spec("instances:\n  - name: one\n").unwrap_err();
+        assert_eq!(
+            err.message,
+            "The spec of instance one names no environment."
+        );
+        let err = instances_of_spec("instances: one").unwrap_err();
+        assert_eq!(err.message, "The spec's instances must be a list.");
+    }
+
+    #[test]
+    fn one_instance_is_found_in_a_service_spec_or_given_alone() {
+        let spec = "instances:\n  - name: one\n    environment: dev\n";
+        assert_eq!(
+            single_instance_spec(spec, "one").unwrap().environment,
+            "dev"
+        );
+        let alone = "environment: prod\nspec: {size: 3}\n";
+        let found = single_instance_spec(alone, "two").unwrap();
+        assert_eq!(found.environment, "prod");
+        assert_eq!(found.inputs, serde_json::json!({"size": 3}));
+        assert!(single_instance_spec(spec, "two").is_err());
+    }
+
+    #[test]
+    fn an_instance_snapshot_names_the_environment_deployment_it_runs_on() {
+        let state = InstanceState {
+            template_name: "web".into(),
+            major: 2,
+            minor: 1,
+            spec: "size: 1".into(),
+            inputs: Value::Null,
+        };
+        let wire = state
+            .snapshot(Some("d-env".into()))
+            .wire()
+            .service_instance
+            .unwrap();
+        assert_eq!(
+            wire.last_successful_environment_deployment_id.as_deref(),
+            Some("d-env")
+        );
+        assert_eq!(wire.template_major_version.as_deref(), Some("2"));
+        assert_eq!(wire.template_minor_version.as_deref(), Some("1"));
+        assert_eq!(wire.template_name.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn a_service_stores_its_status_as_the_wire_string() {
+        let service = Service {
+            name: "web".into(),
+            arn: "arn:aws:proton:us-east-1:123456789012:service/web".into(),
+            description: None,
+            template_name: "web".into(),
+            spec: String::new(),
+            status: ServiceStatus::DeleteInProgress,
+            branch_name: None,
+            repository_connection_arn: None,
+            repository_id: None,
+            created_ms: 0,
+            modified_ms: 0,
+        };
+        assert_eq!(service.wire().status.as_deref(), Some("DELETE_IN_PROGRESS"));
+        let stored = serde_json::to_value(&service).unwrap();
+        assert_eq!(stored["status"], "DELETE_IN_PROGRESS");
+        let back: Service = serde_json::from_value(stored).unwrap();
+        assert_eq!(back.status, ServiceStatus::DeleteInProgress);
+    }
 }

@@ -11,6 +11,7 @@
 use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
 use super::dependents::Dependents;
 use super::schema::{yaml_to_json, Schema};
+use super::status::VersionStatus;
 use crate::catalog::product::ARTIFACT_BUCKET;
 use crate::context::RequestContext;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
@@ -154,7 +155,7 @@ pub struct Version {
     /// `…:<kind>/<name>:<major>.<minor>`.
     pub arn: String,
     /// `DRAFT` or `PUBLISHED`.
-    pub status: String,
+    pub status: VersionStatus,
     /// Description.
     pub description: Option<String>,
     /// `schema/schema.yaml` as registered.
@@ -211,7 +212,7 @@ impl Version {
             minor_version: Some(self.minor.to_string()),
             recommended_minor_version: recommended_minor.map(|m| m.to_string()),
             schema: Some(self.schema.clone()),
-            status: Some(self.status.clone()),
+            status: Some(self.status.into()),
             status_message: None,
             template_name: Some(self.template_name.clone()),
         }
@@ -322,7 +323,7 @@ pub fn published_version(
                 ))
             })?,
     };
-    if chosen.status != "PUBLISHED" {
+    if chosen.status != VersionStatus::Published {
         return Err(invalid(format!(
             "The {} version {name}:{}.{} is not published.",
             kind.noun(),
@@ -341,14 +342,14 @@ pub fn number(text: &str, member: &str) -> Result<u32, AwsError> {
 
 fn recommended_minor(all: &[Version], major: u32) -> Option<u32> {
     all.iter()
-        .filter(|v| v.major == major && v.status == "PUBLISHED")
+        .filter(|v| v.major == major && v.status == VersionStatus::Published)
         .map(|v| v.minor)
         .max()
 }
 
 fn recommended(all: &[Version]) -> Option<(u32, u32)> {
     all.iter()
-        .filter(|v| v.status == "PUBLISHED")
+        .filter(|v| v.status == VersionStatus::Published)
         .map(|v| (v.major, v.minor))
         .max()
 }
@@ -623,7 +624,7 @@ fn create_version(
                 template_name: name.clone(),
                 major,
                 minor,
-                status: "DRAFT".into(),
+                status: VersionStatus::Draft,
                 description: new.description.clone(),
                 schema,
                 bundle_key,
@@ -690,11 +691,11 @@ fn update_version(
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut version = get_version(tx, &scope, kind, name, major, minor)?;
-        if let Some(status) = change.status.as_deref() {
-            match (version.status.as_str(), status) {
-                (current, wanted) if current == wanted => {}
-                ("DRAFT", "PUBLISHED") => version.status = "PUBLISHED".into(),
-                (current, wanted) => {
+        if let Some(wanted) = change.status.as_deref() {
+            let current = version.status;
+            match VersionStatus::parse(wanted) {
+                Some(wanted) if current.may_become(wanted) => version.status = wanted,
+                _ => {
                     return Err(invalid(format!(
                         "The {} version {name}:{major}.{minor} is {current}; it cannot become {wanted}.",
                         kind.noun()
