@@ -129,6 +129,16 @@ class Server:
         doc = json.loads(out.stdout)
         return Key(doc["AccessKeyId"], doc["SecretAccessKey"], doc["Account"], doc["Principal"])
 
+    def admin_command(self, *args, check=True):
+        """Runs `provisiond admin ARGS` on this server's store; the JSON lines it printed (or,
+        with `check=False`, the finished process)."""
+        out = subprocess.run([str(BIN), "admin", args[0], "--data-dir", str(self.data_dir), *self.store_args,
+                              *args[1:]], capture_output=True, text=True)
+        if not check:
+            return out
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
     def client(self, service, key=None, region=REGION, validate=True):
         key = key or self.admin
         return boto3.client(

@@ -1,5 +1,6 @@
 //! The command line: `serve` runs the server, `admin create-key` / `list-keys` / `delete-key`
-//! manage access keys. Logic lives
+//! manage access keys, `admin records` / `record-fail` / `record-retry` / `audit` find and
+//! repair stuck work and show the audit log. Logic lives
 //! in the library modules; this file only parses arguments and wires things together.
 
 use crate::auth::{self, KeyRing};
@@ -100,6 +101,15 @@ enum Command {
         /// Seconds a keep-alive connection may idle between requests.
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         idle_timeout: f64,
+        /// Fail every record and Proton deployment still in progress this long after it started
+        /// (`30m`, `2h`, `1d`), as `admin record-fail` would, with a reason saying it timed out
+        /// [default: never].
+        #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        record_timeout: Option<i64>,
+        /// Days the audit log keeps an entry.
+        #[arg(long, default_value_t = 90, value_name = "DAYS",
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        audit_retention: u32,
     },
     /// Measure throughput and latency against the real server (see BENCHMARKS.md).
     Bench {
@@ -218,6 +228,55 @@ enum AdminCommand {
         /// The access key id (`AKIA…`).
         access_key_id: String,
     },
+    /// Print the records and Proton deployments in progress for longer than a duration, with
+    /// their engine task's state, oldest first, one JSON object per line.
+    Records {
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How long in progress counts as stuck (`0s` lists everything in progress).
+        #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        stuck_for: i64,
+        /// Only the work of this 12-digit account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Settle a stuck record (or Proton deployment) as its engine's FAILED would, remove its
+    /// engine task, and audit it.
+    RecordFail {
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The record id (`rec-…`) or deployment id.
+        id: String,
+        /// Why: the record's error, the deployment's status message.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a stuck record's engine task back to the engine under a fresh workflow token (the
+    /// old one stops working), and audit it.
+    RecordRetry {
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The record id (`rec-…`).
+        id: String,
+    },
+    /// Print the audit log, oldest first, one JSON object per line.
+    Audit {
+        /// The server's store (it may be running).
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only entries this recent (`1h`, `7d`).
+        #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        since: Option<i64>,
+        /// Only entries of this 12-digit account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only entries of this operation (`ProvisionProduct`, `record-fail`, …).
+        #[arg(long)]
+        operation: Option<String>,
+    },
     /// Print the engine's full log of a record's (or a Proton deployment's) terraform runs.
     Logs {
         /// The data directory of the engine (for `serve --engine`, the server's).
@@ -254,6 +313,8 @@ pub fn main() -> ExitCode {
             header_timeout,
             idle_timeout,
             s3_domain,
+            record_timeout,
+            audit_retention,
         } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
             serve(
                 listen,
@@ -262,6 +323,10 @@ pub fn main() -> ExitCode {
                 engine.map(|_| (workers, terraform, engine_visibility_timeout)),
                 limits,
                 s3_domain,
+                Upkeep {
+                    record_timeout_ms: record_timeout,
+                    audit_retention_ms: i64::from(audit_retention) * 86_400_000,
+                },
             )
         }),
         Command::Bench {
@@ -303,6 +368,55 @@ pub fn main() -> ExitCode {
         Command::Admin {
             command: AdminCommand::Logs { data_dir, id },
         } => print_logs(&data_dir, &id),
+        Command::Admin {
+            command:
+                AdminCommand::Records {
+                    store,
+                    stuck_for,
+                    account,
+                },
+        } => list_stuck(&store, stuck_for, account.as_deref()),
+        Command::Admin {
+            command: AdminCommand::RecordFail { store, id, reason },
+        } => open_existing(&store).and_then(|opened| {
+            let actor = crate::repair::Actor::operator();
+            let now = crate::time::now_ms();
+            crate::repair::fail(
+                opened.store.as_ref(),
+                &id,
+                &reason,
+                &actor,
+                "record-fail",
+                now,
+            )
+            .map(|line| println!("{line}"))
+            .map_err(|e| e.to_string())
+        }),
+        Command::Admin {
+            command: AdminCommand::RecordRetry { store, id },
+        } => open_existing(&store).and_then(|opened| {
+            let actor = crate::repair::Actor::operator();
+            let now = crate::time::now_ms();
+            crate::repair::retry(opened.store.as_ref(), &opened.key, &id, &actor, now)
+                .map(|line| println!("{line}"))
+                .map_err(|e| e.to_string())
+        }),
+        Command::Admin {
+            command:
+                AdminCommand::Audit {
+                    store,
+                    since,
+                    account,
+                    operation,
+                },
+        } => print_audit(
+            &store,
+            crate::audit::Filter {
+                since_ms: since.map(|d| crate::time::now_ms() - d),
+                account,
+                operation,
+            },
+        ),
         Command::Migrate { database_url } => crate::store::postgres::migrate_only(&database_url)
             .map(|()| println!("{}", serde_json::json!({"Migrated": true})))
             .map_err(|e| e.to_string()),
@@ -348,6 +462,47 @@ fn index_backfills() -> Vec<crate::store::index::Backfill> {
     ]
 }
 
+/// How the work in progress of a database older than `in_flight` is found.
+fn in_flight_backfills() -> Vec<(
+    crate::in_flight::Work,
+    crate::store::Kind,
+    crate::in_flight::Backfill,
+)> {
+    use crate::in_flight::{Page, Work};
+    use crate::store::{Kind, StoreError, Tx};
+    fn records(tx: &mut dyn Tx, scope: &str, after: Option<i64>) -> Result<Page, StoreError> {
+        use crate::catalog::{provisioning::Record, status::RecordStatus};
+        let rows = crate::store::list::<Record>(tx, Kind::Record, scope, "", after, 500)?;
+        let next = (rows.len() == 500)
+            .then(|| rows.last().map(|r| r.0))
+            .flatten();
+        let found = rows
+            .into_iter()
+            .filter(|(_, r)| r.status == RecordStatus::InProgress)
+            .map(|(_, r)| (r.id, r.created_ms))
+            .collect();
+        Ok((found, next))
+    }
+    fn deployments(tx: &mut dyn Tx, scope: &str, after: Option<i64>) -> Result<Page, StoreError> {
+        use crate::proton::deployment::Deployment;
+        let kind = Kind::ProtonDeployment;
+        let rows = crate::store::list::<Deployment>(tx, kind, scope, "", after, 500)?;
+        let next = (rows.len() == 500)
+            .then(|| rows.last().map(|r| r.0))
+            .flatten();
+        let found = rows
+            .into_iter()
+            .filter(|(_, d)| !d.is_final())
+            .map(|(_, d)| (d.id, d.created_ms))
+            .collect();
+        Ok((found, next))
+    }
+    vec![
+        (Work::Record, Kind::Record, records),
+        (Work::Deployment, Kind::ProtonDeployment, deployments),
+    ]
+}
+
 /// What `serve` and `admin` open in a data directory.
 struct Opened {
     dir: DataDir,
@@ -385,6 +540,8 @@ fn open(args: &StoreArgs) -> Result<Opened, String> {
     })?;
     crate::store::index::build_missing(store.as_ref(), &index_backfills())
         .map_err(|e| format!("building the store's indexes: {e}"))?;
+    crate::in_flight::build_missing(store.as_ref(), &in_flight_backfills())
+        .map_err(|e| format!("noting the work in progress: {e}"))?;
     Ok(Opened {
         dir,
         store,
@@ -414,6 +571,31 @@ fn open_existing(args: &StoreArgs) -> Result<Opened, String> {
         });
     }
     open(args)
+}
+
+fn list_stuck(args: &StoreArgs, stuck_for_ms: i64, account: Option<&str>) -> Result<(), String> {
+    if let Some(account) = account {
+        auth::check_account(account)?;
+    }
+    let Opened { store, .. } = open_existing(args)?;
+    let now = crate::time::now_ms();
+    for line in crate::repair::stuck(store.as_ref(), stuck_for_ms, account, now)
+        .map_err(|e| e.to_string())?
+    {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn print_audit(args: &StoreArgs, filter: crate::audit::Filter) -> Result<(), String> {
+    if let Some(account) = &filter.account {
+        auth::check_account(account)?;
+    }
+    let Opened { store, .. } = open_existing(args)?;
+    for entry in crate::audit::entries(store.as_ref(), &filter).map_err(|e| e.to_string())? {
+        println!("{}", entry.to_json());
+    }
+    Ok(())
 }
 
 fn list_keys(args: &StoreArgs, account: Option<&str>) -> Result<(), String> {
@@ -652,6 +834,14 @@ fn connection_limits(max: usize, header: f64, idle: f64) -> Result<server::Limit
     })
 }
 
+/// The background upkeep `serve` does besides deliveries.
+struct Upkeep {
+    /// `--record-timeout`.
+    record_timeout_ms: Option<i64>,
+    /// `--audit-retention`, in milliseconds.
+    audit_retention_ms: i64,
+}
+
 fn serve(
     listen: SocketAddr,
     store: StoreArgs,
@@ -659,6 +849,7 @@ fn serve(
     engine: Option<EngineOptions>,
     limits: server::Limits,
     s3_domain: String,
+    upkeep: Upkeep,
 ) -> Result<(), String> {
     let data_dir = store.data_dir.clone();
     let mut app = prepare_with_repositories(&store, git_repositories.clone())?;
@@ -678,6 +869,13 @@ fn serve(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
         tokio::spawn(deliver_in_background(app.clone()));
+        tokio::spawn(sweep_audit_in_background(
+            app.clone(),
+            upkeep.audit_retention_ms,
+        ));
+        if let Some(timeout_ms) = upkeep.record_timeout_ms {
+            tokio::spawn(time_out_in_background(app.clone(), timeout_ms));
+        }
         let mut engine_tasks = Vec::new();
         let mut engine_keys = None;
         let (stop_engine, stop) = tokio::sync::watch::channel(false);
@@ -743,6 +941,44 @@ async fn deliver_in_background(app: Arc<App>) {
             app.proton.delivery.deliver_pending(app.store.as_ref())
         })
         .await;
+    }
+}
+
+/// `serve --record-timeout`: fails what has been in progress too long, checking a few times
+/// per timeout (every second at most, every thirty at least); one replica at a time.
+async fn time_out_in_background(app: Arc<App>, timeout_ms: i64) {
+    let every = (timeout_ms / 3).clamp(1_000, 30_000) as u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+    let holder = crate::store::lease::new_holder();
+    loop {
+        tick.tick().await;
+        let (app, holder) = (app.clone(), holder.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let now = crate::time::now_ms();
+            crate::repair::time_out(app.store.as_ref(), &holder, timeout_ms, now)
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "record timeout: will try again");
+        }
+    }
+}
+
+/// Deletes audit entries past their retention, at start and hourly.
+async fn sweep_audit_in_background(app: Arc<App>, retention_ms: i64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            crate::audit::sweep(app.store.as_ref(), crate::time::now_ms() - retention_ms)
+        })
+        .await;
+        match done {
+            Ok(Ok(n)) if n > 0 => tracing::info!(entries = n, "audit log: swept expired entries"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit log sweep: will try again"),
+            _ => {}
+        }
     }
 }
 

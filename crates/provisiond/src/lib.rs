@@ -5,6 +5,7 @@
 //! → domain (`catalog`, with `auth` for identities) → `store`. Wire shapes come from the
 //! generated `provisiond_model` crate.
 
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod catalog;
@@ -16,10 +17,12 @@ pub mod datadir;
 pub mod engine_keys;
 pub mod idempotency;
 pub mod ids;
+pub mod in_flight;
 pub mod paging;
 pub mod protocol;
 pub mod proton;
 pub mod queue;
+pub mod repair;
 pub mod s3;
 pub mod served;
 pub mod server;

@@ -1,5 +1,5 @@
 //! The facts each service's per-operation table gives about an operation it serves: who may
-//! call it and where it runs. One table per service (`catalog::operations`,
+//! call it, where it runs and whether the audit log records it. One table per service (`catalog::operations`,
 //! `proton::operations`, `queue::operations`) is the only place these are said; the request
 //! path reads it (served or `UnknownOperationException`, the caller checked before the
 //! operation runs, the writer or the blocking pool), and so do the docs' tests.
@@ -42,31 +42,77 @@ pub enum Runs {
 pub struct Facts {
     pub caller: Caller,
     pub runs: Runs,
+    /// A write call: each call is an entry of the audit log (`audit.rs`), written in the
+    /// transaction of its change.
+    pub audited: bool,
 }
 
-/// An operation any key may call, on the pool.
+impl Facts {
+    /// The same operation, not audited: a write that is an engine's bookkeeping of a task it
+    /// holds (a visibility change), not a change anyone asks who made.
+    pub const fn unaudited(self) -> Facts {
+        Facts {
+            audited: false,
+            ..self
+        }
+    }
+}
+
+/// A read any key may make, on the pool.
 pub const ANY_KEY: Facts = Facts {
     caller: Caller::AnyKey,
     runs: Runs::OnPool,
+    audited: false,
 };
 
-/// An operation only administrators may call, on the pool.
+/// A write any key may make, on the pool.
+pub const ANY_KEY_WRITES: Facts = Facts {
+    audited: true,
+    ..ANY_KEY
+};
+
+/// A write only administrators may make, on the pool.
 pub const ADMIN: Facts = Facts {
     caller: Caller::Admin,
     runs: Runs::OnPool,
+    audited: true,
 };
 
-/// An operation any key may call, run on the writer.
+/// A write any key may make, run on the writer.
 pub const ANY_KEY_ON_WRITER: Facts = Facts {
     caller: Caller::AnyKey,
     runs: Runs::OnWriter,
+    audited: true,
 };
 
 /// An engine callback, run on the writer.
 pub const WORKFLOW_TOKEN_ON_WRITER: Facts = Facts {
     caller: Caller::WorkflowToken,
     runs: Runs::OnWriter,
+    audited: true,
 };
+
+/// The operations of a table audited against what their names say, for a test of each table:
+/// a name that changes something (`Create…`, `Delete…`, `Notify…`, `SendMessage`, …) must be
+/// audited and one that reads (`Get…`, `List…`, `Describe…`, …) must not. The only writes left
+/// out are the engines' visibility changes, made unaudited on purpose ([`Facts::unaudited`]).
+pub fn audit_mistakes(named: &[(&str, Facts)]) -> Vec<String> {
+    const READS: &[&str] = &["Get", "List", "Describe", "Search", "Scan", "Receive"];
+    const UNAUDITED_WRITES: &[&str] = &["ChangeMessageVisibility", "ChangeMessageVisibilityBatch"];
+    named
+        .iter()
+        .filter_map(|(name, facts)| {
+            let reads = READS.iter().any(|r| name.starts_with(r));
+            let expected = !reads && !UNAUDITED_WRITES.contains(name);
+            (facts.audited != expected).then(|| {
+                format!(
+                    "{name}: audited is {}, its name says {expected}",
+                    facts.audited
+                )
+            })
+        })
+        .collect()
+}
 
 /// The rows of `docs/compatibility.md` for `service` whose status says `served`, as
 /// `(operation, caller)`: the operations of a row are its comma-separated names, each without

@@ -1,4 +1,5 @@
 //! Wall-clock time in the forms the wire needs: epoch milliseconds, ISO 8601, HTTP dates, and
+//! the durations an operator types (`90s`, `30m`, `2h`, `7d`), and
 //! SigV4's `YYYYMMDDTHHMMSSZ` (from `provisiond_sigv4::date`, with the calendar arithmetic).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,6 +49,32 @@ pub fn format_http_date(ms: i64) -> String {
     )
 }
 
+/// Parses a duration an operator types: a whole number followed by `ms`, `s`, `m`, `h` or `d`
+/// (`0` alone is allowed); in milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "{text:?} is not a duration: write a whole number and a unit, as 90s, 30m, 2h or 7d"
+        )
+    };
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "" if n == 0 => 1,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +89,26 @@ mod tests {
             format_http_date(1_440_938_160_000),
             "Sun, 30 Aug 2015 12:36:00 GMT"
         );
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("30m"), Ok(1_800_000));
+        assert_eq!(parse_duration("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration("7d"), Ok(604_800_000));
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("0"), Ok(0));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "1.5h",
+            "-3m",
+            "3 weeks",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod principal;
 pub mod product;
 pub mod product_view;
 pub mod provisioning;
+pub mod repair;
 pub mod status;
 pub mod terraform;
 pub mod workflow_token;

@@ -131,12 +131,15 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         let mut record = provisioning::get_record_for_update(tx, &scope, &result.record_id)?;
-        if record.provisioned_product_id != claims.provisioned_product_id {
+        // A token of another product, or one an operator's retry has replaced.
+        if record.provisioned_product_id != claims.provisioned_product_id
+            || record.token_generation != claims.generation
+        {
             return Err(invalid("The workflow token is not valid."));
         }
         let accepted = record.accepted_tokens.contains(&result.idempotency_token);
         match settlement(record.status, accepted, result.outcome) {
-            Settlement::Apply => apply(tx, ctx, &scope, &mut record, &result),
+            Settlement::Apply => apply(tx, &scope, &mut record, &result, ctx.now_ms),
             Settlement::Repeat => Ok(()),
             Settlement::Conflict => Err(invalid(format!(
                 "Record {} is already {}.",
@@ -146,16 +149,18 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
     })
 }
 
-fn apply(
+/// Settles `record`, in progress, with `result`: the record, its plan, its engine task and its
+/// provisioned product change together in `tx`.
+pub(crate) fn apply(
     tx: &mut dyn Tx,
-    ctx: &RequestContext,
     scope: &str,
     record: &mut Record,
     result: &EngineResult,
+    now_ms: i64,
 ) -> Result<(), AwsError> {
     let succeeded = result.outcome == EngineOutcome::Succeeded;
     record.status = result.outcome.record_status();
-    record.updated_ms = ctx.now_ms;
+    record.updated_ms = now_ms;
     record
         .accepted_tokens
         .push(result.idempotency_token.clone());
@@ -176,13 +181,14 @@ fn apply(
             plan_id,
             result.outcome,
             result.failure_reason.clone(),
-            ctx.now_ms,
+            now_ms,
         )?;
     }
     if let Some((queue, message_id)) = record.task.take() {
-        tx.delete_message(scope, &queue, &message_id)?;
+        crate::queue::remove_task(tx, scope, &queue, &message_id)?;
     }
     store::put(tx, Kind::Record, scope, &record.id, "", &*record)?;
+    crate::in_flight::forget(tx, &record.id)?;
 
     let Some(mut pp) = store::get_for_update::<ProvisionedProduct>(
         tx,
@@ -403,6 +409,7 @@ mod tests {
                 provisioned_product_id: pp.id.clone(),
                 operation,
                 issued_ms: ctx.now_ms,
+                generation: 0,
             },
         );
         let queue = QUEUE.to_string();
@@ -428,6 +435,7 @@ mod tests {
                 ignore_errors: false,
                 task: Some((queue.clone(), message_id)),
                 accepted_tokens: Vec::new(),
+                token_generation: 0,
                 owner_principal: Some(ctx.identity.principal.clone()),
                 plan_id: None,
             };

@@ -2,7 +2,9 @@
 //! and where it runs. Operations not in it answer `UnknownOperationException`.
 //! `docs/compatibility.md` says the same (a test holds them together).
 
-use crate::served::{Facts, ADMIN, ANY_KEY, ANY_KEY_ON_WRITER, WORKFLOW_TOKEN_ON_WRITER};
+use crate::served::{
+    Facts, ADMIN, ANY_KEY, ANY_KEY_ON_WRITER, ANY_KEY_WRITES, WORKFLOW_TOKEN_ON_WRITER,
+};
 use provisiond_model::servicecatalog::Operation::{self, *};
 
 /// The served operations. On the writer: the engine callbacks and the calls that start engine
@@ -46,7 +48,7 @@ pub const TABLE: &[(Operation, Facts)] = &[
     (ScanProvisionedProducts, ANY_KEY),
     (ListRecordHistory, ANY_KEY),
     (SearchProvisionedProducts, ANY_KEY),
-    (UpdateProvisionedProductProperties, ANY_KEY),
+    (UpdateProvisionedProductProperties, ANY_KEY_WRITES),
     (
         NotifyProvisionProductEngineWorkflowResult,
         WORKFLOW_TOKEN_ON_WRITER,
@@ -59,10 +61,10 @@ pub const TABLE: &[(Operation, Facts)] = &[
         NotifyTerminateProvisionedProductEngineWorkflowResult,
         WORKFLOW_TOKEN_ON_WRITER,
     ),
-    (CreateProvisionedProductPlan, ANY_KEY),
+    (CreateProvisionedProductPlan, ANY_KEY_WRITES),
     (DescribeProvisionedProductPlan, ANY_KEY),
     (ListProvisionedProductPlans, ANY_KEY),
-    (DeleteProvisionedProductPlan, ANY_KEY),
+    (DeleteProvisionedProductPlan, ANY_KEY_WRITES),
     (ExecuteProvisionedProductPlan, ANY_KEY_ON_WRITER),
 ];
 
@@ -77,6 +79,13 @@ pub fn facts(operation: Operation) -> Option<Facts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_write_is_audited_and_no_read() {
+        let named: Vec<(&str, Facts)> = TABLE.iter().map(|(op, f)| (op.name(), *f)).collect();
+        let wrong = crate::served::audit_mistakes(&named);
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
 
     #[test]
     fn the_table_and_the_compatibility_doc_agree() {

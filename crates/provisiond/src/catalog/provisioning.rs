@@ -128,6 +128,10 @@ pub struct Record {
     pub task: Option<(String, String)>,
     /// Notify idempotency tokens already accepted.
     pub accepted_tokens: Vec<String>,
+    /// The generation of the only workflow token that settles the record (see
+    /// `WorkflowClaims::generation`).
+    #[serde(default)]
+    pub token_generation: u32,
     /// Who made the request.
     #[serde(default)]
     pub owner_principal: Option<String>,
@@ -437,29 +441,14 @@ pub(crate) fn start_record(
             provisioned_product_id: pp.id.clone(),
             operation: new.operation,
             issued_ms: ctx.now_ms,
+            generation: 0,
         },
     );
-    let object_key = match new.artifact {
-        Some(a) => a.object_key.clone(),
-        None => String::new(),
-    };
-    let task = Task {
-        token: &token,
-        operation: new.operation,
-        provisioned_product_id: &pp.id,
-        provisioned_product_name: &pp.name,
-        product_id: &pp.product_id,
-        provisioning_artifact_id: &artifact_id,
-        record_id: &record_id,
-        launch_role_arn: pp.launch_role_arn.as_deref(),
-        artifact_path: format!("s3://{ARTIFACT_BUCKET}/{object_key}"),
-        principal: &ctx.identity.principal,
-        account: &ctx.identity.account,
-        parameters: &new.parameters,
-        tags: &new.tags,
-    };
-    let message_id = queue::enqueue(tx, scope, &queue_name, &task.body(), ctx.now_ms, 0)?;
-    let record = Record {
+    let object_key = new
+        .artifact
+        .map(|a| a.object_key.as_str())
+        .unwrap_or_default();
+    let mut record = Record {
         id: record_id,
         provisioned_product_id: pp.id.clone(),
         provisioned_product_name: pp.name.clone(),
@@ -477,13 +466,50 @@ pub(crate) fn start_record(
         errors: Vec::new(),
         outputs: Vec::new(),
         ignore_errors: new.ignore_errors,
-        task: Some((queue_name, message_id)),
+        task: None,
         accepted_tokens: Vec::new(),
+        token_generation: 0,
         owner_principal: Some(ctx.identity.principal.clone()),
         plan_id: None,
     };
+    let body = task_body(
+        &record,
+        new.operation,
+        object_key,
+        &token,
+        &ctx.identity.account,
+    );
+    let message_id = queue::enqueue(tx, scope, &queue_name, &body, ctx.now_ms, 0)?;
+    record.task = Some((queue_name, message_id));
     insert_record(tx, scope, &record)?;
     Ok(record)
+}
+
+/// The engine task message of `record`, carrying `token`; `object_key` is the key of the
+/// version's template in the artifact bucket (unused by a terminate).
+pub(crate) fn task_body(
+    record: &Record,
+    operation: EngineOperation,
+    object_key: &str,
+    token: &str,
+    account: &str,
+) -> String {
+    Task {
+        token,
+        operation,
+        provisioned_product_id: &record.provisioned_product_id,
+        provisioned_product_name: &record.provisioned_product_name,
+        product_id: &record.product_id,
+        provisioning_artifact_id: &record.artifact_id,
+        record_id: &record.id,
+        launch_role_arn: record.launch_role_arn.as_deref(),
+        artifact_path: format!("s3://{ARTIFACT_BUCKET}/{object_key}"),
+        principal: record.owner_principal.as_deref().unwrap_or_default(),
+        account,
+        parameters: &record.parameters,
+        tags: &record.tags,
+    }
+    .body()
 }
 
 /// Records by the provisioned product they change, and by its product.
@@ -505,10 +531,20 @@ impl store::index::Indexed for Record {
     }
 }
 
-/// Stores a new record with its index entries (what it changes never changes after).
+/// Stores a new record with its index entries (what it changes never changes after), noted
+/// in flight while it is in progress.
 pub(crate) fn insert_record(tx: &mut dyn Tx, scope: &str, record: &Record) -> Result<(), AwsError> {
     store::insert(tx, Kind::Record, scope, &record.id, "", record)?;
     store::index::note(tx, scope, &record.id, record)?;
+    if record.status == RecordStatus::InProgress {
+        crate::in_flight::note(
+            tx,
+            crate::in_flight::Work::Record,
+            scope,
+            &record.id,
+            record.created_ms,
+        )?;
+    }
     Ok(())
 }
 
@@ -1109,6 +1145,7 @@ pub fn update_properties(
                     ignore_errors: false,
                     task: None,
                     accepted_tokens: Vec::new(),
+                    token_generation: 0,
                     owner_principal: Some(ctx.identity.principal.clone()),
                     plan_id: None,
                 };
@@ -1275,6 +1312,7 @@ mod tests {
             ignore_errors: false,
             task: None,
             accepted_tokens: Vec::new(),
+            token_generation: 0,
             owner_principal: None,
             plan_id: None,
         };

@@ -1,6 +1,6 @@
 //! Workflow tokens: what an engine receives with each task and must send back with its Notify
 //! call. A token is the standard base64 of a ChaCha20-Poly1305-sealed payload (account, region,
-//! record, provisioned product, operation, issue time) under a key derived from the server key,
+//! record, provisioned product, operation, issue time, generation) under a key derived from the server key,
 //! so it cannot be forged, altered, or moved to another record or account. It fits the model's
 //! `WorkflowToken` constraint (`[0-9A-Za-z+\/=]+`, at most 20000 characters).
 
@@ -33,6 +33,14 @@ pub struct WorkflowClaims {
     /// When the token was issued, epoch milliseconds.
     #[serde(rename = "t")]
     pub issued_ms: i64,
+    /// Which of the record's tokens this is: 0 for the first, one more for each token an
+    /// operator's `admin record-retry` issued since; only the record's latest opens it.
+    #[serde(rename = "n", default, skip_serializing_if = "is_first")]
+    pub generation: u32,
+}
+
+fn is_first(generation: &u32) -> bool {
+    *generation == 0
 }
 
 /// The token does not open: forged, altered, truncated, or sealed under another server key.
@@ -66,6 +74,7 @@ mod tests {
             provisioned_product_id: "pp-abcdefghijklm".into(),
             operation: EngineOperation::Provision,
             issued_ms: 1_795_000_000_000,
+            generation: 0,
         }
     }
 

@@ -99,6 +99,13 @@ pub fn unschedule(tx: &mut dyn Tx, scope: &str, deployment_id: &str) -> Result<(
     Ok(())
 }
 
+/// Whether the delivery of `deployment_id` is scheduled and not made yet.
+pub fn is_pending(tx: &mut dyn Tx, scope: &str, deployment_id: &str) -> Result<bool, AwsError> {
+    Ok(tx
+        .get(Kind::ProtonDelivery, "", &pending_id(scope, deployment_id))?
+        .is_some())
+}
+
 /// The lease one deliverer holds while it commits (see `store::lease`): one at a time, across
 /// threads and replicas, so two never race on one branch.
 const LEASE: &str = "proton-delivery";

@@ -213,6 +213,8 @@ pub fn forget<R: Deployable>(resource: &mut R, deployment_id: &str) {
 /// A loaded resource of any kind, as a deployment's end settles it.
 pub trait Settle {
     /// Its deployment bookkeeping.
+    fn status(&self) -> &ResourceStatus;
+    /// Its deployment bookkeeping, to change.
     fn status_mut(&mut self) -> &mut ResourceStatus;
     /// Makes the state `deployment_id` deployed current.
     fn promote(&mut self, deployment_id: &str);
@@ -225,6 +227,9 @@ pub trait Settle {
 }
 
 impl<R: Deployable> Settle for R {
+    fn status(&self) -> &ResourceStatus {
+        Deployable::status(self)
+    }
     fn status_mut(&mut self) -> &mut ResourceStatus {
         Deployable::status_mut(self)
     }

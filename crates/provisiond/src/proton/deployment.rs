@@ -220,7 +220,7 @@ impl Deployment {
     }
 }
 
-/// Stores a new or changed deployment.
+/// Stores a new or changed deployment; one that ended is no longer in flight.
 pub fn save(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(), AwsError> {
     store::put(
         tx,
@@ -230,6 +230,9 @@ pub fn save(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(),
         "",
         deployment,
     )?;
+    if deployment.is_final() {
+        crate::in_flight::forget(tx, &deployment.id)?;
+    }
     Ok(())
 }
 
@@ -258,6 +261,15 @@ impl store::index::Indexed for Deployment {
 pub fn create(tx: &mut dyn Tx, scope: &str, deployment: &Deployment) -> Result<(), AwsError> {
     save(tx, scope, deployment)?;
     store::index::note(tx, scope, &deployment.id, deployment)?;
+    if !deployment.is_final() {
+        crate::in_flight::note(
+            tx,
+            crate::in_flight::Work::Deployment,
+            scope,
+            &deployment.id,
+            deployment.created_ms,
+        )?;
+    }
     Ok(())
 }
 

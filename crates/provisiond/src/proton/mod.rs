@@ -23,6 +23,7 @@ pub mod in_use;
 pub mod notify;
 pub mod operations;
 pub mod render;
+pub mod repair;
 pub mod repository;
 pub mod schema;
 pub mod service;

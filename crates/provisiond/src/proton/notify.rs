@@ -8,7 +8,7 @@ use super::deployment::{self, Deployment};
 use super::status::DeploymentStatus;
 use super::target;
 use crate::context::RequestContext;
-use crate::store::{transact, Mode};
+use crate::store::{transact, Mode, Tx};
 use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 
@@ -116,19 +116,47 @@ pub fn notify(
                 }
             }
             // Step 7: failure.
-            Some(done) => {
-                deployment.status = done;
-                deployment.completed_ms = Some(ctx.now_ms);
-                deployment::save(tx, &scope, &deployment)?;
-                resource.forget(&id);
-                let status = resource.status_mut();
-                status.status = done;
-                status.message = input.status_message.clone();
-                resource.save(tx, &scope)?;
+            Some(_) => {
+                let message = input.status_message.clone();
+                end_failed(
+                    tx,
+                    &scope,
+                    Some(&mut resource),
+                    &mut deployment,
+                    message,
+                    ctx.now_ms,
+                )?;
             }
         }
         Ok(pr::NotifyResourceDeploymentStatusChangeOutput {})
     })
+}
+
+/// Ends `deployment` as a pipeline's `FAILED` does: the deployment `FAILED` (`DELETE_FAILED`
+/// for a delete), and `resource`, when it is the deployment's target, keeps the state it had
+/// with its status saying the deployment failed with `message`.
+pub(crate) fn end_failed(
+    tx: &mut dyn Tx,
+    scope: &str,
+    resource: Option<&mut target::Resource>,
+    deployment: &mut Deployment,
+    message: Option<String>,
+    now_ms: i64,
+) -> Result<(), AwsError> {
+    let done = DeploymentStatus::ended_by(DeploymentStatus::Failed, deployment.is_delete)
+        .expect("a failure ends every deployment");
+    deployment.status = done;
+    deployment.modified_ms = now_ms;
+    deployment.completed_ms = Some(now_ms);
+    deployment::save(tx, scope, deployment)?;
+    if let Some(resource) = resource {
+        resource.forget(&deployment.id);
+        let status = resource.status_mut();
+        status.status = done;
+        status.message = message;
+        resource.save(tx, scope)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! pipeline's `NotifyResourceDeploymentStatusChange` are open to any key of the account, and so,
 //! today, is `CancelEnvironmentDeployment` (docs/decisions.md).
 
-use crate::served::{Facts, ADMIN, ANY_KEY};
+use crate::served::{Facts, ADMIN, ANY_KEY, ANY_KEY_WRITES};
 use provisiond_model::proton::Operation::{self, *};
 
 /// The served operations; every one runs on the pool (a call that makes a deployment also
@@ -43,32 +43,32 @@ pub const TABLE: &[(Operation, Facts)] = &[
     (ListEnvironments, ANY_KEY),
     (DeleteEnvironment, ADMIN),
     (ListEnvironmentOutputs, ANY_KEY),
-    (CancelEnvironmentDeployment, ANY_KEY),
-    (CreateService, ANY_KEY),
+    (CancelEnvironmentDeployment, ANY_KEY_WRITES),
+    (CreateService, ANY_KEY_WRITES),
     (GetService, ANY_KEY),
-    (UpdateService, ANY_KEY),
+    (UpdateService, ANY_KEY_WRITES),
     (ListServices, ANY_KEY),
-    (DeleteService, ANY_KEY),
-    (CreateServiceInstance, ANY_KEY),
+    (DeleteService, ANY_KEY_WRITES),
+    (CreateServiceInstance, ANY_KEY_WRITES),
     (GetServiceInstance, ANY_KEY),
-    (UpdateServiceInstance, ANY_KEY),
+    (UpdateServiceInstance, ANY_KEY_WRITES),
     (ListServiceInstances, ANY_KEY),
     (ListServiceInstanceOutputs, ANY_KEY),
-    (CancelServiceInstanceDeployment, ANY_KEY),
+    (CancelServiceInstanceDeployment, ANY_KEY_WRITES),
     (ListServicePipelineOutputs, ANY_KEY),
-    (CreateComponent, ANY_KEY),
+    (CreateComponent, ANY_KEY_WRITES),
     (GetComponent, ANY_KEY),
-    (UpdateComponent, ANY_KEY),
+    (UpdateComponent, ANY_KEY_WRITES),
     (ListComponents, ANY_KEY),
-    (DeleteComponent, ANY_KEY),
+    (DeleteComponent, ANY_KEY_WRITES),
     (ListComponentOutputs, ANY_KEY),
-    (CancelComponentDeployment, ANY_KEY),
+    (CancelComponentDeployment, ANY_KEY_WRITES),
     (GetDeployment, ANY_KEY),
     (ListDeployments, ANY_KEY),
-    (DeleteDeployment, ANY_KEY),
-    (NotifyResourceDeploymentStatusChange, ANY_KEY),
-    (TagResource, ANY_KEY),
-    (UntagResource, ANY_KEY),
+    (DeleteDeployment, ANY_KEY_WRITES),
+    (NotifyResourceDeploymentStatusChange, ANY_KEY_WRITES),
+    (TagResource, ANY_KEY_WRITES),
+    (UntagResource, ANY_KEY_WRITES),
     (ListTagsForResource, ANY_KEY),
     (GetAccountSettings, ANY_KEY),
     (UpdateAccountSettings, ADMIN),
@@ -85,6 +85,13 @@ pub fn facts(operation: Operation) -> Option<Facts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_write_is_audited_and_no_read() {
+        let named: Vec<(&str, Facts)> = TABLE.iter().map(|(op, f)| (op.name(), *f)).collect();
+        let wrong = crate::served::audit_mistakes(&named);
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
 
     #[test]
     fn the_table_and_the_compatibility_doc_agree() {

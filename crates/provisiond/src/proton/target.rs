@@ -64,6 +64,19 @@ pub fn load(tx: &mut dyn Tx, scope: &str, target: &Target) -> Result<Option<Reso
     })
 }
 
+/// Loads the resource at `arn` (an ARN provisiond stored, so of its scope), if it exists.
+pub fn load_by_arn(tx: &mut dyn Tx, scope: &str, arn: &str) -> Result<Option<Resource>, AwsError> {
+    let Some((_, resource)) = arn.split_once(":proton:") else {
+        return Ok(None);
+    };
+    let mut parts = resource.splitn(3, ':');
+    let (_region, _account, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    match from_path(path) {
+        Some(target) => load(tx, scope, &target),
+        None => Ok(None),
+    }
+}
+
 /// The deployment bookkeeping of the resource at `arn` (an ARN provisiond stored), if it
 /// exists.
 pub fn status_of(
@@ -71,15 +84,7 @@ pub fn status_of(
     scope: &str,
     arn: &str,
 ) -> Result<Option<ResourceStatus>, AwsError> {
-    let Some((_, resource)) = arn.split_once(":proton:") else {
-        return Ok(None);
-    };
-    let mut parts = resource.splitn(3, ':');
-    let (_region, _account, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-    let Some(target) = from_path(path) else {
-        return Ok(None);
-    };
-    Ok(load(tx, scope, &target)?.map(|mut r| r.status_mut().clone()))
+    Ok(load_by_arn(tx, scope, arn)?.map(|mut r| r.status_mut().clone()))
 }
 
 /// `DeleteDeployment`: removes an ended deployment's record. A deployment in progress, or the

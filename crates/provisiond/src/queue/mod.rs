@@ -271,6 +271,80 @@ fn enqueue_with_attributes(
     Ok(message_id)
 }
 
+/// Where an engine task is, found by the queue it was sent to and its message id: there, or in
+/// that queue's dead-letter queue after its receives ran out (a redrive moves it back with the
+/// same id).
+pub fn find_task(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    message_id: &str,
+) -> Result<Option<QueuedMessage>, AwsError> {
+    if let Some(message) = tx.message(scope, queue, message_id)? {
+        return Ok(Some(message));
+    }
+    match names::dead_letter_queue(queue) {
+        Some(dlq) => Ok(tx.message(scope, &dlq, message_id)?),
+        None => Ok(None),
+    }
+}
+
+/// Where an engine task stands, as an operator looking for stuck work wants to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// In its queue, never received.
+    Waiting,
+    /// In its queue, received this many times (an engine has it, or had it and let it go).
+    Received(i64),
+    /// Moved to the dead-letter queue after its receives ran out.
+    DeadLettered,
+    /// Not in either queue: an operator or a purge removed it.
+    Gone,
+}
+
+impl TaskState {
+    /// The state's name in `admin records` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Waiting => "WAITING",
+            Self::Received(_) => "RECEIVED",
+            Self::DeadLettered => "DEAD_LETTERED",
+            Self::Gone => "GONE",
+        }
+    }
+}
+
+/// The state of the engine task `message_id` sent to `queue`.
+pub fn task_state(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    message_id: &str,
+) -> Result<TaskState, AwsError> {
+    Ok(match find_task(tx, scope, queue, message_id)? {
+        None => TaskState::Gone,
+        Some(m) if m.queue != queue => TaskState::DeadLettered,
+        Some(m) if m.receive_count == 0 => TaskState::Waiting,
+        Some(m) => TaskState::Received(m.receive_count),
+    })
+}
+
+/// Removes an engine task wherever [`find_task`] would find it; `false` when it is gone.
+pub fn remove_task(
+    tx: &mut dyn Tx,
+    scope: &str,
+    queue: &str,
+    message_id: &str,
+) -> Result<bool, AwsError> {
+    if tx.delete_message(scope, queue, message_id)? {
+        return Ok(true);
+    }
+    match names::dead_letter_queue(queue) {
+        Some(dlq) => Ok(tx.delete_message(scope, &dlq, message_id)?),
+        None => Ok(false),
+    }
+}
+
 /// Takes up to `max` visible messages of `queue`, making each invisible for `visibility_ms` and
 /// moving those received `MAX_RECEIVES` times to the dead-letter queue.
 fn receive_once(

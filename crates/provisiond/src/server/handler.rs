@@ -2,6 +2,7 @@
 //! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
 //! blocking thread, since the store is synchronous) → render the answer or the error.
 
+use crate::audit;
 use crate::auth::KeyRing;
 use crate::catalog::ServiceCatalog;
 use crate::context::RequestContext;
@@ -285,10 +286,9 @@ async fn serve(
     }
 }
 
-/// Whether an operation runs whole on the store's writer, as its service's table says.
-fn runs_on_writer(service: Service, operation: &str) -> bool {
-    use crate::served::Runs;
-    let facts = match service {
+/// What its service's table says of an operation; `None` when it is not served.
+fn facts(service: Service, operation: &str) -> Option<crate::served::Facts> {
+    match service {
         Service::ServiceCatalog => servicecatalog::Operation::from_name(operation)
             .and_then(crate::catalog::operations::facts),
         Service::Sqs => {
@@ -297,8 +297,12 @@ fn runs_on_writer(service: Service, operation: &str) -> bool {
         Service::Proton => {
             proton::Operation::from_name(operation).and_then(crate::proton::operations::facts)
         }
-    };
-    facts.is_some_and(|f| f.runs == Runs::OnWriter)
+    }
+}
+
+/// Whether an operation runs whole on the store's writer, as its service's table says.
+fn runs_on_writer(service: Service, operation: &str) -> bool {
+    facts(service, operation).is_some_and(|f| f.runs == crate::served::Runs::OnWriter)
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit
@@ -333,6 +337,8 @@ async fn on_store_writer(
     })
 }
 
+/// Runs an operation; a write call (its table says `audited`) leaves an audit entry in the
+/// transaction of each change it makes, or, when it changed nothing, one of its own after it.
 fn dispatch(
     app: &App,
     ctx: &RequestContext,
@@ -344,6 +350,42 @@ fn dispatch(
     if !app.keys.still_exists(&ctx.identity.access_key_id)? {
         return Err(crate::auth::revoked_key());
     }
+    if !facts(service, operation).is_some_and(|f| f.audited) {
+        return run_operation(app, ctx, service, operation, body);
+    }
+    let entry = audit::Entry {
+        id: ctx.request_id.clone(),
+        time_ms: ctx.now_ms,
+        account: ctx.identity.account.clone(),
+        principal: ctx.identity.principal.clone(),
+        access_key_id: Some(ctx.identity.access_key_id.clone()),
+        os_user: None,
+        service: service.info().signing_name.to_string(),
+        operation: operation.to_string(),
+        resources: Vec::new(),
+        outcome: audit::OK.to_string(),
+    };
+    let call = Arc::new(audit::CallAudit::new(entry));
+    let result = crate::store::observe::observing_writes(call.clone(), || {
+        run_operation(app, ctx, service, operation, body)
+    });
+    let outcome = match &result {
+        Ok(_) => audit::OK,
+        Err(e) => e.code,
+    };
+    if let Err(e) = call.end(app.store.as_ref(), outcome) {
+        tracing::error!(request_id = ctx.request_id, error = %e, "writing the audit entry");
+    }
+    result
+}
+
+fn run_operation(
+    app: &App,
+    ctx: &RequestContext,
+    service: Service,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, AwsError> {
     match service {
         Service::ServiceCatalog => {
             let op = servicecatalog::Operation::from_name(operation)

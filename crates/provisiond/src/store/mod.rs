@@ -11,6 +11,7 @@
 pub mod conformance;
 pub mod index;
 pub mod lease;
+pub mod observe;
 pub mod postgres;
 pub mod sqlite;
 pub mod wakeups;
@@ -84,6 +85,11 @@ pub enum Kind {
     /// An entry of a secondary index (`store::index`): parent = `<kind>/<index>/<value>`,
     /// body = the indexed document's id; also which indexes are built (global scope).
     Index,
+    /// A record or deployment in progress (global scope, id = its id; `in_flight`).
+    InFlight,
+    /// An entry of the audit log (global scope, id = the request id or operator action id;
+    /// `audit`).
+    Audit,
     /// A document used only by the conformance suite.
     Test,
 }
@@ -121,6 +127,8 @@ impl Kind {
             Kind::Lease => "lease",
             Kind::ServerKeyCheck => "server-key-check",
             Kind::Index => "index",
+            Kind::InFlight => "in-flight",
+            Kind::Audit => "audit",
             Kind::Test => "test",
         }
     }
@@ -484,8 +492,26 @@ pub fn transact<R: Send, E: From<StoreError> + Send>(
     mut f: impl FnMut(&mut dyn Tx) -> Result<R, E> + Send,
 ) -> Result<R, E> {
     let mut out = None;
+    // A write of a call being observed (`observe::observing_writes`, set on this thread) goes
+    // through a recording transaction, and the observer writes before the commit.
+    let observer = (mode == Mode::Write).then(observe::current).flatten();
     store.run(mode, &mut |tx| {
-        let result = f(tx);
+        let result = match &observer {
+            None => f(tx),
+            Some(observer) => {
+                let mut recording = observe::Recording {
+                    inner: tx,
+                    written: Vec::new(),
+                };
+                match f(&mut recording) {
+                    Ok(value) => observer
+                        .before_commit(recording.inner, &recording.written)
+                        .map(|()| value)
+                        .map_err(E::from),
+                    Err(e) => Err(e),
+                }
+            }
+        };
         let commit = result.is_ok();
         out = Some(result);
         commit
