@@ -6,24 +6,28 @@
 use super::notify::{self, EngineResult};
 use super::provisioning::{self, Record};
 use super::status::{EngineOutcome, RecordStatus};
-use super::workflow_token::{self as token, WorkflowClaims};
+use super::workflow_token::{self as token, EngineOperation, WorkflowClaims};
 use crate::crypto::ServerKey;
 use crate::queue;
 use crate::store::{self, Kind, Tx};
 use provisiond_model::servicecatalog::ErrorCode;
 use provisiond_model::AwsError;
 
-/// The record `record_id` of `scope`, which must be in progress with an engine task to repair.
-fn in_progress(tx: &mut dyn Tx, scope: &str, record_id: &str) -> Result<Record, AwsError> {
+/// The record `record_id` of `scope`, which must be in progress with an engine task to repair,
+/// and the engine operation it asks for.
+fn in_progress(
+    tx: &mut dyn Tx,
+    scope: &str,
+    record_id: &str,
+) -> Result<(Record, EngineOperation), AwsError> {
     let record = provisioning::get_record_for_update(tx, scope, record_id)?;
-    if record.status != RecordStatus::InProgress || record.record_type.engine_operation().is_none()
-    {
-        return Err(ErrorCode::InvalidStateException.with(format!(
+    match record.record_type.engine_operation() {
+        Some(operation) if record.status == RecordStatus::InProgress => Ok((record, operation)),
+        _ => Err(ErrorCode::InvalidStateException.with(format!(
             "Record {record_id} is {}, not in progress: there is nothing to repair.",
             record.status
-        )));
+        ))),
     }
-    Ok(record)
 }
 
 /// Settles the stuck record `record_id` as the engine's `FAILED` with `reason` would: the record
@@ -37,11 +41,7 @@ pub fn fail(
     reason: &str,
     now_ms: i64,
 ) -> Result<Record, AwsError> {
-    let mut record = in_progress(tx, scope, record_id)?;
-    let operation = record
-        .record_type
-        .engine_operation()
-        .expect("in_progress checked it");
+    let (mut record, operation) = in_progress(tx, scope, record_id)?;
     let result = EngineResult {
         operation,
         workflow_token: String::new(),
@@ -66,11 +66,7 @@ pub fn retry(
     record_id: &str,
     now_ms: i64,
 ) -> Result<Record, AwsError> {
-    let mut record = in_progress(tx, scope, record_id)?;
-    let operation = record
-        .record_type
-        .engine_operation()
-        .expect("in_progress checked it");
+    let (mut record, operation) = in_progress(tx, scope, record_id)?;
     let (account, region) = scope.split_once('/').unwrap_or((scope, ""));
     let queue_name = match record.task.take() {
         Some((queue_name, message_id)) => {
@@ -86,7 +82,7 @@ pub fn retry(
             })?
         }
     };
-    let object_key = if operation == token::EngineOperation::Terminate {
+    let object_key = if operation == EngineOperation::Terminate {
         String::new()
     } else {
         super::product::get_artifact(tx, scope, &record.product_id, &record.artifact_id)?.object_key
