@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 
 import botocore.exceptions
@@ -240,3 +241,76 @@ def test_proton_deployments_are_committed_once_by_replicas_mapping_one_repositor
     trailers = re.findall(r"Proton-Deployment-Id: (\S+)", git(a.repo, "log", "--format=%b", "main"))
     mine = [t for t in trailers if t in deployments]
     assert sorted(mine) == sorted(deployments), (trailers, deployments)
+
+
+def test_stuck_records_are_repaired_against_postgresql_from_either_replica(replicas, tmp_path):
+    """`admin records/record-fail/record-retry` against the database: what one replica's
+    operator does, the other replica's callers see at once."""
+    s = Spread(replicas, tmp_path)
+    a, b = replicas
+    account = s.world.account
+    failing = s.provision(0, "pg-to-fail")
+    retried = s.provision(1, "pg-to-retry")
+    stuck = b.admin_command("records", "--stuck-for", "0s", "--account", account)
+    assert [line["Id"] for line in stuck] == [failing["RecordId"], retried["RecordId"]]
+    assert {line["Task"]["State"] for line in stuck} == {"WAITING"}
+
+    out = a.admin_command("record-fail", failing["RecordId"], "--reason", "lost with its host")
+    assert out[0]["Status"] == "FAILED"
+    assert s.dev[1].describe_record(Id=failing["RecordId"])["RecordDetail"]["Status"] == "FAILED"
+
+    tasks = []
+    while True:
+        got = s.sqs[0].receive_message(QueueUrl=s.queue(0), MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        tasks.extend(json.loads(m["Body"]) for m in got)
+    assert [t["recordId"] for t in tasks] == [retried["RecordId"]], "the failed record's task is gone"
+    old = tasks[0]
+    b.admin_command("record-retry", retried["RecordId"])
+    new = json.loads(s.sqs[1].receive_message(QueueUrl=s.queue(1), WaitTimeSeconds=5)["Messages"][0]["Body"])
+    assert new["recordId"] == retried["RecordId"] and new["token"] != old["token"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s.engine[0].notify_provision_product_engine_workflow_result(
+            WorkflowToken=old["token"], RecordId=retried["RecordId"], Status="SUCCEEDED", IdempotencyToken="old")
+    assert e.value.response["Error"]["Code"] == "InvalidParametersException"
+    s.engine[0].notify_provision_product_engine_workflow_result(
+        WorkflowToken=new["token"], RecordId=retried["RecordId"], Status="SUCCEEDED", IdempotencyToken="new")
+    assert s.dev[1].describe_record(Id=retried["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"
+    assert a.admin_command("records", "--stuck-for", "0s", "--account", account) == []
+    audit = b.admin_command("audit", "--account", account)
+    assert [e["Operation"] for e in audit if e["Service"] == "admin"] == ["record-fail", "record-retry"]
+
+
+def test_a_record_timeout_on_two_replicas_fails_each_record_once(tmp_path):
+    """Both replicas run `--record-timeout`; one acts on each stuck record, never two."""
+    pg = Postgres(tmp_path / "pg")
+    a = b = None
+    try:
+        a = Server(tmp_path / "a", args=["--record-timeout", "2s"], store_args=["--database-url", pg.url])
+        (tmp_path / "b").mkdir()
+        for name in ("credentials", "config"):
+            shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
+        b = Server(tmp_path / "b", args=["--record-timeout", "2s"],
+                   store_args=["--database-url", pg.url, "--server-key-file", str(tmp_path / "a" / "server.key")])
+        s = Spread((a, b), tmp_path)
+        records = [s.provision(i % 2, f"forgotten-{i}")["RecordId"] for i in range(6)]
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            statuses = {s.dev[1].describe_record(Id=r)["RecordDetail"]["Status"] for r in records}
+            if statuses == {"FAILED"}:
+                break
+            time.sleep(0.25)
+        assert statuses == {"FAILED"}
+        for r in records:
+            errors = s.dev[0].describe_record(Id=r)["RecordDetail"]["RecordErrors"]
+            assert len(errors) == 1 and "timed this out" in errors[0]["Description"]
+        timed_out = a.admin_command("audit", "--operation", "record-timeout")
+        assert sorted(e["Resources"][0] for e in timed_out) == sorted(f"record/{r}" for r in records), \
+            "each record timed out once, by one replica"
+        assert s.sqs[0].receive_message(QueueUrl=s.queue(0)).get("Messages", []) == []
+    finally:
+        for server in (b, a):
+            if server:
+                server.stop()
+        pg.run("kill")

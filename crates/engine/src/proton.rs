@@ -311,6 +311,7 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
         .and_then(|bytes| serde_json::from_slice::<Metadata>(bytes).ok())
         .is_some_and(|metadata| metadata.is_resource_deleted);
     tracing::info!(deployment = %id, resource = %arn, delete = is_delete, "engine: received");
+    let began = std::time::Instant::now();
     status.update(|s| s.running += 1);
     let in_progress = pr::NotifyResourceDeploymentStatusChangeInput {
         resource_arn: Some(arn.clone()),
@@ -348,13 +349,10 @@ async fn handle(config: &Config, clients: &[Client], status: &Arc<Status>, job: 
     .await;
     let ok = outcome.failure.is_none();
     report(&client, &arn, id, &outcome).await;
-    status.update(|s| {
-        s.running -= 1;
-        if ok {
-            s.succeeded += 1;
-        } else {
-            s.failed += 1;
-        }
+    status.run_ended(terraform::RunEnd {
+        of: terraform::RunOf::Deployment,
+        succeeded: ok,
+        duration: began.elapsed(),
     });
     Seen::Done
 }

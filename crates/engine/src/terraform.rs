@@ -64,10 +64,41 @@ pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// What the engine is doing, for `GET /health` and its log.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Status {
     inner: Mutex<StatusInner>,
+    /// Told of every run that ends (`Status::on_run_end`).
+    run_observer: std::sync::OnceLock<RunObserver>,
 }
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Status")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one run of the engine worked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOf {
+    /// A Service Catalog record's task.
+    Record,
+    /// A Proton deployment.
+    Deployment,
+}
+
+/// How one run of the engine ended: what it ran, whether terraform succeeded, how long it took
+/// from receipt to its outcome being reported.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd {
+    pub of: RunOf,
+    pub succeeded: bool,
+    pub duration: Duration,
+}
+
+/// Told of every run's end (metrics).
+pub type RunObserver = Arc<dyn Fn(RunEnd) + Send + Sync>;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub(crate) struct StatusInner {
@@ -88,6 +119,31 @@ impl Status {
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut StatusInner)) {
         f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// How many tasks run now.
+    pub fn running(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).running
+    }
+
+    /// Tells `observer` of every run that ends from now on (once; a second call is ignored).
+    pub fn on_run_end(&self, observer: RunObserver) {
+        let _ = self.run_observer.set(observer);
+    }
+
+    /// Counts a run that ended (it no longer runs) and tells the observer.
+    pub(crate) fn run_ended(&self, end: RunEnd) {
+        self.update(|s| {
+            s.running -= 1;
+            if end.succeeded {
+                s.succeeded += 1;
+            } else {
+                s.failed += 1;
+            }
+        });
+        if let Some(observe) = self.run_observer.get() {
+            observe(end);
+        }
     }
 }
 
@@ -343,6 +399,7 @@ impl Task {
             locks.entry(pp.clone()).or_default().clone()
         };
         let _one_per_product = lock.lock().await;
+        let began = std::time::Instant::now();
         self.status.update(|s| s.running += 1);
         tracing::info!(record = %record, provisioned_product = %pp, ?operation, "engine: received");
         // However long terraform runs, the task stays invisible to every other receiver (this
@@ -362,13 +419,10 @@ impl Task {
                 .update(|s| s.last_error = Some(format!("{record}: {reason}")));
         }
         let notified = self.notify(&body, &outcome).await;
-        self.status.update(|s| {
-            s.running -= 1;
-            if succeeded {
-                s.succeeded += 1;
-            } else {
-                s.failed += 1;
-            }
+        self.status.run_ended(RunEnd {
+            of: RunOf::Record,
+            succeeded,
+            duration: began.elapsed(),
         });
         match notified {
             Ok(()) => {

@@ -110,6 +110,10 @@ enum Command {
         #[arg(long, default_value_t = 90, value_name = "DAYS",
               value_parser = clap::value_parser!(u32).range(1..=36_500))]
         audit_retention: u32,
+        /// Serve Prometheus metrics at `http://ADDR/metrics` (`127.0.0.1:9464`), a port for the
+        /// operator's network only: it answers without a signature [default: off].
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Measure throughput and latency against the real server (see BENCHMARKS.md).
     Bench {
@@ -315,6 +319,7 @@ pub fn main() -> ExitCode {
             s3_domain,
             record_timeout,
             audit_retention,
+            metrics_listen,
         } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
             serve(
                 listen,
@@ -323,9 +328,10 @@ pub fn main() -> ExitCode {
                 engine.map(|_| (workers, terraform, engine_visibility_timeout)),
                 limits,
                 s3_domain,
-                Upkeep {
+                Alongside {
                     record_timeout_ms: record_timeout,
                     audit_retention_ms: i64::from(audit_retention) * 86_400_000,
+                    metrics_listen,
                 },
             )
         }),
@@ -579,10 +585,10 @@ fn list_stuck(args: &StoreArgs, stuck_for_ms: i64, account: Option<&str>) -> Res
     }
     let Opened { store, .. } = open_existing(args)?;
     let now = crate::time::now_ms();
-    for line in crate::repair::stuck(store.as_ref(), stuck_for_ms, account, now)
+    for underway in crate::repair::stuck(store.as_ref(), stuck_for_ms, account, now)
         .map_err(|e| e.to_string())?
     {
-        println!("{line}");
+        println!("{}", underway.line);
     }
     Ok(())
 }
@@ -700,6 +706,7 @@ fn prepare_with_repositories(
         store,
         catalog: ServiceCatalog,
         engine_status: std::sync::OnceLock::new(),
+        metrics: std::sync::OnceLock::new(),
         proton: crate::proton::Proton {
             delivery: Arc::new(delivery),
         },
@@ -834,12 +841,14 @@ fn connection_limits(max: usize, header: f64, idle: f64) -> Result<server::Limit
     })
 }
 
-/// The background upkeep `serve` does besides deliveries.
-struct Upkeep {
+/// What `serve` runs beside the API and deliveries: background upkeep, the metrics listener.
+struct Alongside {
     /// `--record-timeout`.
     record_timeout_ms: Option<i64>,
     /// `--audit-retention`, in milliseconds.
     audit_retention_ms: i64,
+    /// `--metrics-listen`.
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn serve(
@@ -849,7 +858,7 @@ fn serve(
     engine: Option<EngineOptions>,
     limits: server::Limits,
     s3_domain: String,
-    upkeep: Upkeep,
+    alongside: Alongside,
 ) -> Result<(), String> {
     let data_dir = store.data_dir.clone();
     let mut app = prepare_with_repositories(&store, git_repositories.clone())?;
@@ -868,12 +877,30 @@ fn serve(
         let listener = server::listen(listen).map_err(|e| format!("listening on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), "listening on http://{local}");
+        let metrics = match alongside.metrics_listen {
+            Some(addr) => {
+                let metrics = crate::metrics::Metrics::new(app.store.clone());
+                let _ = app.metrics.set(metrics.clone());
+                let listener = server::listen(addr)
+                    .map_err(|e| format!("listening for metrics on {addr}: {e}"))?;
+                let at = listener.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!("metrics at http://{at}/metrics");
+                // Stopped (aborted) once the API has drained.
+                let task = tokio::spawn(crate::metrics::listener::run(
+                    listener,
+                    metrics.clone(),
+                    std::future::pending(),
+                ));
+                Some((metrics, task))
+            }
+            None => None,
+        };
         tokio::spawn(deliver_in_background(app.clone()));
         tokio::spawn(sweep_audit_in_background(
             app.clone(),
-            upkeep.audit_retention_ms,
+            alongside.audit_retention_ms,
         ));
-        if let Some(timeout_ms) = upkeep.record_timeout_ms {
+        if let Some(timeout_ms) = alongside.record_timeout_ms {
             tokio::spawn(time_out_in_background(app.clone(), timeout_ms));
         }
         let mut engine_tasks = Vec::new();
@@ -906,6 +933,9 @@ fn serve(
             };
             let status = Arc::new(engine::terraform::Status::default());
             let _ = app.engine_status.set(status.clone());
+            if let Some((metrics, _)) = &metrics {
+                metrics.observe_engine(status.clone());
+            }
             engine_tasks.push(tokio::spawn(engine::terraform::run(config, status)));
         }
         let store = app.store.clone();
@@ -920,6 +950,9 @@ fn serve(
             store.wakeups().close();
         };
         server::run(listener, app, limits, shutdown).await;
+        if let Some((_, task)) = metrics {
+            task.abort();
+        }
         if let Some((keys, keeping_up)) = engine_keys {
             keeping_up.abort();
             let mut keys = keys.lock().await;

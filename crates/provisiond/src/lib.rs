@@ -18,6 +18,7 @@ pub mod engine_keys;
 pub mod idempotency;
 pub mod ids;
 pub mod in_flight;
+pub mod metrics;
 pub mod paging;
 pub mod protocol;
 pub mod proton;

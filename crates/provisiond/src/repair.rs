@@ -10,6 +10,7 @@ use crate::catalog::provisioning::Record;
 use crate::crypto::ServerKey;
 use crate::in_flight::{self, Entry, Work};
 use crate::proton;
+use crate::queue::TaskState;
 use crate::store::{self, transact, Kind, Mode, Store, StoreError, Tx};
 use crate::time::format_iso8601;
 use provisiond_model::AwsError;
@@ -107,36 +108,52 @@ fn region(entry: &Entry) -> &str {
     entry.scope.split_once('/').map_or("", |(_, r)| r)
 }
 
+/// One piece of work in progress, as `admin records` lists it and metrics count it.
+#[derive(Debug, Clone)]
+pub struct Underway {
+    /// Where it is noted in flight (its id, account, start).
+    pub entry: Entry,
+    /// Its status: a record's or a deployment's.
+    pub status: &'static str,
+    /// A record's engine task: the queue it was sent to and where it stands there; `None` for
+    /// a Proton deployment.
+    pub task: Option<(Option<String>, TaskState)>,
+    /// The whole `admin records` line.
+    pub line: Value,
+}
+
 /// The work in progress that started more than `older_than_ms` before `now_ms`, of `account`
-/// or every account, oldest first, each as one JSON object of `admin records` output.
+/// or every account, oldest first.
 pub fn stuck(
     store: &dyn Store,
     older_than_ms: i64,
     account: Option<&str>,
     now_ms: i64,
-) -> Result<Vec<Value>, RepairError> {
+) -> Result<Vec<Underway>, RepairError> {
     let mut found = Vec::new();
     for entry in in_flight::started_before(store, now_ms - older_than_ms + 1)? {
         if account.is_some_and(|a| a != entry.account()) {
             continue;
         }
-        if let Some(line) = transact(store, Mode::Read, |tx| describe(tx, &entry, now_ms))? {
-            found.push(line);
+        if let Some(underway) =
+            transact(store, Mode::Read, |tx| describe(tx, entry.clone(), now_ms))?
+        {
+            found.push(underway);
         }
     }
     Ok(found)
 }
 
 /// One line of `admin records`; none when the work has ended meanwhile.
-fn describe(tx: &mut dyn Tx, entry: &Entry, now_ms: i64) -> Result<Option<Value>, RepairError> {
+fn describe(tx: &mut dyn Tx, entry: Entry, now_ms: i64) -> Result<Option<Underway>, RepairError> {
     let common = json!({
         "Id": entry.id,
         "Account": entry.account(),
-        "Region": region(entry),
+        "Region": region(&entry),
         "Started": format_iso8601(entry.started_ms),
         "AgeSeconds": (now_ms - entry.started_ms) / 1000,
     });
-    let mut line = match entry.work {
+    let (status, task, mut line) = match entry.work {
         Work::Record => {
             let Some(record) = store::get::<Record>(tx, Kind::Record, &entry.scope, &entry.id)?
             else {
@@ -146,21 +163,23 @@ fn describe(tx: &mut dyn Tx, entry: &Entry, now_ms: i64) -> Result<Option<Value>
                 return Ok(None);
             }
             let state = catalog::repair::task_state(tx, &entry.scope, &record)?;
+            let queue = record.task.as_ref().map(|(queue, _)| queue.clone());
             let mut task = json!({ "State": state.name() });
-            if let crate::queue::TaskState::Received(n) = state {
+            if let TaskState::Received(n) = state {
                 task["ReceiveCount"] = n.into();
             }
-            if let Some((queue, _)) = &record.task {
+            if let Some(queue) = &queue {
                 task["Queue"] = queue.as_str().into();
             }
-            json!({
+            let line = json!({
                 "Type": "RECORD",
                 "Status": record.status.as_str(),
                 "RecordType": record.record_type.as_str(),
                 "ProvisionedProductId": record.provisioned_product_id,
                 "ProvisionedProductName": record.provisioned_product_name,
                 "Task": task,
-            })
+            });
+            (record.status.as_str(), Some((queue, state)), line)
         }
         Work::Deployment => {
             let Ok(deployment) = proton::deployment::load(tx, &entry.scope, &entry.id) else {
@@ -170,19 +189,25 @@ fn describe(tx: &mut dyn Tx, entry: &Entry, now_ms: i64) -> Result<Option<Value>
                 return Ok(None);
             }
             let delivery = proton::repair::delivery_state(tx, &entry.scope, &entry.id)?;
-            json!({
+            let line = json!({
                 "Type": "DEPLOYMENT",
                 "Status": deployment.status.as_str(),
                 "TargetArn": deployment.target_arn,
                 "Delivery": delivery,
-            })
+            });
+            (deployment.status.as_str(), None, line)
         }
     };
     let object = line.as_object_mut().expect("an object");
     for (key, value) in common.as_object().expect("an object") {
         object.insert(key.clone(), value.clone());
     }
-    Ok(Some(line))
+    Ok(Some(Underway {
+        entry,
+        status,
+        task,
+        line,
+    }))
 }
 
 /// What an action on `record` changed, named as the audit log names resources.

@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["proton"],
     &["s3"],
     &["repair"],
+    &["metrics"],
     &["server"],
     &["bench"],
     &["cli"],

@@ -284,6 +284,19 @@ impl Registry {
     }
 }
 
+impl crate::metrics::ConnectionSource for Registry {
+    fn connection_counts(&self) -> crate::metrics::ConnectionCounts {
+        let c = &self.counters;
+        crate::metrics::ConnectionCounts {
+            open: self.open() as u64,
+            shed: c.shed.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            header_timeouts: c.header_timeouts.load(Ordering::Relaxed),
+            idle_timeouts: c.idle_timeouts.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A TCP stream that tells its connection's state when request bytes start arriving.
 pub struct TrackedStream {
     inner: TcpStream,

@@ -67,6 +67,8 @@ pub struct App {
     pub server_key: Arc<crate::crypto::ServerKey>,
     /// The S3-shaped object store (its virtual-hosted domain from `serve --s3-domain`).
     pub s3: Arc<crate::s3::ObjectStore>,
+    /// The metrics every request is counted in (`serve --metrics-listen`).
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 fn respond(
@@ -132,7 +134,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         .unwrap_or("")
         .to_string();
     let mut account = String::new();
-    let response = match serve(&app, req, &request_id, &target, &mut account).await {
+    let mut route = Route::of_target(&target);
+    let response = match serve(&app, req, &request_id, &target, &mut account, &mut route).await {
         Ok(response) => response,
         Err((service, error)) => {
             if error.status >= 500 {
@@ -142,20 +145,52 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         }
     };
     // One line per request: who, what, how it ended, how long it took; never a body.
-    let (service, operation) = match awsjson::parse_target(&target) {
-        Some((service, operation)) => (service.info().signing_name, operation),
-        None => ("", ""),
-    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
     tracing::info!(
         request_id,
         account,
-        service,
-        operation,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        service = route.service,
+        operation = route.operation,
+        status,
+        micros = elapsed.as_micros() as u64,
         "request"
     );
+    if let Some(metrics) = app.metrics.get() {
+        metrics.request(route.service, route.operation, status, &account, elapsed);
+    }
     response
+}
+
+/// What a request was for, as its log line and metrics name it: names from a fixed set (the
+/// services' signing names, the modeled operations), never the caller's text.
+struct Route {
+    service: &'static str,
+    operation: &'static str,
+}
+
+impl Route {
+    /// The service and operation an `X-Amz-Target` names; an operation no model has is
+    /// `unknown`, a request without a target has neither.
+    fn of_target(target: &str) -> Route {
+        let Some((service, operation)) = awsjson::parse_target(target) else {
+            return Route {
+                service: "",
+                operation: "",
+            };
+        };
+        let modeled = match service {
+            Service::ServiceCatalog => {
+                servicecatalog::Operation::from_name(operation).map(|o| o.name())
+            }
+            Service::Sqs => sqs::Operation::from_name(operation).map(|o| o.name()),
+            Service::Proton => proton::Operation::from_name(operation).map(|o| o.name()),
+        };
+        Route {
+            service: service.info().signing_name,
+            operation: modeled.unwrap_or("unknown"),
+        }
+    }
 }
 
 type Failure = (Option<Service>, AwsError);
@@ -166,8 +201,10 @@ async fn serve(
     request_id: &str,
     target: &str,
     account: &mut String,
+    route: &mut Route,
 ) -> Result<Response<Full<Bytes>>, Failure> {
     if req.uri().path() == "/health" && req.method() == hyper::Method::GET {
+        route.operation = "health";
         let mut health = serde_json::json!({"status": "ok"});
         if let Some(engine) = app.engine_status.get() {
             health["engine"] = engine.snapshot();
@@ -183,6 +220,7 @@ async fn serve(
     match foreign::destination(req.method(), req.uri().path(), req.headers()) {
         Destination::AwsJson => {}
         Destination::S3 => {
+            route.service = "s3";
             // S3 reads its own body, once the request's signature is checked.
             let (parts, body) = req.into_parts();
             return Ok(crate::s3::handle(app.s3.clone(), parts, body, request_id).await);

@@ -61,6 +61,9 @@ pub async fn run(
         }
     }
     let registry = Registry::new(limits);
+    if let Some(metrics) = app.metrics.get() {
+        metrics.watch_connections(registry.clone());
+    }
     let reaper = tokio::spawn(registry.clone().run_reaper());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

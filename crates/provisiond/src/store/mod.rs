@@ -415,6 +415,19 @@ pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// there, and returns what to do once the commit that carries its transactions is over.
 pub type WriterWork = Box<dyn FnOnce() -> AfterCommit + Send>;
 
+/// One durable commit of write transactions, as a store reports it to its [`CommitObserver`].
+#[derive(Debug, Clone, Copy)]
+pub struct Commit {
+    /// From the first write transaction's begin to the commit being durable.
+    pub duration: std::time::Duration,
+    /// How many write transactions it carried (a group commit carries several).
+    pub transactions: usize,
+}
+
+/// Told of every durable commit of a store (see [`Store::observe_commits`]). It runs on the
+/// committing thread, so it must be cheap and must not touch the store.
+pub type CommitObserver = std::sync::Arc<dyn Fn(Commit) + Send + Sync>;
+
 /// A place that keeps documents durably: a write transaction that returns is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Runs `body` in one transaction. It commits when `body` returns `true` (write mode) and
@@ -436,6 +449,9 @@ pub trait Store: Send + Sync + 'static {
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
         Err(work)
     }
+
+    /// Tells `observer` of every durable commit from now on (replacing an earlier observer).
+    fn observe_commits(&self, observer: CommitObserver);
 
     /// Whether a document exists, as committed now: what a read transaction of one `get`
     /// answers, which a store may answer in one statement (a per-request check).

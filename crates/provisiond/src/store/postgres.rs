@@ -135,6 +135,8 @@ pub struct PostgresStore {
     wakeups: Arc<Wakeups>,
     closing: Arc<AtomicBool>,
     listener: Option<std::thread::JoinHandle<()>>,
+    /// Told of every write transaction that commits (`Store::observe_commits`).
+    observer: Mutex<Option<super::CommitObserver>>,
 }
 
 struct Pool {
@@ -213,6 +215,7 @@ impl PostgresStore {
             wakeups,
             closing,
             listener: Some(listener),
+            observer: Mutex::new(None),
         })
     }
 
@@ -286,6 +289,7 @@ impl PostgresStore {
             read: Default::default(),
             listed_whole: Default::default(),
         };
+        let began = std::time::Instant::now();
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
         let failure = tx.failure.take();
         let changed = tx.changed;
@@ -310,6 +314,19 @@ impl PostgresStore {
                 return Ok(false);
             }
             return Err(store_error(&e));
+        }
+        if finish == "COMMIT" {
+            let observer = self
+                .observer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(observe) = observer {
+                observe(super::Commit {
+                    duration: began.elapsed(),
+                    transactions: 1,
+                });
+            }
         }
         match kept {
             Ok(_) => Ok(true),
@@ -494,6 +511,10 @@ impl Store for PostgresStore {
 
     fn wakeups(&self) -> &Arc<Wakeups> {
         &self.wakeups
+    }
+
+    fn observe_commits(&self, observer: super::CommitObserver) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     /// One statement outside a transaction block (one round trip, not three).

@@ -142,6 +142,8 @@ struct WriteQueue {
     arrived: Condvar,
     /// Notified after a group commit in which a kept write called `wake_waiters`.
     wakeups: Arc<Wakeups>,
+    /// Told of every group commit (`Store::observe_commits`).
+    observer: Mutex<Option<super::CommitObserver>>,
 }
 
 struct QueueState {
@@ -239,6 +241,7 @@ fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
 /// Jobs that arrive while the group's bodies run join it (up to [`MAX_GROUP`]): they would
 /// otherwise wait for this commit and then pay for one of their own.
 fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
+    let began = std::time::Instant::now();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let reason = e.to_string();
         tracing::error!(error = %reason, "the store could not begin a write group");
@@ -286,6 +289,19 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
     });
     if GROUP_WAKES.with(|w| w.replace(false)) && committed.is_ok() {
         queue.wakeups.notify();
+    }
+    if committed.is_ok() {
+        let observer = queue
+            .observer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(observe) = observer {
+            observe(super::Commit {
+                duration: began.elapsed(),
+                transactions: pending.len(),
+            });
+        }
     }
     let failed = |reason: &str| {
         StoreError::new(format!(
@@ -379,6 +395,7 @@ impl SqliteStore {
             }),
             arrived: Condvar::new(),
             wakeups: wakeups_of(path),
+            observer: Mutex::new(None),
         });
         let for_writer = queue.clone();
         let writer = std::thread::Builder::new()
@@ -943,6 +960,14 @@ impl Store for SqliteStore {
 
     fn wakeups(&self) -> &Arc<Wakeups> {
         &self.queue.wakeups
+    }
+
+    fn observe_commits(&self, observer: super::CommitObserver) {
+        *self
+            .queue
+            .observer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
