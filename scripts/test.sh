@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the end-to-end tests need (a Python
 # venv with boto3, the AWS CLI, pytest and trustme; git; the AWS SDK for JavaScript v3 with npm;
-# PostgreSQL, whose servers the store tests start themselves with scripts/postgres.sh),
+# PostgreSQL, whose servers the store tests start themselves with scripts/postgres.sh; Debian's
+# Chromium and ChromeDriver for the console's browser tests),
 # checks formatting and that the generated code is current, runs every Rust test (unit, store
 # conformance, AWS SDK for Rust), runs each fuzz target briefly, builds the binary and runs the
 # end-to-end suite against it.
@@ -46,6 +47,16 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   fi
 fi
 ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true
+
+step "Chromium and ChromeDriver for the console's browser tests (Debian's chromium, chromium-driver)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "chromium or chromedriver is missing: the console tests will be skipped (an error under CI); apt-get install chromium chromium-driver" >&2
+  fi
+fi
+command -v chromium >/dev/null 2>&1 && chromium --version 2>/dev/null || true
 
 step "formatting"
 cargo fmt --all -- --check

@@ -114,6 +114,10 @@ enum Command {
         /// operator's network only: it answers without a signature [default: off].
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// The console (`/console/`) flags records and deployments in progress longer than
+        /// this as stuck (`30m`, `2h`).
+        #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        stuck_after: i64,
     },
     /// Measure throughput and latency against the real server (see BENCHMARKS.md).
     Bench {
@@ -320,6 +324,7 @@ pub fn main() -> ExitCode {
             record_timeout,
             audit_retention,
             metrics_listen,
+            stuck_after,
         } => connection_limits(max_connections, header_timeout, idle_timeout).and_then(|limits| {
             serve(
                 listen,
@@ -332,6 +337,7 @@ pub fn main() -> ExitCode {
                     record_timeout_ms: record_timeout,
                     audit_retention_ms: i64::from(audit_retention) * 86_400_000,
                     metrics_listen,
+                    stuck_after_ms: stuck_after,
                 },
             )
         }),
@@ -700,7 +706,16 @@ fn prepare_with_repositories(
             crate::proton::delivery::DEPLOYMENT_BUCKET,
         ],
     });
+    let console = Arc::new(crate::console::Console {
+        store: store.clone(),
+        keys: keys.clone(),
+        server_key: key.clone(),
+        engine_status: std::sync::OnceLock::new(),
+        data_dir: args.data_dir.clone(),
+        stuck_after_ms: crate::console::DEFAULT_STUCK_AFTER_MS,
+    });
     Ok(Arc::new(App {
+        console,
         keys,
         s3,
         store,
@@ -849,6 +864,8 @@ struct Alongside {
     audit_retention_ms: i64,
     /// `--metrics-listen`.
     metrics_listen: Option<SocketAddr>,
+    /// `--stuck-after`: the console flags work in progress longer than this.
+    stuck_after_ms: i64,
 }
 
 fn serve(
@@ -866,9 +883,17 @@ fn serve(
         domain: s3_domain.trim_matches('.').to_ascii_lowercase(),
         ..app.s3.as_ref().clone()
     };
-    Arc::get_mut(&mut app)
-        .expect("the app is not shared yet")
-        .s3 = Arc::new(object_store);
+    let console = crate::console::Console {
+        store: app.store.clone(),
+        keys: app.keys.clone(),
+        server_key: app.server_key.clone(),
+        engine_status: std::sync::OnceLock::new(),
+        data_dir: data_dir.clone(),
+        stuck_after_ms: alongside.stuck_after_ms,
+    };
+    let unshared = Arc::get_mut(&mut app).expect("the app is not shared yet");
+    unshared.s3 = Arc::new(object_store);
+    unshared.console = Arc::new(console);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -933,6 +958,7 @@ fn serve(
             };
             let status = Arc::new(engine::terraform::Status::default());
             let _ = app.engine_status.set(status.clone());
+            let _ = app.console.engine_status.set(status.clone());
             if let Some((metrics, _)) = &metrics {
                 metrics.observe_engine(status.clone());
             }
@@ -997,20 +1023,32 @@ async fn time_out_in_background(app: Arc<App>, timeout_ms: i64) {
     }
 }
 
-/// Deletes audit entries past their retention, at start and hourly.
+/// Deletes audit entries past their retention and console sessions that ended, at start and
+/// hourly.
 async fn sweep_audit_in_background(app: Arc<App>, retention_ms: i64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
     loop {
         tick.tick().await;
         let app = app.clone();
         let done = tokio::task::spawn_blocking(move || {
-            crate::audit::sweep(app.store.as_ref(), crate::time::now_ms() - retention_ms)
+            let now = crate::time::now_ms();
+            let sessions = crate::console::session::sweep(app.store.as_ref(), now);
+            (
+                crate::audit::sweep(app.store.as_ref(), now - retention_ms),
+                sessions,
+            )
         })
         .await;
-        match done {
-            Ok(Ok(n)) if n > 0 => tracing::info!(entries = n, "audit log: swept expired entries"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "audit log sweep: will try again"),
+        let Ok((entries, sessions)) = done else {
+            continue;
+        };
+        match entries {
+            Ok(n) if n > 0 => tracing::info!(entries = n, "audit log: swept expired entries"),
+            Err(e) => tracing::warn!(error = %e, "audit log sweep: will try again"),
             _ => {}
+        }
+        if let Err(e) = sessions {
+            tracing::warn!(error = %e, "console sessions sweep: will try again");
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod console;
 pub mod context;
 pub mod crypto;
 pub mod datadir;

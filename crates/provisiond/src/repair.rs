@@ -52,29 +52,53 @@ impl From<StoreError> for RepairError {
     }
 }
 
-/// Who acts: an operator at the command line, or provisiond itself.
+/// Who acts: an operator at the command line, provisiond itself, or an admin key in the
+/// console.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    /// [`audit::OPERATOR`] or [`audit::PROVISIOND`].
-    pub principal: &'static str,
+    /// [`audit::OPERATOR`], [`audit::PROVISIOND`], or the console key's principal ARN.
+    pub principal: String,
+    /// The console key's access key id.
+    pub access_key_id: Option<String>,
     /// The OS user of an operator.
     pub os_user: Option<String>,
+    /// Where the action came from, as the audit entry's service: `admin` or `console`.
+    pub service: &'static str,
+    /// The only scope (`<account>/<region>`) it may act in; any when `None`.
+    pub within: Option<String>,
 }
 
 impl Actor {
     /// The operator running this `admin` command.
     pub fn operator() -> Actor {
         Actor {
-            principal: audit::OPERATOR,
+            principal: audit::OPERATOR.to_string(),
+            access_key_id: None,
             os_user: Some(audit::os_user()),
+            service: "admin",
+            within: None,
         }
     }
 
     /// provisiond's own background work.
     pub fn provisiond() -> Actor {
         Actor {
-            principal: audit::PROVISIOND,
+            principal: audit::PROVISIOND.to_string(),
+            access_key_id: None,
             os_user: None,
+            service: "admin",
+            within: None,
+        }
+    }
+
+    /// An admin key signed in to the console, acting within its account and region.
+    pub fn console(identity: &crate::auth::Identity, scope: &str) -> Actor {
+        Actor {
+            principal: identity.principal.clone(),
+            access_key_id: Some(identity.access_key_id.clone()),
+            os_user: None,
+            service: "console",
+            within: Some(scope.to_string()),
         }
     }
 
@@ -92,10 +116,10 @@ impl Actor {
                 id: crate::ids::uuid(),
                 time_ms: now_ms,
                 account: entry.account().to_string(),
-                principal: self.principal.to_string(),
-                access_key_id: None,
+                principal: self.principal.clone(),
+                access_key_id: self.access_key_id.clone(),
                 os_user: self.os_user.clone(),
-                service: "admin".into(),
+                service: self.service.into(),
                 operation: operation.into(),
                 resources,
                 outcome: audit::OK.into(),
@@ -222,8 +246,15 @@ fn record_resources(record: &Record) -> Vec<String> {
     ]
 }
 
-fn in_flight_entry(store: &dyn Store, id: &str) -> Result<Entry, RepairError> {
+/// The work `id` in progress, if `actor` may act on it.
+fn in_flight_entry(store: &dyn Store, id: &str, actor: &Actor) -> Result<Entry, RepairError> {
     transact(store, Mode::Read, |tx| in_flight::find(tx, id))?
+        .filter(|entry| {
+            actor
+                .within
+                .as_ref()
+                .is_none_or(|scope| *scope == entry.scope)
+        })
         .ok_or_else(|| RepairError::NotInProgress(id.to_string()))
 }
 
@@ -237,7 +268,7 @@ pub fn fail(
     operation: &str,
     now_ms: i64,
 ) -> Result<Value, RepairError> {
-    let entry = in_flight_entry(store, id)?;
+    let entry = in_flight_entry(store, id, actor)?;
     transact(store, Mode::Write, |tx| {
         let (line, resources) = match entry.work {
             Work::Record => {
@@ -279,7 +310,7 @@ pub fn retry(
     actor: &Actor,
     now_ms: i64,
 ) -> Result<Value, RepairError> {
-    let entry = in_flight_entry(store, id)?;
+    let entry = in_flight_entry(store, id, actor)?;
     if entry.work == Work::Deployment {
         return Err(RepairError::Refused(
             provisiond_model::proton::ErrorCode::ValidationException.with(format!(

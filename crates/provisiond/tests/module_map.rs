@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["s3"],
     &["repair"],
     &["metrics"],
+    &["console"],
     &["server"],
     &["bench"],
     &["cli"],

@@ -51,6 +51,13 @@ wire_enum! {
     }
 }
 
+impl RecordStatus {
+    /// Whether the record waits for its engine (neither succeeded nor failed).
+    pub fn in_progress(self) -> bool {
+        self == Self::InProgress
+    }
+}
+
 wire_enum! {
     /// The `RecordType` of a record.
     pub enum RecordType {

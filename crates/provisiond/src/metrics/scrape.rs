@@ -5,7 +5,7 @@
 //! is under way, not what the store holds.
 
 use super::{Labels, Seconds};
-use crate::queue::{names, TaskState};
+use crate::queue::{self, TaskState};
 use crate::repair;
 use crate::store::{transact, Kind, Mode, Store, StoreError};
 use prometheus_client::metrics::family::Family;
@@ -127,27 +127,18 @@ fn queue_counts(store: &dyn Store, now_ms: i64) -> Result<BTreeMap<Labels<3>, i6
     for scope in scopes {
         let account = scope.split('/').next().unwrap_or_default().to_string();
         let found = transact(store, Mode::Read, |tx| {
-            let mut found = Vec::new();
-            for queue in names::all() {
-                let Some(dlq) = names::dead_letter_queue(&queue) else {
-                    continue;
-                };
-                let (visible, in_flight) = tx.queue_counts(&scope, &queue, now_ms)?;
-                let (dead_visible, dead_in_flight) = tx.queue_counts(&scope, &dlq, now_ms)?;
-                found.push((queue, visible, in_flight, dead_visible + dead_in_flight));
-            }
-            Ok::<_, StoreError>(found)
+            queue::task_counts(tx, &scope, now_ms)
         })?;
-        for (queue, visible, in_flight, dead) in found {
+        for queue in found {
             for (state, n) in [
-                ("visible", visible),
-                ("in_flight", in_flight),
-                ("dead_lettered", dead),
+                ("visible", queue.visible),
+                ("in_flight", queue.in_flight),
+                ("dead_lettered", queue.dead_lettered),
             ] {
                 *counts
                     .entry([
                         ("account", account.clone()),
-                        ("queue", queue.clone()),
+                        ("queue", queue.queue.clone()),
                         ("state", state.to_string()),
                     ])
                     .or_default() += n;

@@ -12,7 +12,7 @@ pub mod operations;
 mod redrive;
 
 use crate::context::RequestContext;
-use crate::store::{transact, Mode, QueuedMessage, Tx};
+use crate::store::{transact, Mode, QueuedMessage, StoreError, Tx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -855,6 +855,42 @@ impl sqs::Handler for EngineQueues {
         tracing::info!(%queue, purged, "queue purged");
         Ok(())
     }
+}
+
+/// How many engine tasks one work queue of a scope holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// The work queue.
+    pub queue: String,
+    /// Waiting to be received.
+    pub visible: i64,
+    /// Received and invisible.
+    pub in_flight: i64,
+    /// In the queue's dead-letter queue.
+    pub dead_lettered: i64,
+}
+
+/// The engine tasks of every work queue of `scope` at `now_ms`, in `names::all` order.
+pub fn task_counts(
+    tx: &mut dyn Tx,
+    scope: &str,
+    now_ms: i64,
+) -> Result<Vec<TaskCounts>, StoreError> {
+    let mut counts = Vec::new();
+    for queue in names::all() {
+        let Some(dlq) = names::dead_letter_queue(&queue) else {
+            continue;
+        };
+        let (visible, in_flight) = tx.queue_counts(scope, &queue, now_ms)?;
+        let (dead_visible, dead_in_flight) = tx.queue_counts(scope, &dlq, now_ms)?;
+        counts.push(TaskCounts {
+            queue,
+            visible,
+            in_flight,
+            dead_lettered: dead_visible + dead_in_flight,
+        });
+    }
+    Ok(counts)
 }
 
 #[cfg(test)]

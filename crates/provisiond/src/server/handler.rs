@@ -1,4 +1,4 @@
-//! One request, start to finish, in one readable function: health → body limit → route by
+//! One request, start to finish, in one readable function: health → the console → body limit → route by
 //! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
 //! blocking thread, since the store is synchronous) → render the answer or the error.
 
@@ -69,6 +69,8 @@ pub struct App {
     pub s3: Arc<crate::s3::ObjectStore>,
     /// The metrics every request is counted in (`serve --metrics-listen`).
     pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    /// The web console at `/console/`.
+    pub console: Arc<crate::console::Console>,
 }
 
 fn respond(
@@ -216,6 +218,12 @@ async fn serve(
             health.to_string().into_bytes(),
             None,
         ));
+    }
+    let path = req.uri().path();
+    if path == "/console" || path.starts_with("/console/") {
+        route.service = "console";
+        route.operation = "page";
+        return Ok(crate::console::handle(app.console.clone(), req, request_id.to_string()).await);
     }
     match foreign::destination(req.method(), req.uri().path(), req.headers()) {
         Destination::AwsJson => {}

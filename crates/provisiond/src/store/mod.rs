@@ -90,6 +90,8 @@ pub enum Kind {
     /// An entry of the audit log (global scope, id = the request id or operator action id;
     /// `audit`).
     Audit,
+    /// A console sign-in (global scope, id = the SHA-256 of its cookie's value; `console::session`).
+    ConsoleSession,
     /// A document used only by the conformance suite.
     Test,
 }
@@ -129,6 +131,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::InFlight => "in-flight",
             Kind::Audit => "audit",
+            Kind::ConsoleSession => "console-session",
             Kind::Test => "test",
         }
     }
