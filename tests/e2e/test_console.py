@@ -12,7 +12,9 @@ CI=true, where they fail (scripts/test.sh installs both)."""
 import json
 import os
 import pathlib
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +26,10 @@ import pytest
 
 from conftest import ROOT, Server
 from test_engine_terraform import TERRAFORM, publish_in, tar_gz, wait_record
+from test_objects import s3_client
+from test_proton import MAIN_TF as PROTON_MAIN_TF, MANIFEST, SCHEMA, git
+
+REPOSITORY = "acme/envs"
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -62,8 +68,9 @@ def chromium(width=1280, height=900):
 def shot(driver, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     # The whole page: as tall as its content.
-    height = driver.execute_script("return document.documentElement.scrollHeight")
     width = driver.execute_script("return window.innerWidth")
+    driver.set_window_size(max(width, 390), 600)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(max(width, 390), min(max(height + 120, 600), 4000))
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
@@ -104,8 +111,11 @@ def publish_external(sc, key, tmp_path):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
+    repo = tmp / "envs.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
     s = Server(tmp / "data", args=["--engine", "terraform", "--terraform", TERRAFORM or "terraform",
-                                   "--stuck-after", "1s"])
+                                   "--stuck-after", "1s", "--git-repository", f"{REPOSITORY}={repo}"])
+    s.repo = repo
     account = "222233334444"
     admin = s.create_key(account, f"arn:aws:iam::{account}:role/platform", admin=True)
     sc, pid, pa = publish_in(s, admin, tmp)
@@ -119,9 +129,10 @@ def world(tmp_path_factory):
                                   ProvisioningParameters=[{"Key": "name", "Value": f"n{i}"}])["RecordDetail"]
              for i in range(2)]
     other = s.create_key("555566667777", "arn:aws:iam::555566667777:role/platform", admin=True)
+    developer = s.create_key(account, f"arn:aws:iam::{account}:role/developer")
     driver = chromium()
-    yield {"server": s, "sc": sc, "admin": admin, "other": other, "done": done, "stuck": stuck,
-           "driver": driver}
+    yield {"server": s, "sc": sc, "admin": admin, "other": other, "developer": developer, "done": done,
+           "stuck": stuck, "driver": driver, "product": pid, "tmp": tmp}
     driver.quit()
     s.stop()
 
@@ -242,6 +253,103 @@ def test_an_action_without_its_csrf_token_is_refused(world):
     status, _ = get(s, f"/console/records/{record['RecordId']}/fail", driver, data=body)
     assert status == 403
     assert sc.describe_record(Id=record["RecordId"])["RecordDetail"]["Status"] == "IN_PROGRESS"
+
+
+def signed_in(world, key=None):
+    """The browser, signed in with `key` (the account's admin key by default)."""
+    s, driver = world["server"], world["driver"]
+    key = key or world["admin"]
+    driver.delete_all_cookies()
+    sign_in(driver, s, key)
+    wait_for(driver, lambda d: d.current_url.endswith("/console/"))
+    return driver
+
+
+def test_the_provisioned_product_and_portfolio_pages(world):
+    s, done = world["server"], world["done"]
+    driver = signed_in(world)
+    driver.get(f"{s.endpoint}/console/records/{done['RecordId']}")
+    driver.find_element(By.LINK_TEXT, "hello").click()
+    wait_for(driver, lambda d: f"/console/provisioned-products/{done['ProvisionedProductId']}" in d.current_url)
+    assert "AVAILABLE" in text(driver, "#provisioned-product")
+    assert done["RecordId"] in text(driver, "#last-successful")
+    assert "hello <b>world</b>" in text(driver, "#current-outputs")
+    assert done["RecordId"] in text(driver, "#records")
+    shot(driver, "provisioned-product")
+
+    driver.find_element(By.LINK_TEXT, "Portfolios").click()
+    page = text(driver, "main")
+    assert "greeter" in page and "external" in page and "v1" in page
+    assert world["admin"].principal in page, "who may launch it"
+    shot(driver, "portfolios")
+    # A key that does not administer the account sees what it may launch: nothing here.
+    driver = signed_in(world, world["developer"])
+    driver.get(f"{s.endpoint}/console/portfolios")
+    assert "greeter" not in text(driver, "main")
+    assert driver.find_elements(By.LINK_TEXT, "Audit") == [], "the audit log is for admin keys"
+    driver.get(f"{s.endpoint}/console/audit")
+    assert "AccessDeniedException" in text(driver, "main")
+
+
+def test_a_dead_lettered_task_is_redriven_from_the_console_and_settled(world):
+    s, sc = world["server"], world["sc"]
+    record = world["stuck"][1]
+    sqs = s.client("sqs", world["admin"])
+    url = sqs.get_queue_url(QueueName="ServiceCatalogExternalProvisionOperationQueue")["QueueUrl"]
+    for _ in range(5):
+        got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+        assert [json.loads(m["Body"])["recordId"] for m in got] == [record["RecordId"]]
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == [], "dead-lettered"
+    driver = signed_in(world)
+    driver.find_element(By.LINK_TEXT, "Dead letters").click()
+    table = text(driver, "table.dead-letters")
+    assert record["RecordId"] in table and "PROVISION_PRODUCT" in table
+    token_free = driver.page_source
+    shot(driver, "dead-letters")
+    driver.find_element(By.CSS_SELECTOR, "form.redrive button").click()
+    wait_for(driver, lambda d: "Redriven" in text(d, "main"))
+    assert driver.find_elements(By.ID, "no-dead-letters")
+    task = json.loads(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"][0]["Body"])
+    assert task["recordId"] == record["RecordId"] and task["token"] not in token_free
+    s.client("servicecatalog", world["admin"]).notify_provision_product_engine_workflow_result(
+        WorkflowToken=task["token"], RecordId=task["recordId"], Status="SUCCEEDED", IdempotencyToken="redriven")
+    assert sc.describe_record(Id=record["RecordId"])["RecordDetail"]["Status"] == "SUCCEEDED"
+
+    driver.find_element(By.LINK_TEXT, "Audit").click()
+    audit = text(driver, "#audit")
+    assert "StartMessageMoveTask" in audit and "record-fail" in audit and "console" in audit
+    assert "NotifyProvisionProductEngineWorkflowResult" in audit
+    shot(driver, "audit")
+    driver.get(f"{s.endpoint}/console/audit?operation=record-fail")
+    assert "StartMessageMoveTask" not in text(driver, "#audit")
+
+
+def test_the_proton_page_shows_deployments_and_their_git_commits(world):
+    s, admin = world["server"], world["admin"]
+    proton = s.client("proton", admin)
+    s3 = s3_client(s, admin)
+    s3.create_bucket(Bucket="templates")
+    s3.put_object(Bucket="templates", Key="vpc.tar.gz", Body=tar_gz({
+        "infrastructure/manifest.yaml": MANIFEST, "infrastructure/main.tf": PROTON_MAIN_TF,
+        "schema/schema.yaml": SCHEMA}))
+    proton.create_environment_template(name="vpc")
+    proton.create_environment_template_version(templateName="vpc", source={"s3": {"bucket": "templates", "key": "vpc.tar.gz"}})
+    proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="0", status="PUBLISHED")
+    proton.create_repository(provider="GITHUB", name=REPOSITORY,
+                             connectionArn=f"arn:aws:codestar-connections:us-east-1:{admin.account}:connection/c")
+    env = proton.create_environment(
+        name="staging", templateName="vpc", templateMajorVersion="1",
+        spec="proton: EnvironmentSpec\nspec:\n  size: 2\n",
+        provisioningRepository={"provider": "GITHUB", "name": REPOSITORY, "branch": "main"})["environment"]
+    commit = git(s.repo, "log", "--format=%H", "-1", "main").strip()
+    driver = signed_in(world)
+    driver.find_element(By.LINK_TEXT, "Proton").click()
+    section = text(driver, "section.proton-resource")
+    assert "staging" in section and env["lastAttemptedDeploymentId"] in section
+    assert commit[:12] in section and REPOSITORY in section
+    code = driver.find_element(By.CSS_SELECTOR, "table.deployments code")
+    assert code.get_attribute("title") == commit
+    shot(driver, "proton")
 
 
 def test_another_accounts_key_sees_none_of_it(world):

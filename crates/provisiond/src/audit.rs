@@ -124,6 +124,27 @@ impl CallAudit {
     }
 }
 
+/// Runs `call`, a write call that `entry` describes (outcome [`OK`], no resources yet): each
+/// transaction it commits writes the entry with what it changed, and a call that changed
+/// nothing or failed leaves an entry of its own with its outcome after it.
+pub fn audited<R>(
+    store: &dyn Store,
+    entry: Entry,
+    call: impl FnOnce() -> Result<R, provisiond_model::AwsError>,
+) -> Result<R, provisiond_model::AwsError> {
+    let request_id = entry.id.clone();
+    let audit = std::sync::Arc::new(CallAudit::new(entry));
+    let result = store::observe::observing_writes(audit.clone(), call);
+    let outcome = match &result {
+        Ok(_) => OK,
+        Err(e) => e.code,
+    };
+    if let Err(e) = audit.end(store, outcome) {
+        tracing::error!(request_id, error = %e, "writing the audit entry");
+    }
+    result
+}
+
 impl store::observe::WriteObserver for CallAudit {
     fn before_commit(&self, tx: &mut dyn Tx, written: &[String]) -> Result<(), StoreError> {
         let entry = Entry {

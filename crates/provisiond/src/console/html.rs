@@ -57,8 +57,15 @@ pub struct Viewer<'a> {
     pub admin: bool,
 }
 
-/// The console's sections, in the navigation's order: (path, label).
-pub const SECTIONS: &[(&str, &str)] = &[("/console/", "Overview"), ("/console/records", "Records")];
+/// The console's sections, in the navigation's order: (path, label, for admin keys only).
+pub const SECTIONS: &[(&str, &str, bool)] = &[
+    ("/console/", "Overview", false),
+    ("/console/records", "Records", false),
+    ("/console/portfolios", "Portfolios", false),
+    ("/console/proton", "Proton", false),
+    ("/console/dead-letters", "Dead letters", false),
+    ("/console/audit", "Audit", true),
+];
 
 /// A whole page: the frame (navigation, who is signed in, sign-out) around `body`, which the
 /// view built with every user value passed through [`Text`].
@@ -76,7 +83,7 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, current: &str, body: &str)
     out.push_str("<header><a class=\"brand\" href=\"/console/\">provisiond</a>");
     if let Some(v) = viewer {
         out.push_str("<nav>");
-        for (path, label) in SECTIONS {
+        for (path, label, _) in SECTIONS.iter().filter(|(_, _, admin)| v.admin || !admin) {
             let here = if *path == current {
                 " aria-current=\"page\""
             } else {

@@ -6,11 +6,16 @@
 //! `html` escapes every user value, `events` streams a running record's log.
 
 mod assets;
+mod audit_log;
+mod dead_letters;
 mod events;
 pub mod form;
 pub mod html;
 mod overview;
 mod page;
+mod portfolios;
+mod proton_resources;
+mod provisioned_product;
 mod record;
 mod records;
 mod router;

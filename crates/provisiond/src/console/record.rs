@@ -205,7 +205,7 @@ pub fn render(p: &RecordPage, csrf: &str) -> String {
         out,
         "<dl class=\"facts\" id=\"record\"><dt>Status</dt><dd id=\"record-status\">{}</dd>\
          <dt>Type</dt><dd>{}</dd><dt>Provisioned product</dt><dd>\
-         <a href=\"/console/records?provisioned_product={}\">{}</a> ({})</dd>\
+         <a href=\"/console/provisioned-products/{}\">{}</a> ({})</dd>\
          <dt>Product</dt><dd>{} ({})</dd><dt>Version</dt><dd>{}</dd>\
          <dt>Requested by</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Updated</dt><dd>{}</dd></dl>",
         badge(r.status.as_str()),
@@ -437,7 +437,7 @@ mod tests {
             2,
             "each form carries it"
         );
-        assert!(html.contains("href=\"/console/records?provisioned_product=pp-%22x\""));
+        assert!(html.contains("href=\"/console/provisioned-products/pp-%22x\""));
         assert!(html.contains("Engine task received once"));
     }
 

@@ -175,6 +175,25 @@ pub fn render(filters: &Filters, rows: &[Row], next: Option<&str>) -> String {
         Text(&filters.provisioned_product),
         filters.older_than_minutes.map(|m| m.to_string()).unwrap_or_default(),
     );
+    out.push_str(&table(rows));
+    if let Some(next) = next {
+        let href = format!(
+            "/console/records?{}from={}",
+            filters.query_without_from(),
+            PathPart(next)
+        );
+        let _ = write!(
+            out,
+            "<p><a href=\"{}\" id=\"next-page\">Older records</a></p>",
+            Text(&href)
+        );
+    }
+    out
+}
+
+/// The table of `rows` (each linking to its record page), or a line saying none match.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
     if rows.is_empty() {
         out.push_str("<p class=\"muted\" id=\"no-records\">No records match.</p>");
     } else {
@@ -189,11 +208,13 @@ pub fn render(filters: &Filters, rows: &[Row], next: Option<&str>) -> String {
             let _ = write!(
                 out,
                 "<tr><td><a href=\"/console/records/{}\">{}</a></td><td>{}</td><td>{}</td>\
-                 <td>{} <span class=\"muted\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                 <td><a href=\"/console/provisioned-products/{}\">{}</a> <span class=\"muted\">{}</span></td>\
+                 <td>{}</td><td>{}</td></tr>",
                 PathPart(id),
                 Text(id),
                 Text(d.record_type.as_deref().unwrap_or_default()),
                 badge(d.status.as_deref().unwrap_or_default()),
+                PathPart(d.provisioned_product_id.as_deref().unwrap_or_default()),
                 Text(d.provisioned_product_name.as_deref().unwrap_or_default()),
                 Text(d.provisioned_product_id.as_deref().unwrap_or_default()),
                 when(created),
@@ -201,18 +222,6 @@ pub fn render(filters: &Filters, rows: &[Row], next: Option<&str>) -> String {
             );
         }
         out.push_str("</tbody></table></div>");
-    }
-    if let Some(next) = next {
-        let href = format!(
-            "/console/records?{}from={}",
-            filters.query_without_from(),
-            PathPart(next)
-        );
-        let _ = write!(
-            out,
-            "<p><a href=\"{}\" id=\"next-page\">Older records</a></p>",
-            Text(&href)
-        );
     }
     out
 }

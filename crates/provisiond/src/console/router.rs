@@ -4,7 +4,10 @@
 use super::html::{self, Text};
 use super::page::{context, message_page, page_status, session_of, viewer, Asked, Reply};
 use super::session::{self, SignInError};
-use super::{assets, events, form, overview, record, records, Console};
+use super::{
+    assets, audit_log, dead_letters, events, form, overview, portfolios, proton_resources,
+    provisioned_product, record, records, Console,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -156,6 +159,12 @@ fn route(console: &Console, asked: &Asked, request_id: &str) -> Reply {
         (false, [""]) => overview::page(console, &ctx, &viewer),
         (false, ["records"]) => records::page(&ctx, &viewer, &asked.query),
         (false, ["records", id]) => record::page(console, &ctx, &viewer, id, &asked.query),
+        (false, ["provisioned-products", id]) => provisioned_product::page(&ctx, &viewer, id),
+        (false, ["audit"]) => audit_log::page(&ctx, &viewer, &asked.query),
+        (false, ["portfolios"]) => portfolios::page(&ctx, &viewer),
+        (false, ["proton"]) => proton_resources::page(&ctx, &viewer),
+        (false, ["dead-letters"]) => dead_letters::page(&ctx, &viewer, &asked.query),
+        (true, ["dead-letters", "redrive"]) => dead_letters::redrive(&ctx, &asked.form),
         (true, ["records", id, action @ ("fail" | "retry")]) => {
             record::act(console, &ctx, &viewer, id, action, &asked.form)
         }

@@ -50,6 +50,23 @@ fn pending_id(scope: &str, deployment_id: &str) -> String {
     format!("{scope}/{deployment_id}")
 }
 
+/// Notes on `p`'s deployment the commit that delivered it (the deployment may be gone: a
+/// deleted resource's history goes with it).
+fn note_delivered(tx: &mut dyn Tx, p: &Pending, commit: String) -> Result<(), AwsError> {
+    // Read for update: a Notify settling the deployment at the same moment is not overwritten.
+    let mut deployment = match super::deployment::load_for_update(tx, &p.scope, &p.deployment_id) {
+        Ok(deployment) => deployment,
+        Err(e) if e.code == "ResourceNotFoundException" => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    deployment.delivered = Some(super::deployment::Delivered {
+        repository: p.repository.clone(),
+        branch: p.branch.clone(),
+        commit,
+    });
+    super::deployment::save(tx, &p.scope, &deployment)
+}
+
 /// Stores the rendered bundle and records its pending delivery, inside the caller's
 /// transaction.
 pub fn schedule(
@@ -194,21 +211,26 @@ impl Deliverer {
                         "no --git-repository mapping; the bundle stays at s3://{DEPLOYMENT_BUCKET}/{}.tar.gz",
                         p.deployment_id
                     );
-                    Ok(false)
+                    Ok(None)
                 }
-                Some(path) => self.commit(store, path, &p).map(|_| true),
+                Some(path) => self.commit(store, path, &p).map(Some),
             };
             match outcome {
-                Ok(committed) => {
+                Ok(commit) => {
+                    let committed = commit.is_some();
                     let forgot = transact(store, Mode::Write, |tx| {
                         tx.delete(
                             Kind::ProtonDelivery,
                             "",
                             &pending_id(&p.scope, &p.deployment_id),
-                        )
+                        )?;
+                        if let Some(commit) = commit.clone() {
+                            note_delivered(tx, &p, commit)?;
+                        }
+                        Ok::<_, AwsError>(())
                     });
                     if let Err(e) = forgot {
-                        tracing::warn!(deployment = %p.deployment_id, "forgetting a delivery: {e}");
+                        tracing::warn!(deployment = %p.deployment_id, "forgetting a delivery: {}", e.message);
                     }
                     delivered += usize::from(committed);
                 }
@@ -222,7 +244,9 @@ impl Deliverer {
         delivered
     }
 
-    fn commit(&self, store: &dyn Store, repo: &Path, p: &Pending) -> Result<(), String> {
+    /// Commits `p`'s bundle to `repo` (unless a commit of it is on the branch already); the
+    /// commit's id either way.
+    fn commit(&self, store: &dyn Store, repo: &Path, p: &Pending) -> Result<String, String> {
         let object = transact(store, Mode::Read, |tx| {
             tx.get_object(
                 &p.account,
@@ -255,8 +279,8 @@ impl Deliverer {
                 None,
                 &[],
             )?;
-            if !found.is_empty() {
-                return Ok(());
+            if let Some(commit) = found.lines().next().filter(|l| !l.is_empty()) {
+                return Ok(commit.to_string());
             }
         }
         let folder = match &tip {
@@ -338,7 +362,7 @@ impl Deliverer {
         std::fs::remove_dir_all(&scratch).ok();
         self.refresh_work_tree(repo, &branch_ref, tip.as_deref(), &commit);
         tracing::info!(deployment = %p.deployment_id, repository = %p.repository, branch = %p.branch, %commit, "committed deployment");
-        Ok(())
+        Ok(commit)
     }
 
     /// Moves a checked-out working tree along with the branch it has checked out.

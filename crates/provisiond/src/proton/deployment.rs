@@ -104,6 +104,20 @@ pub struct Deployment {
     pub is_delete: bool,
     /// Outputs reported by the pipeline (never logged).
     pub outputs: Vec<(String, String)>,
+    /// The git commit that delivered it, once `delivery` made (or found) it.
+    #[serde(default)]
+    pub delivered: Option<Delivered>,
+}
+
+/// Where a deployment was committed for its pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// The registered repository name (`owner/repo`).
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+    /// The commit's id.
+    pub commit: String,
 }
 
 impl Deployment {
@@ -143,6 +157,7 @@ impl Deployment {
             previous_succeeded_id: status.last_succeeded_id.clone(),
             is_delete,
             outputs: Vec::new(),
+            delivered: None,
         }
     }
 

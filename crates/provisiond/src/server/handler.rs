@@ -411,18 +411,9 @@ fn dispatch(
         resources: Vec::new(),
         outcome: audit::OK.to_string(),
     };
-    let call = Arc::new(audit::CallAudit::new(entry));
-    let result = crate::store::observe::observing_writes(call.clone(), || {
+    audit::audited(app.store.as_ref(), entry, || {
         run_operation(app, ctx, service, operation, body)
-    });
-    let outcome = match &result {
-        Ok(_) => audit::OK,
-        Err(e) => e.code,
-    };
-    if let Err(e) = call.end(app.store.as_ref(), outcome) {
-        tracing::error!(request_id = ctx.request_id, error = %e, "writing the audit entry");
-    }
-    result
+    })
 }
 
 fn run_operation(
