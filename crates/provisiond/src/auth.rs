@@ -244,14 +244,18 @@ impl KeyRing {
         }
     }
 
-    /// The key that signed a request: from the cache, else read from the store on a blocking
-    /// thread; `UnrecognizedClientException` when there is none.
+    /// The key that signed a request: from the cache, else read from the store (here when its
+    /// reads are local, else on a blocking thread); `UnrecognizedClientException` when there is
+    /// none.
     pub async fn signing_key(
         self: &Arc<Self>,
         access_key_id: &str,
     ) -> Result<Arc<KnownKey>, AwsError> {
         if let Some(known) = self.cached(access_key_id) {
             return Ok(known);
+        }
+        if self.store.local_reads() {
+            return self.lookup(access_key_id)?.ok_or_else(revoked_key);
         }
         let keys = self.clone();
         let key_id = access_key_id.to_string();

@@ -30,6 +30,23 @@ impl RequestContext {
         format!("{}/{}", self.identity.account, self.region)
     }
 
+    /// The audit entry of this call of `service`'s `operation`, before its outcome and
+    /// resources are known (see `audit::audited`).
+    pub fn audit_entry(&self, service: &str, operation: &str) -> crate::audit::Entry {
+        crate::audit::Entry {
+            id: self.request_id.clone(),
+            time_ms: self.now_ms,
+            account: self.identity.account.clone(),
+            principal: self.identity.principal.clone(),
+            access_key_id: Some(self.identity.access_key_id.clone()),
+            os_user: None,
+            service: service.to_string(),
+            operation: operation.to_string(),
+            resources: Vec::new(),
+            outcome: crate::audit::OK.to_string(),
+        }
+    }
+
     /// Refuses callers who do not administer the account, naming the action they attempted
     /// (`servicecatalog:CreatePortfolio`) as IAM does.
     pub fn require_admin(&self, action: &str) -> Result<(), AwsError> {

@@ -30,6 +30,10 @@ impl Caller {
 /// Where an operation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
+    /// A read that never waits: on a store whose reads are local (`Store::local_reads`,
+    /// SQLite's microseconds) on the request's own task, with no thread hop; on any other
+    /// store on the pool. It must not write (`store::reading_only` refuses it).
+    Inline,
     /// On a blocking thread that opens its own transactions.
     OnPool,
     /// Whole on the store's writer (`Store::run_on_writer`): it never blocks, writes in one
@@ -58,8 +62,15 @@ impl Facts {
     }
 }
 
-/// A read any key may make, on the pool.
+/// A read any key may make, inline.
 pub const ANY_KEY: Facts = Facts {
+    caller: Caller::AnyKey,
+    runs: Runs::Inline,
+    audited: false,
+};
+
+/// A call any key may make that may wait (a long poll), on the pool; not audited.
+pub const ANY_KEY_WAITS: Facts = Facts {
     caller: Caller::AnyKey,
     runs: Runs::OnPool,
     audited: false,
@@ -67,8 +78,9 @@ pub const ANY_KEY: Facts = Facts {
 
 /// A write any key may make, on the pool.
 pub const ANY_KEY_WRITES: Facts = Facts {
+    caller: Caller::AnyKey,
+    runs: Runs::OnPool,
     audited: true,
-    ..ANY_KEY
 };
 
 /// A write only administrators may make, on the pool.

@@ -8,6 +8,7 @@ pub mod ceiling;
 pub mod load;
 pub mod postgres;
 pub mod store;
+pub mod wrk;
 
 use load::{Connection, Prepared, Stats};
 use provisiond_engine::client::Api;
@@ -507,6 +508,106 @@ pub(crate) fn row(out: &mut String, name: &str, connections: usize, stats: &Stat
 
 pub(crate) const HEADER: &str = "| scenario | connections | requests | per second | p50 ms | p99 ms | max ms | server CPU µs each | load generator CPU µs each | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
 
+/// Signed `ListPortfolios` beside the ceiling at each connection count, driven by the built-in
+/// generator (which signs every request) and, when it is installed, by `wrk` replaying one
+/// signed request: the ratio is what BENCHMARKS.md tracks, and the two generators cost the
+/// shared cores differently.
+async fn signed_reads(
+    server: &Server,
+    ceiling: SocketAddr,
+    ceiling_pid: u32,
+    connections: &[usize],
+    scale: usize,
+) -> Result<String, String> {
+    let mut out = String::from(
+        "| generator | connections | ceiling per second | ListPortfolios per second | ratio | ListPortfolios p99 ms | server CPU µs each | ceiling CPU µs each |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let has_wrk = wrk::available();
+    for &c in connections {
+        let n = 5_000 * scale;
+        let mut both = Vec::new();
+        for (addr, pid) in [(ceiling, ceiling_pid), (server.addr, server.child.id())] {
+            let creds = server.credentials.clone();
+            let stats = on_cpu_of(
+                pid,
+                &format!(
+                    "list-portfolios {c} {}",
+                    if addr == ceiling { "ceiling" } else { "server" }
+                ),
+                load::run(
+                    addr,
+                    c,
+                    n,
+                    Arc::new(move |_| {
+                        prepared(
+                            &creds,
+                            addr,
+                            Api::ServiceCatalog,
+                            "ListPortfolios",
+                            &json!({}),
+                        )
+                    }),
+                ),
+            )
+            .await?;
+            if stats.errors > 0 {
+                return Err(format!("ListPortfolios at {c}: {} errors", stats.errors));
+            }
+            both.push(stats);
+        }
+        let micros = |s: &Stats| {
+            s.per_request(s.server_cpu)
+                .map_or("–".to_string(), |us| format!("{us:.0}"))
+        };
+        out.push_str(&format!(
+            "| built-in | {c} | {:.0} | {:.0} | {:.0}% | {} | {} | {} |\n",
+            both[0].throughput(),
+            both[1].throughput(),
+            100.0 * both[1].throughput() / both[0].throughput(),
+            ms(both[1].quantile(0.99)),
+            micros(&both[1]),
+            micros(&both[0]),
+        ));
+        if !has_wrk {
+            continue;
+        }
+        let seconds = 2 * scale as u64;
+        let mut runs = Vec::new();
+        for (addr, pid) in [(ceiling, ceiling_pid), (server.addr, server.child.id())] {
+            let request = prepared(
+                &server.credentials,
+                addr,
+                Api::ServiceCatalog,
+                "ListPortfolios",
+                &json!({}),
+            );
+            let before = cpu_time(pid);
+            let run = tokio::task::spawn_blocking(move || wrk::run(addr, c, seconds, &request))
+                .await
+                .map_err(|e| e.to_string())??;
+            if run.errors > 0 {
+                return Err(format!("wrk ListPortfolios at {c}: {} errors", run.errors));
+            }
+            let cpu = cpu_time(pid).saturating_sub(before);
+            runs.push((run.clone(), cpu.as_secs_f64() * 1e6 / run.requests as f64));
+        }
+        out.push_str(&format!(
+            "| wrk | {c} | {:.0} | {:.0} | {:.0}% | {} | {:.0} | {:.0} |\n",
+            runs[0].0.per_second,
+            runs[1].0.per_second,
+            100.0 * runs[1].0.per_second / runs[0].0.per_second,
+            ms(runs[1].0.p99),
+            runs[1].1,
+            runs[0].1,
+        ));
+    }
+    if !has_wrk {
+        out.push_str("\n(wrk is not installed: `apt-get install wrk` adds its rows.)\n");
+    }
+    out.push('\n');
+    Ok(out)
+}
+
 /// Clones the first provisioned product of the default account until `total` are stored,
 /// straight into the (stopped) server's store: loading a million through the API would take
 /// longer than the whole benchmark.
@@ -705,6 +806,16 @@ async fn run(options: Options) -> Result<(), String> {
         ));
     }
     report.push('\n');
+    report.push_str(
+        &signed_reads(
+            &server,
+            ceiling_addr,
+            ceiling_child.id(),
+            &connections,
+            scale,
+        )
+        .await?,
+    );
     let _ = ceiling_child.kill();
     let _ = ceiling_child.wait();
     drop(server);

@@ -106,18 +106,7 @@ pub fn redrive(ctx: &RequestContext, form: &[(String, String)]) -> Result<Reply,
             sqs::ErrorCode::ResourceNotFoundException
                 .with(format!("{queue} is not an engine work queue."))
         })?;
-    let entry = audit::Entry {
-        id: ctx.request_id.clone(),
-        time_ms: ctx.now_ms,
-        account: ctx.identity.account.clone(),
-        principal: ctx.identity.principal.clone(),
-        access_key_id: Some(ctx.identity.access_key_id.clone()),
-        os_user: None,
-        service: "console".into(),
-        operation: "StartMessageMoveTask".into(),
-        resources: Vec::new(),
-        outcome: audit::OK.into(),
-    };
+    let entry = ctx.audit_entry("console", "StartMessageMoveTask");
     let arn = |name: &str| format!("arn:aws:sqs:{}:{}:{name}", ctx.region, ctx.identity.account);
     audit::audited(ctx.store.as_ref(), entry, || {
         EngineQueues.start_message_move_task(

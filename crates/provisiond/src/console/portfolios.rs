@@ -55,6 +55,21 @@ pub enum Catalog {
     Launchable(Vec<Published>),
 }
 
+/// A version as the page lists it: (id, name, description, active).
+fn version(
+    id: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    active: Option<bool>,
+) -> (String, String, String, bool) {
+    (
+        id.unwrap_or_default(),
+        name.unwrap_or_default(),
+        description.unwrap_or_default(),
+        active.unwrap_or(true),
+    )
+}
+
 fn published(
     ctx: &RequestContext,
     summary: sc::ProductViewSummary,
@@ -72,14 +87,7 @@ fn published(
         .provisioning_artifact_details
         .unwrap_or_default()
         .into_iter()
-        .map(|a| {
-            (
-                a.id.unwrap_or_default(),
-                a.name.unwrap_or_default(),
-                a.description.unwrap_or_default(),
-                a.active.unwrap_or(true),
-            )
-        })
+        .map(|a| version(a.id, a.name, a.description, a.active))
         .collect()
     } else {
         product_view::describe(
@@ -92,14 +100,7 @@ fn published(
         .provisioning_artifacts
         .unwrap_or_default()
         .into_iter()
-        .map(|a| {
-            (
-                a.id.unwrap_or_default(),
-                a.name.unwrap_or_default(),
-                a.description.unwrap_or_default(),
-                true,
-            )
-        })
+        .map(|a| version(a.id, a.name, a.description, None))
         .collect()
     };
     Ok(Published {

@@ -2,16 +2,16 @@
 //! it and where it runs. Operations not in it answer `UnknownOperationException`.
 //! `docs/compatibility.md` says the same (a test holds them together).
 
-use crate::served::{Facts, ANY_KEY, ANY_KEY_ON_WRITER, ANY_KEY_WRITES};
+use crate::served::{Facts, ANY_KEY, ANY_KEY_ON_WRITER, ANY_KEY_WAITS, ANY_KEY_WRITES};
 use provisiond_model::sqs::Operation::{self, *};
 
 /// The served operations. On the writer: the queue writes that never wait. `ReceiveMessage`
-/// is not, since it may long-poll.
+/// is not, since it may long-poll, and it claims messages, so it is no inline read either.
 pub const TABLE: &[(Operation, Facts)] = &[
     (GetQueueUrl, ANY_KEY),
     (ListQueues, ANY_KEY),
     (GetQueueAttributes, ANY_KEY),
-    (ReceiveMessage, ANY_KEY),
+    (ReceiveMessage, ANY_KEY_WAITS),
     (DeleteMessage, ANY_KEY_ON_WRITER),
     (DeleteMessageBatch, ANY_KEY_ON_WRITER),
     (ChangeMessageVisibility, ANY_KEY_ON_WRITER.unaudited()),

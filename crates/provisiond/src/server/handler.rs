@@ -10,6 +10,7 @@ use crate::protocol::awsjson::{self, Service};
 use crate::protocol::foreign::{self, Destination};
 use crate::protocol::sigv4::{self, PathStyle, SignedRequest};
 use crate::queue::EngineQueues;
+use crate::served::Runs;
 use crate::store::Store;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -317,13 +318,23 @@ async fn serve(
             .to_string(),
     };
     let operation = operation.to_string();
-    let result = if runs_on_writer(service, &operation) {
-        on_store_writer(app, ctx, service, operation, body).await
-    } else {
-        let app = app.clone();
-        tokio::task::spawn_blocking(move || dispatch(&app, &ctx, service, &operation, &body))
-            .await
-            .map_err(|e| CommonError::InternalFailure.with(format!("the operation panicked: {e}")))
+    let result = match runs(service, &operation) {
+        Some(Runs::OnWriter) => on_store_writer(app, ctx, service, operation, body).await,
+        Some(Runs::Inline) if app.store.local_reads() => {
+            // A local read: run here, no hop to a blocking thread and back.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::store::reading_only(|| dispatch(app, &ctx, service, &operation, &body))
+            }))
+            .map_err(|_| CommonError::InternalFailure.with("the operation panicked"))
+        }
+        _ => {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || dispatch(&app, &ctx, service, &operation, &body))
+                .await
+                .map_err(|e| {
+                    CommonError::InternalFailure.with(format!("the operation panicked: {e}"))
+                })
+        }
     }
     .map_err(fail)?;
     match result {
@@ -346,9 +357,9 @@ fn facts(service: Service, operation: &str) -> Option<crate::served::Facts> {
     }
 }
 
-/// Whether an operation runs whole on the store's writer, as its service's table says.
-fn runs_on_writer(service: Service, operation: &str) -> bool {
-    facts(service, operation).is_some_and(|f| f.runs == crate::served::Runs::OnWriter)
+/// Where an operation runs, as its service's table says; `None` when it is not served.
+fn runs(service: Service, operation: &str) -> Option<Runs> {
+    facts(service, operation).map(|f| f.runs)
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit
@@ -399,18 +410,7 @@ fn dispatch(
     if !facts(service, operation).is_some_and(|f| f.audited) {
         return run_operation(app, ctx, service, operation, body);
     }
-    let entry = audit::Entry {
-        id: ctx.request_id.clone(),
-        time_ms: ctx.now_ms,
-        account: ctx.identity.account.clone(),
-        principal: ctx.identity.principal.clone(),
-        access_key_id: Some(ctx.identity.access_key_id.clone()),
-        os_user: None,
-        service: service.info().signing_name.to_string(),
-        operation: operation.to_string(),
-        resources: Vec::new(),
-        outcome: audit::OK.to_string(),
-    };
+    let entry = ctx.audit_entry(service.info().signing_name, operation);
     audit::audited(app.store.as_ref(), entry, || {
         run_operation(app, ctx, service, operation, body)
     })

@@ -456,6 +456,12 @@ pub trait Store: Send + Sync + 'static {
     /// Tells `observer` of every durable commit from now on (replacing an earlier observer).
     fn observe_commits(&self, observer: CommitObserver);
 
+    /// Whether a read transaction is local and short (microseconds, no network, never waiting
+    /// for a writer), so a read may run on the async runtime's own threads.
+    fn local_reads(&self) -> bool {
+        false
+    }
+
     /// Whether a document exists, as committed now: what a read transaction of one `get`
     /// answers, which a store may answer in one statement (a per-request check).
     fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
@@ -503,6 +509,24 @@ pub fn holding_effects<R>(work: impl FnOnce() -> R) -> (R, Vec<Effect>) {
     (result, held.unwrap_or_default())
 }
 
+thread_local! {
+    /// Set while a read-only operation runs on this thread (`reading_only`).
+    static READING_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work`, a read-only operation, refusing any write transaction it opens: an operation
+/// run inline on the async runtime must never wait for a commit.
+pub fn reading_only<R>(work: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            READING_ONLY.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(READING_ONLY.with(|r| r.replace(true)));
+    work()
+}
+
 /// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and
 /// rolls back if it returns `Err`, which is passed on.
 pub fn transact<R: Send, E: From<StoreError> + Send>(
@@ -510,6 +534,11 @@ pub fn transact<R: Send, E: From<StoreError> + Send>(
     mode: Mode,
     mut f: impl FnMut(&mut dyn Tx) -> Result<R, E> + Send,
 ) -> Result<R, E> {
+    if mode == Mode::Write && READING_ONLY.with(|r| r.get()) {
+        return Err(E::from(StoreError::new(
+            "a read-only operation tried to write (see served::Runs::Inline)",
+        )));
+    }
     let mut out = None;
     // A write of a call being observed (`observe::observing_writes`, set on this thread) goes
     // through a recording transaction, and the observer writes before the commit.

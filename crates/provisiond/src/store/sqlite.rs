@@ -970,6 +970,11 @@ impl Store for SqliteStore {
             .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
+    /// WAL readers never wait for the writer, and a read is a few page lookups.
+    fn local_reads(&self) -> bool {
+        true
+    }
+
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
         self.submit(Job::Work(work)).map_err(|job| match job {
             Job::Work(work) => work,

@@ -15,9 +15,18 @@ document.addEventListener("DOMContentLoaded", function () {
     log.textContent += e.data + "\n";
     log.scrollTop = log.scrollHeight;
   });
+  // A form posted from this page (fail, retry) navigates away: stop following first, so the
+  // stream's end cannot reload this page over the answer.
+  var leaving = false;
+  document.addEventListener("submit", function () {
+    leaving = true;
+    source.close();
+  });
   source.addEventListener("end", function () {
     source.close();
-    window.location.reload();
+    if (!leaving) {
+      window.location.reload();
+    }
   });
   source.addEventListener("error", function () {
     if (state && source.readyState === EventSource.CLOSED) {
