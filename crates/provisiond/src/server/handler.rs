@@ -321,9 +321,14 @@ async fn serve(
     let result = match runs(service, &operation) {
         Some(Runs::OnWriter) => on_store_writer(app, ctx, service, operation, body).await,
         Some(Runs::Inline) if app.store.local_reads() => {
-            // A local read: run here, no hop to a blocking thread and back.
+            // A local read: run here, no hop to a blocking thread and back, the key check and
+            // the operation's reads in one snapshot.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::store::reading_only(|| dispatch(app, &ctx, service, &operation, &body))
+                crate::store::reading_only(|| {
+                    crate::store::in_one_snapshot(app.store.as_ref(), || {
+                        dispatch(app, &ctx, service, &operation, &body)
+                    })
+                })
             }))
             .map_err(|_| CommonError::InternalFailure.with("the operation panicked"))
         }

@@ -317,6 +317,41 @@ pub fn run_all(store: &dyn Store) {
     queue_messages_follow_their_visibility(store);
     objects_are_kept_per_scope_and_bucket(store);
     counts_follow_every_change(store);
+    reads_in_one_snapshot_leave_the_store_as_it_was(store);
+}
+
+/// Work in one snapshot (`Store::in_one_snapshot`) reads and writes as any work does, and the
+/// snapshot ends with it, panic or not: what commits afterwards is seen.
+fn reads_in_one_snapshot_leave_the_store_as_it_was(store: &dyn Store) {
+    let read = |store: &dyn Store| {
+        transact::<_, StoreError>(store, Mode::Read, |tx| tx.get(Kind::Test, "snap", "a")).unwrap()
+    };
+    w(store, |tx| tx.put(Kind::Test, "snap", "a", "", b"1"));
+    let seen = super::in_one_snapshot(store, || {
+        let first = read(store);
+        let again = read(store);
+        (first, again)
+    });
+    assert_eq!(seen, (Some(b"1".to_vec()), Some(b"1".to_vec())));
+    w(store, |tx| tx.put(Kind::Test, "snap", "a", "", b"2"));
+    assert_eq!(
+        read(store),
+        Some(b"2".to_vec()),
+        "a snapshot ends with its work"
+    );
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::in_one_snapshot(store, || {
+            let _ = read(store);
+            panic!("work that panics in a snapshot");
+        })
+    }));
+    assert!(panicked.is_err());
+    w(store, |tx| tx.put(Kind::Test, "snap", "a", "", b"3"));
+    assert_eq!(
+        read(store),
+        Some(b"3".to_vec()),
+        "a snapshot ends when its work panics"
+    );
 }
 
 fn counts_follow_every_change(store: &dyn Store) {

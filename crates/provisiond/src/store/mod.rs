@@ -462,6 +462,14 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// Runs `work` so that the read transactions it opens on this store share one snapshot,
+    /// taken at its first read, where the store can do that cheaply (SQLite: one WAL read lock
+    /// for a request's key check and its operation's reads together). Write transactions are
+    /// not affected. The default runs `work` as it is.
+    fn in_one_snapshot(&self, work: &mut dyn FnMut()) {
+        work()
+    }
+
     /// Whether a document exists, as committed now: what a read transaction of one `get`
     /// answers, which a store may answer in one statement (a per-request check).
     fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
@@ -525,6 +533,18 @@ pub fn reading_only<R>(work: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(READING_ONLY.with(|r| r.replace(true)));
     work()
+}
+
+/// Runs `f` with its reads of `store` in one snapshot (see [`Store::in_one_snapshot`]).
+pub fn in_one_snapshot<R>(store: &dyn Store, f: impl FnOnce() -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    store.in_one_snapshot(&mut || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    });
+    out.expect("in_one_snapshot runs its work")
 }
 
 /// Runs `f` in one transaction of `store`: it commits if `f` returns `Ok` (in write mode) and

@@ -178,6 +178,10 @@ thread_local! {
         const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
     /// Set on a writer thread when a kept member of the open group called `wake_waiters`.
     static GROUP_WAKES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while a thread runs work in one snapshot (`Store::in_one_snapshot`): the reader
+    /// connection holding the open read transaction, and the queue that identifies the store.
+    static SNAPSHOT: std::cell::Cell<(*const Connection, *const WriteQueue)> =
+        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
 /// The caller's transaction body, lent to the writer thread.
@@ -333,12 +337,7 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
 /// returns `true` and rolled back alone when it returns `false` or panics; a read is always
 /// rolled back.
 fn in_savepoint(conn: &Connection, mode: Mode, body: &mut Body<'_>) -> Result<(), StoreError> {
-    let step = |sql: &str| -> Result<(), StoreError> {
-        conn.prepare_cached(sql)
-            .and_then(|mut statement| statement.execute([]))
-            .map(drop)
-            .map_err(err)
-    };
+    let step = |sql: &str| step(conn, sql);
     step("SAVEPOINT member")?;
     let mut wakes = false;
     let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -361,6 +360,15 @@ fn in_savepoint(conn: &Connection, mode: Mode, body: &mut Body<'_>) -> Result<()
 
 fn err(e: rusqlite::Error) -> StoreError {
     StoreError::new(e.to_string())
+}
+
+/// Runs one statement without parameters or rows (`BEGIN`, `ROLLBACK`), prepared once per
+/// connection rather than parsed on every call.
+fn step(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(err)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -386,8 +394,15 @@ impl SqliteStore {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
         let readers = (0..READERS)
-            .map(|_| open_connection(path).map(Mutex::new))
-            .collect::<Result<_, _>>()?;
+            .map(|_| {
+                let reader = open_connection(path)?;
+                // A reader never writes: SQLite refuses it if a read body tries.
+                reader
+                    .pragma_update(None, "query_only", true)
+                    .map_err(err)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<_, StoreError>>()?;
         let queue = Arc::new(WriteQueue {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
@@ -944,18 +959,55 @@ impl Store for SqliteStore {
         match mode {
             Mode::Write => self.write(body),
             Mode::Read => {
-                let mut conn = self.reader();
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Deferred)
-                    .map_err(err)?;
+                let (snapshot, queue) = SNAPSHOT.with(|s| s.get());
+                if !snapshot.is_null() && std::ptr::eq(queue, Arc::as_ptr(&self.queue)) {
+                    // SAFETY: set only while `in_one_snapshot` holds that connection's guard,
+                    // and cleared before the guard goes.
+                    let conn = unsafe { &*snapshot };
+                    body(&mut SqliteTx {
+                        conn,
+                        wakes: &mut false,
+                    });
+                    return Ok(());
+                }
+                let conn = self.reader();
+                step(&conn, "BEGIN DEFERRED")?;
                 // A read never commits, so it wakes nobody.
                 body(&mut SqliteTx {
-                    conn: &tx,
+                    conn: &conn,
                     wakes: &mut false,
                 });
-                tx.rollback().map_err(err)
+                step(&conn, "ROLLBACK")
             }
         }
+    }
+
+    /// One read transaction on one reader connection for all of `work`'s reads: a request's
+    /// key check and its operation's reads take the WAL read lock once, not once each. Work on
+    /// the writer, or already in a snapshot, runs as it is.
+    fn in_one_snapshot(&self, work: &mut dyn FnMut()) {
+        let on_writer = !ON_WRITER.with(|w| w.get()).0.is_null();
+        if on_writer || !SNAPSHOT.with(|s| s.get()).0.is_null() {
+            return work();
+        }
+        let conn = self.reader();
+        if step(&conn, "BEGIN DEFERRED").is_err() {
+            drop(conn);
+            return work();
+        }
+        /// Ends the snapshot however `work` ends, a panic included.
+        struct End<'a>(&'a Connection);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                SNAPSHOT.with(|s| s.set((std::ptr::null(), std::ptr::null())));
+                if let Err(e) = step(self.0, "ROLLBACK") {
+                    tracing::error!(error = %e, "ending a read snapshot failed");
+                }
+            }
+        }
+        let end = End(&conn);
+        SNAPSHOT.with(|s| s.set((end.0 as *const Connection, Arc::as_ptr(&self.queue))));
+        work();
     }
 
     fn wakeups(&self) -> &Arc<Wakeups> {
@@ -992,6 +1044,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
         crate::store::conformance::run_all(&store);
+    }
+
+    #[test]
+    fn reads_in_one_snapshot_share_one_read_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
+        let read = |store: &SqliteStore| {
+            crate::store::transact::<_, StoreError>(store, Mode::Read, |tx| {
+                tx.get(Kind::Test, "s", "a")
+            })
+            .unwrap()
+        };
+        let write = |store: &SqliteStore, body: &'static [u8]| {
+            crate::store::transact::<_, StoreError>(store, Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", "a", "", body)
+            })
+            .unwrap()
+        };
+        write(&store, b"before");
+        let (first, second) = crate::store::in_one_snapshot(&store, || {
+            let first = read(&store);
+            // A write committed meanwhile (by the writer thread) is not in this snapshot.
+            write(&store, b"after");
+            (first, read(&store))
+        });
+        assert_eq!(first, Some(b"before".to_vec()));
+        assert_eq!(
+            second,
+            Some(b"before".to_vec()),
+            "both reads saw one snapshot"
+        );
+        assert_eq!(read(&store), Some(b"after".to_vec()));
+    }
+
+    #[test]
+    fn readers_refuse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
+        let mut wrote = None;
+        store
+            .run(Mode::Read, &mut |tx| {
+                wrote = Some(tx.put(Kind::Test, "s", "a", "", b"x"));
+                false
+            })
+            .unwrap();
+        assert!(wrote.unwrap().is_err(), "a read transaction cannot write");
     }
 
     #[test]
