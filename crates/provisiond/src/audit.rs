@@ -62,6 +62,15 @@ impl Entry {
 /// Writes `entry` in `tx`, the transaction of the change it describes; a second entry of the
 /// same id (a call whose work took several transactions) adds its resources to the first.
 pub fn write(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
+    write_entry(tx, entry, false)
+}
+
+/// [`write`]; `first`: no transaction of this call has written its entry before (the request
+/// id is new), so it is created without asking whether it exists.
+fn write_entry(tx: &mut dyn Tx, entry: &Entry, first: bool) -> Result<(), StoreError> {
+    if first {
+        return store::create(tx, Kind::Audit, "", &entry.id, "", entry);
+    }
     if store::insert(tx, Kind::Audit, "", &entry.id, "", entry)? {
         return Ok(());
     }
@@ -151,9 +160,9 @@ impl store::observe::WriteObserver for CallAudit {
             resources: written.to_vec(),
             ..self.entry.clone()
         };
-        write(tx, &entry)?;
-        self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        // Set before the commit: a transaction run again after a conflict writes as a second.
+        let first = !self.wrote.swap(true, std::sync::atomic::Ordering::Relaxed);
+        write_entry(tx, &entry, first)
     }
 }
 

@@ -57,12 +57,12 @@ pub fn note(
         scope: scope.to_string(),
         started_ms,
     };
-    store::insert(tx, Kind::InFlight, "", id, "", &entry).map(drop)
+    store::add(tx, Kind::InFlight, "", id, "", &entry)
 }
 
 /// Forgets `id`, in the transaction that settles it (no error when it was not noted).
 pub fn forget(tx: &mut dyn Tx, id: &str) -> Result<(), StoreError> {
-    tx.delete(Kind::InFlight, "", id).map(drop)
+    tx.discard(Kind::InFlight, "", id)
 }
 
 /// The entry of `id`, if it is noted.

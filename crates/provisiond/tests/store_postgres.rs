@@ -4,7 +4,7 @@
 
 mod support;
 
-use provisiond::store::postgres::{PostgresStore, SCHEMA_VERSION};
+use provisiond::store::postgres::{PostgresStore, POINT_STATEMENTS, SCHEMA_VERSION};
 use provisiond::store::{conformance, transact, Kind, Mode, Store, StoreError};
 use std::sync::Arc;
 use support::TestPostgres;
@@ -89,4 +89,56 @@ fn an_outage_is_answered_as_unavailable_and_recovered_from() {
         Some(&b"3"[..]),
         "and the write before the outage was kept"
     );
+}
+
+#[test]
+fn point_lookups_use_their_unique_key_before_any_statistics() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("plans");
+    let store = PostgresStore::open(&url).unwrap();
+    // Thousands of documents of one kind in one scope and messages in one queue, and no
+    // ANALYZE yet: what a young database looks like to the planner.
+    transact::<_, StoreError>(&store, Mode::Write, |tx| {
+        for i in 0..3000 {
+            tx.put(Kind::Test, "s", &format!("doc-{i}"), "", &[b'x'; 200])?;
+            tx.enqueue(
+                "s",
+                &provisiond::store::QueuedMessage {
+                    message_id: format!("m-{i}"),
+                    queue: "q".into(),
+                    body: "t".repeat(200),
+                    sent_ms: 0,
+                    visible_at_ms: 0,
+                    receive_count: 0,
+                    first_receive_ms: None,
+                    receipt: String::new(),
+                    attributes: String::new(),
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for (i, (sql, args, index)) in POINT_STATEMENTS.iter().enumerate() {
+        client
+            .batch_execute(&format!("BEGIN; PREPARE p{i} AS {sql}"))
+            .unwrap();
+        let plan = client
+            .simple_query(&format!("EXPLAIN (FORMAT JSON) EXECUTE p{i}({args})"))
+            .unwrap()
+            .into_iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .expect("a plan");
+        client.batch_execute("ROLLBACK").unwrap();
+        assert!(
+            plan.contains(&format!("\"Index Name\": \"{index}\"")),
+            "{sql}\nmust be served by {index}, but its plan is\n{plan}"
+        );
+    }
 }

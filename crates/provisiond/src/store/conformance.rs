@@ -318,6 +318,62 @@ pub fn run_all(store: &dyn Store) {
     objects_are_kept_per_scope_and_bucket(store);
     counts_follow_every_change(store);
     reads_in_one_snapshot_leave_the_store_as_it_was(store);
+    quiet_writes_do_what_their_answering_forms_do(store);
+}
+
+/// `create`, `add` and `discard` change what `insert` and `delete` would, though the caller
+/// learns nothing (a networked store sends them with the next statement); what a transaction
+/// wrote quietly, it reads back; a `create` of a document that exists fails the transaction,
+/// and nothing of it is kept.
+fn quiet_writes_do_what_their_answering_forms_do(store: &dyn Store) {
+    let get = |store: &dyn Store, id: &'static str| r(store, |tx| tx.get(Kind::Test, "quiet", id));
+    w(store, |tx| {
+        tx.create(Kind::Test, "quiet", "made", "p", b"1")?;
+        tx.add(Kind::Test, "quiet", "added", "p", b"1")?;
+        tx.put(Kind::Test, "quiet", "put", "p", b"1")?;
+        // Read back in the transaction that wrote them.
+        assert_eq!(tx.get(Kind::Test, "quiet", "made")?, Some(b"1".to_vec()));
+        assert_eq!(tx.get(Kind::Test, "quiet", "put")?, Some(b"1".to_vec()));
+        tx.add(Kind::Test, "quiet", "added", "p", b"2")?;
+        tx.discard(Kind::Test, "quiet", "put")?;
+        tx.discard(Kind::Test, "quiet", "never")
+    });
+    assert_eq!(get(store, "made"), Some(b"1".to_vec()));
+    assert_eq!(
+        get(store, "added"),
+        Some(b"1".to_vec()),
+        "add keeps what is there"
+    );
+    assert_eq!(get(store, "put"), None, "discarded");
+    assert_eq!(get(store, "never"), None);
+    assert_eq!(r(store, |tx| tx.count(Kind::Test, "quiet", "p")), 2);
+
+    let refused = transact::<_, StoreError>(store, Mode::Write, |tx| {
+        tx.put(Kind::Test, "quiet", "beside", "p", b"1")?;
+        tx.create(Kind::Test, "quiet", "made", "p", b"2")
+    });
+    assert!(refused.is_err(), "a create of a document that exists fails");
+    assert_eq!(get(store, "made"), Some(b"1".to_vec()));
+    assert_eq!(
+        get(store, "beside"),
+        None,
+        "nothing of that transaction is kept"
+    );
+
+    // A quiet write as the last of a transaction is committed with it.
+    w(store, |tx| {
+        let body = tx.get(Kind::Test, "quiet", "made")?.unwrap_or_default();
+        tx.put(
+            Kind::Test,
+            "quiet",
+            "made",
+            "p",
+            &[body, b"+".to_vec()].concat(),
+        )?;
+        tx.discard(Kind::Test, "quiet", "added")
+    });
+    assert_eq!(get(store, "made"), Some(b"1+".to_vec()));
+    assert_eq!(get(store, "added"), None);
 }
 
 /// Work in one snapshot (`Store::in_one_snapshot`) reads and writes as any work does, and the

@@ -38,14 +38,13 @@ impl Index {
         id: &str,
     ) -> Result<(), StoreError> {
         let parent = self.parent(value);
-        tx.insert(
+        tx.add(
             Kind::Index,
             scope,
             &format!("{parent}\n{id}"),
             &parent,
             id.as_bytes(),
         )
-        .map(drop)
     }
 
     /// Forgets that document `id` holds `value`.
@@ -57,8 +56,7 @@ impl Index {
         id: &str,
     ) -> Result<(), StoreError> {
         let parent = self.parent(value);
-        tx.delete(Kind::Index, scope, &format!("{parent}\n{id}"))
-            .map(drop)
+        tx.discard(Kind::Index, scope, &format!("{parent}\n{id}"))
     }
 
     /// Up to `limit` documents noted under `value`, as `(entry seq, document)`, in the order

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod index;
 pub mod lease;
 pub mod observe;
+mod pg_conn;
 pub mod postgres;
 pub mod sqlite;
 pub mod wakeups;
@@ -293,6 +294,45 @@ pub trait Tx {
     ) -> Result<(), StoreError>;
     /// Removes a document; `false` when there was none.
     fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError>;
+
+    // The quiet writes: the caller does not learn what they found, so a networked store can
+    // send them with the next statement instead of waiting for each one's answer.
+
+    /// Creates a document that this transaction knows to be absent (its id is new); one found
+    /// present after all fails the transaction (a networked store runs it again, as after any
+    /// conflict), at the latest when it commits.
+    fn create(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        if self.insert(kind, scope, id, parent, body)? {
+            Ok(())
+        } else {
+            Err(StoreError::new(format!(
+                "the {} document {id} exists already",
+                kind.as_str()
+            )))
+        }
+    }
+    /// Creates a document unless one with this key exists, which is kept as it is.
+    fn add(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        self.insert(kind, scope, id, parent, body).map(drop)
+    }
+    /// Removes a document if there is one.
+    fn discard(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        self.delete(kind, scope, id).map(drop)
+    }
     /// Up to `limit` documents of `kind` in `scope` under `parent`, in insertion order, after
     /// the one with sequence number `after` (from the start when `None`).
     fn list(
@@ -635,6 +675,30 @@ pub fn insert<T: Serialize>(
     value: &T,
 ) -> Result<bool, StoreError> {
     tx.insert(kind, scope, id, parent, &encode(value)?)
+}
+
+/// Creates a document from `T` whose id is new (see [`Tx::create`]).
+pub fn create<T: Serialize>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+    parent: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    tx.create(kind, scope, id, parent, &encode(value)?)
+}
+
+/// Creates a document from `T` unless the key is taken (see [`Tx::add`]).
+pub fn add<T: Serialize>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    id: &str,
+    parent: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    tx.add(kind, scope, id, parent, &encode(value)?)
 }
 
 /// Lists documents as `(seq, T)`.

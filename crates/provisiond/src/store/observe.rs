@@ -119,6 +119,40 @@ impl Tx for Recording<'_> {
         }
         Ok(deleted)
     }
+    fn create(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        // It takes effect, or the transaction fails.
+        self.inner.create(kind, scope, id, parent, body)?;
+        self.note_document(kind, id);
+        Ok(())
+    }
+    // A quiet write of a resource is made loud here, to learn whether it changed anything;
+    // the store's bookkeeping is not noted, so it stays quiet.
+    fn add(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        if is_bookkeeping(kind) {
+            return self.inner.add(kind, scope, id, parent, body);
+        }
+        self.insert(kind, scope, id, parent, body).map(drop)
+    }
+    fn discard(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        if is_bookkeeping(kind) {
+            return self.inner.discard(kind, scope, id);
+        }
+        self.delete(kind, scope, id).map(drop)
+    }
     fn list(
         &mut self,
         kind: Kind,

@@ -11,16 +11,32 @@
 //! never take one message. Read transactions see one snapshot (REPEATABLE READ, READ ONLY).
 //! A transaction that meets a serialization failure, a deadlock or a unique violation from a
 //! race is run again (bounded); a database that cannot be reached answers `unavailable` within
-//! the connect timeout. `wake_waiters` is a `NOTIFY`, delivered at commit to every replica's
-//! listener; the [`Wakeups`] fallback interval covers notifications lost across a reconnect.
+//! the connect timeout. `wake_waiters` is a `NOTIFY` sent once the transaction has committed,
+//! in a statement of its own (PostgreSQL serializes the commits of transactions that notify,
+//! fsync included, so a notifying write would queue every other behind it); every replica's
+//! listener gets it, and the [`Wakeups`] fallback interval covers one lost across a reconnect.
 //!
-//! The client is the synchronous `postgres` crate: every call of the store already runs on a
-//! thread of its own (tokio's blocking pool), never on one of tokio's workers.
+//! Every statement is meant to be served by one index, and the schema leaves the planner no
+//! other choice for point lookups, since a young table has no statistics to choose by: the
+//! unique key is the only index whose leading columns a lookup matches, and a message, whose
+//! id alone is unique, has its scope and queue checked with `IS NOT DISTINCT FROM` (the same
+//! test for these NOT NULL columns, but no index condition), not offered to the claim index.
+//!
+//! Transactions go through [`pg_conn`](super::pg_conn)'s pipelined connections: `BEGIN` is
+//! sent with the first statement, and writes whose answer the caller does not need (a `put`,
+//! an `enqueue`) wait to go out with the next statement that is awaited, or with `COMMIT`. A
+//! deferred write that finds the document changed fails in PostgreSQL itself (function
+//! `provisiond_conflict_unless`, SQLSTATE 40001), so the transaction aborts and runs again,
+//! however many statements were sent behind it. Migrations and the listener use the
+//! synchronous `postgres` client.
 
+use super::pg_conn::{
+    describe, is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Last, OwnedParam,
+    Params,
+};
 use super::{Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx, Wakeups};
-use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls, Statement};
+use postgres::NoTls;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -104,6 +120,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER documents_recounted AFTER UPDATE OF parent ON documents
         FOR EACH ROW WHEN (OLD.parent IS DISTINCT FROM NEW.parent)
         EXECUTE FUNCTION documents_counted();"#,
+    // 3: listings by parent lead with the parent, so that the only index whose leading columns
+    // a point lookup (kind, scope, id) matches is the unique key. With (kind, scope, parent,
+    // seq), a planner without statistics (a young table: autovacuum has not analyzed it yet)
+    // costed the two alike and chose this one, reading every document of the kind in the
+    // scope to find one.
+    r#"DROP INDEX documents_by_parent;
+    CREATE INDEX documents_by_parent ON documents (parent, kind, scope, seq);"#,
+    // 4: a write sent without waiting for its answer (pipelined) fails in the database when it
+    // finds the document changed, so the transaction aborts rather than commit without it.
+    r#"CREATE FUNCTION provisiond_conflict_unless(applied BOOLEAN) RETURNS VOID
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT applied THEN
+            RAISE EXCEPTION 'a document changed under the transaction'
+                USING ERRCODE = 'serialization_failure';
+        END IF;
+    END $$;"#,
 ];
 
 /// The schema version this build brings a database to.
@@ -115,6 +148,8 @@ const MIGRATION_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"
 
 /// The channel `wake_waiters` notifies.
 const WAKE_CHANNEL: &str = "provisiond_wake";
+/// What `wake_waiters` sends after a commit.
+const WAKE_STATEMENT: &str = "NOTIFY provisiond_wake";
 
 /// Most connections one store handle opens.
 const MAX_CONNECTIONS: usize = 16;
@@ -129,7 +164,7 @@ const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 /// A store on a PostgreSQL database.
 pub struct PostgresStore {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     pool: Mutex<Pool>,
     returned: Condvar,
     wakeups: Arc<Wakeups>,
@@ -142,52 +177,6 @@ pub struct PostgresStore {
 struct Pool {
     idle: Vec<Conn>,
     open: usize,
-}
-
-/// A connection with its prepared statements.
-struct Conn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
-}
-
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
-}
-
-/// Whether `e` means the database could not be reached or cannot serve now (rather than
-/// refusing a statement): a lost connection, or SQLSTATE class 08 (connection), 53 (out of
-/// resources, such as connections) or 57 (shut down by its operator).
-fn is_unreachable(e: &postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    match e.code() {
-        Some(code) => ["08", "53", "57"]
-            .iter()
-            .any(|class| code.code().starts_with(class)),
-        None => e.as_db_error().is_none(),
-    }
-}
-
-fn store_error(e: &postgres::Error) -> StoreError {
-    if is_unreachable(e) {
-        StoreError::unavailable(describe(e))
-    } else {
-        StoreError::new(describe(e))
-    }
-}
-
-/// Whether `e` is a conflict with a concurrent transaction, cured by running it again.
-fn is_conflict(e: &postgres::Error) -> bool {
-    matches!(
-        e.code(),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
-            || *c == SqlState::T_R_DEADLOCK_DETECTED
-            || *c == SqlState::UNIQUE_VIOLATION
-    )
 }
 
 impl PostgresStore {
@@ -224,7 +213,7 @@ impl PostgresStore {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             while let Some(conn) = pool.idle.pop() {
-                if !conn.client.is_closed() {
+                if !conn.is_closed() {
                     return Ok(conn);
                 }
                 pool.open -= 1;
@@ -232,7 +221,7 @@ impl PostgresStore {
             if pool.open < MAX_CONNECTIONS {
                 pool.open += 1;
                 drop(pool);
-                return connect(&self.config).inspect_err(|_| {
+                return Conn::connect(&self.config).inspect_err(|_| {
                     self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
                     self.returned.notify_one();
                 });
@@ -254,7 +243,7 @@ impl PostgresStore {
     fn checkin(&self, conn: Option<Conn>) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         match conn {
-            Some(conn) if !conn.client.is_closed() => pool.idle.push(conn),
+            Some(conn) if !conn.is_closed() => pool.idle.push(conn),
             _ => pool.open -= 1,
         }
         drop(pool);
@@ -276,28 +265,30 @@ impl PostgresStore {
             Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED",
             Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        conn.client
-            .batch_execute(begin)
-            .map_err(|e| store_error(&e))?;
         let mut tx = PgTx {
             conn,
             mode,
+            begin: Some(begin),
+            deferred: Vec::new(),
             failure: None,
             locking: locking && mode == Mode::Write,
             changed: false,
             absent: Default::default(),
             read: Default::default(),
+            locked: Default::default(),
             listed_whole: Default::default(),
+            wakes: false,
         };
         let began = std::time::Instant::now();
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
+        let committing =
+            matches!(kept, Ok(true)) && tx.failure.is_none() && !tx.changed && mode == Mode::Write;
+        let finish = if committing { "COMMIT" } else { "ROLLBACK" };
+        // What was deferred goes out with the COMMIT, and a wake-up right behind it, outside
+        // the transaction; a ROLLBACK drops it. A transaction that sent nothing ends as it is.
+        let finished = tx.finish(committing);
         let failure = tx.failure.take();
         let changed = tx.changed;
-        let finish = match (&kept, &failure) {
-            (Ok(true), None) if mode == Mode::Write && !changed => "COMMIT",
-            _ => "ROLLBACK",
-        };
-        let finished = conn.client.batch_execute(finish);
         if changed && failure.is_none() {
             return finished.map(|()| false).map_err(|e| store_error(&e));
         }
@@ -335,8 +326,8 @@ impl PostgresStore {
     }
 }
 
-fn config_of(url: &str) -> Result<postgres::Config, StoreError> {
-    let mut config: postgres::Config = url.parse().map_err(|e| {
+fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
         StoreError::new(format!(
             "the database URL {} is not valid: {e}",
             redact(url)
@@ -347,31 +338,24 @@ fn config_of(url: &str) -> Result<postgres::Config, StoreError> {
     Ok(config)
 }
 
-fn connect(config: &postgres::Config) -> Result<Conn, StoreError> {
-    // The server refusing us (a wrong role or database) is a failure; not reaching it is an
-    // outage.
-    let mut client = config.connect(NoTls).map_err(|e| {
-        let message = format!("connecting to the database: {}", describe(&e));
-        if is_unreachable(&e) {
-            StoreError::unavailable(message)
-        } else {
-            StoreError::new(message)
-        }
-    })?;
-    // A replica that dies mid-transaction must not hold its locks for long.
-    client
-        .batch_execute("SET idle_in_transaction_session_timeout = '60s'")
-        .map_err(|e| store_error(&e))?;
-    Ok(Conn {
-        client,
-        statements: HashMap::new(),
-    })
+/// A connection of the synchronous client, for migrations and the listener.
+fn connect_sync(config: &tokio_postgres::Config) -> Result<postgres::Client, StoreError> {
+    postgres::Config::from(config.clone())
+        .connect(NoTls)
+        .map_err(|e| {
+            let message = format!("connecting to the database: {}", describe(&e));
+            if is_unreachable(&e) {
+                StoreError::unavailable(message)
+            } else {
+                StoreError::new(message)
+            }
+        })
 }
 
 /// Applies the migrations the database lacks, holding [`MIGRATION_LOCK`].
-fn migrate(config: &postgres::Config) -> Result<(), StoreError> {
-    let mut conn = connect(config)?;
-    let client = &mut conn.client;
+fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let mut client = connect_sync(config)?;
+    let client = &mut client;
     let fail = |e: postgres::Error| store_error(&e);
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -434,17 +418,16 @@ pub fn migrate_only(url: &str) -> Result<(), StoreError> {
 /// The listener thread: `LISTEN`s on [`WAKE_CHANNEL`] and moves the wake-ups on for every
 /// notification; after losing the connection it wakes everyone (a notification may be lost)
 /// and connects again.
-fn listen(config: postgres::Config, wakeups: Arc<Wakeups>, closing: Arc<AtomicBool>) {
+fn listen(config: tokio_postgres::Config, wakeups: Arc<Wakeups>, closing: Arc<AtomicBool>) {
     while !closing.load(Ordering::Acquire) {
-        let mut conn = match connect(&config) {
-            Ok(conn) => conn,
+        let mut client = match connect_sync(&config) {
+            Ok(client) => client,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(250));
                 continue;
             }
         };
-        if conn
-            .client
+        if client
             .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
             .is_err()
         {
@@ -452,8 +435,8 @@ fn listen(config: postgres::Config, wakeups: Arc<Wakeups>, closing: Arc<AtomicBo
         }
         // Whatever was committed while this listener was away is looked at again.
         wakeups.notify();
-        while !closing.load(Ordering::Acquire) && !conn.client.is_closed() {
-            let mut notifications = conn.client.notifications();
+        while !closing.load(Ordering::Acquire) && !client.is_closed() {
+            let mut notifications = client.notifications();
             let mut woke = false;
             let mut iter = notifications.timeout_iter(Duration::from_millis(200));
             loop {
@@ -519,16 +502,8 @@ impl Store for PostgresStore {
 
     /// One statement outside a transaction block (one round trip, not three).
     fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
         let mut conn = self.checkout()?;
-        let statement = match conn.statements.get(SQL) {
-            Some(s) => Ok(s.clone()),
-            None => conn.client.prepare(SQL).inspect(|s| {
-                conn.statements.insert(SQL, s.clone());
-            }),
-        };
-        let found =
-            statement.and_then(|s| conn.client.query_opt(&s, &[&kind.as_str(), &scope, &id]));
+        let found = conn.query_opt(DOCUMENT_EXISTS, &[&kind.as_str(), &scope, &id]);
         self.checkin(Some(conn));
         found.map(|row| row.is_some()).map_err(|e| store_error(&e))
     }
@@ -539,7 +514,11 @@ impl Store for PostgresStore {
 struct PgTx<'c> {
     conn: &'c mut Conn,
     mode: Mode,
-    failure: Option<postgres::Error>,
+    /// The `BEGIN` still to send, with the first statement.
+    begin: Option<&'static str>,
+    /// Writes not sent yet: they go out ahead of the next statement sent.
+    deferred: Vec<Deferred>,
+    failure: Option<tokio_postgres::Error>,
     /// Every read locks what it reads (`FOR UPDATE`): the transaction runs again after a
     /// conflict.
     locking: bool,
@@ -551,31 +530,42 @@ struct PgTx<'c> {
     absent: std::collections::HashSet<DocKey>,
     /// Documents read without a lock, with the version read: a write of one checks it.
     read: HashMap<DocKey, i64>,
+    /// Documents read with their row lock and found: nobody else changes or deletes them
+    /// before this transaction ends, so a `put` of one updates it without looking.
+    locked: std::collections::HashSet<DocKey>,
     /// The parents (kind, scope, parent) this transaction listed whole, from the start: a
     /// document under one that it did not see was absent, and a `put` creating it must not
     /// overwrite one a concurrent transaction created meanwhile.
     listed_whole: std::collections::HashSet<DocKey>,
+    /// `wake_waiters` was called: a `NOTIFY` follows the commit.
+    wakes: bool,
 }
 
 type DocKey = (Kind, String, String);
+
+/// The parameters of a deferred write of a whole document ($1 to $5).
+fn document_params(
+    kind: Kind,
+    scope: &str,
+    id: &str,
+    parent: &str,
+    body: &[u8],
+) -> Vec<OwnedParam> {
+    vec![
+        Box::new(kind.as_str().to_string()),
+        Box::new(scope.to_string()),
+        Box::new(id.to_string()),
+        Box::new(parent.to_string()),
+        Box::new(body.to_vec()),
+    ]
+}
 
 fn doc_key(kind: Kind, scope: &str, id: &str) -> DocKey {
     (kind, scope.to_string(), id.to_string())
 }
 
-type Params<'a> = [&'a (dyn postgres::types::ToSql + Sync)];
-
 impl PgTx<'_> {
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
-        if let Some(s) = self.conn.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.conn.client.prepare(sql)?;
-        self.conn.statements.insert(sql, s.clone());
-        Ok(s)
-    }
-
-    fn fail(&mut self, e: postgres::Error) -> StoreError {
+    fn fail(&mut self, e: tokio_postgres::Error) -> StoreError {
         let error = store_error(&e);
         if self.failure.is_none() {
             self.failure = Some(e);
@@ -583,28 +573,83 @@ impl PgTx<'_> {
         error
     }
 
+    /// Sends what is deferred (behind a `BEGIN` not sent yet) and `last`, in one round trip.
+    fn send<'p>(
+        &mut self,
+        last: impl FnOnce(&mut Conn) -> Result<Last<'p>, tokio_postgres::Error>,
+    ) -> Result<Answer, StoreError> {
+        if self.failure.is_some() {
+            return Err(StoreError::new("the transaction already failed"));
+        }
+        let last = match last(self.conn) {
+            Ok(last) => last,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let deferred = std::mem::take(&mut self.deferred);
+        let flushed = self.conn.flush(self.begin.take(), &deferred, last);
+        if let Err(e) = flushed.deferred {
+            return Err(self.fail(e));
+        }
+        flushed.last.map_err(|e| self.fail(e))
+    }
+
     fn query(
         &mut self,
         sql: &'static str,
         params: &Params<'_>,
-    ) -> Result<Vec<postgres::Row>, StoreError> {
-        if self.failure.is_some() {
-            return Err(StoreError::new("the transaction already failed"));
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        match self.send(|conn| Ok(Last::Query(conn.statement(sql)?, params)))? {
+            Answer::Rows(rows) => Ok(rows),
+            _ => unreachable!("a query answers rows"),
         }
-        let result = self
-            .statement(sql)
-            .and_then(|s| self.conn.client.query(&s, params));
-        result.map_err(|e| self.fail(e))
     }
 
     fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64, StoreError> {
+        match self.send(|conn| Ok(Last::Execute(conn.statement(sql)?, params)))? {
+            Answer::Count(n) => Ok(n),
+            _ => unreachable!("an execution answers a count"),
+        }
+    }
+
+    /// A write whose answer the caller does not need, sent with the next statement: it must
+    /// fail in PostgreSQL when it cannot apply (see the module's documentation).
+    fn defer(&mut self, sql: &'static str, params: Vec<OwnedParam>) -> Result<(), StoreError> {
         if self.failure.is_some() {
             return Err(StoreError::new("the transaction already failed"));
         }
-        let result = self
-            .statement(sql)
-            .and_then(|s| self.conn.client.execute(&s, params));
-        result.map_err(|e| self.fail(e))
+        match self.conn.defer(sql, params) {
+            Ok(deferred) => {
+                self.deferred.push(deferred);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Ends the transaction: with `commit`, sends what is deferred and `COMMIT` (a wake-up
+    /// behind it when asked for); else a `ROLLBACK`, if anything was sent. A failure of a
+    /// deferred write is kept in `failure`; the answer is the finishing statement's own.
+    fn finish(&mut self, commit: bool) -> Result<(), tokio_postgres::Error> {
+        if self.begin.is_some() {
+            // Nothing was sent: there is no transaction to end, and nothing deferred is kept.
+            if !commit || self.deferred.is_empty() {
+                return Ok(());
+            }
+        }
+        if !commit {
+            return self.conn.simple("ROLLBACK");
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        let after = self.wakes.then_some(WAKE_STATEMENT);
+        let flushed = self
+            .conn
+            .flush(self.begin.take(), &deferred, Last::Finish("COMMIT", after));
+        if let Err(e) = flushed.deferred {
+            if self.failure.is_none() {
+                self.failure = Some(e);
+            }
+        }
+        flushed.last.map(drop)
     }
 
     /// The body of a document by `sql`, which selects its body and version. In a write
@@ -627,10 +672,12 @@ impl PgTx<'_> {
             match &row {
                 None => {
                     self.read.remove(&key);
+                    self.locked.remove(&key);
                     self.absent.insert(key);
                 }
                 Some(_) if locked => {
                     self.read.remove(&key);
+                    self.locked.insert(key);
                 }
                 Some((_, version)) => {
                     // A version read earlier stands: the write must match what was read first.
@@ -733,6 +780,71 @@ macro_rules! messages_sql {
     };
 }
 
+// The point statements, each served by the unique key it names (`POINT_STATEMENTS`).
+const GET_DOCUMENT: &str =
+    "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
+const LOCK_DOCUMENT: &str =
+    "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE";
+const DOCUMENT_EXISTS: &str = "SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
+const CREATE_DOCUMENT: &str =
+    "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)";
+const UPDATE_DOCUMENT: &str = "UPDATE documents SET parent = $4, body = $5, version = version + 1
+     WHERE kind = $1 AND scope = $2 AND id = $3";
+/// An update of the version read, failing (SQLSTATE 40001) when the document is at another.
+const UPDATE_DOCUMENT_AT_VERSION: &str = "WITH written AS (
+         UPDATE documents SET parent = $4, body = $5, version = version + 1
+         WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $6 RETURNING 1)
+     SELECT provisiond_conflict_unless(EXISTS (SELECT 1 FROM written))";
+const DELETE_DOCUMENT_AT_VERSION: &str =
+    "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $4";
+const GET_MESSAGE: &str = messages_sql!(
+    "WHERE message_id = $3 AND scope IS NOT DISTINCT FROM $1 AND queue IS NOT DISTINCT FROM $2"
+);
+const LOCK_MESSAGE: &str = messages_sql!(
+    "WHERE message_id = $3 AND scope IS NOT DISTINCT FROM $1 AND queue IS NOT DISTINCT FROM $2 FOR UPDATE"
+);
+const DELETE_MESSAGE: &str = "DELETE FROM queue_messages WHERE message_id = $3 AND scope IS NOT DISTINCT FROM $1 AND queue IS NOT DISTINCT FROM $2";
+
+/// Point statements with example arguments and the index that must serve them, whatever the
+/// planner knows of the table (a test holds the schema to it).
+pub const POINT_STATEMENTS: &[(&str, &str, &str)] = &[
+    (
+        GET_DOCUMENT,
+        "'test', 's', 'doc-1'",
+        "documents_kind_scope_id_key",
+    ),
+    (
+        LOCK_DOCUMENT,
+        "'test', 's', 'doc-1'",
+        "documents_kind_scope_id_key",
+    ),
+    (
+        DOCUMENT_EXISTS,
+        "'test', 's', 'doc-1'",
+        "documents_kind_scope_id_key",
+    ),
+    (
+        DELETE_DOCUMENT_AT_VERSION,
+        "'test', 's', 'doc-1', 0",
+        "documents_kind_scope_id_key",
+    ),
+    (
+        GET_MESSAGE,
+        "'s', 'q', 'm-1'",
+        "queue_messages_message_id_key",
+    ),
+    (
+        LOCK_MESSAGE,
+        "'s', 'q', 'm-1'",
+        "queue_messages_message_id_key",
+    ),
+    (
+        DELETE_MESSAGE,
+        "'s', 'q', 'm-1'",
+        "queue_messages_message_id_key",
+    ),
+];
+
 impl Tx for PgTx<'_> {
     fn list(
         &mut self,
@@ -772,13 +884,7 @@ impl Tx for PgTx<'_> {
         if self.locking {
             return self.get_for_update(kind, scope, id);
         }
-        self.body_of(
-            "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
-            kind,
-            scope,
-            id,
-            false,
-        )
+        self.body_of(GET_DOCUMENT, kind, scope, id, false)
     }
 
     fn get_for_update(
@@ -788,13 +894,7 @@ impl Tx for PgTx<'_> {
         id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         match self.mode {
-            Mode::Write => self.body_of(
-                "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE",
-                kind,
-                scope,
-                id,
-                true,
-            ),
+            Mode::Write => self.body_of(LOCK_DOCUMENT, kind, scope, id, true),
             Mode::Read => self.get(kind, scope, id),
         }
     }
@@ -831,20 +931,25 @@ impl Tx for PgTx<'_> {
         // protected nothing). Otherwise an update, else such an insert.
         // A document read without a lock is updated only at the version read: else it changed
         // meanwhile and the transaction runs again.
+        // Those three writes are deferred: each fails in PostgreSQL if it cannot apply.
         let key = doc_key(kind, scope, id);
-        let updated = if self.absent.remove(&key) {
-            0
-        } else if let Some(version) = self.read.remove(&key) {
-            let n = self.execute(
-                "UPDATE documents SET parent = $4, body = $5, version = version + 1
-                 WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $6",
-                &[&kind.as_str(), &scope, &id, &parent, &body, &version],
-            )?;
-            if n == 0 {
-                return Err(self.changed());
-            }
-            n
-        } else if self
+        let owned = |version: Option<i64>| -> Vec<OwnedParam> {
+            let mut params = document_params(kind, scope, id, parent, body);
+            params.extend(version.map(|v| Box::new(v) as OwnedParam));
+            params
+        };
+        if self.absent.remove(&key) {
+            self.defer(CREATE_DOCUMENT, owned(None))?;
+            self.locked.insert(key);
+            return Ok(());
+        }
+        if let Some(version) = self.read.remove(&key) {
+            return self.defer(UPDATE_DOCUMENT_AT_VERSION, owned(Some(version)));
+        }
+        if self.locked.contains(&key) {
+            return self.defer(UPDATE_DOCUMENT, owned(None));
+        }
+        let updated = if self
             .listed_whole
             .iter()
             .any(|(k, s, _)| *k == kind && s == scope)
@@ -873,32 +978,30 @@ impl Tx for PgTx<'_> {
                 }
             }
             self.execute(
-                "UPDATE documents SET parent = $4, body = $5, version = version + 1
-                 WHERE kind = $1 AND scope = $2 AND id = $3",
+                UPDATE_DOCUMENT,
                 &[&kind.as_str(), &scope, &id, &parent, &body],
             )?
         } else {
             self.execute(
-                "UPDATE documents SET parent = $4, body = $5, version = version + 1
-                 WHERE kind = $1 AND scope = $2 AND id = $3",
+                UPDATE_DOCUMENT,
                 &[&kind.as_str(), &scope, &id, &parent, &body],
             )?
         };
         if updated == 0 {
-            self.execute(
-                "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)",
-                &[&kind.as_str(), &scope, &id, &parent, &body],
-            )?;
+            // Absent a moment ago: a racer creating it first fails this insert (a conflict).
+            self.defer(CREATE_DOCUMENT, owned(None))?;
+            self.locked.insert(key);
         }
         Ok(())
     }
 
     fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
         let key = doc_key(kind, scope, id);
+        self.locked.remove(&key);
         if let Some(version) = self.read.remove(&key) {
             // Read without a lock: deleted only as read, else it changed meanwhile.
             let n = self.execute(
-                "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 AND version = $4",
+                DELETE_DOCUMENT_AT_VERSION,
                 &[&kind.as_str(), &scope, &id, &version],
             )?;
             if n == 0 {
@@ -913,6 +1016,59 @@ impl Tx for PgTx<'_> {
         Ok(n == 1)
     }
 
+    fn create(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        // Deferred: present after all, it fails as a unique violation, a conflict.
+        let key = doc_key(kind, scope, id);
+        self.absent.remove(&key);
+        self.defer(
+            CREATE_DOCUMENT,
+            document_params(kind, scope, id, parent, body),
+        )?;
+        self.locked.insert(key);
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        kind: Kind,
+        scope: &str,
+        id: &str,
+        parent: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        self.absent.remove(&doc_key(kind, scope, id));
+        self.defer(
+            "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kind, scope, id) DO NOTHING",
+            document_params(kind, scope, id, parent, body),
+        )
+    }
+
+    fn discard(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        let key = doc_key(kind, scope, id);
+        if self.read.contains_key(&key) {
+            // Read without a lock: its delete checks the version, and must hear the answer.
+            return self.delete(kind, scope, id).map(drop);
+        }
+        self.locked.remove(&key);
+        self.absent.insert(key);
+        self.defer(
+            "DELETE FROM documents WHERE kind = $1 AND scope = $2 AND id = $3",
+            vec![
+                Box::new(kind.as_str().to_string()),
+                Box::new(scope.to_string()),
+                Box::new(id.to_string()),
+            ],
+        )
+    }
+
     fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {
         let rows = self.query(
             "SELECT COALESCE(SUM(n), 0)::BIGINT FROM document_counts WHERE kind = $1 AND scope = $2 AND parent = $3",
@@ -922,12 +1078,25 @@ impl Tx for PgTx<'_> {
     }
 
     fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {
-        self.execute(
+        // Deferred: an insert of a new message id, which only a unique violation (a conflict)
+        // could refuse.
+        let m = m.clone();
+        self.defer(
             "INSERT INTO queue_messages (scope, queue, message_id, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[&scope, &m.queue, &m.message_id, &m.body, &m.sent_ms, &m.visible_at_ms, &m.receive_count, &m.first_receive_ms, &m.receipt, &m.attributes],
-        )?;
-        Ok(())
+            vec![
+                Box::new(scope.to_string()),
+                Box::new(m.queue),
+                Box::new(m.message_id),
+                Box::new(m.body),
+                Box::new(m.sent_ms),
+                Box::new(m.visible_at_ms),
+                Box::new(m.receive_count),
+                Box::new(m.first_receive_ms),
+                Box::new(m.receipt),
+                Box::new(m.attributes),
+            ],
+        )
     }
 
     fn claim_messages(
@@ -956,10 +1125,8 @@ impl Tx for PgTx<'_> {
         message_id: &str,
     ) -> Result<Option<QueuedMessage>, StoreError> {
         let sql = match self.mode {
-            Mode::Write => {
-                messages_sql!("WHERE scope = $1 AND queue = $2 AND message_id = $3 FOR UPDATE")
-            }
-            Mode::Read => messages_sql!("WHERE scope = $1 AND queue = $2 AND message_id = $3"),
+            Mode::Write => LOCK_MESSAGE,
+            Mode::Read => GET_MESSAGE,
         };
         let rows = self.query(sql, &[&scope, &queue, &message_id])?;
         Ok(rows.first().map(message_row))
@@ -968,7 +1135,7 @@ impl Tx for PgTx<'_> {
     fn update_message(&mut self, scope: &str, m: &QueuedMessage) -> Result<bool, StoreError> {
         let n = self.execute(
             "UPDATE queue_messages SET queue = $3, visible_at_ms = $4, receive_count = $5, first_receive_ms = $6, receipt = $7
-             WHERE scope = $1 AND message_id = $2",
+             WHERE message_id = $2 AND scope IS NOT DISTINCT FROM $1",
             &[&scope, &m.message_id, &m.queue, &m.visible_at_ms, &m.receive_count, &m.first_receive_ms, &m.receipt],
         )?;
         Ok(n == 1)
@@ -980,10 +1147,7 @@ impl Tx for PgTx<'_> {
         queue: &str,
         message_id: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.execute(
-            "DELETE FROM queue_messages WHERE scope = $1 AND queue = $2 AND message_id = $3",
-            &[&scope, &queue, &message_id],
-        )?;
+        let n = self.execute(DELETE_MESSAGE, &[&scope, &queue, &message_id])?;
         Ok(n == 1)
     }
 
@@ -1022,8 +1186,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn wake_waiters(&mut self) -> Result<(), StoreError> {
+        // Sent after the commit (see `PostgresStore::attempt`).
         if self.mode == Mode::Write {
-            self.execute("SELECT pg_notify('provisiond_wake', '')", &[])?;
+            self.wakes = true;
         }
         Ok(())
     }
