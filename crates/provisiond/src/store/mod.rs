@@ -8,6 +8,7 @@
 //! idempotency tokens are documents too (their key is the id), so uniqueness is enforced by the
 //! primary key and needs no index concept. The store holds no business rule.
 
+mod checkpoint;
 pub mod conformance;
 pub mod index;
 pub mod lease;

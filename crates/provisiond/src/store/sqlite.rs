@@ -6,6 +6,7 @@
 //! (`get_for_update` is `get`, `claim_messages` a plain query). Store handles on one file in
 //! one process share their [`Wakeups`]; other processes' commits are seen at the fallback poll.
 
+use super::checkpoint::Checkpointer;
 use super::{
     AfterCommit, Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx,
     Wakeups, WriterWork,
@@ -223,7 +224,9 @@ impl Completion {
 /// group with one fsync, and only then tells each caller its outcome. So an acknowledged write
 /// is always on disk, writers under load share fsyncs, and the transaction bodies run back to
 /// back on one thread instead of passing a lock from thread to thread.
-fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
+/// After each commit it tells `checkpoints`, whose thread copies the log into the database
+/// file, so the checkpoint a commit runs itself now and then has little left to copy.
+fn writer_loop(conn: Connection, queue: Arc<WriteQueue>, checkpoints: Checkpointer) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
         {
@@ -237,14 +240,17 @@ fn writer_loop(conn: Connection, queue: Arc<WriteQueue>) {
             let n = state.jobs.len().min(MAX_GROUP);
             group.extend(state.jobs.drain(..n));
         }
-        commit_group(&conn, &queue, &mut group);
+        if commit_group(&conn, &queue, &mut group) {
+            checkpoints.committed();
+        }
     }
 }
 
 /// Runs and commits one group, then reports every member's outcome (see [`writer_loop`]).
 /// Jobs that arrive while the group's bodies run join it (up to [`MAX_GROUP`]): they would
 /// otherwise wait for this commit and then pay for one of their own.
-fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
+/// Whether it committed.
+fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) -> bool {
     let began = std::time::Instant::now();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let reason = e.to_string();
@@ -256,7 +262,7 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
                 Job::Work(_) => {}
             }
         }
-        return;
+        return false;
     }
     let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
     loop {
@@ -331,6 +337,7 @@ fn commit_group(conn: &Connection, queue: &WriteQueue, group: &mut Vec<Job>) {
             (Pending::Work(None, _), Err(_)) => {}
         }
     }
+    committed.is_ok()
 }
 
 /// Runs one transaction of a group inside its own savepoint: a write is kept when its body
@@ -393,6 +400,11 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
+        // Checkpoints run on a thread of their own (`checkpoint.rs`); the writer's own
+        // (SQLite's automatic one, at 1,000 pages of log) finds little left to copy, and still
+        // starts the log over, which a checkpoint beside a writer that never pauses cannot.
+        let checkpoints = Checkpointer::start(open_connection(path)?)
+            .map_err(|e| StoreError::new(format!("starting the checkpoint thread: {e}")))?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = open_connection(path)?;
@@ -415,7 +427,7 @@ impl SqliteStore {
         let for_writer = queue.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, for_writer))
+            .spawn(move || writer_loop(writer, for_writer, checkpoints))
             .map_err(|e| StoreError::new(format!("starting the writer thread: {e}")))?;
         Ok(SqliteStore {
             queue,
@@ -1076,6 +1088,32 @@ mod tests {
             "both reads saw one snapshot"
         );
         assert_eq!(read(&store), Some(b"after".to_vec()));
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_while_writes_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let body = vec![b'x'; 8192];
+        // 16 MiB of documents, one transaction each: the writer itself never checkpoints, so
+        // the log stays short only if the checkpoint thread copies it as it goes.
+        for i in 0..2048 {
+            crate::store::transact::<_, StoreError>(&store, Mode::Write, |tx| {
+                tx.put(Kind::Test, "s", &format!("doc-{}", i % 1024), "", &body)
+            })
+            .unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("test.db-wal"))
+            .unwrap()
+            .len();
+        assert!(wal < 8 << 20, "the log holds {wal} bytes");
+        drop(store);
+        let db = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            db > 4 << 20,
+            "the documents reached the database file ({db} bytes)"
+        );
     }
 
     #[test]
