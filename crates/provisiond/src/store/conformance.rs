@@ -319,6 +319,47 @@ pub fn run_all(store: &dyn Store) {
     counts_follow_every_change(store);
     reads_in_one_snapshot_leave_the_store_as_it_was(store);
     quiet_writes_do_what_their_answering_forms_do(store);
+    a_read_transaction_refuses_every_write(store);
+}
+
+/// Every form of write fails in a read transaction, at once, and nothing is stored.
+fn a_read_transaction_refuses_every_write(store: &dyn Store) {
+    let message = QueuedMessage {
+        message_id: "read-only-message".into(),
+        queue: "read-only".into(),
+        body: "b".into(),
+        sent_ms: 0,
+        visible_at_ms: 0,
+        receive_count: 0,
+        first_receive_ms: None,
+        receipt: String::new(),
+        attributes: String::new(),
+    };
+    // Each in a read transaction of its own, so that no earlier failure answers for it.
+    type Write<'a> = &'a (dyn Fn(&mut dyn super::Tx) -> Result<(), StoreError> + Sync);
+    let writes: [(&str, Write); 5] = [
+        ("put", &|tx| tx.put(Kind::Test, "read-only", "a", "", b"1")),
+        ("insert", &|tx| {
+            tx.insert(Kind::Test, "read-only", "b", "", b"1").map(drop)
+        }),
+        ("create", &|tx| {
+            tx.create(Kind::Test, "read-only", "c", "", b"1")
+        }),
+        ("add", &|tx| tx.add(Kind::Test, "read-only", "d", "", b"1")),
+        ("enqueue", &|tx| tx.enqueue("read-only", &message)),
+    ];
+    for (name, write) in writes {
+        assert!(r(store, |tx| Ok(write(tx).is_err())), "{name} is refused");
+    }
+    assert_eq!(r(store, |tx| tx.count(Kind::Test, "read-only", "")), 0);
+    assert_eq!(
+        r(store, |tx| tx.message(
+            "read-only",
+            "read-only",
+            "read-only-message"
+        )),
+        None
+    );
 }
 
 /// `create`, `add` and `discard` change what `insert` and `delete` would, though the caller

@@ -617,6 +617,10 @@ impl PgTx<'_> {
         if self.failure.is_some() {
             return Err(StoreError::new("the transaction already failed"));
         }
+        // A read transaction ends in a ROLLBACK, which would drop the write unseen.
+        if self.mode == Mode::Read {
+            return Err(StoreError::new("a read transaction cannot write"));
+        }
         match self.conn.defer(sql, params) {
             Ok(deferred) => {
                 self.deferred.push(deferred);
