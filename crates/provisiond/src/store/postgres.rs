@@ -942,10 +942,8 @@ impl Tx for PgTx<'_> {
             params.extend(version.map(|v| Box::new(v) as OwnedParam));
             params
         };
-        if self.absent.remove(&key) {
-            self.defer(CREATE_DOCUMENT, owned(None))?;
-            self.locked.insert(key);
-            return Ok(());
+        if self.absent.contains(&key) {
+            return self.create(kind, scope, id, parent, body);
         }
         if let Some(version) = self.read.remove(&key) {
             return self.defer(UPDATE_DOCUMENT_AT_VERSION, owned(Some(version)));
@@ -993,8 +991,7 @@ impl Tx for PgTx<'_> {
         };
         if updated == 0 {
             // Absent a moment ago: a racer creating it first fails this insert (a conflict).
-            self.defer(CREATE_DOCUMENT, owned(None))?;
-            self.locked.insert(key);
+            return self.create(kind, scope, id, parent, body);
         }
         Ok(())
     }
