@@ -41,6 +41,7 @@ if TERRAFORM is None:
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:
@@ -88,7 +89,12 @@ def text(driver, css):
 
 
 def wait_for(driver, condition, timeout=20):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d))
+    """Polls `condition` until it holds. A click that submits a form navigates while the
+    condition reads the page: an element found on the old page goes stale, or is not there yet
+    on the new one; both mean "not yet", and the next poll reads the new page."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+                         ).until(lambda d: condition(d))
 
 
 def publish_external(sc, key, tmp_path):
