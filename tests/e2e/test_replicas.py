@@ -73,6 +73,36 @@ def test_a_key_made_on_one_replica_works_on_both_at_once(replicas):
         assert r.client("servicecatalog", key).list_portfolios()["PortfolioDetails"] == []
 
 
+def test_a_key_deleted_against_the_database_is_refused_by_both_replicas_and_leaves_nothing(replicas):
+    """Both replicas have the key cached when it is deleted: its calls are refused at once on
+    either, a write changes nothing and leaves no audit entry. (On PostgreSQL the key is asked
+    for with the call's first statement, not before it.)"""
+    a, b = replicas
+    account = "444455556666"
+    doomed = a.create_key(account, f"arn:aws:iam::{account}:role/doomed", admin=True)
+    keeper = b.create_key(account, f"arn:aws:iam::{account}:role/keeper", admin=True)
+    for r in (a, b):
+        assert r.client("servicecatalog", doomed).list_portfolios()["PortfolioDetails"] == []
+    out = a.admin_command("delete-key", doomed.access_key_id)
+    assert out == [{"AccessKeyId": doomed.access_key_id, "Deleted": True}]
+    for n, r in enumerate((a, b)):
+        calls = [lambda: r.client("servicecatalog", doomed).create_portfolio(
+                     DisplayName=f"never-{n}", ProviderName="p", IdempotencyToken=f"never-{n}"),
+                 lambda: r.client("servicecatalog", doomed).list_portfolios(),
+                 lambda: r.client("proton", doomed).create_environment_template(name=f"never-{n}")]
+        for call in calls:
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                call()
+            assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    for r in (a, b):
+        assert r.client("servicecatalog", keeper).list_portfolios()["PortfolioDetails"] == []
+        assert r.client("proton", keeper).list_environment_templates()["templates"] == []
+    audit = a.admin_command("audit", "--account", account)
+    assert [e for e in audit if e.get("AccessKeyId") == doomed.access_key_id] == []
+    for r in (a, b):
+        assert "writing the audit entry" not in r.log_text(), "a refused call is not an audit failure"
+
+
 def test_the_engine_workflow_with_calls_spread_across_replicas(replicas, tmp_path):
     s = Spread(replicas, tmp_path)
     record = s.provision(0, "spread")

@@ -144,6 +144,11 @@ pub fn audited<R>(
     let request_id = entry.id.clone();
     let audit = std::sync::Arc::new(CallAudit::new(entry));
     let result = store::observe::observing_writes(audit.clone(), call);
+    if store::requirement_unmet() {
+        // The call's key was gone (`auth::KeyRing::while_key_exists`): it is refused as if it
+        // had never run, and leaves no entry.
+        return result;
+    }
     let outcome = match &result {
         Ok(_) => OK,
         Err(e) => e.code,

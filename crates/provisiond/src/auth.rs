@@ -288,6 +288,30 @@ impl KeyRing {
         Ok(exists)
     }
 
+    /// Runs `call`, made with a key whose signature was checked with a possibly cached copy,
+    /// and keeps what it wrote only if the key is still in the store: `None` when it was deleted
+    /// (by `admin delete-key` in another process, say), and the key leaves the cache. The store
+    /// may ask with the call's first statement rather than before it ([`store::requiring`]).
+    pub fn while_key_exists<R>(
+        &self,
+        access_key_id: &str,
+        call: impl FnOnce() -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let required = store::Required {
+            kind: Kind::AccessKey,
+            scope: "",
+            id: access_key_id,
+        };
+        let outcome = store::requiring(self.store.as_ref(), required, call)?;
+        if outcome.is_none() {
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(access_key_id);
+        }
+        Ok(outcome)
+    }
+
     /// The key, from the cache or the store; `None` when it does not exist.
     pub fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<KnownKey>>, StoreError> {
         if let Some(known) = self.cached(access_key_id) {

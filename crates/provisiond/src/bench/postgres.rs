@@ -154,7 +154,13 @@ pub async fn section(
         let n = 1_000 * scale;
         provision_many(&a, &product, &format!("pg1-{c}"), n).await?;
         let tasks = Arc::new(drain_tasks(&a, n).await?);
-        let (one, one_cpu) = notify_over(&[&a], tasks, c).await?;
+        let mut one_cpu = Vec::new();
+        let one = on_cpu_of(a.child.id(), &format!("pg notify {c}"), async {
+            let (stats, cpu) = notify_over(&[&a], tasks, c).await?;
+            one_cpu = cpu;
+            Ok(stats)
+        })
+        .await?;
         row(&mut out, "PostgreSQL, 1 replica: Notify", c, &one);
         let cycle = on_cpu_of(
             a.child.id(),

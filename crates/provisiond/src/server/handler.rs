@@ -408,17 +408,20 @@ fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>, AwsError> {
-    // The signature was checked with a possibly cached key: make sure it was not deleted since.
-    if !app.keys.still_exists(&ctx.identity.access_key_id)? {
-        return Err(crate::auth::revoked_key());
-    }
-    if !facts(service, operation).is_some_and(|f| f.audited) {
-        return run_operation(app, ctx, service, operation, body);
-    }
-    let entry = ctx.audit_entry(service.info().signing_name, operation);
-    audit::audited(app.store.as_ref(), entry, || {
-        run_operation(app, ctx, service, operation, body)
-    })
+    // The signature was checked with a possibly cached key: the call stands only if the key
+    // was not deleted since.
+    let call = || {
+        if !facts(service, operation).is_some_and(|f| f.audited) {
+            return run_operation(app, ctx, service, operation, body);
+        }
+        let entry = ctx.audit_entry(service.info().signing_name, operation);
+        audit::audited(app.store.as_ref(), entry, || {
+            run_operation(app, ctx, service, operation, body)
+        })
+    };
+    app.keys
+        .while_key_exists(&ctx.identity.access_key_id, call)?
+        .unwrap_or_else(|| Err(crate::auth::revoked_key()))
 }
 
 fn run_operation(

@@ -320,6 +320,80 @@ pub fn run_all(store: &dyn Store) {
     reads_in_one_snapshot_leave_the_store_as_it_was(store);
     quiet_writes_do_what_their_answering_forms_do(store);
     a_read_transaction_refuses_every_write(store);
+    work_stands_only_while_what_it_requires_exists(store);
+}
+
+/// Work run `requiring` a document keeps what it writes only while the document exists: when
+/// it is gone, no transaction of the work commits (the first read or the first write alone
+/// may carry the check), a later one neither, and work that opened none is refused too.
+fn work_stands_only_while_what_it_requires_exists(store: &dyn Store) {
+    use super::{requiring, Required};
+    let key = |id| Required {
+        kind: Kind::Test,
+        scope: "required",
+        id,
+    };
+    let get = |id: &'static str| r(store, |tx| tx.get(Kind::Test, "required-work", id));
+    w(store, |tx| {
+        tx.put(Kind::Test, "required", "there", "", b"1")
+    });
+
+    let done = requiring(store, key("there"), || {
+        w(store, |tx| {
+            tx.put(Kind::Test, "required-work", "a", "", b"1")
+        });
+        w(store, |tx| {
+            tx.create(Kind::Test, "required-work", "b", "", b"1")
+        });
+        7
+    });
+    assert_eq!(done.expect("the store answers"), Some(7));
+    assert_eq!(
+        (get("a"), get("b")),
+        (Some(b"1".to_vec()), Some(b"1".to_vec()))
+    );
+
+    type Work<'a> = &'a dyn Fn(&dyn Store) -> Result<(), StoreError>;
+    let works: [(&str, Work); 4] = [
+        ("a write transaction of quiet writes alone", &|store| {
+            transact(store, Mode::Write, |tx| {
+                tx.create(Kind::Test, "required-work", "c", "", b"1")?;
+                tx.discard(Kind::Test, "required-work", "a")
+            })
+        }),
+        ("a write transaction that reads first", &|store| {
+            transact(store, Mode::Write, |tx| {
+                tx.get_for_update(Kind::Test, "required-work", "a")?;
+                tx.put(Kind::Test, "required-work", "a", "", b"2")
+            })
+        }),
+        ("a read, then a write", &|store| {
+            let _ = transact(store, Mode::Read, |tx| {
+                tx.get(Kind::Test, "required-work", "a")
+            });
+            transact(store, Mode::Write, |tx| {
+                tx.put(Kind::Test, "required-work", "a", "", b"2")
+            })
+        }),
+        ("no transaction at all", &|_| Ok(())),
+    ];
+    for (name, work) in works {
+        let mut outcome = None;
+        let done = requiring(store, key("gone"), || outcome = Some(work(store)));
+        assert_eq!(done.expect("the store answers"), None, "{name}: refused");
+        if let (Some(Ok(())), false) = (outcome, name.starts_with("no transaction")) {
+            // A store that looks first never runs the work; one that asks with the first
+            // statement runs it, and its transactions fail.
+            panic!("{name}: a transaction of work requiring a missing document reported success");
+        }
+        assert_eq!(get("a"), Some(b"1".to_vec()), "{name}: nothing changed");
+        assert_eq!(get("c"), None, "{name}: nothing created");
+    }
+    // Outside `requiring`, the same work commits.
+    w(store, |tx| {
+        tx.put(Kind::Test, "required-work", "a", "", b"3")
+    });
+    assert_eq!(get("a"), Some(b"3".to_vec()));
 }
 
 /// Every form of write fails in a read transaction, at once, and nothing is stored.

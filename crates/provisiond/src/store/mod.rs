@@ -521,6 +521,88 @@ pub trait Store: Send + Sync + 'static {
         })?;
         found
     }
+
+    /// Runs `work`, whose writes stand only if the document `required` exists: `Ok(false)`
+    /// when it does not, and then nothing `work` wrote is committed (see [`requiring`]). The
+    /// default looks first and runs `work` only when the document is there; a store whose
+    /// statements are network round trips asks instead with the first statement of `work`'s
+    /// first transaction, so the check costs no round trip of its own.
+    fn requiring(
+        &self,
+        required: &Required<'_>,
+        work: &mut dyn FnMut(),
+    ) -> Result<bool, StoreError> {
+        if !self.exists(required.kind, required.scope, required.id)? {
+            return Ok(false);
+        }
+        work();
+        Ok(true)
+    }
+}
+
+/// A document that a call's work requires to exist (a request's access key): [`requiring`].
+#[derive(Debug, Clone, Copy)]
+pub struct Required<'a> {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its scope.
+    pub scope: &'a str,
+    /// Its id.
+    pub id: &'a str,
+}
+
+/// Runs `call` only if the document `required` exists, and keeps what it wrote only if so:
+/// `None` when the document is gone, with `call`'s outcome dropped. Where the store asks with
+/// the call's first statement, `call` runs before the answer is known; once the document is
+/// known to be gone, every transaction `call` opens after that fails without committing.
+pub fn requiring<R>(
+    store: &dyn Store,
+    required: Required<'_>,
+    call: impl FnOnce() -> R,
+) -> Result<Option<R>, StoreError> {
+    let mut call = Some(call);
+    let mut out = None;
+    let held = store.requiring(&required, &mut || {
+        if let Some(call) = call.take() {
+            out = Some(call());
+        }
+    })?;
+    Ok(if held { out } else { None })
+}
+
+/// Where this thread's [`requiring`] stands, for a store that asks with the first statement of a
+/// transaction (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Requirement {
+    /// No call on this thread requires anything.
+    #[default]
+    None,
+    /// To ask with the first statement sent: (kind, scope, id).
+    Pending(Kind, String, String),
+    /// Asked: the document was there.
+    Held,
+    /// Asked: the document is gone; no transaction may commit until the call is over.
+    Unmet,
+}
+
+thread_local! {
+    static REQUIREMENT: std::cell::RefCell<Requirement> = const { std::cell::RefCell::new(Requirement::None) };
+}
+
+/// Replaces this thread's requirement, returning the one it had.
+pub(crate) fn set_requirement(requirement: Requirement) -> Requirement {
+    REQUIREMENT.with(|r| r.replace(requirement))
+}
+
+/// This thread's requirement.
+pub(crate) fn requirement() -> Requirement {
+    REQUIREMENT.with(|r| r.borrow().clone())
+}
+
+/// Whether the call running on this thread was found, by its store, to require a document that
+/// is gone (see [`requiring`]): whatever it did is void, and it leaves no trace of its own.
+pub fn requirement_unmet() -> bool {
+    REQUIREMENT.with(|r| *r.borrow() == Requirement::Unmet)
 }
 
 /// An effect outside the store (waking long pollers, say) that must follow a commit.

@@ -52,11 +52,21 @@ pub enum Answer {
     Done,
 }
 
-/// The outcome of one flush: the first failure among the deferred statements (a later one
-/// only says the transaction had already failed), else the last statement's own.
+/// The outcome of one flush: each deferred statement's, in order (after a failure, a later one
+/// only says the transaction had already failed), and the last statement's own.
 pub struct Flushed {
-    pub deferred: Result<(), tokio_postgres::Error>,
+    pub deferred: Vec<Result<(), tokio_postgres::Error>>,
     pub last: Result<Answer, tokio_postgres::Error>,
+}
+
+impl Flushed {
+    /// The first failure among the deferred statements.
+    pub fn deferred_failure(&mut self) -> Result<(), tokio_postgres::Error> {
+        match self.deferred.iter().position(Result::is_err) {
+            Some(at) => self.deferred.swap_remove(at),
+            None => Ok(()),
+        }
+    }
 }
 
 pub fn describe(e: &tokio_postgres::Error) -> String {
@@ -223,9 +233,13 @@ impl Conn {
                     finished.map(|()| Answer::Done)
                 }),
             };
-        let (ahead, last) = self.runtime.block_on(in_order(all_in_order(ahead), last));
+        let (mut ahead, last) = self.runtime.block_on(in_order(all_in_order(ahead), last));
+        if first.is_some() {
+            // The BEGIN's own outcome: a later statement failing says if it mattered.
+            let _ = ahead.remove(0);
+        }
         Flushed {
-            deferred: ahead.into_iter().collect(),
+            deferred: ahead,
             last,
         }
     }

@@ -27,14 +27,21 @@
 //! an `enqueue`) wait to go out with the next statement that is awaited, or with `COMMIT`. A
 //! deferred write that finds the document changed fails in PostgreSQL itself (function
 //! `provisiond_conflict_unless`, SQLSTATE 40001), so the transaction aborts and runs again,
-//! however many statements were sent behind it. Migrations and the listener use the
+//! however many statements were sent behind it. A document a call requires (its access key,
+//! [`Store::requiring`]) is asked for with the `BEGIN` of the call's first transaction, in a
+//! statement that fails when it is gone (function `provisiond_require`, SQLSTATE
+//! [`REQUIREMENT_UNMET`]), so the check costs no round trip and nothing commits without it.
+//! Migrations and the listener use the
 //! synchronous `postgres` client.
 
 use super::pg_conn::{
     describe, is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Last, OwnedParam,
     Params,
 };
-use super::{Body, Kind, Mode, QueuedMessage, Row, Store, StoreError, StoredObject, Tx, Wakeups};
+use super::{
+    set_requirement, Body, Kind, Mode, QueuedMessage, Required, Requirement, Row, Store,
+    StoreError, StoredObject, Tx, Wakeups,
+};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::NoTls;
 use std::collections::HashMap;
@@ -137,7 +144,20 @@ const MIGRATIONS: &[&str] = &[
                 USING ERRCODE = 'serialization_failure';
         END IF;
     END $$;"#,
+    // 5: a document a call requires, asked for with the first statement of its transaction:
+    // its absence aborts the transaction, however many statements were sent behind it.
+    r#"CREATE FUNCTION provisiond_require(present BOOLEAN) RETURNS VOID
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT present THEN
+            RAISE EXCEPTION 'a document the call requires is gone'
+                USING ERRCODE = 'PD001';
+        END IF;
+    END $$;"#,
 ];
+
+/// The SQLSTATE of `provisiond_require` when the document is gone (class `PD`: provisiond's own).
+pub const REQUIREMENT_UNMET: &str = "PD001";
 
 /// The schema version this build brings a database to.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -261,6 +281,9 @@ impl PostgresStore {
         locking: bool,
         body: &mut Body<'_>,
     ) -> Result<bool, StoreError> {
+        if super::requirement() == Requirement::Unmet {
+            return Err(unmet());
+        }
         let begin = match mode {
             Mode::Write => "BEGIN ISOLATION LEVEL READ COMMITTED",
             Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -278,6 +301,7 @@ impl PostgresStore {
             locked: Default::default(),
             listed_whole: Default::default(),
             wakes: false,
+            asks: false,
         };
         let began = std::time::Instant::now();
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
@@ -306,7 +330,14 @@ impl PostgresStore {
             }
             return Err(store_error(&e));
         }
-        if finish == "COMMIT" {
+        if let Some(e) = &failure {
+            // A statement failed, so nothing was kept (a COMMIT behind it rolls back): a write
+            // whose body asked to keep it must not be told it was.
+            if mode == Mode::Write && matches!(kept, Ok(true)) {
+                return Err(failure_of(e));
+            }
+        }
+        if finish == "COMMIT" && failure.is_none() {
             let observer = self
                 .observer
                 .lock()
@@ -507,6 +538,35 @@ impl Store for PostgresStore {
         self.checkin(Some(conn));
         found.map(|row| row.is_some()).map_err(|e| store_error(&e))
     }
+
+    /// Asks with the `BEGIN` of `work`'s first transaction that sends a statement (see
+    /// `PgTx::send`); when none did, `work` wrote nothing, and the document is looked up alone.
+    fn requiring(
+        &self,
+        required: &Required<'_>,
+        work: &mut dyn FnMut(),
+    ) -> Result<bool, StoreError> {
+        struct Restore(Requirement);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                set_requirement(std::mem::take(&mut self.0));
+            }
+        }
+        let pending = Requirement::Pending(
+            required.kind,
+            required.scope.to_string(),
+            required.id.to_string(),
+        );
+        let _restore = Restore(set_requirement(pending));
+        work();
+        match super::requirement() {
+            Requirement::Held => Ok(true),
+            Requirement::Unmet => Ok(false),
+            Requirement::Pending(..) | Requirement::None => {
+                self.exists(required.kind, required.scope, required.id)
+            }
+        }
+    }
 }
 
 /// A transaction on one connection. The first failed statement is kept in `failure`: it
@@ -539,6 +599,26 @@ struct PgTx<'c> {
     listed_whole: std::collections::HashSet<DocKey>,
     /// `wake_waiters` was called: a `NOTIFY` follows the commit.
     wakes: bool,
+    /// The flush being sent carries the call's requirement, first of its deferred statements.
+    asks: bool,
+}
+
+/// The failure of a transaction whose work a call required a document that is gone.
+fn unmet() -> StoreError {
+    StoreError::new("a document the call requires is gone")
+}
+
+fn is_requirement_unmet(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code() == REQUIREMENT_UNMET)
+}
+
+/// What a statement's failure tells the caller.
+fn failure_of(e: &tokio_postgres::Error) -> StoreError {
+    if is_requirement_unmet(e) {
+        unmet()
+    } else {
+        store_error(e)
+    }
 }
 
 type DocKey = (Kind, String, String);
@@ -566,14 +646,15 @@ fn doc_key(kind: Kind, scope: &str, id: &str) -> DocKey {
 
 impl PgTx<'_> {
     fn fail(&mut self, e: tokio_postgres::Error) -> StoreError {
-        let error = store_error(&e);
+        let error = failure_of(&e);
         if self.failure.is_none() {
             self.failure = Some(e);
         }
         error
     }
 
-    /// Sends what is deferred (behind a `BEGIN` not sent yet) and `last`, in one round trip.
+    /// Sends what is deferred (behind a `BEGIN` not sent yet, and the call's requirement with
+    /// it) and `last`, in one round trip.
     fn send<'p>(
         &mut self,
         last: impl FnOnce(&mut Conn) -> Result<Last<'p>, tokio_postgres::Error>,
@@ -585,12 +666,55 @@ impl PgTx<'_> {
             Ok(last) => last,
             Err(e) => return Err(self.fail(e)),
         };
-        let deferred = std::mem::take(&mut self.deferred);
-        let flushed = self.conn.flush(self.begin.take(), &deferred, last);
-        if let Err(e) = flushed.deferred {
+        let deferred = self.take_deferred()?;
+        let asks = self.asks;
+        let mut flushed = self.conn.flush(self.begin.take(), &deferred, last);
+        if asks {
+            self.answered(flushed.deferred.remove(0))?;
+        }
+        if let Err(e) = flushed.deferred_failure() {
             return Err(self.fail(e));
         }
         flushed.last.map_err(|e| self.fail(e))
+    }
+
+    /// What is deferred, taken to be sent; when the `BEGIN` goes with it, the requirement of the
+    /// call on this thread not asked yet goes first (`asks`).
+    fn take_deferred(&mut self) -> Result<Vec<Deferred>, StoreError> {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        if self.begin.is_some() {
+            if let Requirement::Pending(kind, scope, id) = super::requirement() {
+                let params: Vec<OwnedParam> = vec![
+                    Box::new(kind.as_str().to_string()),
+                    Box::new(scope),
+                    Box::new(id),
+                ];
+                match self.conn.defer(REQUIRE_DOCUMENT, params) {
+                    Ok(require) => deferred.insert(0, require),
+                    Err(e) => return Err(self.fail(e)),
+                }
+                self.asks = true;
+            }
+        }
+        Ok(deferred)
+    }
+
+    /// Notes what the requirement sent in this transaction's first round trip answered. A
+    /// statement that did not reach the database leaves it to be asked again.
+    fn answered(&mut self, answer: Result<(), tokio_postgres::Error>) -> Result<(), StoreError> {
+        self.asks = false;
+        match answer {
+            Ok(()) => {
+                set_requirement(Requirement::Held);
+                Ok(())
+            }
+            Err(e) => {
+                if is_requirement_unmet(&e) {
+                    set_requirement(Requirement::Unmet);
+                }
+                Err(self.fail(e))
+            }
+        }
     }
 
     fn query(
@@ -643,12 +767,19 @@ impl PgTx<'_> {
         if !commit {
             return self.conn.simple("ROLLBACK");
         }
-        let deferred = std::mem::take(&mut self.deferred);
+        let Ok(deferred) = self.take_deferred() else {
+            // Kept in `failure`; nothing was sent.
+            return Ok(());
+        };
         let after = self.wakes.then_some(WAKE_STATEMENT);
-        let flushed = self
-            .conn
-            .flush(self.begin.take(), &deferred, Last::Finish("COMMIT", after));
-        if let Err(e) = flushed.deferred {
+        let mut flushed =
+            self.conn
+                .flush(self.begin.take(), &deferred, Last::Finish("COMMIT", after));
+        if self.asks {
+            // Its failure is kept in `failure`, and the COMMIT behind it rolled back.
+            let _ = self.answered(flushed.deferred.remove(0));
+        }
+        if let Err(e) = flushed.deferred_failure() {
             if self.failure.is_none() {
                 self.failure = Some(e);
             }
@@ -790,6 +921,9 @@ const GET_DOCUMENT: &str =
 const LOCK_DOCUMENT: &str =
     "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE";
 const DOCUMENT_EXISTS: &str = "SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
+/// Fails with [`REQUIREMENT_UNMET`] when the document is gone.
+const REQUIRE_DOCUMENT: &str = "SELECT provisiond_require(EXISTS (
+         SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3))";
 const CREATE_DOCUMENT: &str =
     "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)";
 const UPDATE_DOCUMENT: &str = "UPDATE documents SET parent = $4, body = $5, version = version + 1
@@ -824,6 +958,11 @@ pub const POINT_STATEMENTS: &[(&str, &str, &str)] = &[
     ),
     (
         DOCUMENT_EXISTS,
+        "'test', 's', 'doc-1'",
+        "documents_kind_scope_id_key",
+    ),
+    (
+        REQUIRE_DOCUMENT,
         "'test', 's', 'doc-1'",
         "documents_kind_scope_id_key",
     ),
