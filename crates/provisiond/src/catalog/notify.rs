@@ -158,6 +158,13 @@ pub(crate) fn apply(
     result: &EngineResult,
     now_ms: i64,
 ) -> Result<(), AwsError> {
+    // The provisioned product is read for update below, once the task is removed: asked for
+    // now, its lock goes with that removal rather than in a round trip of its own.
+    tx.lock_ahead(
+        Kind::ProvisionedProduct,
+        scope,
+        &record.provisioned_product_id,
+    )?;
     let succeeded = result.outcome == EngineOutcome::Succeeded;
     record.status = result.outcome.record_status();
     record.updated_ms = now_ms;

@@ -11,7 +11,12 @@ const THREADS: usize = 8;
 
 /// Runs every concurrency check against `a` and `b`, two handles of one empty database.
 pub fn run_concurrent(a: Arc<dyn Store>, b: Arc<dyn Store>) {
-    for read in [Read::ForUpdate, Read::Plain, Read::Listed] {
+    for read in [
+        Read::ForUpdate,
+        Read::Plain,
+        Read::Listed,
+        Read::LockedAhead,
+    ] {
         no_update_is_lost(&a, &b, read);
     }
     no_creation_is_lost(&a, &b);
@@ -37,11 +42,18 @@ enum Read {
     ForUpdate,
     Plain,
     Listed,
+    /// `lock_ahead`, another statement, then `get_for_update`.
+    LockedAhead,
 }
 
 fn counter(tx: &mut dyn super::Tx, scope: &str, id: &str, read: Read) -> Result<u64, StoreError> {
     let body = match read {
         Read::ForUpdate => tx.get_for_update(Kind::Test, scope, id)?,
+        Read::LockedAhead => {
+            tx.lock_ahead(Kind::Test, scope, id)?;
+            tx.get(Kind::Test, scope, "elsewhere")?;
+            tx.get_for_update(Kind::Test, scope, id)?
+        }
         Read::Plain => tx.get(Kind::Test, scope, id)?,
         Read::Listed => tx
             .list(Kind::Test, scope, "", None, 10)?
@@ -321,6 +333,57 @@ pub fn run_all(store: &dyn Store) {
     quiet_writes_do_what_their_answering_forms_do(store);
     a_read_transaction_refuses_every_write(store);
     work_stands_only_while_what_it_requires_exists(store);
+    a_lock_ahead_changes_nothing_a_transaction_sees(store);
+}
+
+/// `lock_ahead` is a hint: what `get_for_update` answers after it is what it would have
+/// answered without, whatever the transaction wrote in between; in a read transaction, or
+/// never followed by a read, it changes nothing.
+fn a_lock_ahead_changes_nothing_a_transaction_sees(store: &dyn Store) {
+    let get = |id: &'static str| r(store, |tx| tx.get(Kind::Test, "ahead", id));
+    w(store, |tx| tx.put(Kind::Test, "ahead", "a", "", b"1"));
+    let seen = w(store, |tx| {
+        tx.lock_ahead(Kind::Test, "ahead", "a")?;
+        tx.lock_ahead(Kind::Test, "ahead", "absent")?;
+        tx.lock_ahead(Kind::Test, "ahead", "rewritten")?;
+        tx.get(Kind::Test, "ahead", "other")?;
+        tx.put(Kind::Test, "ahead", "rewritten", "", b"new")?;
+        let a = tx.get_for_update(Kind::Test, "ahead", "a")?;
+        let absent = tx.get_for_update(Kind::Test, "ahead", "absent")?;
+        let rewritten = tx.get_for_update(Kind::Test, "ahead", "rewritten")?;
+        tx.put(Kind::Test, "ahead", "a", "", b"2")?;
+        tx.put(Kind::Test, "ahead", "absent", "", b"made")?;
+        Ok((a, absent, rewritten))
+    });
+    assert_eq!(seen, (Some(b"1".to_vec()), None, Some(b"new".to_vec())));
+    assert_eq!(
+        (get("a"), get("absent"), get("rewritten")),
+        (
+            Some(b"2".to_vec()),
+            Some(b"made".to_vec()),
+            Some(b"new".to_vec())
+        )
+    );
+    // Read ahead, then deleted before the read: the read sees it gone.
+    let after_delete = w(store, |tx| {
+        tx.lock_ahead(Kind::Test, "ahead", "a")?;
+        tx.get(Kind::Test, "ahead", "other")?;
+        tx.discard(Kind::Test, "ahead", "a")?;
+        tx.get_for_update(Kind::Test, "ahead", "a")
+    });
+    assert_eq!(after_delete, None);
+    assert_eq!(get("a"), None);
+    // Never read, or in a read transaction: nothing changes.
+    w(store, |tx| {
+        tx.lock_ahead(Kind::Test, "ahead", "rewritten")?;
+        tx.put(Kind::Test, "ahead", "b", "", b"1")
+    });
+    let read = r(store, |tx| {
+        tx.lock_ahead(Kind::Test, "ahead", "b")?;
+        tx.get(Kind::Test, "ahead", "other")?;
+        tx.get_for_update(Kind::Test, "ahead", "b")
+    });
+    assert_eq!((read, get("b")), (Some(b"1".to_vec()), Some(b"1".to_vec())));
 }
 
 /// Work run `requiring` a document keeps what it writes only while the document exists: when

@@ -147,6 +147,9 @@ impl Tx for Recording<'_> {
         }
         self.insert(kind, scope, id, parent, body).map(drop)
     }
+    fn lock_ahead(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.lock_ahead(kind, scope, id)
+    }
     fn discard(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
         if is_bookkeeping(kind) {
             return self.inner.discard(kind, scope, id);

@@ -30,10 +30,12 @@ pub struct Conn {
     statements: HashMap<&'static str, Statement>,
 }
 
-/// A statement whose answer nobody waits for: sent with the next one that is awaited.
+/// A statement whose answer nobody waits for: sent with the next one that is awaited, its
+/// answer (a row count, or the rows of one made with [`Conn::defer_query`]) read after that.
 pub struct Deferred {
     statement: Statement,
     params: Vec<OwnedParam>,
+    rows: bool,
 }
 
 /// The statement whose answer a flush waits for, behind what was deferred.
@@ -55,7 +57,7 @@ pub enum Answer {
 /// The outcome of one flush: each deferred statement's, in order (after a failure, a later one
 /// only says the transaction had already failed), and the last statement's own.
 pub struct Flushed {
-    pub deferred: Vec<Result<(), tokio_postgres::Error>>,
+    pub deferred: Vec<Result<Answer, tokio_postgres::Error>>,
     pub last: Result<Answer, tokio_postgres::Error>,
 }
 
@@ -63,7 +65,7 @@ impl Flushed {
     /// The first failure among the deferred statements.
     pub fn deferred_failure(&mut self) -> Result<(), tokio_postgres::Error> {
         match self.deferred.iter().position(Result::is_err) {
-            Some(at) => self.deferred.swap_remove(at),
+            Some(at) => self.deferred.swap_remove(at).map(drop),
             None => Ok(()),
         }
     }
@@ -184,6 +186,19 @@ impl Conn {
         Ok(Deferred {
             statement: self.statement(sql)?,
             params,
+            rows: false,
+        })
+    }
+
+    /// A query to send later, with its parameters, whose rows are kept for after the flush.
+    pub fn defer_query(
+        &mut self,
+        sql: &'static str,
+        params: Vec<OwnedParam>,
+    ) -> Result<Deferred, tokio_postgres::Error> {
+        Ok(Deferred {
+            rows: true,
+            ..self.defer(sql, params)?
         })
     }
 
@@ -196,15 +211,24 @@ impl Conn {
         last: Last<'_>,
     ) -> Flushed {
         let client = &self.client;
-        type Call<'c> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + 'c>>;
+        type Call<'c> = Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + 'c>>;
         let mut ahead: Vec<Call<'_>> = Vec::with_capacity(deferred.len() + 1);
         if let Some(sql) = first {
-            ahead.push(Box::pin(client.batch_execute(sql)));
+            ahead.push(Box::pin(async move {
+                client.batch_execute(sql).await.map(|()| Answer::Done)
+            }));
         }
         for d in deferred {
             ahead.push(Box::pin(async move {
                 let params: Vec<&(dyn ToSql + Sync)> = d.params.iter().map(|p| &**p).collect();
-                client.execute(&d.statement, &params).await.map(drop)
+                if d.rows {
+                    client.query(&d.statement, &params).await.map(Answer::Rows)
+                } else {
+                    client
+                        .execute(&d.statement, &params)
+                        .await
+                        .map(Answer::Count)
+                }
             }));
         }
         let last: Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + '_>> =

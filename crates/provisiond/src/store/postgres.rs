@@ -35,8 +35,8 @@
 //! synchronous `postgres` client.
 
 use super::pg_conn::{
-    describe, is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Last, OwnedParam,
-    Params,
+    describe, is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Flushed, Last,
+    OwnedParam, Params,
 };
 use super::{
     set_requirement, Body, Kind, Mode, QueuedMessage, Required, Requirement, Row, Store,
@@ -302,6 +302,7 @@ impl PostgresStore {
             listed_whole: Default::default(),
             wakes: false,
             asks: false,
+            ahead: HashMap::new(),
         };
         let began = std::time::Instant::now();
         let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx)));
@@ -601,6 +602,17 @@ struct PgTx<'c> {
     wakes: bool,
     /// The flush being sent carries the call's requirement, first of its deferred statements.
     asks: bool,
+    /// Documents `Tx::lock_ahead` asked to lock: the position of the lock among the deferred
+    /// statements, then what it read.
+    ahead: HashMap<DocKey, Ahead>,
+}
+
+/// A lock read ahead (`Tx::lock_ahead`).
+enum Ahead {
+    /// Deferred, at this position among the statements not sent yet.
+    Sent(usize),
+    /// Answered: the document's body, or absent.
+    Read(Option<Vec<u8>>),
 }
 
 /// The failure of a transaction whose work a call required a document that is gone.
@@ -670,8 +682,9 @@ impl PgTx<'_> {
         let asks = self.asks;
         let mut flushed = self.conn.flush(self.begin.take(), &deferred, last);
         if asks {
-            self.answered(flushed.deferred.remove(0))?;
+            self.answered(flushed.deferred.remove(0).map(drop))?;
         }
+        self.keep_locked_ahead(&mut flushed);
         if let Err(e) = flushed.deferred_failure() {
             return Err(self.fail(e));
         }
@@ -697,6 +710,51 @@ impl PgTx<'_> {
             }
         }
         Ok(deferred)
+    }
+
+    /// Keeps what the locks read ahead (`Tx::lock_ahead`) in this flush found, as a locking read
+    /// would have; a document written since it was asked for is left to be read again.
+    fn keep_locked_ahead(&mut self, flushed: &mut Flushed) {
+        let sent: Vec<(DocKey, usize)> = self
+            .ahead
+            .iter()
+            .filter_map(|(key, ahead)| match ahead {
+                Ahead::Sent(at) => Some((key.clone(), *at)),
+                Ahead::Read(_) => None,
+            })
+            .collect();
+        for (key, at) in sent {
+            let Some(slot) = flushed.deferred.get_mut(at) else {
+                self.ahead.remove(&key);
+                continue;
+            };
+            if slot.is_err() {
+                // Left where it is, for the flush's failure.
+                self.ahead.remove(&key);
+                continue;
+            }
+            let Ok(Answer::Rows(rows)) = std::mem::replace(slot, Ok(Answer::Done)) else {
+                self.ahead.remove(&key);
+                continue;
+            };
+            let body = rows.first().map(|r| r.get::<_, Vec<u8>>(0));
+            self.read.remove(&key);
+            if body.is_some() {
+                self.absent.remove(&key);
+                self.locked.insert(key.clone());
+            } else {
+                self.locked.remove(&key);
+                self.absent.insert(key.clone());
+            }
+            self.ahead.insert(key, Ahead::Read(body));
+        }
+    }
+
+    /// A write of a document forgets what was read of it ahead.
+    fn written(&mut self, kind: Kind, scope: &str, id: &str) {
+        if !self.ahead.is_empty() {
+            self.ahead.remove(&doc_key(kind, scope, id));
+        }
     }
 
     /// Notes what the requirement sent in this transaction's first round trip answered. A
@@ -777,7 +835,7 @@ impl PgTx<'_> {
                 .flush(self.begin.take(), &deferred, Last::Finish("COMMIT", after));
         if self.asks {
             // Its failure is kept in `failure`, and the COMMIT behind it rolled back.
-            let _ = self.answered(flushed.deferred.remove(0));
+            let _ = self.answered(flushed.deferred.remove(0).map(drop));
         }
         if let Err(e) = flushed.deferred_failure() {
             if self.failure.is_none() {
@@ -1037,8 +1095,39 @@ impl Tx for PgTx<'_> {
         id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         match self.mode {
-            Mode::Write => self.body_of(LOCK_DOCUMENT, kind, scope, id, true),
+            Mode::Write => {
+                // Read ahead and answered: locked since, so still what the database holds.
+                if let Some(Ahead::Read(body)) = self.ahead.remove(&doc_key(kind, scope, id)) {
+                    return Ok(body);
+                }
+                self.body_of(LOCK_DOCUMENT, kind, scope, id, true)
+            }
             Mode::Read => self.get(kind, scope, id),
+        }
+    }
+
+    fn lock_ahead(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        let key = doc_key(kind, scope, id);
+        if self.mode == Mode::Read
+            || self.failure.is_some()
+            || self.ahead.contains_key(&key)
+            || self.locked.contains(&key)
+            || self.absent.contains(&key)
+        {
+            return Ok(());
+        }
+        let params: Vec<OwnedParam> = vec![
+            Box::new(kind.as_str().to_string()),
+            Box::new(scope.to_string()),
+            Box::new(id.to_string()),
+        ];
+        match self.conn.defer_query(LOCK_DOCUMENT, params) {
+            Ok(lock) => {
+                self.ahead.insert(key, Ahead::Sent(self.deferred.len()));
+                self.deferred.push(lock);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -1050,6 +1139,7 @@ impl Tx for PgTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<bool, StoreError> {
+        self.written(kind, scope, id);
         self.absent
             .remove(&(kind, scope.to_string(), id.to_string()));
         let n = self.execute(
@@ -1068,6 +1158,7 @@ impl Tx for PgTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        self.written(kind, scope, id);
         // A document this transaction found absent is created by a plain insert, which fails
         // if a concurrent transaction created it meanwhile: then this one runs again and sees
         // it, rather than overwriting what it never read (a lock on a row that did not exist
@@ -1136,6 +1227,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn delete(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        self.written(kind, scope, id);
         let key = doc_key(kind, scope, id);
         self.locked.remove(&key);
         if let Some(version) = self.read.remove(&key) {
@@ -1164,6 +1256,7 @@ impl Tx for PgTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        self.written(kind, scope, id);
         // Deferred: present after all, it fails as a unique violation, a conflict.
         let key = doc_key(kind, scope, id);
         self.absent.remove(&key);
@@ -1183,6 +1276,7 @@ impl Tx for PgTx<'_> {
         parent: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        self.written(kind, scope, id);
         self.absent.remove(&doc_key(kind, scope, id));
         self.defer(
             "INSERT INTO documents (kind, scope, id, parent, body) VALUES ($1, $2, $3, $4, $5)
@@ -1192,6 +1286,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn discard(&mut self, kind: Kind, scope: &str, id: &str) -> Result<(), StoreError> {
+        self.written(kind, scope, id);
         let key = doc_key(kind, scope, id);
         if self.read.contains_key(&key) {
             // Read without a lock: its delete checks the version, and must hear the answer.
