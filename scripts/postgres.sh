@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for tests and benchmarks, in a directory of its own.
 #   scripts/postgres.sh start DIR   initdb into DIR (first time), start on a free loopback
-#                                   port (the same one again after a stop), print its URL
+#                                   port (the same one again after a stop) and a Unix socket
+#                                   in DIR, print its URL
 #   scripts/postgres.sh stop DIR    stop it (fast shutdown; the data stays)
 #   scripts/postgres.sh kill DIR    stop it at once (immediate shutdown, as a crash would)
 # As root, the server runs as the postgres user, since initdb refuses root.
@@ -30,13 +31,22 @@ start)
     if [ ! -f "$data/PG_VERSION" ]; then
         as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
+        # Every other role is trusted; these three must authenticate, one per method a client
+        # must speak (the tests create them with the password "secret").
+        hba="$data/pg_hba.conf"
+        { printf 'host all provisiond_scram 127.0.0.1/32 scram-sha-256\n'
+          printf 'host all provisiond_md5 127.0.0.1/32 md5\n'
+          printf 'host all provisiond_cleartext 127.0.0.1/32 password\n'
+          cat "$hba"; } >"$hba.new"
+        as_owner cp "$hba.new" "$hba"
+        rm -f "$hba.new"
     fi
     if [ ! -f "$dir/port" ]; then
         python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' >"$dir/port"
     fi
     port=$(cat "$dir/port")
     as_owner "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 30 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir' -c max_connections=300 -c fsync=on" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -142,3 +142,69 @@ fn point_lookups_use_their_unique_key_before_any_statistics() {
         );
     }
 }
+
+/// A store on `url` keeps a document and reads it back.
+fn round_trip(url: &str) {
+    let store = PostgresStore::open(url).unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    transact::<_, StoreError>(&store, Mode::Write, |tx| {
+        tx.put(Kind::Test, "s", "doc", "", b"kept")
+    })
+    .unwrap();
+    let read =
+        transact::<_, StoreError>(&store, Mode::Read, |tx| tx.get(Kind::Test, "s", "doc")).unwrap();
+    assert_eq!(read.as_deref(), Some(&b"kept"[..]));
+}
+
+#[test]
+fn the_store_authenticates_by_each_method_postgres_asks_for_and_over_a_unix_socket() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let port = pg.port();
+    // scripts/postgres.sh's pg_hba.conf asks each of these roles for its method.
+    for (role, stored_as) in [
+        ("provisiond_scram", "scram-sha-256"),
+        ("provisiond_md5", "md5"),
+        ("provisiond_cleartext", "scram-sha-256"),
+    ] {
+        pg.admin(&format!(
+            "SET password_encryption = '{stored_as}'; CREATE ROLE {role} LOGIN PASSWORD 'secret'"
+        ));
+        pg.admin(&format!("CREATE DATABASE {role} OWNER {role}"));
+        round_trip(&format!("postgres://{role}:secret@127.0.0.1:{port}/{role}"));
+
+        let wrong = PostgresStore::open(&format!(
+            "postgres://{role}:not-the-secret@127.0.0.1:{port}/{role}"
+        ))
+        .err()
+        .expect("a wrong password is refused");
+        assert!(
+            !wrong.is_unavailable(),
+            "a refusal is no outage, nor retried as one: {wrong}"
+        );
+        assert!(wrong.to_string().contains("28P01"), "{wrong}");
+        assert!(!wrong.to_string().contains("not-the-secret"), "{wrong}");
+
+        let none = PostgresStore::open(&format!("postgres://{role}@127.0.0.1:{port}/{role}"))
+            .err()
+            .expect("no password is refused");
+        assert!(none.to_string().contains("password"), "{none}");
+    }
+
+    let tls = PostgresStore::open(&format!("{}?sslmode=require", pg.url))
+        .err()
+        .expect("a URL that requires TLS is refused, not served unencrypted");
+    assert!(tls.to_string().contains("TLS"), "{tls}");
+
+    let url = pg.database("over_a_socket");
+    let socket_url = format!(
+        "host={} port={port} user=postgres dbname=over_a_socket",
+        pg.socket_dir().display()
+    );
+    round_trip(&socket_url);
+    // What went over the socket is in the database the TCP URL names.
+    let store = PostgresStore::open(&url).unwrap();
+    let read =
+        transact::<_, StoreError>(&store, Mode::Read, |tx| tx.get(Kind::Test, "s", "doc")).unwrap();
+    assert_eq!(read.as_deref(), Some(&b"kept"[..]));
+}

@@ -25,11 +25,13 @@ impl Scratch {
             "provisiond_bench_{}",
             &crate::ids::uuid().replace('-', "")[..12]
         );
-        let mut client = postgres::Client::connect(url, postgres::NoTls)
-            .map_err(|e| format!("connecting to {}: {e}", crate::store::postgres::redact(url)))?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .map_err(|e| format!("creating the scratch database: {e}"))?;
+        crate::store::postgres::run_outside_transaction(url, &format!("CREATE DATABASE {name}"))
+            .map_err(|e| {
+                format!(
+                    "creating the scratch database on {}: {e}",
+                    crate::store::postgres::redact(url)
+                )
+            })?;
         let base = url
             .split_once('?')
             .map_or(url, |(u, _)| u)
@@ -45,15 +47,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // The sync client runs its own runtime, so it works from a plain thread only.
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
-                let _ =
-                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        })
-        .join();
+        let _ = crate::store::postgres::run_outside_transaction(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
@@ -216,12 +213,8 @@ pub async fn section(
         let total = 2_500 * scale;
         let stats = tokio::task::spawn_blocking(move || {
             let name = format!("alone_{c}");
-            let mut client =
-                postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
-            client
-                .batch_execute(&format!("CREATE SCHEMA {name}"))
+            crate::store::postgres::run_outside_transaction(&url, &format!("CREATE SCHEMA {name}"))
                 .map_err(|e| e.to_string())?;
-            drop(client);
             let store = crate::store::postgres::PostgresStore::open(&with_schema(&url, &name))
                 .map_err(|e| e.to_string())?;
             store::notify_shaped(Arc::new(store), c, total)

@@ -31,19 +31,16 @@
 //! [`Store::requiring`]) is asked for with the `BEGIN` of the call's first transaction, in a
 //! statement that fails when it is gone (function `provisiond_require`, SQLSTATE
 //! [`REQUIREMENT_UNMET`]), so the check costs no round trip and nothing commits without it.
-//! Migrations and the listener use the
-//! synchronous `postgres` client.
+//! Migrations and the listener use the same connections, one each.
 
 use super::pg_conn::{
-    describe, is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Flushed, Last,
-    OwnedParam, Params,
+    is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Error as PgError, Flushed,
+    Last, OwnedParam, Params, Row as PgRow,
 };
 use super::{
     set_requirement, Body, Kind, Mode, QueuedMessage, Required, Requirement, Row, Store,
     StoreError, StoredObject, Tx, Wakeups,
 };
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::NoTls;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -260,7 +257,15 @@ impl PostgresStore {
         }
     }
 
-    fn checkin(&self, conn: Option<Conn>) {
+    fn checkin(&self, mut conn: Option<Conn>) {
+        // A batch that failed leaves its transaction block open (the database skipped the
+        // `COMMIT` behind the failure): it ends here, and a connection that cannot end it is
+        // given up, so the pool only holds connections outside any transaction.
+        if let Some(c) = conn.as_mut() {
+            if c.in_transaction() && !c.is_closed() && c.simple("ROLLBACK").is_err() {
+                conn = None;
+            }
+        }
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         match conn {
             Some(conn) if !conn.is_closed() => pool.idle.push(conn),
@@ -326,10 +331,13 @@ impl PostgresStore {
             }
         }
         if let Err(e) = finished {
-            if finish == "COMMIT" && is_conflict(&e) {
-                return Ok(false);
+            // After a failed statement the finishing one was skipped; the failure says it all.
+            if failure.is_none() {
+                if finish == "COMMIT" && is_conflict(&e) {
+                    return Ok(false);
+                }
+                return Err(store_error(&e));
             }
-            return Err(store_error(&e));
         }
         if let Some(e) = &failure {
             // A statement failed, so nothing was kept (a COMMIT behind it rolls back): a write
@@ -370,41 +378,25 @@ fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
-/// A connection of the synchronous client, for migrations and the listener.
-fn connect_sync(config: &tokio_postgres::Config) -> Result<postgres::Client, StoreError> {
-    postgres::Config::from(config.clone())
-        .connect(NoTls)
-        .map_err(|e| {
-            let message = format!("connecting to the database: {}", describe(&e));
-            if is_unreachable(&e) {
-                StoreError::unavailable(message)
-            } else {
-                StoreError::new(message)
-            }
-        })
-}
-
 /// Applies the migrations the database lacks, holding [`MIGRATION_LOCK`].
 fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
-    let mut client = connect_sync(config)?;
-    let client = &mut client;
-    let fail = |e: postgres::Error| store_error(&e);
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+    let mut conn = Conn::connect(config)?;
+    let conn = &mut conn;
+    let fail = |e: PgError| store_error(&e);
+    conn.query_opt("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .map_err(fail)?;
     let outcome = (|| {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
-            )
-            .map_err(fail)?;
-        let current: i64 = client
-            .query_one(
+        conn.simple(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        )
+        .map_err(fail)?;
+        let current: i64 = conn
+            .query_opt(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
                 &[],
             )
             .map_err(fail)?
-            .get(0);
+            .map_or(0, |row| row.get(0));
         if current > MIGRATIONS.len() as i64 {
             return Err(StoreError::new(format!(
                 "the database has schema version {current}, newer than this provisiond knows ({})",
@@ -412,19 +404,24 @@ fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
             )));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let mut tx = client.transaction().map_err(fail)?;
-            tx.batch_execute(sql).map_err(fail)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
-                &[&(i as i64 + 1), &crate::time::now_ms()],
-            )
-            .map_err(fail)?;
-            tx.commit().map_err(fail)?;
+            let applied = (|| {
+                conn.simple("BEGIN")?;
+                conn.simple(sql)?;
+                conn.query_opt(
+                    "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                    &[&(i as i64 + 1), &crate::time::now_ms()],
+                )?;
+                conn.simple("COMMIT")
+            })();
+            if let Err(e) = applied {
+                let _ = conn.simple("ROLLBACK");
+                return Err(fail(e));
+            }
             tracing::info!(version = i + 1, "database migrated");
         }
         Ok(())
     })();
-    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    let _ = conn.query_opt("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
     outcome
 }
 
@@ -442,6 +439,14 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Runs `sql` (statements without parameters, outside a transaction) on the database at
+/// `url`, on a connection of its own: what the benchmark's scratch databases need.
+pub fn run_outside_transaction(url: &str, sql: &str) -> Result<(), StoreError> {
+    Conn::connect(&config_of(url)?)?
+        .simple(sql)
+        .map_err(|e| store_error(&e))
+}
+
 /// Applies the migrations the database at `url` lacks, and nothing else (`provisiond migrate`).
 pub fn migrate_only(url: &str) -> Result<(), StoreError> {
     migrate(&config_of(url)?)
@@ -452,37 +457,23 @@ pub fn migrate_only(url: &str) -> Result<(), StoreError> {
 /// and connects again.
 fn listen(config: tokio_postgres::Config, wakeups: Arc<Wakeups>, closing: Arc<AtomicBool>) {
     while !closing.load(Ordering::Acquire) {
-        let mut client = match connect_sync(&config) {
-            Ok(client) => client,
+        let mut conn = match Conn::connect(&config) {
+            Ok(conn) => conn,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(250));
                 continue;
             }
         };
-        if client
-            .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
-            .is_err()
-        {
+        if conn.simple(&format!("LISTEN {WAKE_CHANNEL}")).is_err() {
             continue;
         }
         // Whatever was committed while this listener was away is looked at again.
         wakeups.notify();
-        while !closing.load(Ordering::Acquire) && !client.is_closed() {
-            let mut notifications = client.notifications();
-            let mut woke = false;
-            let mut iter = notifications.timeout_iter(Duration::from_millis(200));
-            loop {
-                match iter.next() {
-                    Ok(Some(_)) => woke = true,
-                    Ok(None) => break,
-                    Err(_) => break,
-                }
-                if woke {
-                    break;
-                }
-            }
-            if woke {
-                wakeups.notify();
+        while !closing.load(Ordering::Acquire) {
+            match conn.notified(Duration::from_millis(200)) {
+                Ok(true) => wakeups.notify(),
+                Ok(false) => {}
+                Err(_) => break,
             }
         }
         wakeups.notify();
@@ -579,7 +570,7 @@ struct PgTx<'c> {
     begin: Option<&'static str>,
     /// Writes not sent yet: they go out ahead of the next statement sent.
     deferred: Vec<Deferred>,
-    failure: Option<tokio_postgres::Error>,
+    failure: Option<PgError>,
     /// Every read locks what it reads (`FOR UPDATE`): the transaction runs again after a
     /// conflict.
     locking: bool,
@@ -620,12 +611,12 @@ fn unmet() -> StoreError {
     StoreError::new("a document the call requires is gone")
 }
 
-fn is_requirement_unmet(e: &tokio_postgres::Error) -> bool {
+fn is_requirement_unmet(e: &PgError) -> bool {
     e.code().is_some_and(|c| c.code() == REQUIREMENT_UNMET)
 }
 
 /// What a statement's failure tells the caller.
-fn failure_of(e: &tokio_postgres::Error) -> StoreError {
+fn failure_of(e: &PgError) -> StoreError {
     if is_requirement_unmet(e) {
         unmet()
     } else {
@@ -657,7 +648,7 @@ fn doc_key(kind: Kind, scope: &str, id: &str) -> DocKey {
 }
 
 impl PgTx<'_> {
-    fn fail(&mut self, e: tokio_postgres::Error) -> StoreError {
+    fn fail(&mut self, e: PgError) -> StoreError {
         let error = failure_of(&e);
         if self.failure.is_none() {
             self.failure = Some(e);
@@ -669,7 +660,7 @@ impl PgTx<'_> {
     /// it) and `last`, in one round trip.
     fn send<'p>(
         &mut self,
-        last: impl FnOnce(&mut Conn) -> Result<Last<'p>, tokio_postgres::Error>,
+        last: impl FnOnce(&mut Conn) -> Result<Last<'p>, PgError>,
     ) -> Result<Answer, StoreError> {
         if self.failure.is_some() {
             return Err(StoreError::new("the transaction already failed"));
@@ -737,7 +728,7 @@ impl PgTx<'_> {
                 self.ahead.remove(&key);
                 continue;
             };
-            let body = rows.first().map(|r| r.get::<_, Vec<u8>>(0));
+            let body = rows.first().map(|r| r.get::<Vec<u8>>(0));
             self.read.remove(&key);
             if body.is_some() {
                 self.absent.remove(&key);
@@ -759,7 +750,7 @@ impl PgTx<'_> {
 
     /// Notes what the requirement sent in this transaction's first round trip answered. A
     /// statement that did not reach the database leaves it to be asked again.
-    fn answered(&mut self, answer: Result<(), tokio_postgres::Error>) -> Result<(), StoreError> {
+    fn answered(&mut self, answer: Result<(), PgError>) -> Result<(), StoreError> {
         self.asks = false;
         match answer {
             Ok(()) => {
@@ -775,11 +766,7 @@ impl PgTx<'_> {
         }
     }
 
-    fn query(
-        &mut self,
-        sql: &'static str,
-        params: &Params<'_>,
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<PgRow>, StoreError> {
         match self.send(|conn| Ok(Last::Query(conn.statement(sql)?, params)))? {
             Answer::Rows(rows) => Ok(rows),
             _ => unreachable!("a query answers rows"),
@@ -815,7 +802,7 @@ impl PgTx<'_> {
     /// Ends the transaction: with `commit`, sends what is deferred and `COMMIT` (a wake-up
     /// behind it when asked for); else a `ROLLBACK`, if anything was sent. A failure of a
     /// deferred write is kept in `failure`; the answer is the finishing statement's own.
-    fn finish(&mut self, commit: bool) -> Result<(), tokio_postgres::Error> {
+    fn finish(&mut self, commit: bool) -> Result<(), PgError> {
         if self.begin.is_some() {
             // Nothing was sent: there is no transaction to end, and nothing deferred is kept.
             if !commit || self.deferred.is_empty() {
@@ -834,7 +821,7 @@ impl PgTx<'_> {
             self.conn
                 .flush(self.begin.take(), &deferred, Last::Finish("COMMIT", after));
         if self.asks {
-            // Its failure is kept in `failure`, and the COMMIT behind it rolled back.
+            // Its failure is kept in `failure`; the database skipped the COMMIT behind it.
             let _ = self.answered(flushed.deferred.remove(0).map(drop));
         }
         if let Err(e) = flushed.deferred_failure() {
@@ -859,7 +846,7 @@ impl PgTx<'_> {
         let row = self
             .query(sql, &[&kind.as_str(), &scope, &id])?
             .first()
-            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1)));
+            .map(|r| (r.get::<Vec<u8>>(0), r.get::<i64>(1)));
         if self.mode == Mode::Write {
             let key = doc_key(kind, scope, id);
             match &row {
@@ -950,7 +937,7 @@ impl PgTx<'_> {
     }
 }
 
-fn message_row(r: &postgres::Row) -> QueuedMessage {
+fn message_row(r: &PgRow) -> QueuedMessage {
     QueuedMessage {
         message_id: r.get(0),
         queue: r.get(1),
@@ -1309,7 +1296,7 @@ impl Tx for PgTx<'_> {
             "SELECT COALESCE(SUM(n), 0)::BIGINT FROM document_counts WHERE kind = $1 AND scope = $2 AND parent = $3",
             &[&kind.as_str(), &scope, &parent],
         )?;
-        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64)
+        Ok(rows.first().map_or(0, |r| r.get::<i64>(0)).max(0) as u64)
     }
 
     fn enqueue(&mut self, scope: &str, m: &QueuedMessage) -> Result<(), StoreError> {

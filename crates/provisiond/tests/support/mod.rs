@@ -53,6 +53,28 @@ impl TestPostgres {
         format!("{base}/{name}")
     }
 
+    /// The directory that holds the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        let after_host = self.url.rsplit_once(':').expect("a URL with a port").1;
+        after_host
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("a port")
+    }
+
+    /// Runs `sql` as the superuser on database `postgres`.
+    pub fn admin(&self, sql: &str) {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+        client.batch_execute(sql).unwrap();
+    }
+
     /// Stops the server (its data stays), as an outage would.
     pub fn stop(&self) {
         self.run("stop");
