@@ -35,8 +35,11 @@ def replicas(tmp_path_factory):
     (base / "b").mkdir()
     for name in ("credentials", "config"):
         shutil.copy(base / "a" / name, base / "b" / name)
+    # With one connection, a call that held a connection while it waited for another would
+    # stall for the pool's checkout timeout and fail: every flow below proves none does.
     b = Server(base / "b", args=mapped,
-               store_args=["--database-url", pg.url, "--server-key-file", str(base / "a" / "server.key")])
+               store_args=["--database-url", pg.url, "--server-key-file", str(base / "a" / "server.key"),
+                           "--database-connections", "1"])
     a.repo = b.repo = repo
     yield a, b
     b.stop()

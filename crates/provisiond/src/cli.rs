@@ -51,6 +51,11 @@ struct StoreArgs {
     /// of `DATA_DIR/provisiond.db`; every replica of one deployment names the same one.
     #[arg(long, env = "PROVISIOND_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// Most connections this process opens to `--database-url` at once [default: four per
+    /// core of this machine, 4 to 64]. More is slower once the database's cores are busy.
+    #[arg(long, env = "PROVISIOND_DATABASE_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    database_connections: Option<u16>,
     /// The server key (seals workflow tokens and stored secrets), shared by every replica
     /// of one database [default: DATA_DIR/server.key, created if absent].
     #[arg(long, value_name = "PATH")]
@@ -538,8 +543,12 @@ fn open(args: &StoreArgs) -> Result<Opened, String> {
                 .map_err(|e| format!("database {}: {e}", dir.database().display()))?,
         ),
         Some(url) => Arc::new(
-            crate::store::postgres::PostgresStore::open(url)
-                .map_err(|e| format!("database {}: {e}", crate::store::postgres::redact(url)))?,
+            crate::store::postgres::PostgresStore::open_with(
+                url,
+                args.database_connections
+                    .map_or_else(crate::store::postgres::default_connections, usize::from),
+            )
+            .map_err(|e| format!("database {}: {e}", crate::store::postgres::redact(url)))?,
         ),
     };
     auth::check_server_key(store.as_ref(), &key).map_err(|e| match e {
@@ -664,6 +673,7 @@ pub fn prepare(data_dir: &Path) -> Result<Arc<App>, String> {
     let args = StoreArgs {
         data_dir: data_dir.to_path_buf(),
         database_url: None,
+        database_connections: None,
         server_key_file: None,
     };
     prepare_with_repositories(&args, BTreeMap::new())

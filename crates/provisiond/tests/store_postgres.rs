@@ -17,6 +17,10 @@ fn postgres_passes_the_conformance_and_concurrency_suites() {
     let url = pg.database("conformance");
     let store = PostgresStore::open(&url).unwrap();
     conformance::run_all(&store);
+    // One connection: nothing in the store holds one while it waits for another.
+    let url = pg.database("one_connection");
+    let store = PostgresStore::open_with(&url, 1).unwrap();
+    conformance::run_all(&store);
 
     let url = pg.database("concurrency");
     let a: Arc<dyn Store> = Arc::new(PostgresStore::open(&url).unwrap());

@@ -168,8 +168,12 @@ const WAKE_CHANNEL: &str = "provisiond_wake";
 /// What `wake_waiters` sends after a commit.
 const WAKE_STATEMENT: &str = "NOTIFY provisiond_wake";
 
-/// Most connections one store handle opens.
-const MAX_CONNECTIONS: usize = 16;
+/// Most connections one store handle opens unless told otherwise: four per core of this
+/// machine, within 4 to 64 (see `docs/decisions.md`, "Connections per replica").
+pub fn default_connections() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (4 * cores).clamp(4, 64)
+}
 /// How long a connection attempt may take before the database counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a call waits for a free connection of the pool.
@@ -182,6 +186,8 @@ const FALLBACK_POLL: Duration = Duration::from_secs(1);
 /// A store on a PostgreSQL database.
 pub struct PostgresStore {
     config: tokio_postgres::Config,
+    /// Most connections the pool opens.
+    max_connections: usize,
     pool: Mutex<Pool>,
     returned: Condvar,
     wakeups: Arc<Wakeups>,
@@ -200,6 +206,12 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`), applies the
     /// migrations it lacks, and starts listening for wake-ups.
     pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_with(url, default_connections())
+    }
+
+    /// [`PostgresStore::open`], with at most `max_connections` (at least 1) in its pool.
+    pub fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore, StoreError> {
+        let max_connections = max_connections.max(1);
         let config = config_of(url)?;
         migrate(&config)?;
         let wakeups = Arc::new(Wakeups::new(FALLBACK_POLL));
@@ -213,6 +225,7 @@ impl PostgresStore {
         };
         Ok(PostgresStore {
             config,
+            max_connections,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
@@ -235,7 +248,7 @@ impl PostgresStore {
                 }
                 pool.open -= 1;
             }
-            if pool.open < MAX_CONNECTIONS {
+            if pool.open < self.max_connections {
                 pool.open += 1;
                 drop(pool);
                 return Conn::connect(&self.config).inspect_err(|_| {
