@@ -275,6 +275,8 @@ pub struct Conn {
     closed: bool,
     status: Status,
     statements: HashMap<&'static str, Statement>,
+    /// How many statements were prepared on this connection: the next one's name.
+    prepared: u32,
 }
 
 fn client_error(e: impl std::fmt::Display) -> Error {
@@ -332,6 +334,7 @@ impl Conn {
             closed: false,
             status: Status::Idle,
             statements: HashMap::new(),
+            prepared: 0,
         };
         // The startup must not wait longer than the connect timeout for a silent server.
         let _ = conn.socket.set_read_timeout(timeout);
@@ -579,7 +582,9 @@ impl Conn {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let name = format!("p{}", self.statements.len());
+        // Never a name used before on this connection, even by a preparation that failed.
+        self.prepared += 1;
+        let name = format!("p{}", self.prepared);
         self.out.clear();
         frontend::parse(&name, sql, std::iter::empty(), &mut self.out).map_err(client_error)?;
         frontend::describe(b'S', &name, &mut self.out).map_err(client_error)?;
