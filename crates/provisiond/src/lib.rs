@@ -32,4 +32,5 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod time;
+pub mod tls;
 pub mod wire_enum;

@@ -212,3 +212,53 @@ fn the_store_authenticates_by_each_method_postgres_asks_for_and_over_a_unix_sock
         transact::<_, StoreError>(&store, Mode::Read, |tx| tx.get(Kind::Test, "s", "doc")).unwrap();
     assert_eq!(read.as_deref(), Some(&b"kept"[..]));
 }
+
+#[test]
+fn sslmode_require_connects_over_tls_and_verifies_the_certificate() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let Some(authority) = pg.tls_authority() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the PostgreSQL TLS test needs openssl under CI=true");
+        }
+        eprintln!("SKIPPED: the PostgreSQL TLS test needs openssl to make a certificate");
+        return;
+    };
+    // scripts/postgres.sh's pg_hba.conf lets this role in over TLS only.
+    pg.admin("CREATE ROLE provisiond_tls LOGIN PASSWORD 'secret'");
+    pg.admin("CREATE DATABASE provisiond_tls OWNER provisiond_tls");
+    let port = pg.port();
+    let url = |mode: &str| {
+        format!("postgres://provisiond_tls:secret@127.0.0.1:{port}/provisiond_tls?sslmode={mode}")
+    };
+    // `provisiond migrate` in a process of its own, trusting what `SSL_CERT_FILE` names (the
+    // trust store is read once per process).
+    let migrate = |url: &str, trusted: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisiond"))
+            .args(["migrate", "--database-url", url])
+            .env("SSL_CERT_FILE", trusted)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .expect("running provisiond migrate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, stderr) = migrate(&url("require"), &authority);
+    assert!(ok, "over TLS, the certificate verified: {stderr}");
+
+    let (ok, stderr) = migrate(&url("require"), &pg.tls_certificate());
+    assert!(!ok, "a certificate no trusted authority signed is refused");
+    assert!(stderr.contains("TLS with the database failed"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+
+    let (ok, stderr) = migrate(&url("disable"), &authority);
+    assert!(
+        !ok,
+        "without TLS this role is turned away: the first run did use TLS"
+    );
+    assert!(stderr.contains("28000"), "{stderr}");
+}

@@ -67,7 +67,7 @@ fn http_get(url: &str) -> Result<Vec<u8>, String> {
         }
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
-        let connector = tokio_rustls::TlsConnector::from(tls_config()?);
+        let connector = tokio_rustls::TlsConnector::from(crate::tls::client_config()?);
         let stream = connector
             .connect(name, tcp)
             .await
@@ -116,33 +116,6 @@ where
         .await
         .map_err(|e| format!("reading the body: {e}"))?;
     Ok(body.to_bytes().to_vec())
-}
-
-/// The TLS client configuration, built once: the machine's trust store as `rustls-native-certs`
-/// finds it (which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`, as OpenSSL does).
-fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    static CONFIG: std::sync::OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>> =
-        std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let found = rustls_native_certs::load_native_certs();
-            let mut roots = rustls::RootCertStore::empty();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(format!(
-                    "no trusted certificate authority was found on this machine ({} errors); set SSL_CERT_FILE to a PEM bundle",
-                    found.errors.len()
-                ));
-            }
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(std::sync::Arc::new(config))
-        })
-        .clone()
 }
 
 fn read_bounded(reader: impl Read, url: &str) -> Result<Vec<u8>, AwsError> {

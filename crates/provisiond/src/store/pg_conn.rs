@@ -13,9 +13,11 @@
 //!
 //! The protocol's messages are `postgres-protocol`'s and the values' encodings
 //! `postgres-types`' (both are what `tokio-postgres` is built on); the startup speaks trust,
-//! cleartext, MD5 and SCRAM-SHA-256 authentication, over TCP or a Unix socket, without TLS (as
-//! the store's other connections). Statements are prepared once per connection (one round
-//! trip) and then bound by name, parameters and results in binary.
+//! cleartext, MD5 and SCRAM-SHA-256 authentication, over TCP or a Unix socket, and TLS over TCP
+//! when the URL says `sslmode=require` (the certificate and host name verified against the
+//! machine's trust store; `prefer`, the default, and `disable` connect without TLS).
+//! Statements are prepared once per connection (one round trip) and then bound by name,
+//! parameters and results in binary.
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -48,7 +50,8 @@ pub enum Error {
     Db { code: SqlState, message: String },
     /// The connection could not be made, or was lost: whether it ran is unknown.
     Closed(String),
-    /// It was never sent: a parameter could not be encoded for the statement.
+    /// Refused on this side: a parameter could not be encoded for its statement (never sent),
+    /// or the connection could not be set up as the URL asks (TLS, authentication).
     Client(String),
 }
 
@@ -72,7 +75,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Db { code, message } => write!(f, "{}: {message}", code.code()),
             Error::Closed(why) => write!(f, "the connection to the database was lost: {why}"),
-            Error::Client(why) => write!(f, "a statement could not be sent: {why}"),
+            Error::Client(why) => f.write_str(why),
         }
     }
 }
@@ -224,6 +227,8 @@ enum Expect {
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// TCP with TLS (`sslmode=require`).
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Socket {
@@ -231,6 +236,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.set_read_timeout(timeout),
             Socket::Unix(s) => s.set_read_timeout(timeout),
+            Socket::Tls(s) => s.sock.set_read_timeout(timeout),
         }
     }
 }
@@ -240,6 +246,7 @@ impl Read for Socket {
         match self {
             Socket::Tcp(s) => s.read(buf),
             Socket::Unix(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
         }
     }
 }
@@ -249,11 +256,15 @@ impl Write for Socket {
         match self {
             Socket::Tcp(s) => s.write(buf),
             Socket::Unix(s) => s.write(buf),
+            Socket::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        match self {
+            Socket::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -320,13 +331,15 @@ impl Conn {
                 StoreError::new(message)
             }
         };
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::new(
-                "the database URL requires TLS (sslmode=require), which provisiond does not speak to PostgreSQL",
-            ));
-        }
         let timeout = config.get_connect_timeout().copied();
-        let socket = open_socket(config, timeout).map_err(refused)?;
+        let (socket, host) = open_socket(config, timeout).map_err(refused)?;
+        // As libpq, TLS only over TCP: a Unix socket stays on this machine.
+        let socket = match (config.get_ssl_mode(), socket) {
+            (SslMode::Require, Socket::Tcp(tcp)) => {
+                Socket::Tls(Box::new(start_tls(tcp, &host, timeout).map_err(refused)?))
+            }
+            (_, socket) => socket,
+        };
         let mut conn = Conn {
             socket,
             out: BytesMut::with_capacity(4096),
@@ -465,7 +478,11 @@ impl Conn {
         if self.closed {
             return Err(Error::Closed("closed earlier".into()));
         }
-        match self.socket.write_all(&self.out) {
+        match self
+            .socket
+            .write_all(&self.out)
+            .and_then(|()| self.socket.flush())
+        {
             Ok(()) => Ok(()),
             Err(e) => Err(self.lost(e)),
         }
@@ -655,9 +672,14 @@ impl Conn {
             Some(1),
             &mut self.out,
         )
-        .map_err(|e| match e {
-            frontend::BindError::Conversion(e) => client_error(e),
-            frontend::BindError::Serialization(e) => client_error(e),
+        .map_err(|e| {
+            let why = match e {
+                frontend::BindError::Conversion(e) => e.to_string(),
+                frontend::BindError::Serialization(e) => e.to_string(),
+            };
+            client_error(format!(
+                "a statement's parameter could not be encoded: {why}"
+            ))
         })?;
         frontend::execute("", 0, &mut self.out).map_err(client_error)
     }
@@ -896,16 +918,20 @@ impl Drop for Conn {
         if !self.closed {
             self.out.clear();
             frontend::terminate(&mut self.out);
-            let _ = self.socket.write_all(&self.out);
+            let _ = self
+                .socket
+                .write_all(&self.out)
+                .and_then(|()| self.socket.flush());
         }
     }
 }
 
-/// A socket to the first of the config's hosts that answers.
+/// A socket to the first of the config's hosts that answers, and the name it was reached by
+/// (what a TLS certificate must name).
 fn open_socket(
     config: &tokio_postgres::Config,
     timeout: Option<Duration>,
-) -> Result<Socket, Error> {
+) -> Result<(Socket, String), Error> {
     let hosts = config.get_hosts();
     let addrs = config.get_hostaddrs();
     let ports = config.get_ports();
@@ -920,6 +946,12 @@ fn open_socket(
             [port] => *port,
             ports => ports.get(i).copied().unwrap_or(5432),
         };
+        let name = match (hosts.get(i), addrs.get(i)) {
+            (Some(Host::Tcp(name)), _) => name.clone(),
+            (Some(Host::Unix(dir)), _) => dir.display().to_string(),
+            (None, Some(addr)) => addr.to_string(),
+            (None, None) => continue,
+        };
         let opened = match (addrs.get(i), hosts.get(i)) {
             (Some(addr), _) => tcp(&[(*addr, port).into()], timeout),
             (None, Some(Host::Tcp(name))) => match (name.as_str(), port).to_socket_addrs() {
@@ -932,7 +964,7 @@ fn open_socket(
             (None, None) => continue,
         };
         match opened {
-            Ok(socket) => return Ok(socket),
+            Ok(socket) => return Ok((socket, name)),
             Err(e) => last = Some(e),
         }
     }
@@ -958,4 +990,41 @@ fn tcp(addrs: &[std::net::SocketAddr], timeout: Option<Duration>) -> std::io::Re
         }
     }
     Err(last)
+}
+
+/// Asks the server for TLS (`SSLRequest`) and completes the handshake, verifying its
+/// certificate and `host` against the machine's trust store ([`crate::tls::client_config`]).
+/// A server that refuses TLS, or a certificate that does not verify, is a refusal, not an
+/// outage: connecting again would meet the same.
+fn start_tls(
+    mut tcp: TcpStream,
+    host: &str,
+    timeout: Option<Duration>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, Error> {
+    let lost = |e: std::io::Error| Error::Closed(e.to_string());
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    tcp.set_read_timeout(timeout).map_err(lost)?;
+    tcp.write_all(&request).map_err(lost)?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).map_err(lost)?;
+    if answer[0] != b'S' {
+        return Err(client_error(
+            "the URL requires TLS (sslmode=require) and the database does not offer it",
+        ));
+    }
+    let config = crate::tls::client_config().map_err(Error::Client)?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| client_error(format!("{host} is not a name TLS can verify: {e}")))?;
+    let mut tls = rustls::ClientConnection::new(config, name).map_err(client_error)?;
+    while tls.is_handshaking() {
+        if let Err(e) = tls.complete_io(&mut tcp) {
+            return Err(if e.kind() == std::io::ErrorKind::InvalidData {
+                client_error(format!("TLS with the database failed: {e}"))
+            } else {
+                lost(e)
+            });
+        }
+    }
+    Ok(rustls::StreamOwned::new(tls, tcp))
 }

@@ -58,6 +58,18 @@ impl TestPostgres {
         self.dir.path()
     }
 
+    /// The certificate authority that signed the server's TLS certificate (`DIR/tls/ca.crt`),
+    /// when `scripts/postgres.sh` could make one (it needs `openssl`).
+    pub fn tls_authority(&self) -> Option<std::path::PathBuf> {
+        let ca = self.dir.path().join("tls/ca.crt");
+        ca.exists().then_some(ca)
+    }
+
+    /// The server's certificate itself: a PEM file that is no certificate authority.
+    pub fn tls_certificate(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls/server.crt")
+    }
+
     /// The server's port.
     pub fn port(&self) -> u16 {
         let after_host = self.url.rsplit_once(':').expect("a URL with a port").1;
