@@ -262,3 +262,47 @@ fn sslmode_require_connects_over_tls_and_verifies_the_certificate() {
     );
     assert!(stderr.contains("28000"), "{stderr}");
 }
+
+#[test]
+fn a_lock_asked_for_ahead_never_waits_for_another_transaction() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("lock_ahead");
+    let (a, b) = (
+        PostgresStore::open(&url).unwrap(),
+        PostgresStore::open(&url).unwrap(),
+    );
+    transact::<_, StoreError>(&a, Mode::Write, |tx| tx.put(Kind::Test, "s", "x", "", b"0"))
+        .unwrap();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let (sent, was_sent) = std::sync::mpsc::channel();
+    let was_sent = std::sync::Mutex::new(was_sent);
+    std::thread::scope(|s| {
+        let holder = s.spawn(|| {
+            transact::<_, StoreError>(&a, Mode::Write, |tx| {
+                tx.get_for_update(Kind::Test, "s", "x")?;
+                locked.send(()).unwrap();
+                // The other transaction's lock ahead went out without waiting for this lock
+                // (else it would wait for this commit, and this for it).
+                was_sent
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("the lock ahead waited for another transaction's lock");
+                tx.put(Kind::Test, "s", "x", "", b"1")
+            })
+        });
+        is_locked.recv().unwrap();
+        let seen = transact::<_, StoreError>(&b, Mode::Write, |tx| {
+            tx.lock_ahead(Kind::Test, "s", "x")?;
+            tx.get(Kind::Test, "s", "other")?;
+            let _ = sent.send(());
+            // Skipped ahead, so read here in turn: after the holder's commit, its value.
+            tx.get_for_update(Kind::Test, "s", "x")
+        })
+        .unwrap();
+        holder.join().unwrap().unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"1"[..]));
+    });
+}

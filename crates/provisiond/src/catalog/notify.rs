@@ -130,6 +130,13 @@ pub fn settle(ctx: &RequestContext, result: EngineResult) -> Result<(), AwsError
     }
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
+        // The token names the provisioned product `apply` reads for update: asked for now, its
+        // lock goes with the record's rather than in a round trip of its own.
+        tx.lock_ahead(
+            Kind::ProvisionedProduct,
+            &scope,
+            &claims.provisioned_product_id,
+        )?;
         let mut record = provisioning::get_record_for_update(tx, &scope, &result.record_id)?;
         // A token of another product, or one an operator's retry has replaced.
         if record.provisioned_product_id != claims.provisioned_product_id
@@ -158,8 +165,9 @@ pub(crate) fn apply(
     result: &EngineResult,
     now_ms: i64,
 ) -> Result<(), AwsError> {
-    // The provisioned product is read for update below, once the task is removed: asked for
-    // now, its lock goes with that removal rather than in a round trip of its own.
+    // The provisioned product is read for update below: asked for now (when the caller did
+    // not already), its lock goes with the next statement rather than in a round trip of its
+    // own.
     tx.lock_ahead(
         Kind::ProvisionedProduct,
         scope,
@@ -192,7 +200,7 @@ pub(crate) fn apply(
         )?;
     }
     if let Some((queue, message_id)) = record.task.take() {
-        crate::queue::remove_task(tx, scope, &queue, &message_id)?;
+        crate::queue::discard_task(tx, scope, &queue, &message_id)?;
     }
     store::put(tx, Kind::Record, scope, &record.id, "", &*record)?;
     crate::in_flight::forget(tx, &record.id)?;

@@ -70,7 +70,7 @@ pub fn retry(
     let (account, region) = scope.split_once('/').unwrap_or((scope, ""));
     let queue_name = match record.task.take() {
         Some((queue_name, message_id)) => {
-            queue::remove_task(tx, scope, &queue_name, &message_id)?;
+            queue::discard_task(tx, scope, &queue_name, &message_id)?;
             queue_name
         }
         None => {

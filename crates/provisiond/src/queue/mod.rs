@@ -329,20 +329,20 @@ pub fn task_state(
     })
 }
 
-/// Removes an engine task wherever [`find_task`] would find it; `false` when it is gone.
-pub fn remove_task(
+/// Removes an engine task wherever it is, its queue or that queue's dead-letter queue,
+/// without asking whether it was still there: a message's id is unique, and a store whose
+/// statements are round trips sends the removal with the next statement.
+pub fn discard_task(
     tx: &mut dyn Tx,
     scope: &str,
     queue: &str,
     message_id: &str,
-) -> Result<bool, AwsError> {
-    if tx.delete_message(scope, queue, message_id)? {
-        return Ok(true);
+) -> Result<(), AwsError> {
+    tx.discard_message(scope, queue, message_id)?;
+    if let Some(dlq) = names::dead_letter_queue(queue) {
+        tx.discard_message(scope, &dlq, message_id)?;
     }
-    match names::dead_letter_queue(queue) {
-        Some(dlq) => Ok(tx.delete_message(scope, &dlq, message_id)?),
-        None => Ok(false),
-    }
+    Ok(())
 }
 
 /// Takes up to `max` visible messages of `queue`, making each invisible for `visibility_ms` and

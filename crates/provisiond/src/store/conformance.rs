@@ -334,6 +334,35 @@ pub fn run_all(store: &dyn Store) {
     a_read_transaction_refuses_every_write(store);
     work_stands_only_while_what_it_requires_exists(store);
     a_lock_ahead_changes_nothing_a_transaction_sees(store);
+    a_discarded_message_is_gone_with_its_transaction(store);
+}
+
+/// `discard_message` removes a message as `delete_message` does, says nothing when there was
+/// none, and is undone with its transaction.
+fn a_discarded_message_is_gone_with_its_transaction(store: &dyn Store) {
+    let here = |id: &'static str| r(store, |tx| tx.message("discard", "q", id)).is_some();
+    w(store, |tx| {
+        tx.enqueue("discard", &message("d1", "q", 0))?;
+        tx.enqueue("discard", &message("d2", "q", 0))
+    });
+    w(store, |tx| {
+        tx.discard_message("discard", "q", "d1")?;
+        tx.discard_message("discard", "q", "never")?;
+        // The next statement sees it gone.
+        assert!(tx.message("discard", "q", "d1")?.is_none());
+        Ok(())
+    });
+    assert!(!here("d1"), "discarded");
+    let rolled_back = transact::<_, StoreError>(store, Mode::Write, |tx| {
+        tx.discard_message("discard", "q", "d2")?;
+        tx.create(Kind::Test, "discard", "taken", "", b"1")?;
+        tx.create(Kind::Test, "discard", "taken", "", b"2")
+    });
+    assert!(rolled_back.is_err());
+    assert!(here("d2"), "a discard is undone with its transaction");
+    // The last statement of a transaction: committed with it.
+    w(store, |tx| tx.discard_message("discard", "q", "d2"));
+    assert!(!here("d2"));
 }
 
 /// `lock_ahead` is a hint: what `get_for_update` answers after it is what it would have

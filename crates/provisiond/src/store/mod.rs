@@ -400,6 +400,16 @@ pub trait Tx {
         queue: &str,
         message_id: &str,
     ) -> Result<bool, StoreError>;
+    /// Removes a message if there is one, without saying whether there was: a store whose
+    /// statements are round trips sends it with the next statement.
+    fn discard_message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.delete_message(scope, queue, message_id).map(drop)
+    }
     /// Removes every message of `queue`; returns how many there were.
     fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError>;
     /// How many messages of `queue` are visible and how many are not, at `now_ms`.

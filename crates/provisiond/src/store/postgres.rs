@@ -741,16 +741,15 @@ impl PgTx<'_> {
                 self.ahead.remove(&key);
                 continue;
             };
-            let body = rows.first().map(|r| r.get::<Vec<u8>>(0));
+            // No row: absent, or locked by another transaction and skipped; the read asks.
+            let Some(body) = rows.first().map(|r| r.get::<Vec<u8>>(0)) else {
+                self.ahead.remove(&key);
+                continue;
+            };
             self.read.remove(&key);
-            if body.is_some() {
-                self.absent.remove(&key);
-                self.locked.insert(key.clone());
-            } else {
-                self.locked.remove(&key);
-                self.absent.insert(key.clone());
-            }
-            self.ahead.insert(key, Ahead::Read(body));
+            self.absent.remove(&key);
+            self.locked.insert(key.clone());
+            self.ahead.insert(key, Ahead::Read(Some(body)));
         }
     }
 
@@ -978,6 +977,10 @@ const GET_DOCUMENT: &str =
     "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
 const LOCK_DOCUMENT: &str =
     "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE";
+/// [`LOCK_DOCUMENT`] ahead of its read (`Tx::lock_ahead`): it never waits, so a lock asked for
+/// early cannot deadlock with one taken in another order; a row another transaction holds is
+/// skipped, and the read then takes its lock in turn.
+const LOCK_AHEAD: &str = "SELECT body, version FROM documents WHERE kind = $1 AND scope = $2 AND id = $3 FOR UPDATE SKIP LOCKED";
 const DOCUMENT_EXISTS: &str = "SELECT 1 FROM documents WHERE kind = $1 AND scope = $2 AND id = $3";
 /// Fails with [`REQUIREMENT_UNMET`] when the document is gone.
 const REQUIRE_DOCUMENT: &str = "SELECT provisiond_require(EXISTS (
@@ -1121,7 +1124,7 @@ impl Tx for PgTx<'_> {
             Box::new(scope.to_string()),
             Box::new(id.to_string()),
         ];
-        match self.conn.defer_query(LOCK_DOCUMENT, params) {
+        match self.conn.defer_query(LOCK_AHEAD, params) {
             Ok(lock) => {
                 self.ahead.insert(key, Ahead::Sent(self.deferred.len()));
                 self.deferred.push(lock);
@@ -1384,6 +1387,22 @@ impl Tx for PgTx<'_> {
     ) -> Result<bool, StoreError> {
         let n = self.execute(DELETE_MESSAGE, &[&scope, &queue, &message_id])?;
         Ok(n == 1)
+    }
+
+    fn discard_message(
+        &mut self,
+        scope: &str,
+        queue: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.defer(
+            DELETE_MESSAGE,
+            vec![
+                Box::new(scope.to_string()),
+                Box::new(queue.to_string()),
+                Box::new(message_id.to_string()),
+            ],
+        )
     }
 
     fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError> {
