@@ -615,8 +615,8 @@ struct PgTx<'c> {
 enum Ahead {
     /// Deferred, at this position among the statements not sent yet.
     Sent(usize),
-    /// Answered: the document's body, or absent.
-    Read(Option<Vec<u8>>),
+    /// Answered with the document's body, now locked (no row leaves nothing to keep).
+    Read(Vec<u8>),
 }
 
 /// The failure of a transaction whose work a call required a document that is gone.
@@ -749,7 +749,7 @@ impl PgTx<'_> {
             self.read.remove(&key);
             self.absent.remove(&key);
             self.locked.insert(key.clone());
-            self.ahead.insert(key, Ahead::Read(Some(body)));
+            self.ahead.insert(key, Ahead::Read(body));
         }
     }
 
@@ -1101,7 +1101,7 @@ impl Tx for PgTx<'_> {
             Mode::Write => {
                 // Read ahead and answered: locked since, so still what the database holds.
                 if let Some(Ahead::Read(body)) = self.ahead.remove(&doc_key(kind, scope, id)) {
-                    return Ok(body);
+                    return Ok(Some(body));
                 }
                 self.body_of(LOCK_DOCUMENT, kind, scope, id, true)
             }
