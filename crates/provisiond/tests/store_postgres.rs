@@ -306,3 +306,31 @@ fn a_lock_asked_for_ahead_never_waits_for_another_transaction() {
         assert_eq!(seen.as_deref(), Some(&b"1"[..]));
     });
 }
+
+/// Fifty thousand deferred writes go out in one batch and every answer is read back in order.
+#[test]
+fn a_transaction_of_many_writes_is_sent_and_answered_in_one_batch() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("many_writes");
+    let store = PostgresStore::open(&url).unwrap();
+    const WRITES: usize = 50_000;
+    let (done, finished) = std::sync::mpsc::channel();
+    // On a thread of its own, so that a hang fails the test rather than stalling it: the batch
+    // is written whole before its answers are read, which holds while the answers (about 20
+    // bytes a write, 1 MB here) fit the two sockets' buffers (see `pg_conn`).
+    std::thread::spawn(move || {
+        let counted = transact::<_, StoreError>(&store, Mode::Write, |tx| {
+            for i in 0..WRITES {
+                tx.add(Kind::Test, "many", &format!("d{i}"), "p", b"x")?;
+            }
+            tx.count(Kind::Test, "many", "p")
+        });
+        let _ = done.send(counted);
+    });
+    let counted = finished
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("a transaction of many writes hung");
+    assert_eq!(counted.unwrap(), WRITES as u64);
+}

@@ -18,6 +18,12 @@
 //! machine's trust store; `prefer`, the default, and `disable` connect without TLS).
 //! Statements are prepared once per connection (one round trip) and then bound by name,
 //! parameters and results in binary.
+//!
+//! A batch is written whole before its answers are read. That holds while its answers (about
+//! 20 bytes per write, more for rows) fit what the two sockets buffer: megabytes with Linux's
+//! defaults (50,000 writes in one round trip are tested), so a batch of hundreds of thousands
+//! of writes could wait on itself. No transaction of provisiond comes near: bulk work, such as
+//! building an index, goes in pages, each a transaction of its own.
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
