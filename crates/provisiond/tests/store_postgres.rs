@@ -307,30 +307,50 @@ fn a_lock_asked_for_ahead_never_waits_for_another_transaction() {
     });
 }
 
-/// Fifty thousand deferred writes go out in one batch and every answer is read back in order.
+/// Large answers early in a batch (40 MiB of documents read ahead) and many statements behind
+/// them (60 MiB of writes): the database's answers and the statements still to send both
+/// outgrow what the sockets buffer. A client that wrote it all before reading would wait for
+/// the database to read while the database waited for it to read (it did, before batches went
+/// in parts).
 #[test]
-fn a_transaction_of_many_writes_is_sent_and_answered_in_one_batch() {
+fn large_answers_and_many_statements_in_one_transaction_never_wait_on_each_other() {
     let Some(pg) = TestPostgres::start() else {
         return;
     };
-    let url = pg.database("many_writes");
+    let url = pg.database("large_answers");
     let store = PostgresStore::open(&url).unwrap();
-    const WRITES: usize = 50_000;
+    const DOCS: usize = 40;
+    const WRITES: usize = 60_000;
+    for i in 0..DOCS {
+        transact::<_, StoreError>(&store, Mode::Write, |tx| {
+            tx.put(
+                Kind::Test,
+                "big",
+                &format!("b{i}"),
+                "",
+                &vec![b'b'; 1 << 20],
+            )
+        })
+        .unwrap();
+    }
     let (done, finished) = std::sync::mpsc::channel();
-    // On a thread of its own, so that a hang fails the test rather than stalling it: the batch
-    // is written whole before its answers are read, which holds while the answers (about 20
-    // bytes a write, 1 MB here) fit the two sockets' buffers (see `pg_conn`).
     std::thread::spawn(move || {
         let counted = transact::<_, StoreError>(&store, Mode::Write, |tx| {
-            for i in 0..WRITES {
-                tx.add(Kind::Test, "many", &format!("d{i}"), "p", b"x")?;
+            for i in 0..DOCS {
+                tx.lock_ahead(Kind::Test, "big", &format!("b{i}"))?;
             }
-            tx.count(Kind::Test, "many", "p")
+            for i in 0..WRITES {
+                tx.add(Kind::Test, "writes", &format!("w{i}"), "p", &[b'w'; 1024])?;
+            }
+            let count = tx.count(Kind::Test, "writes", "p")?;
+            let first = tx.get_for_update(Kind::Test, "big", "b0")?.map(|b| b.len());
+            Ok((count, first))
         });
         let _ = done.send(counted);
     });
-    let counted = finished
+    let (count, first) = finished
         .recv_timeout(std::time::Duration::from_secs(120))
-        .expect("a transaction of many writes hung");
-    assert_eq!(counted.unwrap(), WRITES as u64);
+        .expect("the transaction hung: its statements and its answers waited on each other")
+        .unwrap();
+    assert_eq!((count, first), (WRITES as u64, Some(1 << 20)));
 }

@@ -19,11 +19,10 @@
 //! Statements are prepared once per connection (one round trip) and then bound by name,
 //! parameters and results in binary.
 //!
-//! A batch is written whole before its answers are read. That holds while its answers (about
-//! 20 bytes per write, more for rows) fit what the two sockets buffer: megabytes with Linux's
-//! defaults (50,000 writes in one round trip are tested), so a batch of hundreds of thousands
-//! of writes could wait on itself. No transaction of provisiond comes near: bulk work, such as
-//! building an index, goes in pages, each a transaction of its own.
+//! A batch is written before its answers are read, so a large one goes in parts of 64 KiB,
+//! each ended by a `Sync` and answered before the next is written: a part fits the sockets'
+//! buffers, so writing it never waits for the database, which may be waiting for its answers
+//! to be read. A transaction of a few statements is one part.
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -220,6 +219,24 @@ impl Flushed {
             None => Ok(()),
         }
     }
+}
+
+/// How many bytes of statements a batch sends before it reads their answers: well under what
+/// a socket buffers (Linux starts a connection with 128 KiB for reading), so writing a part
+/// never waits for the database to be read from.
+const PART_BYTES: usize = 64 * 1024;
+
+/// Statements composed in `out`, sent in parts.
+struct Batch {
+    /// What each statement's answer is read as.
+    expected: Vec<(Option<Statement>, Expect)>,
+    /// Where each part ends, in bytes of `out` and in statements; the last ends both.
+    parts: Vec<Part>,
+}
+
+struct Part {
+    bytes: usize,
+    statements: usize,
 }
 
 /// What a statement's answer is read as.
@@ -481,12 +498,17 @@ impl Conn {
 
     /// Writes what was composed.
     fn send(&mut self) -> Result<(), Error> {
+        self.send_part(0..self.out.len())
+    }
+
+    /// Writes part of what was composed.
+    fn send_part(&mut self, part: Range<usize>) -> Result<(), Error> {
         if self.closed {
             return Err(Error::Closed("closed earlier".into()));
         }
         match self
             .socket
-            .write_all(&self.out)
+            .write_all(&self.out[part])
             .and_then(|()| self.socket.flush())
         {
             Ok(()) => Ok(()),
@@ -734,30 +756,37 @@ impl Conn {
         }
     }
 
-    /// Sends the batch composed in `out` (its `Sync` included) and reads the answers of its
-    /// statements, in order: after the first failure, the rest were skipped by the database and
-    /// answer that failure too.
-    fn exchange(
-        &mut self,
-        statements: &[(Option<Statement>, Expect)],
-    ) -> Vec<Result<Answer, Error>> {
-        let mut answers = Vec::with_capacity(statements.len());
-        let mut failure = self.send().err();
-        for (statement, expect) in statements {
-            if let Some(e) = &failure {
-                answers.push(Err(e.clone()));
-                continue;
+    /// Sends the batch composed in `out` part by part (each ends with its `Sync`), reading each
+    /// part's answers before the next part goes out, and returns every statement's answer in
+    /// order: after the first failure, the rest of its part was skipped by the database and
+    /// later parts are not sent; they all answer that failure.
+    fn exchange(&mut self, batch: &Batch) -> Vec<Result<Answer, Error>> {
+        let mut answers = Vec::with_capacity(batch.expected.len());
+        let mut failure: Option<Error> = None;
+        let (mut sent, mut read) = (0, 0);
+        for part in &batch.parts {
+            let sending = failure.is_none();
+            if sending {
+                failure = self.send_part(sent..part.bytes).err();
+                sent = part.bytes;
             }
-            let answer = self.read_answer(statement.as_ref(), *expect);
-            if let Err(e) = &answer {
-                failure = Some(e.clone());
+            for (statement, expect) in &batch.expected[read..part.statements] {
+                if let Some(e) = &failure {
+                    answers.push(Err(e.clone()));
+                    continue;
+                }
+                let answer = self.read_answer(statement.as_ref(), *expect);
+                if let Err(e) = &answer {
+                    failure = Some(e.clone());
+                }
+                answers.push(answer);
             }
-            answers.push(answer);
-        }
-        if !self.closed {
-            if let Err(e) = self.ready() {
-                // The answers stand; the connection is given up.
-                tracing::debug!(error = %e, "a database connection ended after a batch");
+            read = part.statements;
+            if sending && !self.closed {
+                if let Err(e) = self.ready() {
+                    // The answers stand; the connection is given up.
+                    tracing::debug!(error = %e, "a database connection ended after a batch");
+                }
             }
         }
         answers
@@ -792,7 +821,14 @@ impl Conn {
         self.out.clear();
         self.bind(&statement, params.iter().copied())?;
         frontend::sync(&mut self.out);
-        let mut answers = self.exchange(&[(Some(statement), Expect::Rows)]);
+        let batch = Batch {
+            expected: vec![(Some(statement), Expect::Rows)],
+            parts: vec![Part {
+                bytes: self.out.len(),
+                statements: 1,
+            }],
+        };
+        let mut answers = self.exchange(&batch);
         match answers.pop() {
             Some(Ok(Answer::Rows(rows))) => Ok(rows.into_iter().next()),
             Some(Err(e)) => Err(e),
@@ -821,8 +857,8 @@ impl Conn {
         })
     }
 
-    /// Sends `first` (a `BEGIN`), then `deferred`, then `last`, as one batch under one `Sync`,
-    /// and reads every answer.
+    /// Sends `first` (a `BEGIN`), then `deferred`, then `last`, as one batch under one `Sync`
+    /// (in parts, when it is large), and reads every answer.
     pub fn flush(
         &mut self,
         first: Option<&'static str>,
@@ -831,7 +867,7 @@ impl Conn {
     ) -> Flushed {
         let count = deferred.len() + usize::from(first.is_some());
         let composed = self.compose(first, deferred, &last);
-        let (expected, after) = match composed {
+        let (batch, after) = match composed {
             Ok(composed) => composed,
             Err(e) => {
                 // Nothing was sent.
@@ -841,7 +877,7 @@ impl Conn {
                 };
             }
         };
-        let mut answers = self.exchange(&expected);
+        let mut answers = self.exchange(&batch);
         if after {
             // The statement behind the finishing one: its outcome does not matter.
             if let Some(Err(e)) = answers.pop() {
@@ -861,15 +897,13 @@ impl Conn {
         }
     }
 
-    /// Composes a batch in `out`; what each statement's answer is read as, and whether a
-    /// statement follows the finishing one.
-    #[allow(clippy::type_complexity)]
+    /// Composes a batch in `out`, and whether a statement follows the finishing one.
     fn compose(
         &mut self,
         first: Option<&'static str>,
         deferred: &[Deferred],
         last: &Last<'_>,
-    ) -> Result<(Vec<(Option<Statement>, Expect)>, bool), Error> {
+    ) -> Result<(Batch, bool), Error> {
         // Prepared before the batch is composed, since preparing is a batch of its own.
         let first = first.map(|sql| self.statement(sql)).transpose()?;
         let finish = match last {
@@ -881,11 +915,13 @@ impl Conn {
         };
         self.out.clear();
         let mut expected = Vec::with_capacity(deferred.len() + 3);
+        let mut parts = Vec::new();
         if let Some(begin) = first {
             self.bind(&begin, std::iter::empty())?;
             expected.push((None, Expect::Done));
         }
         for d in deferred {
+            self.end_part_if_full(&mut parts, expected.len());
             self.bind(&d.statement, d.params.iter().map(|p| &**p))?;
             if d.rows {
                 expected.push((Some(d.statement.clone()), Expect::Rows));
@@ -894,6 +930,7 @@ impl Conn {
             }
         }
         let mut after_it = false;
+        self.end_part_if_full(&mut parts, expected.len());
         match (last, finish) {
             (Last::Query(statement, params), _) => {
                 self.bind(statement, params.iter().copied())?;
@@ -915,7 +952,25 @@ impl Conn {
             (Last::Finish(..), None) => unreachable!("a finishing statement is prepared above"),
         }
         frontend::sync(&mut self.out);
-        Ok((expected, after_it))
+        parts.push(Part {
+            bytes: self.out.len(),
+            statements: expected.len(),
+        });
+        Ok((Batch { expected, parts }, after_it))
+    }
+
+    /// Ends the part of the batch composed so far with a `Sync` once it holds
+    /// [`PART_BYTES`]: a part is written whole before its answers are read, and one that fits
+    /// the sockets' buffers cannot wait on its own answers however many follow.
+    fn end_part_if_full(&mut self, parts: &mut Vec<Part>, statements: usize) {
+        let from = parts.last().map_or(0, |p| p.bytes);
+        if self.out.len() - from >= PART_BYTES {
+            frontend::sync(&mut self.out);
+            parts.push(Part {
+                bytes: self.out.len(),
+                statements,
+            });
+        }
     }
 }
 
