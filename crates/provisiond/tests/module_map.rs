@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers of `crates/provisiond/src`, lowest first: a module may use the modules of the
 /// layers before its own, never those of its own layer or after.
 const LAYERS: &[&[&str]] = &[
-    &["time", "ids", "wire_enum"],
+    &["time", "ids", "wire_enum", "tls"],
     &["store", "crypto", "protocol"],
     &[
         "auth",
