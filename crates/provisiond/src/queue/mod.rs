@@ -338,9 +338,9 @@ pub fn discard_task(
     queue: &str,
     message_id: &str,
 ) -> Result<(), AwsError> {
-    tx.discard_message(scope, queue, message_id)?;
-    if let Some(dlq) = names::dead_letter_queue(queue) {
-        tx.discard_message(scope, &dlq, message_id)?;
+    match names::dead_letter_queue(queue) {
+        Some(dlq) => tx.discard_message(scope, &[queue, &dlq], message_id)?,
+        None => tx.discard_message(scope, &[queue], message_id)?,
     }
     Ok(())
 }

@@ -346,23 +346,37 @@ fn a_discarded_message_is_gone_with_its_transaction(store: &dyn Store) {
         tx.enqueue("discard", &message("d2", "q", 0))
     });
     w(store, |tx| {
-        tx.discard_message("discard", "q", "d1")?;
-        tx.discard_message("discard", "q", "never")?;
+        tx.discard_message("discard", &["q"], "d1")?;
+        tx.discard_message("discard", &["q"], "never")?;
         // The next statement sees it gone.
         assert!(tx.message("discard", "q", "d1")?.is_none());
         Ok(())
     });
     assert!(!here("d1"), "discarded");
     let rolled_back = transact::<_, StoreError>(store, Mode::Write, |tx| {
-        tx.discard_message("discard", "q", "d2")?;
+        tx.discard_message("discard", &["q"], "d2")?;
         tx.create(Kind::Test, "discard", "taken", "", b"1")?;
         tx.create(Kind::Test, "discard", "taken", "", b"2")
     });
     assert!(rolled_back.is_err());
     assert!(here("d2"), "a discard is undone with its transaction");
     // The last statement of a transaction: committed with it.
-    w(store, |tx| tx.discard_message("discard", "q", "d2"));
+    w(store, |tx| tx.discard_message("discard", &["q"], "d2"));
     assert!(!here("d2"));
+    // From whichever of the queues named holds it, and from no other queue.
+    w(store, |tx| {
+        tx.enqueue("discard", &message("d3", "dlq", 0))?;
+        tx.enqueue("discard", &message("d4", "other", 0))
+    });
+    w(store, |tx| {
+        tx.discard_message("discard", &["q", "dlq"], "d3")?;
+        tx.discard_message("discard", &["q", "dlq"], "d4")
+    });
+    assert!(r(store, |tx| tx.message("discard", "dlq", "d3")).is_none());
+    assert!(
+        r(store, |tx| tx.message("discard", "other", "d4")).is_some(),
+        "a queue not named keeps its message"
+    );
 }
 
 /// `lock_ahead` is a hint: what `get_for_update` answers after it is what it would have
@@ -645,6 +659,43 @@ fn counts_follow_every_change(store: &dyn Store) {
         Err(StoreError::new("rolled back"))
     });
     assert_eq!(count(store, "p"), 1, "a rolled-back insert is not counted");
+    w(store, |tx| tx.put(Kind::Audit, "counts", "e", "p", b"{}"));
+    let refused =
+        transact::<_, StoreError>(store, Mode::Read, |tx| tx.count(Kind::Audit, "counts", "p"));
+    assert!(
+        refused.is_err(),
+        "a kind the store does not count is refused, not answered with a wrong number"
+    );
+    w(store, |tx| {
+        tx.delete(Kind::Audit, "counts", "e").map(|_| ())
+    });
+}
+
+/// Checks that a schema's count triggers (`migration`, the one that last defines them) name
+/// exactly the counted kinds ([`Kind::COUNTED`]): each `IN (…)` list in it is theirs, and there
+/// is one per trigger and one for the clean-up of the other kinds' counts.
+pub fn assert_triggers_count_the_counted_kinds(migration: &str, lists: usize) {
+    let names: Vec<String> = Kind::COUNTED
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    let expected = format!("IN ({})", names.join(", "));
+    let found: Vec<&str> = migration
+        .match_indices("IN (")
+        .map(|(at, _)| {
+            let end = migration[at..]
+                .find(')')
+                .map_or(migration.len(), |e| at + e + 1);
+            &migration[at..end]
+        })
+        .collect();
+    assert_eq!(found.len(), lists, "IN lists in {migration}");
+    for list in found {
+        assert_eq!(
+            list, expected,
+            "the schema counts other kinds than Kind::COUNTED"
+        );
+    }
 }
 
 fn w<R: Send>(

@@ -216,10 +216,10 @@ impl Tx for Recording<'_> {
     fn discard_message(
         &mut self,
         scope: &str,
-        queue: &str,
+        queues: &[&str],
         message_id: &str,
     ) -> Result<(), StoreError> {
-        self.inner.discard_message(scope, queue, message_id)?;
+        self.inner.discard_message(scope, queues, message_id)?;
         self.note(format!("message/{message_id}"));
         Ok(())
     }

@@ -83,6 +83,29 @@ const MIGRATIONS: &[&str] = &[
     END;",
     // 5: message attributes, kept with their message.
     "ALTER TABLE queue_messages ADD COLUMN attributes TEXT NOT NULL DEFAULT '';",
+    // 6: counts kept only for the kinds that are counted (`Kind::COUNTED`), so an audit entry
+    // or a note of work in flight costs no count update.
+    "DROP TRIGGER documents_counted_on_insert;
+    DROP TRIGGER documents_counted_on_delete;
+    DROP TRIGGER documents_counted_on_move;
+    DELETE FROM document_counts WHERE kind NOT IN ('provisioned-product', 'test');
+    CREATE TRIGGER documents_counted_on_insert AFTER INSERT ON documents
+        WHEN NEW.kind IN ('provisioned-product', 'test') BEGIN
+        INSERT INTO document_counts (kind, scope, parent, n) VALUES (NEW.kind, NEW.scope, NEW.parent, 1)
+            ON CONFLICT (kind, scope, parent) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER documents_counted_on_delete AFTER DELETE ON documents
+        WHEN OLD.kind IN ('provisioned-product', 'test') BEGIN
+        UPDATE document_counts SET n = n - 1
+            WHERE kind = OLD.kind AND scope = OLD.scope AND parent = OLD.parent;
+    END;
+    CREATE TRIGGER documents_counted_on_move AFTER UPDATE OF parent ON documents
+        WHEN OLD.parent IS NOT NEW.parent AND NEW.kind IN ('provisioned-product', 'test') BEGIN
+        UPDATE document_counts SET n = n - 1
+            WHERE kind = OLD.kind AND scope = OLD.scope AND parent = OLD.parent;
+        INSERT INTO document_counts (kind, scope, parent, n) VALUES (NEW.kind, NEW.scope, NEW.parent, 1)
+            ON CONFLICT (kind, scope, parent) DO UPDATE SET n = n + 1;
+    END;",
 ];
 
 const MESSAGE_COLUMNS: &str =
@@ -615,6 +638,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn count(&mut self, kind: Kind, scope: &str, parent: &str) -> Result<u64, StoreError> {
+        if !kind.is_counted() {
+            return Err(StoreError::uncounted(kind));
+        }
         self.conn
             .prepare_cached(
                 "SELECT n FROM document_counts WHERE kind = ?1 AND scope = ?2 AND parent = ?3",
@@ -1056,6 +1082,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
         crate::store::conformance::run_all(&store);
+    }
+
+    #[test]
+    fn counts_are_kept_for_the_counted_kinds_only() {
+        crate::store::conformance::assert_triggers_count_the_counted_kinds(
+            MIGRATIONS.last().unwrap(),
+            4,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let store = SqliteStore::open(&path).unwrap();
+        crate::store::transact::<_, StoreError>(&store, Mode::Write, |tx| {
+            tx.put(Kind::Audit, "", "a", "", b"{}")?;
+            tx.put(Kind::Test, "", "t", "", b"{}")
+        })
+        .unwrap();
+        drop(store);
+        let kinds: Vec<String> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT kind FROM document_counts ORDER BY kind")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kinds, ["test"], "an audit entry costs no count update");
     }
 
     #[test]
