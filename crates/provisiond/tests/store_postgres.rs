@@ -366,3 +366,37 @@ fn large_answers_and_many_statements_in_one_transaction_never_wait_on_each_other
         .unwrap();
     assert_eq!((count, first), (WRITES as u64, Some(1 << 20)));
 }
+
+#[test]
+fn requests_work_runs_on_as_many_store_threads_as_connections() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("store_threads");
+    let store = Arc::new(PostgresStore::open_with(&url, 3).unwrap());
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..60 {
+        let (store2, done) = (store.clone(), done.clone());
+        let work: provisiond::store::StoreThreadWork = Box::new(move || {
+            // Work there opens its own transactions, as a request's does.
+            transact::<_, StoreError>(store2.as_ref(), Mode::Read, |tx| {
+                tx.get(Kind::Test, "s", "a")
+            })
+            .unwrap();
+            let name = std::thread::current().name().map(str::to_string);
+            done.send(name).unwrap();
+        });
+        assert!(
+            store.run_on_store_thread(work).is_ok(),
+            "PostgreSQL keeps threads"
+        );
+    }
+    drop(done);
+    let names: std::collections::BTreeSet<String> =
+        finished.iter().map(|n| n.unwrap_or_default()).collect();
+    assert!(!names.is_empty() && names.len() <= 3, "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("store-worker-")),
+        "{names:?}"
+    );
+}

@@ -332,6 +332,14 @@ async fn serve(
             }))
             .map_err(|_| CommonError::InternalFailure.with("the operation panicked"))
         }
+        Some(Runs::Inline) => {
+            // A read on a store whose reads are round trips: on one of its own threads.
+            let app2 = app.clone();
+            on_store_thread(app, move || {
+                crate::store::reading_only(|| dispatch(&app2, &ctx, service, &operation, &body))
+            })
+            .await
+        }
         _ => {
             let app = app.clone();
             tokio::task::spawn_blocking(move || dispatch(&app, &ctx, service, &operation, &body))
@@ -365,6 +373,27 @@ fn facts(service: Service, operation: &str) -> Option<crate::served::Facts> {
 /// Where an operation runs, as its service's table says; `None` when it is not served.
 fn runs(service: Service, operation: &str) -> Option<Runs> {
     facts(service, operation).map(|f| f.runs)
+}
+
+/// Runs `work` on one of the store's own threads (`Store::run_on_store_thread`), or on a
+/// blocking thread when the store keeps none, and waits for its answer without holding a thread.
+async fn on_store_thread<T: Send + 'static>(
+    app: &Arc<App>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AwsError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let job: crate::store::StoreThreadWork = Box::new(move || {
+        let _ = answer.send(work());
+    });
+    if let Err(job) = app.store.run_on_store_thread(job) {
+        tokio::task::spawn_blocking(job).await.map_err(|e| {
+            CommonError::InternalFailure.with(format!("the operation panicked: {e}"))
+        })?;
+    }
+    // The answer is dropped unsent when the work panicked (logged where it happened).
+    answered.await.map_err(|_| {
+        CommonError::InternalFailure.with("The server failed to process the request; see its log.")
+    })
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit

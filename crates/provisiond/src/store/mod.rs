@@ -17,6 +17,7 @@ mod pg_conn;
 pub mod postgres;
 pub mod sqlite;
 pub mod wakeups;
+mod workers;
 
 pub use wakeups::Wakeups;
 
@@ -503,6 +504,9 @@ pub type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// there, and returns what to do once the commit that carries its transactions is over.
 pub type WriterWork = Box<dyn FnOnce() -> AfterCommit + Send>;
 
+/// A request's work for a store's own threads (see [`Store::run_on_store_thread`]).
+pub type StoreThreadWork = Box<dyn FnOnce() + Send>;
+
 /// One durable commit of write transactions, as a store reports it to its [`CommitObserver`].
 #[derive(Debug, Clone, Copy)]
 pub struct Commit {
@@ -535,6 +539,16 @@ pub trait Store: Send + Sync + 'static {
     /// effect outside the store to [`after_commit`] or its `AfterCommit`. A store without a
     /// writer hands `work` back.
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
+        Err(work)
+    }
+
+    /// Runs `work`, a request's work that opens its own transactions and never waits for
+    /// anything but the store, on a thread of the store's own when it keeps some for that: a
+    /// store whose transactions are network round trips (PostgreSQL) keeps as many as it has
+    /// connections, so the request waits for the database there, not on a thread of the
+    /// runtime's blocking pool that would then wait again for a connection. A store without
+    /// such threads hands `work` back.
+    fn run_on_store_thread(&self, work: StoreThreadWork) -> Result<(), StoreThreadWork> {
         Err(work)
     }
 

@@ -37,9 +37,10 @@ use super::pg_conn::{
     is_conflict, is_unreachable, store_error, Answer, Conn, Deferred, Error as PgError, Flushed,
     Last, OwnedParam, Params, Row as PgRow,
 };
+use super::workers::Workers;
 use super::{
     set_requirement, Body, Kind, Mode, QueuedMessage, Required, Requirement, Row, Store,
-    StoreError, StoredObject, Tx, Wakeups,
+    StoreError, StoreThreadWork, StoredObject, Tx, Wakeups, WriterWork,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -210,6 +211,10 @@ pub struct PostgresStore {
     listener: Option<std::thread::JoinHandle<()>>,
     /// Told of every write transaction that commits (`Store::observe_commits`).
     observer: Mutex<Option<super::CommitObserver>>,
+    /// Threads that run requests' work (`Store::run_on_store_thread`), one per connection of
+    /// the pool, started with the first piece of work (a store opened by a command that
+    /// serves nothing starts none).
+    workers: std::sync::OnceLock<Option<Workers>>,
 }
 
 struct Pool {
@@ -250,7 +255,20 @@ impl PostgresStore {
             closing,
             listener: Some(listener),
             observer: Mutex::new(None),
+            workers: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The threads that run requests' work, started now if this is the first piece; `None`
+    /// when they could not be started (the work then runs where the caller would run it).
+    fn workers(&self) -> Option<&Workers> {
+        self.workers
+            .get_or_init(|| {
+                Workers::start(self.max_connections, "store-worker")
+                    .inspect_err(|e| tracing::error!(error = %e, "starting the store's threads"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     fn checkout(&self) -> Result<Conn, StoreError> {
@@ -545,6 +563,29 @@ impl Store for PostgresStore {
 
     fn wakeups(&self) -> &Arc<Wakeups> {
         &self.wakeups
+    }
+
+    /// The transactions of `work` commit as they go, so it runs on a store thread like any
+    /// other work and is told its commit succeeded once it is over.
+    fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
+        let workers = self.workers();
+        match workers {
+            Some(workers) => {
+                workers.submit(Box::new(move || work()(Ok(()))));
+                Ok(())
+            }
+            None => Err(work),
+        }
+    }
+
+    fn run_on_store_thread(&self, work: StoreThreadWork) -> Result<(), StoreThreadWork> {
+        match self.workers() {
+            Some(workers) => {
+                workers.submit(work);
+                Ok(())
+            }
+            None => Err(work),
+        }
     }
 
     fn observe_commits(&self, observer: super::CommitObserver) {
