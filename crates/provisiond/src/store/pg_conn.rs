@@ -355,7 +355,7 @@ impl Conn {
             }
         };
         let timeout = config.get_connect_timeout().copied();
-        let (socket, host) = open_socket(config, timeout).map_err(refused)?;
+        let (socket, host) = open_socket(config).map_err(refused)?;
         // As libpq, TLS only over TCP: a Unix socket stays on this machine.
         let socket = match (config.get_ssl_mode(), socket) {
             (SslMode::Require, Socket::Tcp(tcp)) => {
@@ -989,10 +989,7 @@ impl Drop for Conn {
 
 /// A socket to the first of the config's hosts that answers, and the name it was reached by
 /// (what a TLS certificate must name).
-fn open_socket(
-    config: &tokio_postgres::Config,
-    timeout: Option<Duration>,
-) -> Result<(Socket, String), Error> {
+fn open_socket(config: &tokio_postgres::Config) -> Result<(Socket, String), Error> {
     let hosts = config.get_hosts();
     let addrs = config.get_hostaddrs();
     let ports = config.get_ports();
@@ -1014,9 +1011,9 @@ fn open_socket(
             (None, None) => continue,
         };
         let opened = match (addrs.get(i), hosts.get(i)) {
-            (Some(addr), _) => tcp(&[(*addr, port).into()], timeout),
+            (Some(addr), _) => tcp(&[(*addr, port).into()], config),
             (None, Some(Host::Tcp(name))) => match (name.as_str(), port).to_socket_addrs() {
-                Ok(found) => tcp(&found.collect::<Vec<_>>(), timeout),
+                Ok(found) => tcp(&found.collect::<Vec<_>>(), config),
                 Err(e) => Err(e),
             },
             (None, Some(Host::Unix(dir))) => {
@@ -1035,22 +1032,75 @@ fn open_socket(
     )))
 }
 
-fn tcp(addrs: &[std::net::SocketAddr], timeout: Option<Duration>) -> std::io::Result<Socket> {
+/// A TCP connection to the first of `addrs` that answers within the config's connect timeout,
+/// with the config's keepalive settings.
+fn tcp(addrs: &[std::net::SocketAddr], config: &tokio_postgres::Config) -> std::io::Result<Socket> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address");
     for addr in addrs {
-        let stream = match timeout {
-            Some(timeout) => TcpStream::connect_timeout(addr, timeout),
+        let stream = match config.get_connect_timeout() {
+            Some(timeout) => TcpStream::connect_timeout(addr, *timeout),
             None => TcpStream::connect(addr),
         };
         match stream {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
+                keep_alive(&stream, config)?;
                 return Ok(Socket::Tcp(stream));
             }
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// Sets TCP keepalive (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`) and
+/// `TCP_USER_TIMEOUT` on `stream` as the config says, so a peer that vanished is found.
+pub(super) fn keep_alive(
+    stream: &TcpStream,
+    config: &tokio_postgres::Config,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let set = |level: libc::c_int, name: libc::c_int, value: u64| {
+        let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+        // SAFETY: a valid socket descriptor and a pointer to a c_int of the size given.
+        let done = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    if config.get_keepalives() {
+        set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            config.get_keepalives_idle().as_secs().max(1),
+        )?;
+        if let Some(interval) = config.get_keepalives_interval() {
+            set(
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPINTVL,
+                interval.as_secs().max(1),
+            )?;
+        }
+        if let Some(retries) = config.get_keepalives_retries() {
+            set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, u64::from(retries))?;
+        }
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, millis)?;
+    }
+    Ok(())
 }
 
 /// Asks the server for TLS (`SSLRequest`) and completes the handshake, verifying its

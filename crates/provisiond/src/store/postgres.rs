@@ -192,6 +192,11 @@ pub fn default_connections() -> usize {
 }
 /// How long a connection attempt may take before the database counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection to the database may be silent before TCP keepalive probes it, how far
+/// apart the probes go, and how many unanswered probes end it (see `config_of`).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
 /// How long a call waits for a free connection of the pool.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a transaction is run again after conflicts before the call fails.
@@ -421,6 +426,30 @@ fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     })?;
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name("provisiond");
+    // A database that vanishes without closing its connections (its host gone, a network
+    // partition) is found within about half a minute, rather than a statement waiting for its
+    // answer for ever: TCP keepalive probes an idle connection, and sent data left unacknowledged
+    // ends it. The URL's own settings of these, as libpq names them, win.
+    let given = |name: &str| url.contains(&format!("{name}="));
+    if !given("keepalives_idle") {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if !given("keepalives_interval") {
+        config.keepalives_interval(KEEPALIVE_INTERVAL);
+    }
+    if !given("keepalives_retries") {
+        config.keepalives_retries(KEEPALIVE_RETRIES);
+    }
+    match config.get_tcp_user_timeout().copied() {
+        // In milliseconds, as libpq reads it (the parser took the number for seconds).
+        Some(given) => {
+            config.tcp_user_timeout(Duration::from_millis(given.as_secs()));
+        }
+        None if !given("tcp_user_timeout") => {
+            config.tcp_user_timeout(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES);
+        }
+        None => {}
+    }
     Ok(config)
 }
 
@@ -1596,7 +1625,57 @@ impl Tx for PgTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::MIGRATIONS;
+    use super::{config_of, MIGRATIONS};
+
+    /// An integer socket option of `stream`.
+    fn option(stream: &std::net::TcpStream, level: libc::c_int, name: libc::c_int) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket descriptor, and a c_int with its size to be written.
+        let got = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn connections_find_a_vanished_database_by_keepalive_unless_the_url_says_otherwise() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let settings = |url: &str| {
+            let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            super::super::pg_conn::keep_alive(&stream, &config_of(url).unwrap()).unwrap();
+            [
+                option(&stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+            ]
+        };
+        assert_eq!(
+            settings("postgres://u@127.0.0.1:5432/db"),
+            [1, 15, 5, 3, 30_000],
+            "probed after 15 s of silence, given up after three unanswered probes 5 s apart"
+        );
+        assert_eq!(
+            settings("postgres://u@127.0.0.1:5432/db?keepalives_idle=60&keepalives_interval=10&keepalives_retries=2&tcp_user_timeout=90000"),
+            [1, 60, 10, 2, 90_000],
+            "the URL's settings win"
+        );
+        assert_eq!(
+            settings("postgres://u@127.0.0.1:5432/db?keepalives=0")[0],
+            0,
+            "and may turn keepalive off"
+        );
+    }
 
     #[test]
     fn counts_are_kept_for_the_counted_kinds_only() {
