@@ -400,3 +400,48 @@ fn requests_work_runs_on_as_many_store_threads_as_connections() {
         "{names:?}"
     );
 }
+
+#[test]
+fn work_queued_behind_a_stuck_pool_is_answered_unavailable_within_the_checkout_timeout() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("stuck_pool");
+    let store = Arc::new(PostgresStore::open_with(&url, 1).unwrap());
+    // The pool's only connection, held for 8 s by a transaction on a thread of its own, as by a
+    // database that stopped answering.
+    let (started, holding) = std::sync::mpsc::channel();
+    let holder = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            transact::<_, StoreError>(store.as_ref(), Mode::Write, |tx| {
+                let _ = started.send(());
+                std::thread::sleep(std::time::Duration::from_secs(8));
+                tx.put(Kind::Test, "s", "held", "", b"{}")
+            })
+            .unwrap();
+        })
+    };
+    holding.recv().unwrap();
+    // Three requests' work for the one store thread: the first waits for a connection until
+    // the checkout timeout (5 s); the others waited as long for the thread, which counts.
+    let (done, answered) = std::sync::mpsc::channel();
+    for _ in 0..3 {
+        let (store2, done) = (store.clone(), done.clone());
+        let work: provisiond::store::StoreThreadWork = Box::new(move || {
+            let read = transact::<_, StoreError>(store2.as_ref(), Mode::Read, |tx| {
+                tx.get(Kind::Test, "s", "a")
+            });
+            done.send(read.map_err(|e| e.is_unavailable())).unwrap();
+        });
+        assert!(store.run_on_store_thread(work).is_ok());
+    }
+    drop(done);
+    let answers: Vec<_> = answered.iter().collect();
+    assert_eq!(
+        answers,
+        vec![Err(true), Err(true), Err(true)],
+        "each answered unavailable, none served late once the connection came back"
+    );
+    holder.join().unwrap();
+}

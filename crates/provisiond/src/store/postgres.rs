@@ -197,12 +197,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_RETRIES: u32 = 3;
-/// How long a call waits for a free connection of the pool.
+/// How long a call waits for a free connection of the pool, counted from when its work was
+/// queued for the store's threads (see [`QUEUED_AT`]).
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a transaction is run again after conflicts before the call fails.
 const MAX_ATTEMPTS: u32 = 20;
 /// How long a long poller sleeps at most before it looks again (a lost notification).
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+std::thread_local! {
+    /// When the work running on this store thread was queued, until its first checkout: the
+    /// time it waited for a thread counts against [`CHECKOUT_TIMEOUT`], so a call still answers
+    /// within it when every connection (and so every thread) is stuck, as on a database that
+    /// stopped answering.
+    static QUEUED_AT: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
 
 /// A store on a PostgreSQL database.
 pub struct PostgresStore {
@@ -277,7 +286,8 @@ impl PostgresStore {
     }
 
     fn checkout(&self) -> Result<Conn, StoreError> {
-        let deadline = Instant::now() + CHECKOUT_TIMEOUT;
+        let since = QUEUED_AT.with(|at| at.take()).unwrap_or_else(Instant::now);
+        let deadline = since + CHECKOUT_TIMEOUT;
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             while let Some(conn) = pool.idle.pop() {
@@ -453,6 +463,16 @@ fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
+/// Queues `work` for the store's threads, noting when ([`QUEUED_AT`]).
+fn queue_work(workers: &Workers, work: StoreThreadWork) {
+    let queued = Instant::now();
+    workers.submit(Box::new(move || {
+        QUEUED_AT.with(|at| at.set(Some(queued)));
+        work();
+        QUEUED_AT.with(|at| at.set(None));
+    }));
+}
+
 /// Applies the migrations the database lacks, holding [`MIGRATION_LOCK`].
 fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
     let mut conn = Conn::connect(config)?;
@@ -597,10 +617,9 @@ impl Store for PostgresStore {
     /// The transactions of `work` commit as they go, so it runs on a store thread like any
     /// other work and is told its commit succeeded once it is over.
     fn run_on_writer(&self, work: WriterWork) -> Result<(), WriterWork> {
-        let workers = self.workers();
-        match workers {
+        match self.workers() {
             Some(workers) => {
-                workers.submit(Box::new(move || work()(Ok(()))));
+                queue_work(workers, Box::new(move || work()(Ok(()))));
                 Ok(())
             }
             None => Err(work),
@@ -610,7 +629,7 @@ impl Store for PostgresStore {
     fn run_on_store_thread(&self, work: StoreThreadWork) -> Result<(), StoreThreadWork> {
         match self.workers() {
             Some(workers) => {
-                workers.submit(work);
+                queue_work(workers, work);
                 Ok(())
             }
             None => Err(work),
