@@ -33,28 +33,61 @@ pub fn catalog_id(prefix: &str) -> String {
     format!("{prefix}-{}", random_from(LOWER_ALNUM, 13))
 }
 
+/// Bytes of the OS random source taken a few kilobytes at a time per thread, for what needs
+/// many random bytes often (a UUID per request): one `getrandom` call serves 256 UUIDs. Each
+/// byte is handed out once. Secrets and access keys take theirs straight from the source.
+fn buffered_random(out: &mut [u8]) {
+    const POOL: usize = 4096;
+    struct Pool {
+        bytes: [u8; POOL],
+        used: usize,
+    }
+    std::thread_local! {
+        static BUFFER: std::cell::RefCell<Pool> =
+            const { std::cell::RefCell::new(Pool { bytes: [0; POOL], used: POOL }) };
+    }
+    BUFFER.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let mut filled = 0;
+        while filled < out.len() {
+            if pool.used == POOL {
+                getrandom(&mut pool.bytes).expect("the OS random source is available");
+                pool.used = 0;
+            }
+            let n = (out.len() - filled).min(POOL - pool.used);
+            let from = pool.used;
+            out[filled..filled + n].copy_from_slice(&pool.bytes[from..from + n]);
+            // What was handed out is not kept.
+            pool.bytes[from..from + n].fill(0);
+            pool.used += n;
+            filled += n;
+        }
+    });
+}
+
 /// A random number from the OS source (jitter, not secrets' material).
 pub fn random_u32() -> u32 {
     let mut b = [0u8; 4];
-    getrandom(&mut b).expect("the OS random source is available");
+    buffered_random(&mut b);
     u32::from_le_bytes(b)
 }
 
 /// A random (version 4) UUID, lowercase.
 pub fn uuid() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b = [0u8; 16];
-    getrandom(&mut b).expect("the OS random source is available");
+    buffered_random(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0x0f)] as char);
+    }
+    out
 }
 
 /// An access key id in AWS's form: `AKIA` + 16 characters of `[A-Z2-7]`.
@@ -87,5 +120,27 @@ mod tests {
         assert!(access_key_id().starts_with("AKIA"));
         assert_eq!(secret_access_key().len(), 40);
         assert_ne!(catalog_id("port"), catalog_id("port"));
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_never_repeat_across_refills_of_the_buffer() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let u = uuid();
+            let dashes: Vec<usize> = u.match_indices('-').map(|(i, _)| i).collect();
+            assert_eq!(dashes, [8, 13, 18, 23], "{u}");
+            assert_eq!(&u[14..15], "4", "{u}");
+            assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+            assert!(u
+                .bytes()
+                .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(seen.insert(u), "a UUID repeated");
+        }
+        // Odd sizes straddle the end of the buffer and still give different bytes.
+        let (mut a, mut b) = ([0u8; 4000], [0u8; 4000]);
+        buffered_random(&mut a);
+        buffered_random(&mut b);
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 4000]);
     }
 }
