@@ -835,6 +835,31 @@ impl Tx for SqliteTx<'_> {
         Ok(n == 1)
     }
 
+    /// One statement whichever of `queues` holds the message (its id alone is unique).
+    fn discard_message(
+        &mut self,
+        scope: &str,
+        queues: &[&str],
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        if queues.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = (0..queues.len()).map(|i| format!("?{}", i + 3)).collect();
+        let sql = format!(
+            "DELETE FROM queue_messages WHERE message_id = ?1 AND scope = ?2 AND queue IN ({})",
+            listed.join(", ")
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&message_id, &scope];
+        values.extend(queues.iter().map(|q| q as &dyn rusqlite::ToSql));
+        self.conn
+            .prepare_cached(&sql)
+            .map_err(err)?
+            .execute(values.as_slice())
+            .map_err(err)?;
+        Ok(())
+    }
+
     fn purge_messages(&mut self, scope: &str, queue: &str) -> Result<u64, StoreError> {
         let n = self
             .conn
