@@ -736,6 +736,15 @@ fn insert_get_put_delete(store: &dyn Store) {
     assert!(!w(store, |tx| tx.delete(Kind::Test, "s1", "a")));
     assert_eq!(r(store, |tx| tx.get(Kind::Test, "s1", "a")), None);
     assert!(!store.exists(Kind::Test, "s1", "a").unwrap());
+    // A transaction's own writes, as `get` sees them.
+    let seen = w(store, |tx| {
+        let before = tx.exists(Kind::Test, "s1", "e")?;
+        tx.put(Kind::Test, "s1", "e", "", b"{}")?;
+        let after = tx.exists(Kind::Test, "s1", "e")?;
+        tx.delete(Kind::Test, "s1", "e")?;
+        Ok((before, after, tx.exists(Kind::Test, "s1", "e")?))
+    });
+    assert_eq!(seen, (false, true, false));
 }
 
 fn lists_keep_insertion_order_and_page(store: &dyn Store) {

@@ -287,6 +287,11 @@ pub enum Mode {
 pub trait Tx {
     /// The body of a document.
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether a document exists: what `get` says, which a store may answer without reading
+    /// the body (SQLite: from its unique key alone).
+    fn exists(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        self.get(kind, scope, id).map(|body| body.is_some())
+    }
     /// The body of a document, held against every other writer until this transaction ends:
     /// what a read-modify-write reads. A concurrent writer of the same document waits, or one
     /// of the two transactions is run again (see [`Store::run`]); never is an update lost.
@@ -574,7 +579,7 @@ pub trait Store: Send + Sync + 'static {
     fn exists(&self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
         let mut found = Ok(false);
         self.run(Mode::Read, &mut |tx| {
-            found = tx.get(kind, scope, id).map(|body| body.is_some());
+            found = tx.exists(kind, scope, id);
             found.is_ok()
         })?;
         found

@@ -78,6 +78,9 @@ impl Tx for Recording<'_> {
     fn get(&mut self, kind: Kind, scope: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(kind, scope, id)
     }
+    fn exists(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        self.inner.exists(kind, scope, id)
+    }
     fn get_for_update(
         &mut self,
         kind: Kind,

@@ -570,6 +570,17 @@ impl Tx for SqliteTx<'_> {
             .map_err(err)
     }
 
+    /// From the unique key (kind, scope, id) alone: the row and its body are not read.
+    fn exists(&mut self, kind: Kind, scope: &str, id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM documents WHERE kind = ?1 AND scope = ?2 AND id = ?3")
+            .map_err(err)?
+            .query_row(params![kind.as_str(), scope, id], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(err)
+    }
+
     fn get_for_update(
         &mut self,
         kind: Kind,
