@@ -452,8 +452,8 @@ fn config_of(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     }
     match config.get_tcp_user_timeout().copied() {
         // In milliseconds, as libpq reads it (the parser took the number for seconds).
-        Some(given) => {
-            config.tcp_user_timeout(Duration::from_millis(given.as_secs()));
+        Some(parsed) => {
+            config.tcp_user_timeout(Duration::from_millis(parsed.as_secs()));
         }
         None if !given("tcp_user_timeout") => {
             config.tcp_user_timeout(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES);
