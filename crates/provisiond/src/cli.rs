@@ -129,6 +129,10 @@ enum Command {
         /// Fewer requests per scenario: a smoke run.
         #[arg(long)]
         quick: bool,
+        /// Multiply each scenario's requests by N (default 4, or 1 with --quick): longer runs
+        /// for steadier figures and fuller profiles.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        scale: Option<u16>,
         /// Also measure reads with 1,000,000 provisioned products stored (slow to seed).
         #[arg(long)]
         million: bool,
@@ -348,6 +352,7 @@ pub fn main() -> ExitCode {
         }),
         Command::Bench {
             quick,
+            scale,
             million,
             moto,
             connections,
@@ -355,6 +360,7 @@ pub fn main() -> ExitCode {
             database_url,
         } => crate::bench::main(crate::bench::Options {
             quick,
+            scale: scale.map(usize::from),
             million,
             moto,
             connections,

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 pub struct Options {
     /// Fewer requests per scenario (a smoke run).
     pub quick: bool,
+    /// Multiplies each scenario's requests, when given (else 4, or 1 when `quick`).
+    pub scale: Option<usize>,
     /// Also measure reads with 1,000,000 provisioned products stored.
     pub million: bool,
     /// The `moto_server` executable, when moto is to be measured.
@@ -675,7 +677,7 @@ pub fn main(options: Options) -> Result<(), String> {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let scale = if options.quick { 1 } else { 4 };
+    let scale = options.scale.unwrap_or(if options.quick { 1 } else { 4 });
     let connections = if options.connections.is_empty() {
         CONNECTIONS.to_vec()
     } else {
