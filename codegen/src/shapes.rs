@@ -1,6 +1,7 @@
 //! Emits one service's `generated.rs`: serde types for every shape its operations reach, a
 //! `Validate` impl per structure (required, length, pattern, enum, list and numeric bounds), the
-//! modeled error codes, the `Operation` enum, the `Handler` trait and the `dispatch` function.
+//! modeled error codes, the `Operation` enum, the `Handler` trait, the decoded `Request` and
+//! `decode`, `handle` and `dispatch`.
 //!
 //! Assumptions about the model are asserted (an unknown shape type, a list of lists, a map with
 //! non-string keys is an error), so a model update that breaks them fails loudly.
@@ -601,24 +602,66 @@ fn emit_operations(operations: &Map<String, Value>) -> Result<String, String> {
         .unwrap();
     }
     out.push_str("}\n\n");
+    // The input of one operation, decoded and checked: what `decode` gives and `handle` takes,
+    // so that the two may run on different threads.
     out.push_str(
-        "/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the\n\
-         /// handler whether the caller may make the call, calls it and encodes its output.\n\
-         pub fn dispatch<H: Handler, C: Codec>(\n    handler: &H,\n    ctx: &H::Context,\n    operation: Operation,\n    body: &[u8],\n) -> Result<Vec<u8>, AwsError> {\n    \
-         if !handler.implements(operation) {\n        return Err(unknown_operation(operation.name()));\n    }\n    match operation {\n",
+        "/// The input of one operation, decoded and validated against the model: what [`decode`]\n\
+         /// gives and [`handle`] takes, so that decoding need not run where the operation does.\n\
+         #[derive(Debug)]\n\
+         pub enum Request {\n",
+    );
+    for n in &names {
+        let input = operations[n.as_str()]["input"]["shape"]
+            .as_str()
+            .ok_or(format!("{n} has no input"))?;
+        writeln!(out, "    {n}({input}),").unwrap();
+    }
+    out.push_str("}\n\nimpl Request {\n    /// The operation this is the input of.\n    pub fn operation(&self) -> Operation {\n        match self {\n");
+    for n in &names {
+        writeln!(out, "            Request::{n}(_) => Operation::{n},").unwrap();
+    }
+    out.push_str("        }\n    }\n}\n\n");
+    out.push_str(
+        "/// Decodes the input of `operation` with codec `C` and validates it against the model.\n\
+         pub fn decode<C: Codec>(operation: Operation, body: &[u8]) -> Result<Request, AwsError> {\n    \
+         Ok(match operation {\n",
+    );
+    for n in &names {
+        writeln!(
+            out,
+            "        Operation::{n} => Request::{n}(check(C::decode(body)?)?),"
+        )
+        .unwrap();
+    }
+    out.push_str("    })\n}\n\n");
+    out.push_str(
+        "/// Asks the handler whether the caller may make the call `request` is the input of, calls it\n\
+         /// and encodes its output with codec `C`. An operation the handler does not serve answers\n\
+         /// `UnknownOperationException`.\n\
+         pub fn handle<H: Handler, C: Codec>(\n    handler: &H,\n    ctx: &H::Context,\n    request: Request,\n) -> Result<Vec<u8>, AwsError> {\n    \
+         let operation = request.operation();\n    \
+         if !handler.implements(operation) {\n        return Err(unknown_operation(operation.name()));\n    }\n    \
+         handler.authorize(ctx, operation)?;\n    \
+         match request {\n",
     );
     for n in &names {
         let op = &operations[n.as_str()];
         let has_output = op["output"]["shape"].as_str().is_some();
         let call = format!("handler.{}(ctx, input)?", snake(n));
-        let prologue = "let input = check(C::decode(body)?)?;\n            handler.authorize(ctx, operation)?;";
         if has_output {
-            writeln!(out, "        Operation::{n} => {{\n            {prologue}\n            C::encode(&{call})\n        }}").unwrap();
+            writeln!(out, "        Request::{n}(input) => C::encode(&{call}),").unwrap();
         } else {
-            writeln!(out, "        Operation::{n} => {{\n            {prologue}\n            {call};\n            Ok(C::empty())\n        }}").unwrap();
+            writeln!(out, "        Request::{n}(input) => {{\n            {call};\n            Ok(C::empty())\n        }}").unwrap();
         }
     }
-    out.push_str("    }\n}\n");
+    out.push_str("    }\n}\n\n");
+    out.push_str(
+        "/// [`decode`] then [`handle`]; an operation the handler does not serve answers\n\
+         /// `UnknownOperationException` before its input is read.\n\
+         pub fn dispatch<H: Handler, C: Codec>(\n    handler: &H,\n    ctx: &H::Context,\n    operation: Operation,\n    body: &[u8],\n) -> Result<Vec<u8>, AwsError> {\n    \
+         if !handler.implements(operation) {\n        return Err(unknown_operation(operation.name()));\n    }\n    \
+         handle::<H, C>(handler, ctx, decode::<C>(operation, body)?)\n}\n",
+    );
     Ok(out)
 }
 

@@ -169,3 +169,24 @@ def test_a_stuck_proton_deployment_is_listed_and_failed(tmp_path):
         assert [e["Resources"] for e in entries] == [[f"proton-deployment/{deployment_id}", env["arn"]]]
     finally:
         p.stop()
+
+
+def test_engine_calls_refused_before_they_run_are_answered_and_audited(server, tmp_path):
+    # A Notify's input is decoded and validated before its work goes to the store's writer; a
+    # body refused there is still answered with the AWS error and leaves its audit entry.
+    w = World(server, tmp_path)
+    operation = "NotifyProvisionProductEngineWorkflowResult"
+    wrong_type = {"WorkflowToken": 7, "RecordId": "rec-1", "Status": "SUCCEEDED", "IdempotencyToken": "t-1"}
+    invalid = {"WorkflowToken": "dG9rZW4=", "RecordId": "rec-1", "Status": "SUCCEEDED"}
+    not_json = b'{"WorkflowToken": '
+    answers = [server.raw("servicecatalog", operation, body, key=w.engine_key)
+               for body in (wrong_type, invalid, not_json)]
+    assert [(status, answer["__type"]) for status, _, answer in answers] == [
+        (400, "SerializationException"), (400, "ValidationException"), (400, "SerializationException")]
+    audit = server.admin_command("audit", "--account", w.account, "--operation", operation)
+    assert [(e["Outcome"], e["AccessKeyId"], e["Resources"]) for e in audit] == \
+        [(t, w.engine_key.access_key_id, []) for t in
+         ("SerializationException", "ValidationException", "SerializationException")]
+    # A served read's input is refused the same way, before it runs, and leaves no entry.
+    status, _, answer = server.raw("servicecatalog", "DescribeRecord", {"Id": 7}, key=w.engine_key)
+    assert (status, answer["__type"]) == (400, "SerializationException")

@@ -17045,8 +17045,657 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
-/// handler whether the caller may make the call, calls it and encodes its output.
+/// The input of one operation, decoded and validated against the model: what [`decode`]
+/// gives and [`handle`] takes, so that decoding need not run where the operation does.
+#[derive(Debug)]
+pub enum Request {
+    AcceptEnvironmentAccountConnection(AcceptEnvironmentAccountConnectionInput),
+    CancelComponentDeployment(CancelComponentDeploymentInput),
+    CancelEnvironmentDeployment(CancelEnvironmentDeploymentInput),
+    CancelServiceInstanceDeployment(CancelServiceInstanceDeploymentInput),
+    CancelServicePipelineDeployment(CancelServicePipelineDeploymentInput),
+    CreateComponent(CreateComponentInput),
+    CreateEnvironment(CreateEnvironmentInput),
+    CreateEnvironmentAccountConnection(CreateEnvironmentAccountConnectionInput),
+    CreateEnvironmentTemplate(CreateEnvironmentTemplateInput),
+    CreateEnvironmentTemplateVersion(CreateEnvironmentTemplateVersionInput),
+    CreateRepository(CreateRepositoryInput),
+    CreateService(CreateServiceInput),
+    CreateServiceInstance(CreateServiceInstanceInput),
+    CreateServiceSyncConfig(CreateServiceSyncConfigInput),
+    CreateServiceTemplate(CreateServiceTemplateInput),
+    CreateServiceTemplateVersion(CreateServiceTemplateVersionInput),
+    CreateTemplateSyncConfig(CreateTemplateSyncConfigInput),
+    DeleteComponent(DeleteComponentInput),
+    DeleteDeployment(DeleteDeploymentInput),
+    DeleteEnvironment(DeleteEnvironmentInput),
+    DeleteEnvironmentAccountConnection(DeleteEnvironmentAccountConnectionInput),
+    DeleteEnvironmentTemplate(DeleteEnvironmentTemplateInput),
+    DeleteEnvironmentTemplateVersion(DeleteEnvironmentTemplateVersionInput),
+    DeleteRepository(DeleteRepositoryInput),
+    DeleteService(DeleteServiceInput),
+    DeleteServiceSyncConfig(DeleteServiceSyncConfigInput),
+    DeleteServiceTemplate(DeleteServiceTemplateInput),
+    DeleteServiceTemplateVersion(DeleteServiceTemplateVersionInput),
+    DeleteTemplateSyncConfig(DeleteTemplateSyncConfigInput),
+    GetAccountSettings(GetAccountSettingsInput),
+    GetComponent(GetComponentInput),
+    GetDeployment(GetDeploymentInput),
+    GetEnvironment(GetEnvironmentInput),
+    GetEnvironmentAccountConnection(GetEnvironmentAccountConnectionInput),
+    GetEnvironmentTemplate(GetEnvironmentTemplateInput),
+    GetEnvironmentTemplateVersion(GetEnvironmentTemplateVersionInput),
+    GetRepository(GetRepositoryInput),
+    GetRepositorySyncStatus(GetRepositorySyncStatusInput),
+    GetResourcesSummary(GetResourcesSummaryInput),
+    GetService(GetServiceInput),
+    GetServiceInstance(GetServiceInstanceInput),
+    GetServiceInstanceSyncStatus(GetServiceInstanceSyncStatusInput),
+    GetServiceSyncBlockerSummary(GetServiceSyncBlockerSummaryInput),
+    GetServiceSyncConfig(GetServiceSyncConfigInput),
+    GetServiceTemplate(GetServiceTemplateInput),
+    GetServiceTemplateVersion(GetServiceTemplateVersionInput),
+    GetTemplateSyncConfig(GetTemplateSyncConfigInput),
+    GetTemplateSyncStatus(GetTemplateSyncStatusInput),
+    ListComponentOutputs(ListComponentOutputsInput),
+    ListComponentProvisionedResources(ListComponentProvisionedResourcesInput),
+    ListComponents(ListComponentsInput),
+    ListDeployments(ListDeploymentsInput),
+    ListEnvironmentAccountConnections(ListEnvironmentAccountConnectionsInput),
+    ListEnvironmentOutputs(ListEnvironmentOutputsInput),
+    ListEnvironmentProvisionedResources(ListEnvironmentProvisionedResourcesInput),
+    ListEnvironmentTemplateVersions(ListEnvironmentTemplateVersionsInput),
+    ListEnvironmentTemplates(ListEnvironmentTemplatesInput),
+    ListEnvironments(ListEnvironmentsInput),
+    ListRepositories(ListRepositoriesInput),
+    ListRepositorySyncDefinitions(ListRepositorySyncDefinitionsInput),
+    ListServiceInstanceOutputs(ListServiceInstanceOutputsInput),
+    ListServiceInstanceProvisionedResources(ListServiceInstanceProvisionedResourcesInput),
+    ListServiceInstances(ListServiceInstancesInput),
+    ListServicePipelineOutputs(ListServicePipelineOutputsInput),
+    ListServicePipelineProvisionedResources(ListServicePipelineProvisionedResourcesInput),
+    ListServiceTemplateVersions(ListServiceTemplateVersionsInput),
+    ListServiceTemplates(ListServiceTemplatesInput),
+    ListServices(ListServicesInput),
+    ListTagsForResource(ListTagsForResourceInput),
+    NotifyResourceDeploymentStatusChange(NotifyResourceDeploymentStatusChangeInput),
+    RejectEnvironmentAccountConnection(RejectEnvironmentAccountConnectionInput),
+    TagResource(TagResourceInput),
+    UntagResource(UntagResourceInput),
+    UpdateAccountSettings(UpdateAccountSettingsInput),
+    UpdateComponent(UpdateComponentInput),
+    UpdateEnvironment(UpdateEnvironmentInput),
+    UpdateEnvironmentAccountConnection(UpdateEnvironmentAccountConnectionInput),
+    UpdateEnvironmentTemplate(UpdateEnvironmentTemplateInput),
+    UpdateEnvironmentTemplateVersion(UpdateEnvironmentTemplateVersionInput),
+    UpdateService(UpdateServiceInput),
+    UpdateServiceInstance(UpdateServiceInstanceInput),
+    UpdateServicePipeline(UpdateServicePipelineInput),
+    UpdateServiceSyncBlocker(UpdateServiceSyncBlockerInput),
+    UpdateServiceSyncConfig(UpdateServiceSyncConfigInput),
+    UpdateServiceTemplate(UpdateServiceTemplateInput),
+    UpdateServiceTemplateVersion(UpdateServiceTemplateVersionInput),
+    UpdateTemplateSyncConfig(UpdateTemplateSyncConfigInput),
+}
+
+impl Request {
+    /// The operation this is the input of.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Request::AcceptEnvironmentAccountConnection(_) => {
+                Operation::AcceptEnvironmentAccountConnection
+            }
+            Request::CancelComponentDeployment(_) => Operation::CancelComponentDeployment,
+            Request::CancelEnvironmentDeployment(_) => Operation::CancelEnvironmentDeployment,
+            Request::CancelServiceInstanceDeployment(_) => {
+                Operation::CancelServiceInstanceDeployment
+            }
+            Request::CancelServicePipelineDeployment(_) => {
+                Operation::CancelServicePipelineDeployment
+            }
+            Request::CreateComponent(_) => Operation::CreateComponent,
+            Request::CreateEnvironment(_) => Operation::CreateEnvironment,
+            Request::CreateEnvironmentAccountConnection(_) => {
+                Operation::CreateEnvironmentAccountConnection
+            }
+            Request::CreateEnvironmentTemplate(_) => Operation::CreateEnvironmentTemplate,
+            Request::CreateEnvironmentTemplateVersion(_) => {
+                Operation::CreateEnvironmentTemplateVersion
+            }
+            Request::CreateRepository(_) => Operation::CreateRepository,
+            Request::CreateService(_) => Operation::CreateService,
+            Request::CreateServiceInstance(_) => Operation::CreateServiceInstance,
+            Request::CreateServiceSyncConfig(_) => Operation::CreateServiceSyncConfig,
+            Request::CreateServiceTemplate(_) => Operation::CreateServiceTemplate,
+            Request::CreateServiceTemplateVersion(_) => Operation::CreateServiceTemplateVersion,
+            Request::CreateTemplateSyncConfig(_) => Operation::CreateTemplateSyncConfig,
+            Request::DeleteComponent(_) => Operation::DeleteComponent,
+            Request::DeleteDeployment(_) => Operation::DeleteDeployment,
+            Request::DeleteEnvironment(_) => Operation::DeleteEnvironment,
+            Request::DeleteEnvironmentAccountConnection(_) => {
+                Operation::DeleteEnvironmentAccountConnection
+            }
+            Request::DeleteEnvironmentTemplate(_) => Operation::DeleteEnvironmentTemplate,
+            Request::DeleteEnvironmentTemplateVersion(_) => {
+                Operation::DeleteEnvironmentTemplateVersion
+            }
+            Request::DeleteRepository(_) => Operation::DeleteRepository,
+            Request::DeleteService(_) => Operation::DeleteService,
+            Request::DeleteServiceSyncConfig(_) => Operation::DeleteServiceSyncConfig,
+            Request::DeleteServiceTemplate(_) => Operation::DeleteServiceTemplate,
+            Request::DeleteServiceTemplateVersion(_) => Operation::DeleteServiceTemplateVersion,
+            Request::DeleteTemplateSyncConfig(_) => Operation::DeleteTemplateSyncConfig,
+            Request::GetAccountSettings(_) => Operation::GetAccountSettings,
+            Request::GetComponent(_) => Operation::GetComponent,
+            Request::GetDeployment(_) => Operation::GetDeployment,
+            Request::GetEnvironment(_) => Operation::GetEnvironment,
+            Request::GetEnvironmentAccountConnection(_) => {
+                Operation::GetEnvironmentAccountConnection
+            }
+            Request::GetEnvironmentTemplate(_) => Operation::GetEnvironmentTemplate,
+            Request::GetEnvironmentTemplateVersion(_) => Operation::GetEnvironmentTemplateVersion,
+            Request::GetRepository(_) => Operation::GetRepository,
+            Request::GetRepositorySyncStatus(_) => Operation::GetRepositorySyncStatus,
+            Request::GetResourcesSummary(_) => Operation::GetResourcesSummary,
+            Request::GetService(_) => Operation::GetService,
+            Request::GetServiceInstance(_) => Operation::GetServiceInstance,
+            Request::GetServiceInstanceSyncStatus(_) => Operation::GetServiceInstanceSyncStatus,
+            Request::GetServiceSyncBlockerSummary(_) => Operation::GetServiceSyncBlockerSummary,
+            Request::GetServiceSyncConfig(_) => Operation::GetServiceSyncConfig,
+            Request::GetServiceTemplate(_) => Operation::GetServiceTemplate,
+            Request::GetServiceTemplateVersion(_) => Operation::GetServiceTemplateVersion,
+            Request::GetTemplateSyncConfig(_) => Operation::GetTemplateSyncConfig,
+            Request::GetTemplateSyncStatus(_) => Operation::GetTemplateSyncStatus,
+            Request::ListComponentOutputs(_) => Operation::ListComponentOutputs,
+            Request::ListComponentProvisionedResources(_) => {
+                Operation::ListComponentProvisionedResources
+            }
+            Request::ListComponents(_) => Operation::ListComponents,
+            Request::ListDeployments(_) => Operation::ListDeployments,
+            Request::ListEnvironmentAccountConnections(_) => {
+                Operation::ListEnvironmentAccountConnections
+            }
+            Request::ListEnvironmentOutputs(_) => Operation::ListEnvironmentOutputs,
+            Request::ListEnvironmentProvisionedResources(_) => {
+                Operation::ListEnvironmentProvisionedResources
+            }
+            Request::ListEnvironmentTemplateVersions(_) => {
+                Operation::ListEnvironmentTemplateVersions
+            }
+            Request::ListEnvironmentTemplates(_) => Operation::ListEnvironmentTemplates,
+            Request::ListEnvironments(_) => Operation::ListEnvironments,
+            Request::ListRepositories(_) => Operation::ListRepositories,
+            Request::ListRepositorySyncDefinitions(_) => Operation::ListRepositorySyncDefinitions,
+            Request::ListServiceInstanceOutputs(_) => Operation::ListServiceInstanceOutputs,
+            Request::ListServiceInstanceProvisionedResources(_) => {
+                Operation::ListServiceInstanceProvisionedResources
+            }
+            Request::ListServiceInstances(_) => Operation::ListServiceInstances,
+            Request::ListServicePipelineOutputs(_) => Operation::ListServicePipelineOutputs,
+            Request::ListServicePipelineProvisionedResources(_) => {
+                Operation::ListServicePipelineProvisionedResources
+            }
+            Request::ListServiceTemplateVersions(_) => Operation::ListServiceTemplateVersions,
+            Request::ListServiceTemplates(_) => Operation::ListServiceTemplates,
+            Request::ListServices(_) => Operation::ListServices,
+            Request::ListTagsForResource(_) => Operation::ListTagsForResource,
+            Request::NotifyResourceDeploymentStatusChange(_) => {
+                Operation::NotifyResourceDeploymentStatusChange
+            }
+            Request::RejectEnvironmentAccountConnection(_) => {
+                Operation::RejectEnvironmentAccountConnection
+            }
+            Request::TagResource(_) => Operation::TagResource,
+            Request::UntagResource(_) => Operation::UntagResource,
+            Request::UpdateAccountSettings(_) => Operation::UpdateAccountSettings,
+            Request::UpdateComponent(_) => Operation::UpdateComponent,
+            Request::UpdateEnvironment(_) => Operation::UpdateEnvironment,
+            Request::UpdateEnvironmentAccountConnection(_) => {
+                Operation::UpdateEnvironmentAccountConnection
+            }
+            Request::UpdateEnvironmentTemplate(_) => Operation::UpdateEnvironmentTemplate,
+            Request::UpdateEnvironmentTemplateVersion(_) => {
+                Operation::UpdateEnvironmentTemplateVersion
+            }
+            Request::UpdateService(_) => Operation::UpdateService,
+            Request::UpdateServiceInstance(_) => Operation::UpdateServiceInstance,
+            Request::UpdateServicePipeline(_) => Operation::UpdateServicePipeline,
+            Request::UpdateServiceSyncBlocker(_) => Operation::UpdateServiceSyncBlocker,
+            Request::UpdateServiceSyncConfig(_) => Operation::UpdateServiceSyncConfig,
+            Request::UpdateServiceTemplate(_) => Operation::UpdateServiceTemplate,
+            Request::UpdateServiceTemplateVersion(_) => Operation::UpdateServiceTemplateVersion,
+            Request::UpdateTemplateSyncConfig(_) => Operation::UpdateTemplateSyncConfig,
+        }
+    }
+}
+
+/// Decodes the input of `operation` with codec `C` and validates it against the model.
+pub fn decode<C: Codec>(operation: Operation, body: &[u8]) -> Result<Request, AwsError> {
+    Ok(match operation {
+        Operation::AcceptEnvironmentAccountConnection => {
+            Request::AcceptEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::CancelComponentDeployment => {
+            Request::CancelComponentDeployment(check(C::decode(body)?)?)
+        }
+        Operation::CancelEnvironmentDeployment => {
+            Request::CancelEnvironmentDeployment(check(C::decode(body)?)?)
+        }
+        Operation::CancelServiceInstanceDeployment => {
+            Request::CancelServiceInstanceDeployment(check(C::decode(body)?)?)
+        }
+        Operation::CancelServicePipelineDeployment => {
+            Request::CancelServicePipelineDeployment(check(C::decode(body)?)?)
+        }
+        Operation::CreateComponent => Request::CreateComponent(check(C::decode(body)?)?),
+        Operation::CreateEnvironment => Request::CreateEnvironment(check(C::decode(body)?)?),
+        Operation::CreateEnvironmentAccountConnection => {
+            Request::CreateEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::CreateEnvironmentTemplate => {
+            Request::CreateEnvironmentTemplate(check(C::decode(body)?)?)
+        }
+        Operation::CreateEnvironmentTemplateVersion => {
+            Request::CreateEnvironmentTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::CreateRepository => Request::CreateRepository(check(C::decode(body)?)?),
+        Operation::CreateService => Request::CreateService(check(C::decode(body)?)?),
+        Operation::CreateServiceInstance => {
+            Request::CreateServiceInstance(check(C::decode(body)?)?)
+        }
+        Operation::CreateServiceSyncConfig => {
+            Request::CreateServiceSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::CreateServiceTemplate => {
+            Request::CreateServiceTemplate(check(C::decode(body)?)?)
+        }
+        Operation::CreateServiceTemplateVersion => {
+            Request::CreateServiceTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::CreateTemplateSyncConfig => {
+            Request::CreateTemplateSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::DeleteComponent => Request::DeleteComponent(check(C::decode(body)?)?),
+        Operation::DeleteDeployment => Request::DeleteDeployment(check(C::decode(body)?)?),
+        Operation::DeleteEnvironment => Request::DeleteEnvironment(check(C::decode(body)?)?),
+        Operation::DeleteEnvironmentAccountConnection => {
+            Request::DeleteEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::DeleteEnvironmentTemplate => {
+            Request::DeleteEnvironmentTemplate(check(C::decode(body)?)?)
+        }
+        Operation::DeleteEnvironmentTemplateVersion => {
+            Request::DeleteEnvironmentTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::DeleteRepository => Request::DeleteRepository(check(C::decode(body)?)?),
+        Operation::DeleteService => Request::DeleteService(check(C::decode(body)?)?),
+        Operation::DeleteServiceSyncConfig => {
+            Request::DeleteServiceSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::DeleteServiceTemplate => {
+            Request::DeleteServiceTemplate(check(C::decode(body)?)?)
+        }
+        Operation::DeleteServiceTemplateVersion => {
+            Request::DeleteServiceTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::DeleteTemplateSyncConfig => {
+            Request::DeleteTemplateSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::GetAccountSettings => Request::GetAccountSettings(check(C::decode(body)?)?),
+        Operation::GetComponent => Request::GetComponent(check(C::decode(body)?)?),
+        Operation::GetDeployment => Request::GetDeployment(check(C::decode(body)?)?),
+        Operation::GetEnvironment => Request::GetEnvironment(check(C::decode(body)?)?),
+        Operation::GetEnvironmentAccountConnection => {
+            Request::GetEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::GetEnvironmentTemplate => {
+            Request::GetEnvironmentTemplate(check(C::decode(body)?)?)
+        }
+        Operation::GetEnvironmentTemplateVersion => {
+            Request::GetEnvironmentTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::GetRepository => Request::GetRepository(check(C::decode(body)?)?),
+        Operation::GetRepositorySyncStatus => {
+            Request::GetRepositorySyncStatus(check(C::decode(body)?)?)
+        }
+        Operation::GetResourcesSummary => Request::GetResourcesSummary(check(C::decode(body)?)?),
+        Operation::GetService => Request::GetService(check(C::decode(body)?)?),
+        Operation::GetServiceInstance => Request::GetServiceInstance(check(C::decode(body)?)?),
+        Operation::GetServiceInstanceSyncStatus => {
+            Request::GetServiceInstanceSyncStatus(check(C::decode(body)?)?)
+        }
+        Operation::GetServiceSyncBlockerSummary => {
+            Request::GetServiceSyncBlockerSummary(check(C::decode(body)?)?)
+        }
+        Operation::GetServiceSyncConfig => Request::GetServiceSyncConfig(check(C::decode(body)?)?),
+        Operation::GetServiceTemplate => Request::GetServiceTemplate(check(C::decode(body)?)?),
+        Operation::GetServiceTemplateVersion => {
+            Request::GetServiceTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::GetTemplateSyncConfig => {
+            Request::GetTemplateSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::GetTemplateSyncStatus => {
+            Request::GetTemplateSyncStatus(check(C::decode(body)?)?)
+        }
+        Operation::ListComponentOutputs => Request::ListComponentOutputs(check(C::decode(body)?)?),
+        Operation::ListComponentProvisionedResources => {
+            Request::ListComponentProvisionedResources(check(C::decode(body)?)?)
+        }
+        Operation::ListComponents => Request::ListComponents(check(C::decode(body)?)?),
+        Operation::ListDeployments => Request::ListDeployments(check(C::decode(body)?)?),
+        Operation::ListEnvironmentAccountConnections => {
+            Request::ListEnvironmentAccountConnections(check(C::decode(body)?)?)
+        }
+        Operation::ListEnvironmentOutputs => {
+            Request::ListEnvironmentOutputs(check(C::decode(body)?)?)
+        }
+        Operation::ListEnvironmentProvisionedResources => {
+            Request::ListEnvironmentProvisionedResources(check(C::decode(body)?)?)
+        }
+        Operation::ListEnvironmentTemplateVersions => {
+            Request::ListEnvironmentTemplateVersions(check(C::decode(body)?)?)
+        }
+        Operation::ListEnvironmentTemplates => {
+            Request::ListEnvironmentTemplates(check(C::decode(body)?)?)
+        }
+        Operation::ListEnvironments => Request::ListEnvironments(check(C::decode(body)?)?),
+        Operation::ListRepositories => Request::ListRepositories(check(C::decode(body)?)?),
+        Operation::ListRepositorySyncDefinitions => {
+            Request::ListRepositorySyncDefinitions(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceInstanceOutputs => {
+            Request::ListServiceInstanceOutputs(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceInstanceProvisionedResources => {
+            Request::ListServiceInstanceProvisionedResources(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceInstances => Request::ListServiceInstances(check(C::decode(body)?)?),
+        Operation::ListServicePipelineOutputs => {
+            Request::ListServicePipelineOutputs(check(C::decode(body)?)?)
+        }
+        Operation::ListServicePipelineProvisionedResources => {
+            Request::ListServicePipelineProvisionedResources(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceTemplateVersions => {
+            Request::ListServiceTemplateVersions(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceTemplates => Request::ListServiceTemplates(check(C::decode(body)?)?),
+        Operation::ListServices => Request::ListServices(check(C::decode(body)?)?),
+        Operation::ListTagsForResource => Request::ListTagsForResource(check(C::decode(body)?)?),
+        Operation::NotifyResourceDeploymentStatusChange => {
+            Request::NotifyResourceDeploymentStatusChange(check(C::decode(body)?)?)
+        }
+        Operation::RejectEnvironmentAccountConnection => {
+            Request::RejectEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::TagResource => Request::TagResource(check(C::decode(body)?)?),
+        Operation::UntagResource => Request::UntagResource(check(C::decode(body)?)?),
+        Operation::UpdateAccountSettings => {
+            Request::UpdateAccountSettings(check(C::decode(body)?)?)
+        }
+        Operation::UpdateComponent => Request::UpdateComponent(check(C::decode(body)?)?),
+        Operation::UpdateEnvironment => Request::UpdateEnvironment(check(C::decode(body)?)?),
+        Operation::UpdateEnvironmentAccountConnection => {
+            Request::UpdateEnvironmentAccountConnection(check(C::decode(body)?)?)
+        }
+        Operation::UpdateEnvironmentTemplate => {
+            Request::UpdateEnvironmentTemplate(check(C::decode(body)?)?)
+        }
+        Operation::UpdateEnvironmentTemplateVersion => {
+            Request::UpdateEnvironmentTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::UpdateService => Request::UpdateService(check(C::decode(body)?)?),
+        Operation::UpdateServiceInstance => {
+            Request::UpdateServiceInstance(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServicePipeline => {
+            Request::UpdateServicePipeline(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServiceSyncBlocker => {
+            Request::UpdateServiceSyncBlocker(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServiceSyncConfig => {
+            Request::UpdateServiceSyncConfig(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServiceTemplate => {
+            Request::UpdateServiceTemplate(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServiceTemplateVersion => {
+            Request::UpdateServiceTemplateVersion(check(C::decode(body)?)?)
+        }
+        Operation::UpdateTemplateSyncConfig => {
+            Request::UpdateTemplateSyncConfig(check(C::decode(body)?)?)
+        }
+    })
+}
+
+/// Asks the handler whether the caller may make the call `request` is the input of, calls it
+/// and encodes its output with codec `C`. An operation the handler does not serve answers
+/// `UnknownOperationException`.
+pub fn handle<H: Handler, C: Codec>(
+    handler: &H,
+    ctx: &H::Context,
+    request: Request,
+) -> Result<Vec<u8>, AwsError> {
+    let operation = request.operation();
+    if !handler.implements(operation) {
+        return Err(unknown_operation(operation.name()));
+    }
+    handler.authorize(ctx, operation)?;
+    match request {
+        Request::AcceptEnvironmentAccountConnection(input) => {
+            C::encode(&handler.accept_environment_account_connection(ctx, input)?)
+        }
+        Request::CancelComponentDeployment(input) => {
+            C::encode(&handler.cancel_component_deployment(ctx, input)?)
+        }
+        Request::CancelEnvironmentDeployment(input) => {
+            C::encode(&handler.cancel_environment_deployment(ctx, input)?)
+        }
+        Request::CancelServiceInstanceDeployment(input) => {
+            C::encode(&handler.cancel_service_instance_deployment(ctx, input)?)
+        }
+        Request::CancelServicePipelineDeployment(input) => {
+            C::encode(&handler.cancel_service_pipeline_deployment(ctx, input)?)
+        }
+        Request::CreateComponent(input) => C::encode(&handler.create_component(ctx, input)?),
+        Request::CreateEnvironment(input) => C::encode(&handler.create_environment(ctx, input)?),
+        Request::CreateEnvironmentAccountConnection(input) => {
+            C::encode(&handler.create_environment_account_connection(ctx, input)?)
+        }
+        Request::CreateEnvironmentTemplate(input) => {
+            C::encode(&handler.create_environment_template(ctx, input)?)
+        }
+        Request::CreateEnvironmentTemplateVersion(input) => {
+            C::encode(&handler.create_environment_template_version(ctx, input)?)
+        }
+        Request::CreateRepository(input) => C::encode(&handler.create_repository(ctx, input)?),
+        Request::CreateService(input) => C::encode(&handler.create_service(ctx, input)?),
+        Request::CreateServiceInstance(input) => {
+            C::encode(&handler.create_service_instance(ctx, input)?)
+        }
+        Request::CreateServiceSyncConfig(input) => {
+            C::encode(&handler.create_service_sync_config(ctx, input)?)
+        }
+        Request::CreateServiceTemplate(input) => {
+            C::encode(&handler.create_service_template(ctx, input)?)
+        }
+        Request::CreateServiceTemplateVersion(input) => {
+            C::encode(&handler.create_service_template_version(ctx, input)?)
+        }
+        Request::CreateTemplateSyncConfig(input) => {
+            C::encode(&handler.create_template_sync_config(ctx, input)?)
+        }
+        Request::DeleteComponent(input) => C::encode(&handler.delete_component(ctx, input)?),
+        Request::DeleteDeployment(input) => C::encode(&handler.delete_deployment(ctx, input)?),
+        Request::DeleteEnvironment(input) => C::encode(&handler.delete_environment(ctx, input)?),
+        Request::DeleteEnvironmentAccountConnection(input) => {
+            C::encode(&handler.delete_environment_account_connection(ctx, input)?)
+        }
+        Request::DeleteEnvironmentTemplate(input) => {
+            C::encode(&handler.delete_environment_template(ctx, input)?)
+        }
+        Request::DeleteEnvironmentTemplateVersion(input) => {
+            C::encode(&handler.delete_environment_template_version(ctx, input)?)
+        }
+        Request::DeleteRepository(input) => C::encode(&handler.delete_repository(ctx, input)?),
+        Request::DeleteService(input) => C::encode(&handler.delete_service(ctx, input)?),
+        Request::DeleteServiceSyncConfig(input) => {
+            C::encode(&handler.delete_service_sync_config(ctx, input)?)
+        }
+        Request::DeleteServiceTemplate(input) => {
+            C::encode(&handler.delete_service_template(ctx, input)?)
+        }
+        Request::DeleteServiceTemplateVersion(input) => {
+            C::encode(&handler.delete_service_template_version(ctx, input)?)
+        }
+        Request::DeleteTemplateSyncConfig(input) => {
+            C::encode(&handler.delete_template_sync_config(ctx, input)?)
+        }
+        Request::GetAccountSettings(input) => C::encode(&handler.get_account_settings(ctx, input)?),
+        Request::GetComponent(input) => C::encode(&handler.get_component(ctx, input)?),
+        Request::GetDeployment(input) => C::encode(&handler.get_deployment(ctx, input)?),
+        Request::GetEnvironment(input) => C::encode(&handler.get_environment(ctx, input)?),
+        Request::GetEnvironmentAccountConnection(input) => {
+            C::encode(&handler.get_environment_account_connection(ctx, input)?)
+        }
+        Request::GetEnvironmentTemplate(input) => {
+            C::encode(&handler.get_environment_template(ctx, input)?)
+        }
+        Request::GetEnvironmentTemplateVersion(input) => {
+            C::encode(&handler.get_environment_template_version(ctx, input)?)
+        }
+        Request::GetRepository(input) => C::encode(&handler.get_repository(ctx, input)?),
+        Request::GetRepositorySyncStatus(input) => {
+            C::encode(&handler.get_repository_sync_status(ctx, input)?)
+        }
+        Request::GetResourcesSummary(input) => {
+            C::encode(&handler.get_resources_summary(ctx, input)?)
+        }
+        Request::GetService(input) => C::encode(&handler.get_service(ctx, input)?),
+        Request::GetServiceInstance(input) => C::encode(&handler.get_service_instance(ctx, input)?),
+        Request::GetServiceInstanceSyncStatus(input) => {
+            C::encode(&handler.get_service_instance_sync_status(ctx, input)?)
+        }
+        Request::GetServiceSyncBlockerSummary(input) => {
+            C::encode(&handler.get_service_sync_blocker_summary(ctx, input)?)
+        }
+        Request::GetServiceSyncConfig(input) => {
+            C::encode(&handler.get_service_sync_config(ctx, input)?)
+        }
+        Request::GetServiceTemplate(input) => C::encode(&handler.get_service_template(ctx, input)?),
+        Request::GetServiceTemplateVersion(input) => {
+            C::encode(&handler.get_service_template_version(ctx, input)?)
+        }
+        Request::GetTemplateSyncConfig(input) => {
+            C::encode(&handler.get_template_sync_config(ctx, input)?)
+        }
+        Request::GetTemplateSyncStatus(input) => {
+            C::encode(&handler.get_template_sync_status(ctx, input)?)
+        }
+        Request::ListComponentOutputs(input) => {
+            C::encode(&handler.list_component_outputs(ctx, input)?)
+        }
+        Request::ListComponentProvisionedResources(input) => {
+            C::encode(&handler.list_component_provisioned_resources(ctx, input)?)
+        }
+        Request::ListComponents(input) => C::encode(&handler.list_components(ctx, input)?),
+        Request::ListDeployments(input) => C::encode(&handler.list_deployments(ctx, input)?),
+        Request::ListEnvironmentAccountConnections(input) => {
+            C::encode(&handler.list_environment_account_connections(ctx, input)?)
+        }
+        Request::ListEnvironmentOutputs(input) => {
+            C::encode(&handler.list_environment_outputs(ctx, input)?)
+        }
+        Request::ListEnvironmentProvisionedResources(input) => {
+            C::encode(&handler.list_environment_provisioned_resources(ctx, input)?)
+        }
+        Request::ListEnvironmentTemplateVersions(input) => {
+            C::encode(&handler.list_environment_template_versions(ctx, input)?)
+        }
+        Request::ListEnvironmentTemplates(input) => {
+            C::encode(&handler.list_environment_templates(ctx, input)?)
+        }
+        Request::ListEnvironments(input) => C::encode(&handler.list_environments(ctx, input)?),
+        Request::ListRepositories(input) => C::encode(&handler.list_repositories(ctx, input)?),
+        Request::ListRepositorySyncDefinitions(input) => {
+            C::encode(&handler.list_repository_sync_definitions(ctx, input)?)
+        }
+        Request::ListServiceInstanceOutputs(input) => {
+            C::encode(&handler.list_service_instance_outputs(ctx, input)?)
+        }
+        Request::ListServiceInstanceProvisionedResources(input) => {
+            C::encode(&handler.list_service_instance_provisioned_resources(ctx, input)?)
+        }
+        Request::ListServiceInstances(input) => {
+            C::encode(&handler.list_service_instances(ctx, input)?)
+        }
+        Request::ListServicePipelineOutputs(input) => {
+            C::encode(&handler.list_service_pipeline_outputs(ctx, input)?)
+        }
+        Request::ListServicePipelineProvisionedResources(input) => {
+            C::encode(&handler.list_service_pipeline_provisioned_resources(ctx, input)?)
+        }
+        Request::ListServiceTemplateVersions(input) => {
+            C::encode(&handler.list_service_template_versions(ctx, input)?)
+        }
+        Request::ListServiceTemplates(input) => {
+            C::encode(&handler.list_service_templates(ctx, input)?)
+        }
+        Request::ListServices(input) => C::encode(&handler.list_services(ctx, input)?),
+        Request::ListTagsForResource(input) => {
+            C::encode(&handler.list_tags_for_resource(ctx, input)?)
+        }
+        Request::NotifyResourceDeploymentStatusChange(input) => {
+            C::encode(&handler.notify_resource_deployment_status_change(ctx, input)?)
+        }
+        Request::RejectEnvironmentAccountConnection(input) => {
+            C::encode(&handler.reject_environment_account_connection(ctx, input)?)
+        }
+        Request::TagResource(input) => C::encode(&handler.tag_resource(ctx, input)?),
+        Request::UntagResource(input) => C::encode(&handler.untag_resource(ctx, input)?),
+        Request::UpdateAccountSettings(input) => {
+            C::encode(&handler.update_account_settings(ctx, input)?)
+        }
+        Request::UpdateComponent(input) => C::encode(&handler.update_component(ctx, input)?),
+        Request::UpdateEnvironment(input) => C::encode(&handler.update_environment(ctx, input)?),
+        Request::UpdateEnvironmentAccountConnection(input) => {
+            C::encode(&handler.update_environment_account_connection(ctx, input)?)
+        }
+        Request::UpdateEnvironmentTemplate(input) => {
+            C::encode(&handler.update_environment_template(ctx, input)?)
+        }
+        Request::UpdateEnvironmentTemplateVersion(input) => {
+            C::encode(&handler.update_environment_template_version(ctx, input)?)
+        }
+        Request::UpdateService(input) => C::encode(&handler.update_service(ctx, input)?),
+        Request::UpdateServiceInstance(input) => {
+            C::encode(&handler.update_service_instance(ctx, input)?)
+        }
+        Request::UpdateServicePipeline(input) => {
+            C::encode(&handler.update_service_pipeline(ctx, input)?)
+        }
+        Request::UpdateServiceSyncBlocker(input) => {
+            C::encode(&handler.update_service_sync_blocker(ctx, input)?)
+        }
+        Request::UpdateServiceSyncConfig(input) => {
+            C::encode(&handler.update_service_sync_config(ctx, input)?)
+        }
+        Request::UpdateServiceTemplate(input) => {
+            C::encode(&handler.update_service_template(ctx, input)?)
+        }
+        Request::UpdateServiceTemplateVersion(input) => {
+            C::encode(&handler.update_service_template_version(ctx, input)?)
+        }
+        Request::UpdateTemplateSyncConfig(input) => {
+            C::encode(&handler.update_template_sync_config(ctx, input)?)
+        }
+    }
+}
+
+/// [`decode`] then [`handle`]; an operation the handler does not serve answers
+/// `UnknownOperationException` before its input is read.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -17056,441 +17705,5 @@ pub fn dispatch<H: Handler, C: Codec>(
     if !handler.implements(operation) {
         return Err(unknown_operation(operation.name()));
     }
-    match operation {
-        Operation::AcceptEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.accept_environment_account_connection(ctx, input)?)
-        }
-        Operation::CancelComponentDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.cancel_component_deployment(ctx, input)?)
-        }
-        Operation::CancelEnvironmentDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.cancel_environment_deployment(ctx, input)?)
-        }
-        Operation::CancelServiceInstanceDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.cancel_service_instance_deployment(ctx, input)?)
-        }
-        Operation::CancelServicePipelineDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.cancel_service_pipeline_deployment(ctx, input)?)
-        }
-        Operation::CreateComponent => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_component(ctx, input)?)
-        }
-        Operation::CreateEnvironment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_environment(ctx, input)?)
-        }
-        Operation::CreateEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_environment_account_connection(ctx, input)?)
-        }
-        Operation::CreateEnvironmentTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_environment_template(ctx, input)?)
-        }
-        Operation::CreateEnvironmentTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_environment_template_version(ctx, input)?)
-        }
-        Operation::CreateRepository => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_repository(ctx, input)?)
-        }
-        Operation::CreateService => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service(ctx, input)?)
-        }
-        Operation::CreateServiceInstance => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service_instance(ctx, input)?)
-        }
-        Operation::CreateServiceSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service_sync_config(ctx, input)?)
-        }
-        Operation::CreateServiceTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service_template(ctx, input)?)
-        }
-        Operation::CreateServiceTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service_template_version(ctx, input)?)
-        }
-        Operation::CreateTemplateSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_template_sync_config(ctx, input)?)
-        }
-        Operation::DeleteComponent => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_component(ctx, input)?)
-        }
-        Operation::DeleteDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_deployment(ctx, input)?)
-        }
-        Operation::DeleteEnvironment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_environment(ctx, input)?)
-        }
-        Operation::DeleteEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_environment_account_connection(ctx, input)?)
-        }
-        Operation::DeleteEnvironmentTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_environment_template(ctx, input)?)
-        }
-        Operation::DeleteEnvironmentTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_environment_template_version(ctx, input)?)
-        }
-        Operation::DeleteRepository => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_repository(ctx, input)?)
-        }
-        Operation::DeleteService => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_service(ctx, input)?)
-        }
-        Operation::DeleteServiceSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_service_sync_config(ctx, input)?)
-        }
-        Operation::DeleteServiceTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_service_template(ctx, input)?)
-        }
-        Operation::DeleteServiceTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_service_template_version(ctx, input)?)
-        }
-        Operation::DeleteTemplateSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_template_sync_config(ctx, input)?)
-        }
-        Operation::GetAccountSettings => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_account_settings(ctx, input)?)
-        }
-        Operation::GetComponent => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_component(ctx, input)?)
-        }
-        Operation::GetDeployment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_deployment(ctx, input)?)
-        }
-        Operation::GetEnvironment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_environment(ctx, input)?)
-        }
-        Operation::GetEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_environment_account_connection(ctx, input)?)
-        }
-        Operation::GetEnvironmentTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_environment_template(ctx, input)?)
-        }
-        Operation::GetEnvironmentTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_environment_template_version(ctx, input)?)
-        }
-        Operation::GetRepository => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_repository(ctx, input)?)
-        }
-        Operation::GetRepositorySyncStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_repository_sync_status(ctx, input)?)
-        }
-        Operation::GetResourcesSummary => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_resources_summary(ctx, input)?)
-        }
-        Operation::GetService => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service(ctx, input)?)
-        }
-        Operation::GetServiceInstance => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_instance(ctx, input)?)
-        }
-        Operation::GetServiceInstanceSyncStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_instance_sync_status(ctx, input)?)
-        }
-        Operation::GetServiceSyncBlockerSummary => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_sync_blocker_summary(ctx, input)?)
-        }
-        Operation::GetServiceSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_sync_config(ctx, input)?)
-        }
-        Operation::GetServiceTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_template(ctx, input)?)
-        }
-        Operation::GetServiceTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_service_template_version(ctx, input)?)
-        }
-        Operation::GetTemplateSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_template_sync_config(ctx, input)?)
-        }
-        Operation::GetTemplateSyncStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_template_sync_status(ctx, input)?)
-        }
-        Operation::ListComponentOutputs => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_component_outputs(ctx, input)?)
-        }
-        Operation::ListComponentProvisionedResources => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_component_provisioned_resources(ctx, input)?)
-        }
-        Operation::ListComponents => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_components(ctx, input)?)
-        }
-        Operation::ListDeployments => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_deployments(ctx, input)?)
-        }
-        Operation::ListEnvironmentAccountConnections => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environment_account_connections(ctx, input)?)
-        }
-        Operation::ListEnvironmentOutputs => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environment_outputs(ctx, input)?)
-        }
-        Operation::ListEnvironmentProvisionedResources => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environment_provisioned_resources(ctx, input)?)
-        }
-        Operation::ListEnvironmentTemplateVersions => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environment_template_versions(ctx, input)?)
-        }
-        Operation::ListEnvironmentTemplates => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environment_templates(ctx, input)?)
-        }
-        Operation::ListEnvironments => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_environments(ctx, input)?)
-        }
-        Operation::ListRepositories => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_repositories(ctx, input)?)
-        }
-        Operation::ListRepositorySyncDefinitions => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_repository_sync_definitions(ctx, input)?)
-        }
-        Operation::ListServiceInstanceOutputs => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_instance_outputs(ctx, input)?)
-        }
-        Operation::ListServiceInstanceProvisionedResources => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_instance_provisioned_resources(ctx, input)?)
-        }
-        Operation::ListServiceInstances => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_instances(ctx, input)?)
-        }
-        Operation::ListServicePipelineOutputs => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_pipeline_outputs(ctx, input)?)
-        }
-        Operation::ListServicePipelineProvisionedResources => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_pipeline_provisioned_resources(ctx, input)?)
-        }
-        Operation::ListServiceTemplateVersions => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_template_versions(ctx, input)?)
-        }
-        Operation::ListServiceTemplates => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_templates(ctx, input)?)
-        }
-        Operation::ListServices => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_services(ctx, input)?)
-        }
-        Operation::ListTagsForResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_tags_for_resource(ctx, input)?)
-        }
-        Operation::NotifyResourceDeploymentStatusChange => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.notify_resource_deployment_status_change(ctx, input)?)
-        }
-        Operation::RejectEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.reject_environment_account_connection(ctx, input)?)
-        }
-        Operation::TagResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.tag_resource(ctx, input)?)
-        }
-        Operation::UntagResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.untag_resource(ctx, input)?)
-        }
-        Operation::UpdateAccountSettings => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_account_settings(ctx, input)?)
-        }
-        Operation::UpdateComponent => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_component(ctx, input)?)
-        }
-        Operation::UpdateEnvironment => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_environment(ctx, input)?)
-        }
-        Operation::UpdateEnvironmentAccountConnection => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_environment_account_connection(ctx, input)?)
-        }
-        Operation::UpdateEnvironmentTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_environment_template(ctx, input)?)
-        }
-        Operation::UpdateEnvironmentTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_environment_template_version(ctx, input)?)
-        }
-        Operation::UpdateService => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service(ctx, input)?)
-        }
-        Operation::UpdateServiceInstance => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_instance(ctx, input)?)
-        }
-        Operation::UpdateServicePipeline => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_pipeline(ctx, input)?)
-        }
-        Operation::UpdateServiceSyncBlocker => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_sync_blocker(ctx, input)?)
-        }
-        Operation::UpdateServiceSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_sync_config(ctx, input)?)
-        }
-        Operation::UpdateServiceTemplate => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_template(ctx, input)?)
-        }
-        Operation::UpdateServiceTemplateVersion => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_template_version(ctx, input)?)
-        }
-        Operation::UpdateTemplateSyncConfig => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_template_sync_config(ctx, input)?)
-        }
-    }
+    handle::<H, C>(handler, ctx, decode::<C>(operation, body)?)
 }

@@ -16103,8 +16103,697 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
-/// handler whether the caller may make the call, calls it and encodes its output.
+/// The input of one operation, decoded and validated against the model: what [`decode`]
+/// gives and [`handle`] takes, so that decoding need not run where the operation does.
+#[derive(Debug)]
+pub enum Request {
+    AcceptPortfolioShare(AcceptPortfolioShareInput),
+    AssociateBudgetWithResource(AssociateBudgetWithResourceInput),
+    AssociatePrincipalWithPortfolio(AssociatePrincipalWithPortfolioInput),
+    AssociateProductWithPortfolio(AssociateProductWithPortfolioInput),
+    AssociateServiceActionWithProvisioningArtifact(
+        AssociateServiceActionWithProvisioningArtifactInput,
+    ),
+    AssociateTagOptionWithResource(AssociateTagOptionWithResourceInput),
+    BatchAssociateServiceActionWithProvisioningArtifact(
+        BatchAssociateServiceActionWithProvisioningArtifactInput,
+    ),
+    BatchDisassociateServiceActionFromProvisioningArtifact(
+        BatchDisassociateServiceActionFromProvisioningArtifactInput,
+    ),
+    CopyProduct(CopyProductInput),
+    CreateConstraint(CreateConstraintInput),
+    CreatePortfolio(CreatePortfolioInput),
+    CreatePortfolioShare(CreatePortfolioShareInput),
+    CreateProduct(CreateProductInput),
+    CreateProvisionedProductPlan(CreateProvisionedProductPlanInput),
+    CreateProvisioningArtifact(CreateProvisioningArtifactInput),
+    CreateServiceAction(CreateServiceActionInput),
+    CreateTagOption(CreateTagOptionInput),
+    DeleteConstraint(DeleteConstraintInput),
+    DeletePortfolio(DeletePortfolioInput),
+    DeletePortfolioShare(DeletePortfolioShareInput),
+    DeleteProduct(DeleteProductInput),
+    DeleteProvisionedProductPlan(DeleteProvisionedProductPlanInput),
+    DeleteProvisioningArtifact(DeleteProvisioningArtifactInput),
+    DeleteServiceAction(DeleteServiceActionInput),
+    DeleteTagOption(DeleteTagOptionInput),
+    DescribeConstraint(DescribeConstraintInput),
+    DescribeCopyProductStatus(DescribeCopyProductStatusInput),
+    DescribePortfolio(DescribePortfolioInput),
+    DescribePortfolioShareStatus(DescribePortfolioShareStatusInput),
+    DescribePortfolioShares(DescribePortfolioSharesInput),
+    DescribeProduct(DescribeProductInput),
+    DescribeProductAsAdmin(DescribeProductAsAdminInput),
+    DescribeProductView(DescribeProductViewInput),
+    DescribeProvisionedProduct(DescribeProvisionedProductInput),
+    DescribeProvisionedProductPlan(DescribeProvisionedProductPlanInput),
+    DescribeProvisioningArtifact(DescribeProvisioningArtifactInput),
+    DescribeProvisioningParameters(DescribeProvisioningParametersInput),
+    DescribeRecord(DescribeRecordInput),
+    DescribeServiceAction(DescribeServiceActionInput),
+    DescribeServiceActionExecutionParameters(DescribeServiceActionExecutionParametersInput),
+    DescribeTagOption(DescribeTagOptionInput),
+    DisableAWSOrganizationsAccess(DisableAWSOrganizationsAccessInput),
+    DisassociateBudgetFromResource(DisassociateBudgetFromResourceInput),
+    DisassociatePrincipalFromPortfolio(DisassociatePrincipalFromPortfolioInput),
+    DisassociateProductFromPortfolio(DisassociateProductFromPortfolioInput),
+    DisassociateServiceActionFromProvisioningArtifact(
+        DisassociateServiceActionFromProvisioningArtifactInput,
+    ),
+    DisassociateTagOptionFromResource(DisassociateTagOptionFromResourceInput),
+    EnableAWSOrganizationsAccess(EnableAWSOrganizationsAccessInput),
+    ExecuteProvisionedProductPlan(ExecuteProvisionedProductPlanInput),
+    ExecuteProvisionedProductServiceAction(ExecuteProvisionedProductServiceActionInput),
+    GetAWSOrganizationsAccessStatus(GetAWSOrganizationsAccessStatusInput),
+    GetProvisionedProductOutputs(GetProvisionedProductOutputsInput),
+    ImportAsProvisionedProduct(ImportAsProvisionedProductInput),
+    ListAcceptedPortfolioShares(ListAcceptedPortfolioSharesInput),
+    ListBudgetsForResource(ListBudgetsForResourceInput),
+    ListConstraintsForPortfolio(ListConstraintsForPortfolioInput),
+    ListLaunchPaths(ListLaunchPathsInput),
+    ListOrganizationPortfolioAccess(ListOrganizationPortfolioAccessInput),
+    ListPortfolioAccess(ListPortfolioAccessInput),
+    ListPortfolios(ListPortfoliosInput),
+    ListPortfoliosForProduct(ListPortfoliosForProductInput),
+    ListPrincipalsForPortfolio(ListPrincipalsForPortfolioInput),
+    ListProvisionedProductPlans(ListProvisionedProductPlansInput),
+    ListProvisioningArtifacts(ListProvisioningArtifactsInput),
+    ListProvisioningArtifactsForServiceAction(ListProvisioningArtifactsForServiceActionInput),
+    ListRecordHistory(ListRecordHistoryInput),
+    ListResourcesForTagOption(ListResourcesForTagOptionInput),
+    ListServiceActions(ListServiceActionsInput),
+    ListServiceActionsForProvisioningArtifact(ListServiceActionsForProvisioningArtifactInput),
+    ListStackInstancesForProvisionedProduct(ListStackInstancesForProvisionedProductInput),
+    ListTagOptions(ListTagOptionsInput),
+    NotifyProvisionProductEngineWorkflowResult(NotifyProvisionProductEngineWorkflowResultInput),
+    NotifyTerminateProvisionedProductEngineWorkflowResult(
+        NotifyTerminateProvisionedProductEngineWorkflowResultInput,
+    ),
+    NotifyUpdateProvisionedProductEngineWorkflowResult(
+        NotifyUpdateProvisionedProductEngineWorkflowResultInput,
+    ),
+    ProvisionProduct(ProvisionProductInput),
+    RejectPortfolioShare(RejectPortfolioShareInput),
+    ScanProvisionedProducts(ScanProvisionedProductsInput),
+    SearchProducts(SearchProductsInput),
+    SearchProductsAsAdmin(SearchProductsAsAdminInput),
+    SearchProvisionedProducts(SearchProvisionedProductsInput),
+    TerminateProvisionedProduct(TerminateProvisionedProductInput),
+    UpdateConstraint(UpdateConstraintInput),
+    UpdatePortfolio(UpdatePortfolioInput),
+    UpdatePortfolioShare(UpdatePortfolioShareInput),
+    UpdateProduct(UpdateProductInput),
+    UpdateProvisionedProduct(UpdateProvisionedProductInput),
+    UpdateProvisionedProductProperties(UpdateProvisionedProductPropertiesInput),
+    UpdateProvisioningArtifact(UpdateProvisioningArtifactInput),
+    UpdateServiceAction(UpdateServiceActionInput),
+    UpdateTagOption(UpdateTagOptionInput),
+}
+
+impl Request {
+    /// The operation this is the input of.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Request::AcceptPortfolioShare(_) => Operation::AcceptPortfolioShare,
+            Request::AssociateBudgetWithResource(_) => Operation::AssociateBudgetWithResource,
+            Request::AssociatePrincipalWithPortfolio(_) => {
+                Operation::AssociatePrincipalWithPortfolio
+            }
+            Request::AssociateProductWithPortfolio(_) => Operation::AssociateProductWithPortfolio,
+            Request::AssociateServiceActionWithProvisioningArtifact(_) => {
+                Operation::AssociateServiceActionWithProvisioningArtifact
+            }
+            Request::AssociateTagOptionWithResource(_) => Operation::AssociateTagOptionWithResource,
+            Request::BatchAssociateServiceActionWithProvisioningArtifact(_) => {
+                Operation::BatchAssociateServiceActionWithProvisioningArtifact
+            }
+            Request::BatchDisassociateServiceActionFromProvisioningArtifact(_) => {
+                Operation::BatchDisassociateServiceActionFromProvisioningArtifact
+            }
+            Request::CopyProduct(_) => Operation::CopyProduct,
+            Request::CreateConstraint(_) => Operation::CreateConstraint,
+            Request::CreatePortfolio(_) => Operation::CreatePortfolio,
+            Request::CreatePortfolioShare(_) => Operation::CreatePortfolioShare,
+            Request::CreateProduct(_) => Operation::CreateProduct,
+            Request::CreateProvisionedProductPlan(_) => Operation::CreateProvisionedProductPlan,
+            Request::CreateProvisioningArtifact(_) => Operation::CreateProvisioningArtifact,
+            Request::CreateServiceAction(_) => Operation::CreateServiceAction,
+            Request::CreateTagOption(_) => Operation::CreateTagOption,
+            Request::DeleteConstraint(_) => Operation::DeleteConstraint,
+            Request::DeletePortfolio(_) => Operation::DeletePortfolio,
+            Request::DeletePortfolioShare(_) => Operation::DeletePortfolioShare,
+            Request::DeleteProduct(_) => Operation::DeleteProduct,
+            Request::DeleteProvisionedProductPlan(_) => Operation::DeleteProvisionedProductPlan,
+            Request::DeleteProvisioningArtifact(_) => Operation::DeleteProvisioningArtifact,
+            Request::DeleteServiceAction(_) => Operation::DeleteServiceAction,
+            Request::DeleteTagOption(_) => Operation::DeleteTagOption,
+            Request::DescribeConstraint(_) => Operation::DescribeConstraint,
+            Request::DescribeCopyProductStatus(_) => Operation::DescribeCopyProductStatus,
+            Request::DescribePortfolio(_) => Operation::DescribePortfolio,
+            Request::DescribePortfolioShareStatus(_) => Operation::DescribePortfolioShareStatus,
+            Request::DescribePortfolioShares(_) => Operation::DescribePortfolioShares,
+            Request::DescribeProduct(_) => Operation::DescribeProduct,
+            Request::DescribeProductAsAdmin(_) => Operation::DescribeProductAsAdmin,
+            Request::DescribeProductView(_) => Operation::DescribeProductView,
+            Request::DescribeProvisionedProduct(_) => Operation::DescribeProvisionedProduct,
+            Request::DescribeProvisionedProductPlan(_) => Operation::DescribeProvisionedProductPlan,
+            Request::DescribeProvisioningArtifact(_) => Operation::DescribeProvisioningArtifact,
+            Request::DescribeProvisioningParameters(_) => Operation::DescribeProvisioningParameters,
+            Request::DescribeRecord(_) => Operation::DescribeRecord,
+            Request::DescribeServiceAction(_) => Operation::DescribeServiceAction,
+            Request::DescribeServiceActionExecutionParameters(_) => {
+                Operation::DescribeServiceActionExecutionParameters
+            }
+            Request::DescribeTagOption(_) => Operation::DescribeTagOption,
+            Request::DisableAWSOrganizationsAccess(_) => Operation::DisableAWSOrganizationsAccess,
+            Request::DisassociateBudgetFromResource(_) => Operation::DisassociateBudgetFromResource,
+            Request::DisassociatePrincipalFromPortfolio(_) => {
+                Operation::DisassociatePrincipalFromPortfolio
+            }
+            Request::DisassociateProductFromPortfolio(_) => {
+                Operation::DisassociateProductFromPortfolio
+            }
+            Request::DisassociateServiceActionFromProvisioningArtifact(_) => {
+                Operation::DisassociateServiceActionFromProvisioningArtifact
+            }
+            Request::DisassociateTagOptionFromResource(_) => {
+                Operation::DisassociateTagOptionFromResource
+            }
+            Request::EnableAWSOrganizationsAccess(_) => Operation::EnableAWSOrganizationsAccess,
+            Request::ExecuteProvisionedProductPlan(_) => Operation::ExecuteProvisionedProductPlan,
+            Request::ExecuteProvisionedProductServiceAction(_) => {
+                Operation::ExecuteProvisionedProductServiceAction
+            }
+            Request::GetAWSOrganizationsAccessStatus(_) => {
+                Operation::GetAWSOrganizationsAccessStatus
+            }
+            Request::GetProvisionedProductOutputs(_) => Operation::GetProvisionedProductOutputs,
+            Request::ImportAsProvisionedProduct(_) => Operation::ImportAsProvisionedProduct,
+            Request::ListAcceptedPortfolioShares(_) => Operation::ListAcceptedPortfolioShares,
+            Request::ListBudgetsForResource(_) => Operation::ListBudgetsForResource,
+            Request::ListConstraintsForPortfolio(_) => Operation::ListConstraintsForPortfolio,
+            Request::ListLaunchPaths(_) => Operation::ListLaunchPaths,
+            Request::ListOrganizationPortfolioAccess(_) => {
+                Operation::ListOrganizationPortfolioAccess
+            }
+            Request::ListPortfolioAccess(_) => Operation::ListPortfolioAccess,
+            Request::ListPortfolios(_) => Operation::ListPortfolios,
+            Request::ListPortfoliosForProduct(_) => Operation::ListPortfoliosForProduct,
+            Request::ListPrincipalsForPortfolio(_) => Operation::ListPrincipalsForPortfolio,
+            Request::ListProvisionedProductPlans(_) => Operation::ListProvisionedProductPlans,
+            Request::ListProvisioningArtifacts(_) => Operation::ListProvisioningArtifacts,
+            Request::ListProvisioningArtifactsForServiceAction(_) => {
+                Operation::ListProvisioningArtifactsForServiceAction
+            }
+            Request::ListRecordHistory(_) => Operation::ListRecordHistory,
+            Request::ListResourcesForTagOption(_) => Operation::ListResourcesForTagOption,
+            Request::ListServiceActions(_) => Operation::ListServiceActions,
+            Request::ListServiceActionsForProvisioningArtifact(_) => {
+                Operation::ListServiceActionsForProvisioningArtifact
+            }
+            Request::ListStackInstancesForProvisionedProduct(_) => {
+                Operation::ListStackInstancesForProvisionedProduct
+            }
+            Request::ListTagOptions(_) => Operation::ListTagOptions,
+            Request::NotifyProvisionProductEngineWorkflowResult(_) => {
+                Operation::NotifyProvisionProductEngineWorkflowResult
+            }
+            Request::NotifyTerminateProvisionedProductEngineWorkflowResult(_) => {
+                Operation::NotifyTerminateProvisionedProductEngineWorkflowResult
+            }
+            Request::NotifyUpdateProvisionedProductEngineWorkflowResult(_) => {
+                Operation::NotifyUpdateProvisionedProductEngineWorkflowResult
+            }
+            Request::ProvisionProduct(_) => Operation::ProvisionProduct,
+            Request::RejectPortfolioShare(_) => Operation::RejectPortfolioShare,
+            Request::ScanProvisionedProducts(_) => Operation::ScanProvisionedProducts,
+            Request::SearchProducts(_) => Operation::SearchProducts,
+            Request::SearchProductsAsAdmin(_) => Operation::SearchProductsAsAdmin,
+            Request::SearchProvisionedProducts(_) => Operation::SearchProvisionedProducts,
+            Request::TerminateProvisionedProduct(_) => Operation::TerminateProvisionedProduct,
+            Request::UpdateConstraint(_) => Operation::UpdateConstraint,
+            Request::UpdatePortfolio(_) => Operation::UpdatePortfolio,
+            Request::UpdatePortfolioShare(_) => Operation::UpdatePortfolioShare,
+            Request::UpdateProduct(_) => Operation::UpdateProduct,
+            Request::UpdateProvisionedProduct(_) => Operation::UpdateProvisionedProduct,
+            Request::UpdateProvisionedProductProperties(_) => {
+                Operation::UpdateProvisionedProductProperties
+            }
+            Request::UpdateProvisioningArtifact(_) => Operation::UpdateProvisioningArtifact,
+            Request::UpdateServiceAction(_) => Operation::UpdateServiceAction,
+            Request::UpdateTagOption(_) => Operation::UpdateTagOption,
+        }
+    }
+}
+
+/// Decodes the input of `operation` with codec `C` and validates it against the model.
+pub fn decode<C: Codec>(operation: Operation, body: &[u8]) -> Result<Request, AwsError> {
+    Ok(match operation {
+        Operation::AcceptPortfolioShare => Request::AcceptPortfolioShare(check(C::decode(body)?)?),
+        Operation::AssociateBudgetWithResource => {
+            Request::AssociateBudgetWithResource(check(C::decode(body)?)?)
+        }
+        Operation::AssociatePrincipalWithPortfolio => {
+            Request::AssociatePrincipalWithPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::AssociateProductWithPortfolio => {
+            Request::AssociateProductWithPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::AssociateServiceActionWithProvisioningArtifact => {
+            Request::AssociateServiceActionWithProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::AssociateTagOptionWithResource => {
+            Request::AssociateTagOptionWithResource(check(C::decode(body)?)?)
+        }
+        Operation::BatchAssociateServiceActionWithProvisioningArtifact => {
+            Request::BatchAssociateServiceActionWithProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::BatchDisassociateServiceActionFromProvisioningArtifact => {
+            Request::BatchDisassociateServiceActionFromProvisioningArtifact(check(C::decode(
+                body,
+            )?)?)
+        }
+        Operation::CopyProduct => Request::CopyProduct(check(C::decode(body)?)?),
+        Operation::CreateConstraint => Request::CreateConstraint(check(C::decode(body)?)?),
+        Operation::CreatePortfolio => Request::CreatePortfolio(check(C::decode(body)?)?),
+        Operation::CreatePortfolioShare => Request::CreatePortfolioShare(check(C::decode(body)?)?),
+        Operation::CreateProduct => Request::CreateProduct(check(C::decode(body)?)?),
+        Operation::CreateProvisionedProductPlan => {
+            Request::CreateProvisionedProductPlan(check(C::decode(body)?)?)
+        }
+        Operation::CreateProvisioningArtifact => {
+            Request::CreateProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::CreateServiceAction => Request::CreateServiceAction(check(C::decode(body)?)?),
+        Operation::CreateTagOption => Request::CreateTagOption(check(C::decode(body)?)?),
+        Operation::DeleteConstraint => Request::DeleteConstraint(check(C::decode(body)?)?),
+        Operation::DeletePortfolio => Request::DeletePortfolio(check(C::decode(body)?)?),
+        Operation::DeletePortfolioShare => Request::DeletePortfolioShare(check(C::decode(body)?)?),
+        Operation::DeleteProduct => Request::DeleteProduct(check(C::decode(body)?)?),
+        Operation::DeleteProvisionedProductPlan => {
+            Request::DeleteProvisionedProductPlan(check(C::decode(body)?)?)
+        }
+        Operation::DeleteProvisioningArtifact => {
+            Request::DeleteProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::DeleteServiceAction => Request::DeleteServiceAction(check(C::decode(body)?)?),
+        Operation::DeleteTagOption => Request::DeleteTagOption(check(C::decode(body)?)?),
+        Operation::DescribeConstraint => Request::DescribeConstraint(check(C::decode(body)?)?),
+        Operation::DescribeCopyProductStatus => {
+            Request::DescribeCopyProductStatus(check(C::decode(body)?)?)
+        }
+        Operation::DescribePortfolio => Request::DescribePortfolio(check(C::decode(body)?)?),
+        Operation::DescribePortfolioShareStatus => {
+            Request::DescribePortfolioShareStatus(check(C::decode(body)?)?)
+        }
+        Operation::DescribePortfolioShares => {
+            Request::DescribePortfolioShares(check(C::decode(body)?)?)
+        }
+        Operation::DescribeProduct => Request::DescribeProduct(check(C::decode(body)?)?),
+        Operation::DescribeProductAsAdmin => {
+            Request::DescribeProductAsAdmin(check(C::decode(body)?)?)
+        }
+        Operation::DescribeProductView => Request::DescribeProductView(check(C::decode(body)?)?),
+        Operation::DescribeProvisionedProduct => {
+            Request::DescribeProvisionedProduct(check(C::decode(body)?)?)
+        }
+        Operation::DescribeProvisionedProductPlan => {
+            Request::DescribeProvisionedProductPlan(check(C::decode(body)?)?)
+        }
+        Operation::DescribeProvisioningArtifact => {
+            Request::DescribeProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::DescribeProvisioningParameters => {
+            Request::DescribeProvisioningParameters(check(C::decode(body)?)?)
+        }
+        Operation::DescribeRecord => Request::DescribeRecord(check(C::decode(body)?)?),
+        Operation::DescribeServiceAction => {
+            Request::DescribeServiceAction(check(C::decode(body)?)?)
+        }
+        Operation::DescribeServiceActionExecutionParameters => {
+            Request::DescribeServiceActionExecutionParameters(check(C::decode(body)?)?)
+        }
+        Operation::DescribeTagOption => Request::DescribeTagOption(check(C::decode(body)?)?),
+        Operation::DisableAWSOrganizationsAccess => {
+            Request::DisableAWSOrganizationsAccess(check(C::decode(body)?)?)
+        }
+        Operation::DisassociateBudgetFromResource => {
+            Request::DisassociateBudgetFromResource(check(C::decode(body)?)?)
+        }
+        Operation::DisassociatePrincipalFromPortfolio => {
+            Request::DisassociatePrincipalFromPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::DisassociateProductFromPortfolio => {
+            Request::DisassociateProductFromPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::DisassociateServiceActionFromProvisioningArtifact => {
+            Request::DisassociateServiceActionFromProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::DisassociateTagOptionFromResource => {
+            Request::DisassociateTagOptionFromResource(check(C::decode(body)?)?)
+        }
+        Operation::EnableAWSOrganizationsAccess => {
+            Request::EnableAWSOrganizationsAccess(check(C::decode(body)?)?)
+        }
+        Operation::ExecuteProvisionedProductPlan => {
+            Request::ExecuteProvisionedProductPlan(check(C::decode(body)?)?)
+        }
+        Operation::ExecuteProvisionedProductServiceAction => {
+            Request::ExecuteProvisionedProductServiceAction(check(C::decode(body)?)?)
+        }
+        Operation::GetAWSOrganizationsAccessStatus => {
+            Request::GetAWSOrganizationsAccessStatus(check(C::decode(body)?)?)
+        }
+        Operation::GetProvisionedProductOutputs => {
+            Request::GetProvisionedProductOutputs(check(C::decode(body)?)?)
+        }
+        Operation::ImportAsProvisionedProduct => {
+            Request::ImportAsProvisionedProduct(check(C::decode(body)?)?)
+        }
+        Operation::ListAcceptedPortfolioShares => {
+            Request::ListAcceptedPortfolioShares(check(C::decode(body)?)?)
+        }
+        Operation::ListBudgetsForResource => {
+            Request::ListBudgetsForResource(check(C::decode(body)?)?)
+        }
+        Operation::ListConstraintsForPortfolio => {
+            Request::ListConstraintsForPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::ListLaunchPaths => Request::ListLaunchPaths(check(C::decode(body)?)?),
+        Operation::ListOrganizationPortfolioAccess => {
+            Request::ListOrganizationPortfolioAccess(check(C::decode(body)?)?)
+        }
+        Operation::ListPortfolioAccess => Request::ListPortfolioAccess(check(C::decode(body)?)?),
+        Operation::ListPortfolios => Request::ListPortfolios(check(C::decode(body)?)?),
+        Operation::ListPortfoliosForProduct => {
+            Request::ListPortfoliosForProduct(check(C::decode(body)?)?)
+        }
+        Operation::ListPrincipalsForPortfolio => {
+            Request::ListPrincipalsForPortfolio(check(C::decode(body)?)?)
+        }
+        Operation::ListProvisionedProductPlans => {
+            Request::ListProvisionedProductPlans(check(C::decode(body)?)?)
+        }
+        Operation::ListProvisioningArtifacts => {
+            Request::ListProvisioningArtifacts(check(C::decode(body)?)?)
+        }
+        Operation::ListProvisioningArtifactsForServiceAction => {
+            Request::ListProvisioningArtifactsForServiceAction(check(C::decode(body)?)?)
+        }
+        Operation::ListRecordHistory => Request::ListRecordHistory(check(C::decode(body)?)?),
+        Operation::ListResourcesForTagOption => {
+            Request::ListResourcesForTagOption(check(C::decode(body)?)?)
+        }
+        Operation::ListServiceActions => Request::ListServiceActions(check(C::decode(body)?)?),
+        Operation::ListServiceActionsForProvisioningArtifact => {
+            Request::ListServiceActionsForProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::ListStackInstancesForProvisionedProduct => {
+            Request::ListStackInstancesForProvisionedProduct(check(C::decode(body)?)?)
+        }
+        Operation::ListTagOptions => Request::ListTagOptions(check(C::decode(body)?)?),
+        Operation::NotifyProvisionProductEngineWorkflowResult => {
+            Request::NotifyProvisionProductEngineWorkflowResult(check(C::decode(body)?)?)
+        }
+        Operation::NotifyTerminateProvisionedProductEngineWorkflowResult => {
+            Request::NotifyTerminateProvisionedProductEngineWorkflowResult(check(C::decode(body)?)?)
+        }
+        Operation::NotifyUpdateProvisionedProductEngineWorkflowResult => {
+            Request::NotifyUpdateProvisionedProductEngineWorkflowResult(check(C::decode(body)?)?)
+        }
+        Operation::ProvisionProduct => Request::ProvisionProduct(check(C::decode(body)?)?),
+        Operation::RejectPortfolioShare => Request::RejectPortfolioShare(check(C::decode(body)?)?),
+        Operation::ScanProvisionedProducts => {
+            Request::ScanProvisionedProducts(check(C::decode(body)?)?)
+        }
+        Operation::SearchProducts => Request::SearchProducts(check(C::decode(body)?)?),
+        Operation::SearchProductsAsAdmin => {
+            Request::SearchProductsAsAdmin(check(C::decode(body)?)?)
+        }
+        Operation::SearchProvisionedProducts => {
+            Request::SearchProvisionedProducts(check(C::decode(body)?)?)
+        }
+        Operation::TerminateProvisionedProduct => {
+            Request::TerminateProvisionedProduct(check(C::decode(body)?)?)
+        }
+        Operation::UpdateConstraint => Request::UpdateConstraint(check(C::decode(body)?)?),
+        Operation::UpdatePortfolio => Request::UpdatePortfolio(check(C::decode(body)?)?),
+        Operation::UpdatePortfolioShare => Request::UpdatePortfolioShare(check(C::decode(body)?)?),
+        Operation::UpdateProduct => Request::UpdateProduct(check(C::decode(body)?)?),
+        Operation::UpdateProvisionedProduct => {
+            Request::UpdateProvisionedProduct(check(C::decode(body)?)?)
+        }
+        Operation::UpdateProvisionedProductProperties => {
+            Request::UpdateProvisionedProductProperties(check(C::decode(body)?)?)
+        }
+        Operation::UpdateProvisioningArtifact => {
+            Request::UpdateProvisioningArtifact(check(C::decode(body)?)?)
+        }
+        Operation::UpdateServiceAction => Request::UpdateServiceAction(check(C::decode(body)?)?),
+        Operation::UpdateTagOption => Request::UpdateTagOption(check(C::decode(body)?)?),
+    })
+}
+
+/// Asks the handler whether the caller may make the call `request` is the input of, calls it
+/// and encodes its output with codec `C`. An operation the handler does not serve answers
+/// `UnknownOperationException`.
+pub fn handle<H: Handler, C: Codec>(
+    handler: &H,
+    ctx: &H::Context,
+    request: Request,
+) -> Result<Vec<u8>, AwsError> {
+    let operation = request.operation();
+    if !handler.implements(operation) {
+        return Err(unknown_operation(operation.name()));
+    }
+    handler.authorize(ctx, operation)?;
+    match request {
+        Request::AcceptPortfolioShare(input) => {
+            C::encode(&handler.accept_portfolio_share(ctx, input)?)
+        }
+        Request::AssociateBudgetWithResource(input) => {
+            C::encode(&handler.associate_budget_with_resource(ctx, input)?)
+        }
+        Request::AssociatePrincipalWithPortfolio(input) => {
+            C::encode(&handler.associate_principal_with_portfolio(ctx, input)?)
+        }
+        Request::AssociateProductWithPortfolio(input) => {
+            C::encode(&handler.associate_product_with_portfolio(ctx, input)?)
+        }
+        Request::AssociateServiceActionWithProvisioningArtifact(input) => {
+            C::encode(&handler.associate_service_action_with_provisioning_artifact(ctx, input)?)
+        }
+        Request::AssociateTagOptionWithResource(input) => {
+            C::encode(&handler.associate_tag_option_with_resource(ctx, input)?)
+        }
+        Request::BatchAssociateServiceActionWithProvisioningArtifact(input) => C::encode(
+            &handler.batch_associate_service_action_with_provisioning_artifact(ctx, input)?,
+        ),
+        Request::BatchDisassociateServiceActionFromProvisioningArtifact(input) => C::encode(
+            &handler.batch_disassociate_service_action_from_provisioning_artifact(ctx, input)?,
+        ),
+        Request::CopyProduct(input) => C::encode(&handler.copy_product(ctx, input)?),
+        Request::CreateConstraint(input) => C::encode(&handler.create_constraint(ctx, input)?),
+        Request::CreatePortfolio(input) => C::encode(&handler.create_portfolio(ctx, input)?),
+        Request::CreatePortfolioShare(input) => {
+            C::encode(&handler.create_portfolio_share(ctx, input)?)
+        }
+        Request::CreateProduct(input) => C::encode(&handler.create_product(ctx, input)?),
+        Request::CreateProvisionedProductPlan(input) => {
+            C::encode(&handler.create_provisioned_product_plan(ctx, input)?)
+        }
+        Request::CreateProvisioningArtifact(input) => {
+            C::encode(&handler.create_provisioning_artifact(ctx, input)?)
+        }
+        Request::CreateServiceAction(input) => {
+            C::encode(&handler.create_service_action(ctx, input)?)
+        }
+        Request::CreateTagOption(input) => C::encode(&handler.create_tag_option(ctx, input)?),
+        Request::DeleteConstraint(input) => C::encode(&handler.delete_constraint(ctx, input)?),
+        Request::DeletePortfolio(input) => C::encode(&handler.delete_portfolio(ctx, input)?),
+        Request::DeletePortfolioShare(input) => {
+            C::encode(&handler.delete_portfolio_share(ctx, input)?)
+        }
+        Request::DeleteProduct(input) => C::encode(&handler.delete_product(ctx, input)?),
+        Request::DeleteProvisionedProductPlan(input) => {
+            C::encode(&handler.delete_provisioned_product_plan(ctx, input)?)
+        }
+        Request::DeleteProvisioningArtifact(input) => {
+            C::encode(&handler.delete_provisioning_artifact(ctx, input)?)
+        }
+        Request::DeleteServiceAction(input) => {
+            C::encode(&handler.delete_service_action(ctx, input)?)
+        }
+        Request::DeleteTagOption(input) => C::encode(&handler.delete_tag_option(ctx, input)?),
+        Request::DescribeConstraint(input) => C::encode(&handler.describe_constraint(ctx, input)?),
+        Request::DescribeCopyProductStatus(input) => {
+            C::encode(&handler.describe_copy_product_status(ctx, input)?)
+        }
+        Request::DescribePortfolio(input) => C::encode(&handler.describe_portfolio(ctx, input)?),
+        Request::DescribePortfolioShareStatus(input) => {
+            C::encode(&handler.describe_portfolio_share_status(ctx, input)?)
+        }
+        Request::DescribePortfolioShares(input) => {
+            C::encode(&handler.describe_portfolio_shares(ctx, input)?)
+        }
+        Request::DescribeProduct(input) => C::encode(&handler.describe_product(ctx, input)?),
+        Request::DescribeProductAsAdmin(input) => {
+            C::encode(&handler.describe_product_as_admin(ctx, input)?)
+        }
+        Request::DescribeProductView(input) => {
+            C::encode(&handler.describe_product_view(ctx, input)?)
+        }
+        Request::DescribeProvisionedProduct(input) => {
+            C::encode(&handler.describe_provisioned_product(ctx, input)?)
+        }
+        Request::DescribeProvisionedProductPlan(input) => {
+            C::encode(&handler.describe_provisioned_product_plan(ctx, input)?)
+        }
+        Request::DescribeProvisioningArtifact(input) => {
+            C::encode(&handler.describe_provisioning_artifact(ctx, input)?)
+        }
+        Request::DescribeProvisioningParameters(input) => {
+            C::encode(&handler.describe_provisioning_parameters(ctx, input)?)
+        }
+        Request::DescribeRecord(input) => C::encode(&handler.describe_record(ctx, input)?),
+        Request::DescribeServiceAction(input) => {
+            C::encode(&handler.describe_service_action(ctx, input)?)
+        }
+        Request::DescribeServiceActionExecutionParameters(input) => {
+            C::encode(&handler.describe_service_action_execution_parameters(ctx, input)?)
+        }
+        Request::DescribeTagOption(input) => C::encode(&handler.describe_tag_option(ctx, input)?),
+        Request::DisableAWSOrganizationsAccess(input) => {
+            C::encode(&handler.disable_aws_organizations_access(ctx, input)?)
+        }
+        Request::DisassociateBudgetFromResource(input) => {
+            C::encode(&handler.disassociate_budget_from_resource(ctx, input)?)
+        }
+        Request::DisassociatePrincipalFromPortfolio(input) => {
+            C::encode(&handler.disassociate_principal_from_portfolio(ctx, input)?)
+        }
+        Request::DisassociateProductFromPortfolio(input) => {
+            C::encode(&handler.disassociate_product_from_portfolio(ctx, input)?)
+        }
+        Request::DisassociateServiceActionFromProvisioningArtifact(input) => {
+            C::encode(&handler.disassociate_service_action_from_provisioning_artifact(ctx, input)?)
+        }
+        Request::DisassociateTagOptionFromResource(input) => {
+            C::encode(&handler.disassociate_tag_option_from_resource(ctx, input)?)
+        }
+        Request::EnableAWSOrganizationsAccess(input) => {
+            C::encode(&handler.enable_aws_organizations_access(ctx, input)?)
+        }
+        Request::ExecuteProvisionedProductPlan(input) => {
+            C::encode(&handler.execute_provisioned_product_plan(ctx, input)?)
+        }
+        Request::ExecuteProvisionedProductServiceAction(input) => {
+            C::encode(&handler.execute_provisioned_product_service_action(ctx, input)?)
+        }
+        Request::GetAWSOrganizationsAccessStatus(input) => {
+            C::encode(&handler.get_aws_organizations_access_status(ctx, input)?)
+        }
+        Request::GetProvisionedProductOutputs(input) => {
+            C::encode(&handler.get_provisioned_product_outputs(ctx, input)?)
+        }
+        Request::ImportAsProvisionedProduct(input) => {
+            C::encode(&handler.import_as_provisioned_product(ctx, input)?)
+        }
+        Request::ListAcceptedPortfolioShares(input) => {
+            C::encode(&handler.list_accepted_portfolio_shares(ctx, input)?)
+        }
+        Request::ListBudgetsForResource(input) => {
+            C::encode(&handler.list_budgets_for_resource(ctx, input)?)
+        }
+        Request::ListConstraintsForPortfolio(input) => {
+            C::encode(&handler.list_constraints_for_portfolio(ctx, input)?)
+        }
+        Request::ListLaunchPaths(input) => C::encode(&handler.list_launch_paths(ctx, input)?),
+        Request::ListOrganizationPortfolioAccess(input) => {
+            C::encode(&handler.list_organization_portfolio_access(ctx, input)?)
+        }
+        Request::ListPortfolioAccess(input) => {
+            C::encode(&handler.list_portfolio_access(ctx, input)?)
+        }
+        Request::ListPortfolios(input) => C::encode(&handler.list_portfolios(ctx, input)?),
+        Request::ListPortfoliosForProduct(input) => {
+            C::encode(&handler.list_portfolios_for_product(ctx, input)?)
+        }
+        Request::ListPrincipalsForPortfolio(input) => {
+            C::encode(&handler.list_principals_for_portfolio(ctx, input)?)
+        }
+        Request::ListProvisionedProductPlans(input) => {
+            C::encode(&handler.list_provisioned_product_plans(ctx, input)?)
+        }
+        Request::ListProvisioningArtifacts(input) => {
+            C::encode(&handler.list_provisioning_artifacts(ctx, input)?)
+        }
+        Request::ListProvisioningArtifactsForServiceAction(input) => {
+            C::encode(&handler.list_provisioning_artifacts_for_service_action(ctx, input)?)
+        }
+        Request::ListRecordHistory(input) => C::encode(&handler.list_record_history(ctx, input)?),
+        Request::ListResourcesForTagOption(input) => {
+            C::encode(&handler.list_resources_for_tag_option(ctx, input)?)
+        }
+        Request::ListServiceActions(input) => C::encode(&handler.list_service_actions(ctx, input)?),
+        Request::ListServiceActionsForProvisioningArtifact(input) => {
+            C::encode(&handler.list_service_actions_for_provisioning_artifact(ctx, input)?)
+        }
+        Request::ListStackInstancesForProvisionedProduct(input) => {
+            C::encode(&handler.list_stack_instances_for_provisioned_product(ctx, input)?)
+        }
+        Request::ListTagOptions(input) => C::encode(&handler.list_tag_options(ctx, input)?),
+        Request::NotifyProvisionProductEngineWorkflowResult(input) => {
+            C::encode(&handler.notify_provision_product_engine_workflow_result(ctx, input)?)
+        }
+        Request::NotifyTerminateProvisionedProductEngineWorkflowResult(input) => C::encode(
+            &handler.notify_terminate_provisioned_product_engine_workflow_result(ctx, input)?,
+        ),
+        Request::NotifyUpdateProvisionedProductEngineWorkflowResult(input) => C::encode(
+            &handler.notify_update_provisioned_product_engine_workflow_result(ctx, input)?,
+        ),
+        Request::ProvisionProduct(input) => C::encode(&handler.provision_product(ctx, input)?),
+        Request::RejectPortfolioShare(input) => {
+            C::encode(&handler.reject_portfolio_share(ctx, input)?)
+        }
+        Request::ScanProvisionedProducts(input) => {
+            C::encode(&handler.scan_provisioned_products(ctx, input)?)
+        }
+        Request::SearchProducts(input) => C::encode(&handler.search_products(ctx, input)?),
+        Request::SearchProductsAsAdmin(input) => {
+            C::encode(&handler.search_products_as_admin(ctx, input)?)
+        }
+        Request::SearchProvisionedProducts(input) => {
+            C::encode(&handler.search_provisioned_products(ctx, input)?)
+        }
+        Request::TerminateProvisionedProduct(input) => {
+            C::encode(&handler.terminate_provisioned_product(ctx, input)?)
+        }
+        Request::UpdateConstraint(input) => C::encode(&handler.update_constraint(ctx, input)?),
+        Request::UpdatePortfolio(input) => C::encode(&handler.update_portfolio(ctx, input)?),
+        Request::UpdatePortfolioShare(input) => {
+            C::encode(&handler.update_portfolio_share(ctx, input)?)
+        }
+        Request::UpdateProduct(input) => C::encode(&handler.update_product(ctx, input)?),
+        Request::UpdateProvisionedProduct(input) => {
+            C::encode(&handler.update_provisioned_product(ctx, input)?)
+        }
+        Request::UpdateProvisionedProductProperties(input) => {
+            C::encode(&handler.update_provisioned_product_properties(ctx, input)?)
+        }
+        Request::UpdateProvisioningArtifact(input) => {
+            C::encode(&handler.update_provisioning_artifact(ctx, input)?)
+        }
+        Request::UpdateServiceAction(input) => {
+            C::encode(&handler.update_service_action(ctx, input)?)
+        }
+        Request::UpdateTagOption(input) => C::encode(&handler.update_tag_option(ctx, input)?),
+    }
+}
+
+/// [`decode`] then [`handle`]; an operation the handler does not serve answers
+/// `UnknownOperationException` before its input is read.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -16114,465 +16803,5 @@ pub fn dispatch<H: Handler, C: Codec>(
     if !handler.implements(operation) {
         return Err(unknown_operation(operation.name()));
     }
-    match operation {
-        Operation::AcceptPortfolioShare => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.accept_portfolio_share(ctx, input)?)
-        }
-        Operation::AssociateBudgetWithResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.associate_budget_with_resource(ctx, input)?)
-        }
-        Operation::AssociatePrincipalWithPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.associate_principal_with_portfolio(ctx, input)?)
-        }
-        Operation::AssociateProductWithPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.associate_product_with_portfolio(ctx, input)?)
-        }
-        Operation::AssociateServiceActionWithProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.associate_service_action_with_provisioning_artifact(ctx, input)?)
-        }
-        Operation::AssociateTagOptionWithResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.associate_tag_option_with_resource(ctx, input)?)
-        }
-        Operation::BatchAssociateServiceActionWithProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(
-                &handler.batch_associate_service_action_with_provisioning_artifact(ctx, input)?,
-            )
-        }
-        Operation::BatchDisassociateServiceActionFromProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(
-                &handler
-                    .batch_disassociate_service_action_from_provisioning_artifact(ctx, input)?,
-            )
-        }
-        Operation::CopyProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.copy_product(ctx, input)?)
-        }
-        Operation::CreateConstraint => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_constraint(ctx, input)?)
-        }
-        Operation::CreatePortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_portfolio(ctx, input)?)
-        }
-        Operation::CreatePortfolioShare => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_portfolio_share(ctx, input)?)
-        }
-        Operation::CreateProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_product(ctx, input)?)
-        }
-        Operation::CreateProvisionedProductPlan => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_provisioned_product_plan(ctx, input)?)
-        }
-        Operation::CreateProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_provisioning_artifact(ctx, input)?)
-        }
-        Operation::CreateServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_service_action(ctx, input)?)
-        }
-        Operation::CreateTagOption => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_tag_option(ctx, input)?)
-        }
-        Operation::DeleteConstraint => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_constraint(ctx, input)?)
-        }
-        Operation::DeletePortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_portfolio(ctx, input)?)
-        }
-        Operation::DeletePortfolioShare => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_portfolio_share(ctx, input)?)
-        }
-        Operation::DeleteProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_product(ctx, input)?)
-        }
-        Operation::DeleteProvisionedProductPlan => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_provisioned_product_plan(ctx, input)?)
-        }
-        Operation::DeleteProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_provisioning_artifact(ctx, input)?)
-        }
-        Operation::DeleteServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_service_action(ctx, input)?)
-        }
-        Operation::DeleteTagOption => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_tag_option(ctx, input)?)
-        }
-        Operation::DescribeConstraint => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_constraint(ctx, input)?)
-        }
-        Operation::DescribeCopyProductStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_copy_product_status(ctx, input)?)
-        }
-        Operation::DescribePortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_portfolio(ctx, input)?)
-        }
-        Operation::DescribePortfolioShareStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_portfolio_share_status(ctx, input)?)
-        }
-        Operation::DescribePortfolioShares => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_portfolio_shares(ctx, input)?)
-        }
-        Operation::DescribeProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_product(ctx, input)?)
-        }
-        Operation::DescribeProductAsAdmin => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_product_as_admin(ctx, input)?)
-        }
-        Operation::DescribeProductView => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_product_view(ctx, input)?)
-        }
-        Operation::DescribeProvisionedProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_provisioned_product(ctx, input)?)
-        }
-        Operation::DescribeProvisionedProductPlan => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_provisioned_product_plan(ctx, input)?)
-        }
-        Operation::DescribeProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_provisioning_artifact(ctx, input)?)
-        }
-        Operation::DescribeProvisioningParameters => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_provisioning_parameters(ctx, input)?)
-        }
-        Operation::DescribeRecord => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_record(ctx, input)?)
-        }
-        Operation::DescribeServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_service_action(ctx, input)?)
-        }
-        Operation::DescribeServiceActionExecutionParameters => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_service_action_execution_parameters(ctx, input)?)
-        }
-        Operation::DescribeTagOption => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.describe_tag_option(ctx, input)?)
-        }
-        Operation::DisableAWSOrganizationsAccess => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disable_aws_organizations_access(ctx, input)?)
-        }
-        Operation::DisassociateBudgetFromResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disassociate_budget_from_resource(ctx, input)?)
-        }
-        Operation::DisassociatePrincipalFromPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disassociate_principal_from_portfolio(ctx, input)?)
-        }
-        Operation::DisassociateProductFromPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disassociate_product_from_portfolio(ctx, input)?)
-        }
-        Operation::DisassociateServiceActionFromProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disassociate_service_action_from_provisioning_artifact(ctx, input)?)
-        }
-        Operation::DisassociateTagOptionFromResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.disassociate_tag_option_from_resource(ctx, input)?)
-        }
-        Operation::EnableAWSOrganizationsAccess => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.enable_aws_organizations_access(ctx, input)?)
-        }
-        Operation::ExecuteProvisionedProductPlan => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.execute_provisioned_product_plan(ctx, input)?)
-        }
-        Operation::ExecuteProvisionedProductServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.execute_provisioned_product_service_action(ctx, input)?)
-        }
-        Operation::GetAWSOrganizationsAccessStatus => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_aws_organizations_access_status(ctx, input)?)
-        }
-        Operation::GetProvisionedProductOutputs => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_provisioned_product_outputs(ctx, input)?)
-        }
-        Operation::ImportAsProvisionedProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.import_as_provisioned_product(ctx, input)?)
-        }
-        Operation::ListAcceptedPortfolioShares => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_accepted_portfolio_shares(ctx, input)?)
-        }
-        Operation::ListBudgetsForResource => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_budgets_for_resource(ctx, input)?)
-        }
-        Operation::ListConstraintsForPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_constraints_for_portfolio(ctx, input)?)
-        }
-        Operation::ListLaunchPaths => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_launch_paths(ctx, input)?)
-        }
-        Operation::ListOrganizationPortfolioAccess => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_organization_portfolio_access(ctx, input)?)
-        }
-        Operation::ListPortfolioAccess => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_portfolio_access(ctx, input)?)
-        }
-        Operation::ListPortfolios => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_portfolios(ctx, input)?)
-        }
-        Operation::ListPortfoliosForProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_portfolios_for_product(ctx, input)?)
-        }
-        Operation::ListPrincipalsForPortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_principals_for_portfolio(ctx, input)?)
-        }
-        Operation::ListProvisionedProductPlans => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_provisioned_product_plans(ctx, input)?)
-        }
-        Operation::ListProvisioningArtifacts => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_provisioning_artifacts(ctx, input)?)
-        }
-        Operation::ListProvisioningArtifactsForServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_provisioning_artifacts_for_service_action(ctx, input)?)
-        }
-        Operation::ListRecordHistory => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_record_history(ctx, input)?)
-        }
-        Operation::ListResourcesForTagOption => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_resources_for_tag_option(ctx, input)?)
-        }
-        Operation::ListServiceActions => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_actions(ctx, input)?)
-        }
-        Operation::ListServiceActionsForProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_service_actions_for_provisioning_artifact(ctx, input)?)
-        }
-        Operation::ListStackInstancesForProvisionedProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_stack_instances_for_provisioned_product(ctx, input)?)
-        }
-        Operation::ListTagOptions => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_tag_options(ctx, input)?)
-        }
-        Operation::NotifyProvisionProductEngineWorkflowResult => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.notify_provision_product_engine_workflow_result(ctx, input)?)
-        }
-        Operation::NotifyTerminateProvisionedProductEngineWorkflowResult => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(
-                &handler.notify_terminate_provisioned_product_engine_workflow_result(ctx, input)?,
-            )
-        }
-        Operation::NotifyUpdateProvisionedProductEngineWorkflowResult => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(
-                &handler.notify_update_provisioned_product_engine_workflow_result(ctx, input)?,
-            )
-        }
-        Operation::ProvisionProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.provision_product(ctx, input)?)
-        }
-        Operation::RejectPortfolioShare => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.reject_portfolio_share(ctx, input)?)
-        }
-        Operation::ScanProvisionedProducts => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.scan_provisioned_products(ctx, input)?)
-        }
-        Operation::SearchProducts => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.search_products(ctx, input)?)
-        }
-        Operation::SearchProductsAsAdmin => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.search_products_as_admin(ctx, input)?)
-        }
-        Operation::SearchProvisionedProducts => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.search_provisioned_products(ctx, input)?)
-        }
-        Operation::TerminateProvisionedProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.terminate_provisioned_product(ctx, input)?)
-        }
-        Operation::UpdateConstraint => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_constraint(ctx, input)?)
-        }
-        Operation::UpdatePortfolio => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_portfolio(ctx, input)?)
-        }
-        Operation::UpdatePortfolioShare => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_portfolio_share(ctx, input)?)
-        }
-        Operation::UpdateProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_product(ctx, input)?)
-        }
-        Operation::UpdateProvisionedProduct => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_provisioned_product(ctx, input)?)
-        }
-        Operation::UpdateProvisionedProductProperties => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_provisioned_product_properties(ctx, input)?)
-        }
-        Operation::UpdateProvisioningArtifact => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_provisioning_artifact(ctx, input)?)
-        }
-        Operation::UpdateServiceAction => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_service_action(ctx, input)?)
-        }
-        Operation::UpdateTagOption => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.update_tag_option(ctx, input)?)
-        }
-    }
+    handle::<H, C>(handler, ctx, decode::<C>(operation, body)?)
 }

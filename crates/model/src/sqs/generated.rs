@@ -2670,8 +2670,182 @@ pub trait Handler {
     }
 }
 
-/// Decodes the input of `operation` with codec `C`, validates it against the model, asks the
-/// handler whether the caller may make the call, calls it and encodes its output.
+/// The input of one operation, decoded and validated against the model: what [`decode`]
+/// gives and [`handle`] takes, so that decoding need not run where the operation does.
+#[derive(Debug)]
+pub enum Request {
+    AddPermission(AddPermissionRequest),
+    CancelMessageMoveTask(CancelMessageMoveTaskRequest),
+    ChangeMessageVisibility(ChangeMessageVisibilityRequest),
+    ChangeMessageVisibilityBatch(ChangeMessageVisibilityBatchRequest),
+    CreateQueue(CreateQueueRequest),
+    DeleteMessage(DeleteMessageRequest),
+    DeleteMessageBatch(DeleteMessageBatchRequest),
+    DeleteQueue(DeleteQueueRequest),
+    GetQueueAttributes(GetQueueAttributesRequest),
+    GetQueueUrl(GetQueueUrlRequest),
+    ListDeadLetterSourceQueues(ListDeadLetterSourceQueuesRequest),
+    ListMessageMoveTasks(ListMessageMoveTasksRequest),
+    ListQueueTags(ListQueueTagsRequest),
+    ListQueues(ListQueuesRequest),
+    PurgeQueue(PurgeQueueRequest),
+    ReceiveMessage(ReceiveMessageRequest),
+    RemovePermission(RemovePermissionRequest),
+    SendMessage(SendMessageRequest),
+    SendMessageBatch(SendMessageBatchRequest),
+    SetQueueAttributes(SetQueueAttributesRequest),
+    StartMessageMoveTask(StartMessageMoveTaskRequest),
+    TagQueue(TagQueueRequest),
+    UntagQueue(UntagQueueRequest),
+}
+
+impl Request {
+    /// The operation this is the input of.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Request::AddPermission(_) => Operation::AddPermission,
+            Request::CancelMessageMoveTask(_) => Operation::CancelMessageMoveTask,
+            Request::ChangeMessageVisibility(_) => Operation::ChangeMessageVisibility,
+            Request::ChangeMessageVisibilityBatch(_) => Operation::ChangeMessageVisibilityBatch,
+            Request::CreateQueue(_) => Operation::CreateQueue,
+            Request::DeleteMessage(_) => Operation::DeleteMessage,
+            Request::DeleteMessageBatch(_) => Operation::DeleteMessageBatch,
+            Request::DeleteQueue(_) => Operation::DeleteQueue,
+            Request::GetQueueAttributes(_) => Operation::GetQueueAttributes,
+            Request::GetQueueUrl(_) => Operation::GetQueueUrl,
+            Request::ListDeadLetterSourceQueues(_) => Operation::ListDeadLetterSourceQueues,
+            Request::ListMessageMoveTasks(_) => Operation::ListMessageMoveTasks,
+            Request::ListQueueTags(_) => Operation::ListQueueTags,
+            Request::ListQueues(_) => Operation::ListQueues,
+            Request::PurgeQueue(_) => Operation::PurgeQueue,
+            Request::ReceiveMessage(_) => Operation::ReceiveMessage,
+            Request::RemovePermission(_) => Operation::RemovePermission,
+            Request::SendMessage(_) => Operation::SendMessage,
+            Request::SendMessageBatch(_) => Operation::SendMessageBatch,
+            Request::SetQueueAttributes(_) => Operation::SetQueueAttributes,
+            Request::StartMessageMoveTask(_) => Operation::StartMessageMoveTask,
+            Request::TagQueue(_) => Operation::TagQueue,
+            Request::UntagQueue(_) => Operation::UntagQueue,
+        }
+    }
+}
+
+/// Decodes the input of `operation` with codec `C` and validates it against the model.
+pub fn decode<C: Codec>(operation: Operation, body: &[u8]) -> Result<Request, AwsError> {
+    Ok(match operation {
+        Operation::AddPermission => Request::AddPermission(check(C::decode(body)?)?),
+        Operation::CancelMessageMoveTask => {
+            Request::CancelMessageMoveTask(check(C::decode(body)?)?)
+        }
+        Operation::ChangeMessageVisibility => {
+            Request::ChangeMessageVisibility(check(C::decode(body)?)?)
+        }
+        Operation::ChangeMessageVisibilityBatch => {
+            Request::ChangeMessageVisibilityBatch(check(C::decode(body)?)?)
+        }
+        Operation::CreateQueue => Request::CreateQueue(check(C::decode(body)?)?),
+        Operation::DeleteMessage => Request::DeleteMessage(check(C::decode(body)?)?),
+        Operation::DeleteMessageBatch => Request::DeleteMessageBatch(check(C::decode(body)?)?),
+        Operation::DeleteQueue => Request::DeleteQueue(check(C::decode(body)?)?),
+        Operation::GetQueueAttributes => Request::GetQueueAttributes(check(C::decode(body)?)?),
+        Operation::GetQueueUrl => Request::GetQueueUrl(check(C::decode(body)?)?),
+        Operation::ListDeadLetterSourceQueues => {
+            Request::ListDeadLetterSourceQueues(check(C::decode(body)?)?)
+        }
+        Operation::ListMessageMoveTasks => Request::ListMessageMoveTasks(check(C::decode(body)?)?),
+        Operation::ListQueueTags => Request::ListQueueTags(check(C::decode(body)?)?),
+        Operation::ListQueues => Request::ListQueues(check(C::decode(body)?)?),
+        Operation::PurgeQueue => Request::PurgeQueue(check(C::decode(body)?)?),
+        Operation::ReceiveMessage => Request::ReceiveMessage(check(C::decode(body)?)?),
+        Operation::RemovePermission => Request::RemovePermission(check(C::decode(body)?)?),
+        Operation::SendMessage => Request::SendMessage(check(C::decode(body)?)?),
+        Operation::SendMessageBatch => Request::SendMessageBatch(check(C::decode(body)?)?),
+        Operation::SetQueueAttributes => Request::SetQueueAttributes(check(C::decode(body)?)?),
+        Operation::StartMessageMoveTask => Request::StartMessageMoveTask(check(C::decode(body)?)?),
+        Operation::TagQueue => Request::TagQueue(check(C::decode(body)?)?),
+        Operation::UntagQueue => Request::UntagQueue(check(C::decode(body)?)?),
+    })
+}
+
+/// Asks the handler whether the caller may make the call `request` is the input of, calls it
+/// and encodes its output with codec `C`. An operation the handler does not serve answers
+/// `UnknownOperationException`.
+pub fn handle<H: Handler, C: Codec>(
+    handler: &H,
+    ctx: &H::Context,
+    request: Request,
+) -> Result<Vec<u8>, AwsError> {
+    let operation = request.operation();
+    if !handler.implements(operation) {
+        return Err(unknown_operation(operation.name()));
+    }
+    handler.authorize(ctx, operation)?;
+    match request {
+        Request::AddPermission(input) => {
+            handler.add_permission(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::CancelMessageMoveTask(input) => {
+            C::encode(&handler.cancel_message_move_task(ctx, input)?)
+        }
+        Request::ChangeMessageVisibility(input) => {
+            handler.change_message_visibility(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::ChangeMessageVisibilityBatch(input) => {
+            C::encode(&handler.change_message_visibility_batch(ctx, input)?)
+        }
+        Request::CreateQueue(input) => C::encode(&handler.create_queue(ctx, input)?),
+        Request::DeleteMessage(input) => {
+            handler.delete_message(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::DeleteMessageBatch(input) => C::encode(&handler.delete_message_batch(ctx, input)?),
+        Request::DeleteQueue(input) => {
+            handler.delete_queue(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::GetQueueAttributes(input) => C::encode(&handler.get_queue_attributes(ctx, input)?),
+        Request::GetQueueUrl(input) => C::encode(&handler.get_queue_url(ctx, input)?),
+        Request::ListDeadLetterSourceQueues(input) => {
+            C::encode(&handler.list_dead_letter_source_queues(ctx, input)?)
+        }
+        Request::ListMessageMoveTasks(input) => {
+            C::encode(&handler.list_message_move_tasks(ctx, input)?)
+        }
+        Request::ListQueueTags(input) => C::encode(&handler.list_queue_tags(ctx, input)?),
+        Request::ListQueues(input) => C::encode(&handler.list_queues(ctx, input)?),
+        Request::PurgeQueue(input) => {
+            handler.purge_queue(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::ReceiveMessage(input) => C::encode(&handler.receive_message(ctx, input)?),
+        Request::RemovePermission(input) => {
+            handler.remove_permission(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::SendMessage(input) => C::encode(&handler.send_message(ctx, input)?),
+        Request::SendMessageBatch(input) => C::encode(&handler.send_message_batch(ctx, input)?),
+        Request::SetQueueAttributes(input) => {
+            handler.set_queue_attributes(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::StartMessageMoveTask(input) => {
+            C::encode(&handler.start_message_move_task(ctx, input)?)
+        }
+        Request::TagQueue(input) => {
+            handler.tag_queue(ctx, input)?;
+            Ok(C::empty())
+        }
+        Request::UntagQueue(input) => {
+            handler.untag_queue(ctx, input)?;
+            Ok(C::empty())
+        }
+    }
+}
+
+/// [`decode`] then [`handle`]; an operation the handler does not serve answers
+/// `UnknownOperationException` before its input is read.
 pub fn dispatch<H: Handler, C: Codec>(
     handler: &H,
     ctx: &H::Context,
@@ -2681,130 +2855,5 @@ pub fn dispatch<H: Handler, C: Codec>(
     if !handler.implements(operation) {
         return Err(unknown_operation(operation.name()));
     }
-    match operation {
-        Operation::AddPermission => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.add_permission(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::CancelMessageMoveTask => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.cancel_message_move_task(ctx, input)?)
-        }
-        Operation::ChangeMessageVisibility => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.change_message_visibility(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::ChangeMessageVisibilityBatch => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.change_message_visibility_batch(ctx, input)?)
-        }
-        Operation::CreateQueue => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.create_queue(ctx, input)?)
-        }
-        Operation::DeleteMessage => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.delete_message(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::DeleteMessageBatch => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.delete_message_batch(ctx, input)?)
-        }
-        Operation::DeleteQueue => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.delete_queue(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::GetQueueAttributes => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_queue_attributes(ctx, input)?)
-        }
-        Operation::GetQueueUrl => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.get_queue_url(ctx, input)?)
-        }
-        Operation::ListDeadLetterSourceQueues => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_dead_letter_source_queues(ctx, input)?)
-        }
-        Operation::ListMessageMoveTasks => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_message_move_tasks(ctx, input)?)
-        }
-        Operation::ListQueueTags => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_queue_tags(ctx, input)?)
-        }
-        Operation::ListQueues => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.list_queues(ctx, input)?)
-        }
-        Operation::PurgeQueue => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.purge_queue(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::ReceiveMessage => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.receive_message(ctx, input)?)
-        }
-        Operation::RemovePermission => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.remove_permission(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::SendMessage => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.send_message(ctx, input)?)
-        }
-        Operation::SendMessageBatch => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.send_message_batch(ctx, input)?)
-        }
-        Operation::SetQueueAttributes => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.set_queue_attributes(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::StartMessageMoveTask => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            C::encode(&handler.start_message_move_task(ctx, input)?)
-        }
-        Operation::TagQueue => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.tag_queue(ctx, input)?;
-            Ok(C::empty())
-        }
-        Operation::UntagQueue => {
-            let input = check(C::decode(body)?)?;
-            handler.authorize(ctx, operation)?;
-            handler.untag_queue(ctx, input)?;
-            Ok(C::empty())
-        }
-    }
+    handle::<H, C>(handler, ctx, decode::<C>(operation, body)?)
 }

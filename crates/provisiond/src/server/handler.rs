@@ -1,6 +1,7 @@
 //! One request, start to finish, in one readable function: health → the console → body limit → route by
-//! `X-Amz-Target` → verify the signature → build the context → dispatch to the service (on a
-//! blocking thread, since the store is synchronous) → render the answer or the error.
+//! `X-Amz-Target` → verify the signature → build the context → decode the input and run the
+//! operation where its table says (inline, the store's writer or threads, the blocking pool) →
+//! render the answer or the error.
 
 use crate::audit;
 use crate::auth::KeyRing;
@@ -326,7 +327,9 @@ async fn serve(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 crate::store::reading_only(|| {
                     crate::store::in_one_snapshot(app.store.as_ref(), || {
-                        dispatch(app, &ctx, service, &operation, &body)
+                        dispatch(app, &ctx, service, &operation, || {
+                            run_operation(app, &ctx, service, &operation, &body)
+                        })
                     })
                 })
             }))
@@ -336,17 +339,23 @@ async fn serve(
             // A read on a store whose reads are round trips: on one of its own threads.
             let app2 = app.clone();
             on_store_thread(app, move || {
-                crate::store::reading_only(|| dispatch(&app2, &ctx, service, &operation, &body))
+                crate::store::reading_only(|| {
+                    dispatch(&app2, &ctx, service, &operation, || {
+                        run_operation(&app2, &ctx, service, &operation, &body)
+                    })
+                })
             })
             .await
         }
         _ => {
             let app = app.clone();
-            tokio::task::spawn_blocking(move || dispatch(&app, &ctx, service, &operation, &body))
-                .await
-                .map_err(|e| {
-                    CommonError::InternalFailure.with(format!("the operation panicked: {e}"))
+            tokio::task::spawn_blocking(move || {
+                dispatch(&app, &ctx, service, &operation, || {
+                    run_operation(&app, &ctx, service, &operation, &body)
                 })
+            })
+            .await
+            .map_err(|e| CommonError::InternalFailure.with(format!("the operation panicked: {e}")))
         }
     }
     .map_err(fail)?;
@@ -397,8 +406,10 @@ async fn on_store_thread<T: Send + 'static>(
 }
 
 /// Runs an operation on the store's writer (`Store::run_on_writer`) and answers once the commit
-/// that carries its transaction is over: no thread waits for it. A store without a writer runs
-/// it on a blocking thread instead, where its transactions commit as they go.
+/// that carries its transaction is over: no thread waits for it. Its input is decoded and
+/// validated here first, so the writer, which every write waits for, spends no time on it (nor
+/// on a malformed body: a refused call's audit entry is all it writes). A store without a
+/// writer runs it on a blocking thread instead, where its transactions commit as they go.
 async fn on_store_writer(
     app: &Arc<App>,
     ctx: RequestContext,
@@ -406,10 +417,14 @@ async fn on_store_writer(
     operation: String,
     body: Bytes,
 ) -> Result<Result<Vec<u8>, AwsError>, AwsError> {
+    let decoded = decode(app, service, &operation, &body);
+    drop(body);
     let (answer, answered) = tokio::sync::oneshot::channel();
     let app2 = app.clone();
     let work: crate::store::WriterWork = Box::new(move || {
-        let result = dispatch(&app2, &ctx, service, &operation, &body);
+        let result = dispatch(&app2, &ctx, service, &operation, || {
+            decoded.and_then(|input| run_decoded(&app2, &ctx, input))
+        });
         Box::new(move |committed| {
             let _ = answer.send(committed.map_err(AwsError::from).and(result));
         })
@@ -428,29 +443,71 @@ async fn on_store_writer(
     })
 }
 
-/// Runs an operation; a write call (its table says `audited`) leaves an audit entry in the
-/// transaction of each change it makes, or, when it changed nothing, one of its own after it.
+/// Runs an operation (`run`); a write call (its table says `audited`) leaves an audit entry in
+/// the transaction of each change it makes, or, when it changed nothing, one of its own after it.
 fn dispatch(
     app: &App,
     ctx: &RequestContext,
     service: Service,
     operation: &str,
-    body: &[u8],
+    run: impl FnOnce() -> Result<Vec<u8>, AwsError>,
 ) -> Result<Vec<u8>, AwsError> {
     // The signature was checked with a possibly cached key: the call stands only if the key
     // was not deleted since.
     let call = || {
         if !facts(service, operation).is_some_and(|f| f.audited) {
-            return run_operation(app, ctx, service, operation, body);
+            return run();
         }
         let entry = ctx.audit_entry(service.info().signing_name, operation);
-        audit::audited(app.store.as_ref(), entry, || {
-            run_operation(app, ctx, service, operation, body)
-        })
+        audit::audited(app.store.as_ref(), entry, run)
     };
     app.keys
         .while_key_exists(&ctx.identity.access_key_id, call)?
         .unwrap_or_else(|| Err(crate::auth::revoked_key()))
+}
+
+/// An operation's input, decoded and validated against its service's model.
+enum Input {
+    ServiceCatalog(servicecatalog::Request),
+    Proton(proton::Request),
+    Sqs(sqs::Request),
+}
+
+/// Decodes and validates the input of `operation`; one its service does not serve answers
+/// `UnknownOperationException` before its input is read.
+fn decode(app: &App, service: Service, operation: &str, body: &[u8]) -> Result<Input, AwsError> {
+    use proton::Handler as _;
+    use servicecatalog::Handler as _;
+    use sqs::Handler as _;
+    match service {
+        Service::ServiceCatalog => {
+            let op = servicecatalog::Operation::from_name(operation)
+                .filter(|&op| app.catalog.implements(op))
+                .ok_or_else(|| unknown_operation(operation))?;
+            servicecatalog::decode::<Json>(op, body).map(Input::ServiceCatalog)
+        }
+        Service::Proton => {
+            let op = proton::Operation::from_name(operation)
+                .filter(|&op| app.proton.implements(op))
+                .ok_or_else(|| unknown_operation(operation))?;
+            proton::decode::<Json>(op, body).map(Input::Proton)
+        }
+        Service::Sqs => {
+            let op = sqs::Operation::from_name(operation)
+                .filter(|&op| app.queues.implements(op))
+                .ok_or_else(|| unknown_operation(operation))?;
+            sqs::decode::<Json>(op, body).map(Input::Sqs)
+        }
+    }
+}
+
+/// Runs the operation `input` is the input of and encodes its answer.
+fn run_decoded(app: &App, ctx: &RequestContext, input: Input) -> Result<Vec<u8>, AwsError> {
+    match input {
+        Input::ServiceCatalog(r) => servicecatalog::handle::<_, Json>(&app.catalog, ctx, r),
+        Input::Proton(r) => proton::handle::<_, Json>(&app.proton, ctx, r),
+        Input::Sqs(r) => sqs::handle::<_, Json>(&app.queues, ctx, r),
+    }
 }
 
 fn run_operation(
@@ -460,21 +517,5 @@ fn run_operation(
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>, AwsError> {
-    match service {
-        Service::ServiceCatalog => {
-            let op = servicecatalog::Operation::from_name(operation)
-                .ok_or_else(|| unknown_operation(operation))?;
-            servicecatalog::dispatch::<_, Json>(&app.catalog, ctx, op, body)
-        }
-        Service::Proton => {
-            let op = proton::Operation::from_name(operation)
-                .ok_or_else(|| unknown_operation(operation))?;
-            proton::dispatch::<_, Json>(&app.proton, ctx, op, body)
-        }
-        Service::Sqs => {
-            let op =
-                sqs::Operation::from_name(operation).ok_or_else(|| unknown_operation(operation))?;
-            sqs::dispatch::<_, Json>(&app.queues, ctx, op, body)
-        }
-    }
+    run_decoded(app, ctx, decode(app, service, operation, body)?)
 }
