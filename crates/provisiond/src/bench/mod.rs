@@ -163,14 +163,16 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Runs a scenario and records the CPU time process `pid` spent meanwhile; with `--perf`, also
-/// a `perf record` call-graph profile of `pid` named after the scenario.
-pub(crate) async fn on_cpu_of(
-    pid: u32,
-    label: &str,
-    scenario: impl std::future::Future<Output = Result<Stats, String>>,
-) -> Result<Stats, String> {
-    let profiler = PERF_DIR.get().map(|dir| {
+/// A `perf record` call-graph profile of one process, running while this lives (with
+/// `--perf`; nothing otherwise).
+pub(crate) struct Profile(Option<std::process::Child>);
+
+impl Profile {
+    /// Starts profiling `pid` into a file named after `label`, when `--perf` asked for it.
+    pub(crate) async fn start(pid: u32, label: &str) -> Profile {
+        let Some(dir) = PERF_DIR.get() else {
+            return Profile(None);
+        };
         let name: String = label
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -179,7 +181,7 @@ pub(crate) async fn on_cpu_of(
         // with PROVISIOND_PERF_CALL_GRAPH=fp.
         let call_graph = std::env::var("PROVISIOND_PERF_CALL_GRAPH")
             .unwrap_or_else(|_| "dwarf,16384".to_string());
-        Command::new("perf")
+        let perf = Command::new("perf")
             .args([
                 "record",
                 "-q",
@@ -195,11 +197,33 @@ pub(crate) async fn on_cpu_of(
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-    });
-    if profiler.is_some() {
-        // perf needs a moment to attach before the clock starts.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+            .ok();
+        if perf.is_some() {
+            // perf needs a moment to attach before the clock starts.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Profile(perf)
     }
+
+    /// Stops the profiler and waits for it to write its file.
+    pub(crate) fn stop(mut self) {
+        if let Some(perf) = self.0.as_mut() {
+            let _ = Command::new("kill")
+                .args(["-INT", &perf.id().to_string()])
+                .status();
+            let _ = perf.wait();
+        }
+    }
+}
+
+/// Runs a scenario and records the CPU time process `pid` spent meanwhile; with `--perf`, also
+/// a `perf record` call-graph profile of `pid` named after the scenario.
+pub(crate) async fn on_cpu_of(
+    pid: u32,
+    label: &str,
+    scenario: impl std::future::Future<Output = Result<Stats, String>>,
+) -> Result<Stats, String> {
+    let profile = Profile::start(pid, label).await;
     let me = std::process::id();
     let (before, before_me) = (cpu_time(pid), cpu_time(me));
     let mut stats = scenario.await?;
@@ -207,12 +231,7 @@ pub(crate) async fn on_cpu_of(
     if pid != me {
         stats.client_cpu = Some(cpu_time(me).saturating_sub(before_me));
     }
-    if let Some(Ok(mut perf)) = profiler {
-        let _ = Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait();
-    }
+    profile.stop();
     Ok(stats)
 }
 
@@ -583,10 +602,13 @@ async fn signed_reads(
                 "ListPortfolios",
                 &json!({}),
             );
+            let who = if addr == ceiling { "ceiling" } else { "server" };
+            let profile = Profile::start(pid, &format!("wrk list-portfolios {c} {who}")).await;
             let before = cpu_time(pid);
             let run = tokio::task::spawn_blocking(move || wrk::run(addr, c, seconds, &request))
                 .await
                 .map_err(|e| e.to_string())??;
+            profile.stop();
             if run.errors > 0 {
                 return Err(format!("wrk ListPortfolios at {c}: {} errors", run.errors));
             }
