@@ -216,8 +216,8 @@ pub fn any_key_exists(store: &dyn Store) -> Result<bool, StoreError> {
 pub struct KnownKey {
     /// Who signs with this key.
     pub identity: Identity,
-    /// The secret access key.
-    pub secret: Secret,
+    /// The secret access key, with the signing keys lately derived from it.
+    pub secret: provisiond_sigv4::signing::SigningSecret,
 }
 
 /// The answer to a request signed with an unknown or deleted key.
@@ -340,7 +340,7 @@ impl KeyRing {
                 principal: stored.principal,
                 admin: stored.admin,
             },
-            secret,
+            secret: provisiond_sigv4::signing::SigningSecret::new(secret),
         });
         self.cache
             .write()
@@ -390,7 +390,7 @@ mod tests {
         let ring = KeyRing::new(store.clone(), server_key);
         let known = ring.lookup(&key.access_key_id).unwrap().unwrap();
         assert_eq!(known.identity.account, "123456789012");
-        assert_eq!(known.secret, key.secret);
+        assert_eq!(known.secret.expose(), key.secret.expose());
         assert!(ring.lookup("AKIANOTAKEY").unwrap().is_none());
         // The stored document holds no plain secret.
         let raw = transact(store.as_ref(), Mode::Read, |tx| {

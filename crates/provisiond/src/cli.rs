@@ -783,7 +783,7 @@ fn read_credentials(path: &Path, region: &str) -> Result<Vec<engine::client::Cre
         if let Some((Some(id), Some(secret))) = entry {
             found.push(engine::client::Credentials {
                 access_key_id: id,
-                secret: Arc::new(crate::crypto::Secret::new(secret)),
+                secret: Arc::new(crate::crypto::Secret::new(secret).into()),
                 region: region.to_string(),
             });
         }

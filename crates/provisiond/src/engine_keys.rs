@@ -136,7 +136,7 @@ impl EngineKeys {
                 account.clone(),
                 Credentials {
                     access_key_id: key.access_key_id,
-                    secret: Arc::new(key.secret),
+                    secret: Arc::new(key.secret.into()),
                     region: self.region.clone(),
                 },
             ));

@@ -68,7 +68,7 @@ fn verify(s: &Signed, body: &[u8], secret: &str, service: &str, now: u64) -> Res
     sigv4::verify(
         &req,
         &auth,
-        secret,
+        &sigv4::SigningSecret::new(sigv4::Secret::new(secret.into())),
         service,
         PathStyle::DoubleEncoded,
         now as i64,

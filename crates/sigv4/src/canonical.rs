@@ -91,9 +91,14 @@ pub fn canonical_query(query: &str) -> String {
         .join("&")
 }
 
-/// A header value as SigV4 canonicalises it: trimmed, inner runs of spaces made one.
-fn canonical_value(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Appends a header value as SigV4 canonicalises it: trimmed, inner runs of spaces made one.
+fn push_canonical_value(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 /// The whole canonical request.
@@ -109,35 +114,53 @@ pub fn canonical_request(
     let mut out = String::with_capacity(512);
     out.push_str(method);
     out.push('\n');
-    out.push_str(&canonical_uri(path, style));
-    out.push('\n');
-    out.push_str(&canonical_query(query));
-    out.push('\n');
-    let mut names: Vec<&String> = signed_headers.iter().collect();
-    names.sort();
-    for name in &names {
-        let values: Vec<String> = headers
-            .get_all(name.as_str())
-            .iter()
-            .map(|v| v.to_str().map(canonical_value))
-            .collect::<Result<_, _>>()
-            .map_err(|_| HeaderProblem::NotAscii(name.to_string()))?;
-        if values.is_empty() {
-            return Err(HeaderProblem::Missing(name.to_string()));
+    match style {
+        // A path that needs no encoding (`/`, say) is its own canonical form.
+        PathStyle::DoubleEncoded if !path.is_empty() && path.bytes().all(unreserved_or_slash) => {
+            out.push_str(path)
         }
-        let _ = writeln!(out, "{name}:{}", values.join(","));
+        _ => out.push_str(&canonical_uri(path, style)),
     }
     out.push('\n');
-    out.push_str(
-        &names
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(";"),
-    );
+    if !query.is_empty() {
+        out.push_str(&canonical_query(query));
+    }
+    out.push('\n');
+    let mut names: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    for name in &names {
+        let mut values = headers.get_all(*name).iter().peekable();
+        if values.peek().is_none() {
+            return Err(HeaderProblem::Missing(name.to_string()));
+        }
+        out.push_str(name);
+        out.push(':');
+        for (i, value) in values.enumerate() {
+            let value = value
+                .to_str()
+                .map_err(|_| HeaderProblem::NotAscii(name.to_string()))?;
+            if i > 0 {
+                out.push(',');
+            }
+            push_canonical_value(&mut out, value);
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(payload_hash);
     Ok(out)
+}
+
+/// Whether `b` stands for itself in a canonical URI.
+fn unreserved_or_slash(b: u8) -> bool {
+    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/')
 }
 
 #[cfg(test)]
@@ -154,6 +177,50 @@ mod tests {
         );
         assert_eq!(canonical_uri("/a%20b", PathStyle::AsSent), "/a%20b");
         assert_eq!(canonical_uri("", PathStyle::DoubleEncoded), "/");
+    }
+
+    #[test]
+    fn canonicalises_signed_headers_and_refuses_missing_ones() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "example.com".parse().unwrap());
+        headers.append("x-multi", "  a   b  ".parse().unwrap());
+        headers.append("x-multi", "c".parse().unwrap());
+        let signed = ["x-multi".to_string(), "host".to_string()];
+        let canonical = canonical_request(
+            "POST",
+            "/a b",
+            "z=1&a=2",
+            &headers,
+            &signed,
+            "HASH",
+            PathStyle::DoubleEncoded,
+        )
+        .unwrap();
+        assert_eq!(
+            canonical,
+            "POST\n/a%20b\na=2&z=1\nhost:example.com\nx-multi:a b,c\n\nhost;x-multi\nHASH"
+        );
+        let plain = canonical_request(
+            "GET",
+            "/",
+            "",
+            &headers,
+            &["host".to_string()],
+            "H",
+            PathStyle::DoubleEncoded,
+        )
+        .unwrap();
+        assert_eq!(plain, "GET\n/\n\nhost:example.com\n\nhost\nH");
+        let missing = canonical_request(
+            "GET",
+            "/",
+            "",
+            &headers,
+            &["x-absent".to_string()],
+            "H",
+            PathStyle::DoubleEncoded,
+        );
+        assert_eq!(missing, Err(HeaderProblem::Missing("x-absent".into())));
     }
 
     #[test]

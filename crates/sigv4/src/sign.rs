@@ -3,8 +3,8 @@
 
 use super::canonical::canonical_request;
 use super::date::format_amz_date;
-use super::signing::{signature, signing_key, string_to_sign};
-use super::{PathStyle, Secret};
+use super::signing::{signature, string_to_sign, SigningSecret};
+use super::PathStyle;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -13,8 +13,8 @@ use std::sync::Arc;
 pub struct Credentials {
     /// `AKIA…`
     pub access_key_id: String,
-    /// The secret (never printed).
-    pub secret: Arc<Secret>,
+    /// The secret (never printed), with the signing keys lately derived from it.
+    pub secret: Arc<SigningSecret>,
     /// The region of the credential scope.
     pub region: String,
 }
@@ -78,12 +78,9 @@ pub fn sign(
         credentials.region, request.service
     );
     let to_sign = string_to_sign(&amz_date, &scope, &canonical);
-    let key = signing_key(
-        credentials.secret.expose(),
-        date,
-        &credentials.region,
-        request.service,
-    );
+    let key = credentials
+        .secret
+        .key(date, &credentials.region, request.service);
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={}",
         credentials.access_key_id,
@@ -100,12 +97,13 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Secret;
 
     #[test]
     fn signs_every_header_it_sends_for_the_credential_scope() {
         let credentials = Credentials {
             access_key_id: "AKIAEXAMPLE".into(),
-            secret: Arc::new(Secret::new("secret".into())),
+            secret: Arc::new(Secret::new("secret".into()).into()),
             region: "us-east-1".into(),
         };
         let extra = [("x-amz-target", "AmazonSQS.ListQueues".to_string())];
@@ -133,7 +131,7 @@ mod tests {
         let again = sign(&credentials, &request, 1_440_938_160).unwrap();
         assert_eq!(again["authorization"], headers["authorization"]);
         let other = Credentials {
-            secret: Arc::new(Secret::new("other".into())),
+            secret: Arc::new(Secret::new("other".into()).into()),
             ..credentials
         };
         let signed_by_other = sign(&other, &request, 1_440_938_160).unwrap();

@@ -118,7 +118,7 @@ pub(crate) async fn start_server_with(
     };
     let credentials = Credentials {
         access_key_id: field("aws_access_key_id")?,
-        secret: Arc::new(crate::crypto::Secret::new(field("aws_secret_access_key")?)),
+        secret: Arc::new(crate::crypto::Secret::new(field("aws_secret_access_key")?).into()),
         region: "us-east-1".into(),
     };
     Ok((

@@ -434,7 +434,7 @@ async fn serve(
     sigv4::verify_declared_payload(
         &headers_only,
         &auth,
-        known.secret.expose(),
+        &known.secret,
         "s3",
         PathStyle::AsSent,
         now_ms / 1000,

@@ -296,7 +296,7 @@ async fn serve(
     sigv4::verify(
         &signed,
         &auth,
-        known.secret.expose(),
+        &known.secret,
         service.info().signing_name,
         PathStyle::DoubleEncoded,
         now_ms / 1000,

@@ -5,7 +5,8 @@
 
 pub mod authorization;
 
-pub use provisiond_sigv4::{canonical, signing, PathStyle};
+pub use provisiond_sigv4::signing::SigningSecret;
+pub use provisiond_sigv4::{canonical, signing, PathStyle, Secret};
 
 use authorization::Authorization;
 use provisiond_model::{AwsError, CommonError};
@@ -52,26 +53,27 @@ fn invalid(message: impl Into<String>) -> AwsError {
 pub fn verify(
     req: &SignedRequest<'_>,
     auth: &Authorization,
-    secret: &str,
+    secret: &SigningSecret,
     service: &str,
     path_style: PathStyle,
     now_secs: i64,
 ) -> Result<(), AwsError> {
     let amz_date = check_scope_and_time(req, auth, service, now_secs)?;
-    let body_hash = hex::encode(Sha256::digest(req.body));
+    let mut body_hash = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(req.body), &mut body_hash)
+        .expect("64 hex digits hold 32 bytes");
+    let body_hash = std::str::from_utf8(&body_hash).expect("hex digits are ASCII");
     let payload_hash = match req
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
     {
-        Some("UNSIGNED-PAYLOAD") if path_style == PathStyle::AsSent => {
-            "UNSIGNED-PAYLOAD".to_string()
-        }
+        Some("UNSIGNED-PAYLOAD") if path_style == PathStyle::AsSent => "UNSIGNED-PAYLOAD",
         // aws-chunked uploads sign the literal; their chunks are checked as they are decoded.
         Some(streaming)
             if path_style == PathStyle::AsSent && streaming.starts_with("STREAMING-") =>
         {
-            streaming.to_string()
+            streaming
         }
         Some(claimed) => {
             if !bool::from(claimed.as_bytes().ct_eq(body_hash.as_bytes())) {
@@ -83,7 +85,7 @@ pub fn verify(
         }
         None => body_hash,
     };
-    signature_matches(req, auth, secret, path_style, amz_date, &payload_hash)
+    signature_matches(req, auth, secret, path_style, amz_date, payload_hash)
 }
 
 /// Verifies a request's signature before its body is read, over the payload hash the request
@@ -93,7 +95,7 @@ pub fn verify(
 pub fn verify_declared_payload(
     req: &SignedRequest<'_>,
     auth: &Authorization,
-    secret: &str,
+    secret: &SigningSecret,
     service: &str,
     path_style: PathStyle,
     now_secs: i64,
@@ -161,7 +163,7 @@ fn check_scope_and_time<'r>(
 fn signature_matches(
     req: &SignedRequest<'_>,
     auth: &Authorization,
-    secret: &str,
+    secret: &SigningSecret,
     path_style: PathStyle,
     amz_date: &str,
     payload_hash: &str,
@@ -181,10 +183,11 @@ fn signature_matches(
         auth.date, auth.region, auth.service
     );
     let string_to_sign = signing::string_to_sign(amz_date, &scope, &canonical);
-    let key = signing::signing_key(secret, &auth.date, &auth.region, &auth.service);
+    let key = secret.key(&auth.date, &auth.region, &auth.service);
     let expected = signing::signature(&key, &string_to_sign);
-    let given = hex::decode(&auth.signature).unwrap_or_default();
-    if bool::from(expected.as_slice().ct_eq(given.as_slice())) {
+    let mut given = [0u8; 32];
+    let well_formed = hex::decode_to_slice(&auth.signature, &mut given).is_ok();
+    if well_formed && bool::from(expected.as_slice().ct_eq(given.as_slice())) {
         Ok(())
     } else {
         Err(invalid(
