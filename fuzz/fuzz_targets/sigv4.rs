@@ -59,15 +59,15 @@ fuzz_target!(|data: &[u8]| {
                     .unwrap_or(""),
             )
             .unwrap_or(0);
-            // The fuzzer cannot know this secret: a signature it wrote must not verify.
-            let verdict = sigv4::verify(
-                &req,
-                &auth,
-                "fuzz-secret-never-guessed-0123456789abcd",
-                &auth.service,
-                style,
-                now,
-            );
+            // The fuzzer cannot know this secret: a signature it wrote must not verify. One
+            // secret for every run, so its remembered keys see every scope the fuzzer makes.
+            static SECRET: std::sync::LazyLock<sigv4::SigningSecret> =
+                std::sync::LazyLock::new(|| {
+                    sigv4::SigningSecret::new(sigv4::Secret::new(
+                        "fuzz-secret-never-guessed-0123456789abcd".into(),
+                    ))
+                });
+            let verdict = sigv4::verify(&req, &auth, &SECRET, &auth.service, style, now);
             assert!(verdict.is_err(), "a forged signature verified");
         }
     }
