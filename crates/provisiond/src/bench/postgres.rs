@@ -169,7 +169,14 @@ pub async fn section(
         if c >= 2 {
             provision_many(&a, &product, &format!("pg2-{c}"), n).await?;
             let tasks = Arc::new(drain_tasks(&a, n).await?);
+            let profiles = [
+                super::Profile::start(a.child.id(), &format!("pg notify {c} replica a of 2")).await,
+                super::Profile::start(b.child.id(), &format!("pg notify {c} replica b of 2")).await,
+            ];
             let (two, two_cpu) = notify_over(&[&a, &b], tasks, c).await?;
+            for profile in profiles {
+                profile.stop();
+            }
             row(&mut out, "PostgreSQL, 2 replicas: Notify (spread)", c, &two);
             let before = [a.child.id(), b.child.id()].map(super::cpu_time);
             let mut cycle2 =
