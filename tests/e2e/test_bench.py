@@ -60,6 +60,7 @@ def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
         assert_complete(scenario_rows(run.stdout, 2), POSTGRES_SCENARIOS, run.stdout)
         assert "PostgreSQL (1 replica) / SQLite Notify" in run.stdout
         assert "Scale model" in run.stdout
+        assert "Each replica of the pair runs" in run.stdout
         # The scratch database is gone: only the server's own databases remain.
         listed = pg.psql("SELECT datname FROM pg_database ORDER BY 1")
         assert listed.split() == ["postgres", "template0", "template1"], listed

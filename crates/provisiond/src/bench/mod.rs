@@ -83,7 +83,7 @@ async fn wait_listening(addr: SocketAddr, path: &str) -> Result<Duration, String
 
 /// Starts `provisiond serve` on `data_dir`; returns it and its time to a healthy `/health`.
 async fn start_server(data_dir: &Path) -> Result<(Server, Duration), String> {
-    start_server_with(data_dir, &[]).await
+    start_server_with(data_dir, &[], &[]).await
 }
 
 /// [`start_server`] with more arguments (`--database-url …`). The credentials file must be in
@@ -91,6 +91,7 @@ async fn start_server(data_dir: &Path) -> Result<(Server, Duration), String> {
 pub(crate) async fn start_server_with(
     data_dir: &Path,
     extra: &[String],
+    env: &[(&str, String)],
 ) -> Result<(Server, Duration), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let addr = free_addr()?;
@@ -100,6 +101,7 @@ pub(crate) async fn start_server_with(
         .arg(data_dir)
         .args(extra)
         .env("PROVISIOND_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,7 +1,8 @@
 //! The PostgreSQL part of `provisiond bench --database-url URL`, in the same run as SQLite's:
 //! Notify and the full cycle on one replica and on two replicas of one scratch database
-//! (made and dropped by the run), the server CPU per request of each replica, PostgreSQL's own
-//! rate for the Notify transaction shape (the store alone), and a scale model built from them.
+//! (made and dropped by the run; each replica of the two sized to half of this machine), the
+//! server CPU per request of each replica, PostgreSQL's own rate for the Notify transaction
+//! shape (the store alone), and a scale model built from them.
 
 use super::load::{self, Stats};
 use super::{
@@ -128,25 +129,36 @@ pub async fn section(
         scratch.name
     ));
     let a_dir = root.join("a");
-    let (a, _) = start_server_with(&a_dir, &["--database-url".into(), scratch.url.clone()]).await?;
-    let b_dir = root.join("b");
-    std::fs::create_dir_all(&b_dir).map_err(|e| e.to_string())?;
-    for name in ["credentials", "config"] {
-        std::fs::copy(a_dir.join(name), b_dir.join(name)).map_err(|e| e.to_string())?;
-    }
-    let (b, _) = start_server_with(
-        &b_dir,
-        &[
+    let (a, _) =
+        start_server_with(&a_dir, &["--database-url".into(), scratch.url.clone()], &[]).await?;
+    // The pair: two more replicas of the same database, each sized as if on its own half of
+    // this machine (half the request threads, half the connections), so that together they
+    // hold what the single replica holds.
+    let half = Share::half_of_this_machine();
+    let mut pair = Vec::new();
+    for name in ["pair-a", "pair-b"] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for file in ["credentials", "config"] {
+            std::fs::copy(a_dir.join(file), dir.join(file)).map_err(|e| e.to_string())?;
+        }
+        let mut args = vec![
             "--database-url".into(),
             scratch.url.clone(),
             "--server-key-file".into(),
             a_dir.join("server.key").display().to_string(),
-        ],
-    )
-    .await?;
+        ];
+        args.extend(half.args());
+        pair.push(start_server_with(&dir, &args, &half.env()).await?.0);
+    }
+    let (pair_a, pair_b) = (&pair[0], &pair[1]);
     let product = publish(&a).await?;
     out.push_str(HEADER);
-    let mut lines = Vec::new();
+    let mut lines = vec![format!(
+        "Each replica of the pair runs {} request threads and opens {} connections, half of \
+         the single replica's, as if each had half of this machine to itself.",
+        half.request_threads, half.connections
+    )];
     for &c in connections {
         let n = 1_000 * scale;
         provision_many(&a, &product, &format!("pg1-{c}"), n).await?;
@@ -170,19 +182,26 @@ pub async fn section(
             provision_many(&a, &product, &format!("pg2-{c}"), n).await?;
             let tasks = Arc::new(drain_tasks(&a, n).await?);
             let profiles = [
-                super::Profile::start(a.child.id(), &format!("pg notify {c} replica a of 2")).await,
-                super::Profile::start(b.child.id(), &format!("pg notify {c} replica b of 2")).await,
+                super::Profile::start(pair_a.child.id(), &format!("pg notify {c} replica a of 2"))
+                    .await,
+                super::Profile::start(pair_b.child.id(), &format!("pg notify {c} replica b of 2"))
+                    .await,
             ];
-            let (two, two_cpu) = notify_over(&[&a, &b], tasks, c).await?;
+            let (two, two_cpu) = notify_over(&[pair_a, pair_b], tasks, c).await?;
             for profile in profiles {
                 profile.stop();
             }
             row(&mut out, "PostgreSQL, 2 replicas: Notify (spread)", c, &two);
-            let before = [a.child.id(), b.child.id()].map(super::cpu_time);
-            let mut cycle2 =
-                super::cycles_over(&[&a, &b], &product, c, 500 * scale, &format!("pg2cycle{c}"))
-                    .await?;
-            let after = [a.child.id(), b.child.id()].map(super::cpu_time);
+            let before = [pair_a.child.id(), pair_b.child.id()].map(super::cpu_time);
+            let mut cycle2 = super::cycles_over(
+                &[pair_a, pair_b],
+                &product,
+                c,
+                500 * scale,
+                &format!("pg2cycle{c}"),
+            )
+            .await?;
+            let after = [pair_a.child.id(), pair_b.child.id()].map(super::cpu_time);
             cycle2.server_cpu =
                 Some(after[0].saturating_sub(before[0]) + after[1].saturating_sub(before[1]));
             row(
@@ -209,7 +228,7 @@ pub async fn section(
         }
         eprintln!("bench: postgres at {c} done");
     }
-    drop((a, b));
+    drop((a, pair));
     out.push('\n');
 
     // PostgreSQL alone: the Notify transaction shape from threads of this process.
@@ -247,6 +266,34 @@ pub async fn section(
          machines with more cores, the database's capacity being the bound past it.\n\n"
     ));
     Ok(out)
+}
+
+/// What a replica of the pair may use of this machine.
+struct Share {
+    request_threads: usize,
+    connections: usize,
+}
+
+impl Share {
+    fn half_of_this_machine() -> Share {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Share {
+            request_threads: (cores / 2).max(1),
+            connections: (crate::store::postgres::default_connections() / 2).max(1),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--database-connections".into(),
+            self.connections.to_string(),
+        ]
+    }
+
+    /// tokio reads its number of worker threads from this variable.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("TOKIO_WORKER_THREADS", self.request_threads.to_string())]
+    }
 }
 
 /// `url` with its connections using schema `schema` (so one scratch database holds several
