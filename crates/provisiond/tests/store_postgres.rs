@@ -108,7 +108,7 @@ fn an_outage_is_answered_as_unavailable_and_recovered_from() {
 }
 
 #[test]
-fn point_lookups_use_their_unique_key_before_any_statistics() {
+fn point_lookups_and_claims_use_their_index_before_any_statistics() {
     let Some(pg) = TestPostgres::start() else {
         return;
     };
@@ -155,6 +155,10 @@ fn point_lookups_use_their_unique_key_before_any_statistics() {
         assert!(
             plan.contains(&format!("\"Index Name\": \"{index}\"")),
             "{sql}\nmust be served by {index}, but its plan is\n{plan}"
+        );
+        assert!(
+            !plan.contains("\"Node Type\": \"Sort\""),
+            "{sql}\nmust read its rows in the index's order, but its plan is\n{plan}"
         );
     }
 }

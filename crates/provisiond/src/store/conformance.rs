@@ -327,6 +327,7 @@ pub fn run_all(store: &dyn Store) {
     a_failed_transaction_leaves_nothing(store);
     scopes_and_kinds_are_separate(store);
     queue_messages_follow_their_visibility(store);
+    claims_come_in_the_order_messages_became_visible(store);
     objects_are_kept_per_scope_and_bucket(store);
     counts_follow_every_change(store);
     reads_in_one_snapshot_leave_the_store_as_it_was(store);
@@ -844,6 +845,36 @@ fn message(id: &str, queue: &str, visible_at_ms: i64) -> QueuedMessage {
             String::new()
         },
     }
+}
+
+/// A claim takes the messages that became visible first (then those sent first), so messages
+/// whose visibility lapsed or that were sent with a delay take their turn by time, and a read
+/// or a claim in a read transaction sees the same order.
+fn claims_come_in_the_order_messages_became_visible(store: &dyn Store) {
+    w(store, |tx| {
+        tx.enqueue("order", &message("sent-first-visible-last", "q", 300))?;
+        tx.enqueue("order", &message("visible-first", "q", 200))?;
+        tx.enqueue("order", &message("visible-first-too", "q", 200))?;
+        tx.enqueue("order", &message("not-yet", "q", 5_000))
+    });
+    let ids = |v: Vec<QueuedMessage>| v.into_iter().map(|m| m.message_id).collect::<Vec<_>>();
+    let expected = [
+        "visible-first",
+        "visible-first-too",
+        "sent-first-visible-last",
+    ];
+    assert_eq!(
+        ids(w(store, |tx| tx.claim_messages("order", "q", 1_000, 10))),
+        expected
+    );
+    assert_eq!(
+        ids(r(store, |tx| tx.claim_messages("order", "q", 1_000, 10))),
+        expected
+    );
+    assert_eq!(
+        ids(w(store, |tx| tx.claim_messages("order", "q", 1_000, 1))),
+        ["visible-first"]
+    );
 }
 
 fn queue_messages_follow_their_visibility(store: &dyn Store) {

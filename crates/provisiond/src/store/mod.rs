@@ -400,9 +400,12 @@ pub trait Tx {
 
     /// Adds a message to its queue in `scope`.
     fn enqueue(&mut self, scope: &str, message: &QueuedMessage) -> Result<(), StoreError>;
-    /// Claims up to `limit` messages of `queue` visible at `now_ms`, oldest first: they are
-    /// held for this transaction, and a concurrent claim skips them rather than taking them
-    /// too. The caller makes them invisible (or moves them) with `update_message`.
+    /// Claims up to `limit` messages of `queue` visible at `now_ms`, in the order they became
+    /// visible (then the order they were sent): they are held for this transaction, and a
+    /// concurrent claim skips them rather than taking them too. The caller makes them
+    /// invisible (or moves them) with `update_message`. Its cost is that of the messages
+    /// returned, however many others the queue holds, visible or not (one range of the
+    /// visibility index, read in order).
     fn claim_messages(
         &mut self,
         scope: &str,

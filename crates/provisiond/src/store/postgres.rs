@@ -1110,8 +1110,19 @@ const DELETE_MESSAGE: &str = "DELETE FROM queue_messages WHERE message_id = $3 A
 /// [`DELETE_MESSAGE`] from any of the queues `$2` (an array).
 const DISCARD_MESSAGE: &str = "DELETE FROM queue_messages WHERE message_id = $3 AND scope IS NOT DISTINCT FROM $1 AND queue = ANY($2)";
 
+/// The visible messages of a queue in the order they became visible: one range of
+/// `queue_messages_by_visibility`, read in its order, whatever else the table holds.
+const CLAIM_MESSAGES: &str = messages_sql!(
+    "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY visible_at_ms, seq LIMIT $4 FOR UPDATE SKIP LOCKED"
+);
+/// [`CLAIM_MESSAGES`] without the locks, for a read transaction.
+const PEEK_MESSAGES: &str = messages_sql!(
+    "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY visible_at_ms, seq LIMIT $4"
+);
+
 /// Point statements with example arguments and the index that must serve them, whatever the
-/// planner knows of the table (a test holds the schema to it).
+/// planner knows of the table (a test holds the schema to it, and holds each to a plan
+/// without a sort: the claims' order is the index's).
 pub const POINT_STATEMENTS: &[(&str, &str, &str)] = &[
     (
         GET_DOCUMENT,
@@ -1152,6 +1163,16 @@ pub const POINT_STATEMENTS: &[(&str, &str, &str)] = &[
         DELETE_MESSAGE,
         "'s', 'q', 'm-1'",
         "queue_messages_message_id_key",
+    ),
+    (
+        CLAIM_MESSAGES,
+        "'s', 'q', 1000, 10",
+        "queue_messages_by_visibility",
+    ),
+    (
+        PEEK_MESSAGES,
+        "'s', 'q', 1000, 10",
+        "queue_messages_by_visibility",
     ),
 ];
 
@@ -1454,12 +1475,8 @@ impl Tx for PgTx<'_> {
         limit: usize,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
         let sql = match self.mode {
-            Mode::Write => messages_sql!(
-                "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED"
-            ),
-            Mode::Read => messages_sql!(
-                "WHERE scope = $1 AND queue = $2 AND visible_at_ms <= $3 ORDER BY seq LIMIT $4"
-            ),
+            Mode::Write => CLAIM_MESSAGES,
+            Mode::Read => PEEK_MESSAGES,
         };
         let rows = self.query(sql, &[&scope, &queue, &now_ms, &(limit as i64)])?;
         Ok(rows.iter().map(message_row).collect())

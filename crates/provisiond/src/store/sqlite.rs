@@ -108,6 +108,16 @@ const MIGRATIONS: &[&str] = &[
     END;",
 ];
 
+/// The visible messages of a queue in the order they became visible: one range of
+/// `queue_messages_by_visibility`, read in its order, whatever else the table holds.
+fn claim_sql() -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM queue_messages
+         WHERE scope = ?1 AND queue = ?2 AND visible_at_ms <= ?3
+         ORDER BY visible_at_ms, seq LIMIT ?4"
+    )
+}
+
 const MESSAGE_COLUMNS: &str =
     "message_id, queue, body, sent_ms, visible_at_ms, receive_count, first_receive_ms, receipt, attributes";
 
@@ -802,11 +812,7 @@ impl Tx for SqliteTx<'_> {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM queue_messages
-             WHERE scope = ?1 AND queue = ?2 AND visible_at_ms <= ?3 ORDER BY seq LIMIT ?4"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
+        let mut stmt = self.conn.prepare_cached(&claim_sql()).map_err(err)?;
         let rows = stmt
             .query_map(params![scope, queue, now_ms, limit as i64], message_row)
             .map_err(err)?;
@@ -1140,6 +1146,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("test.db")).unwrap();
         crate::store::conformance::run_all(&store);
+    }
+
+    #[test]
+    fn a_claim_reads_one_range_of_the_visibility_index_in_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", claim_sql()))
+            .unwrap()
+            .query_map(params!["s", "q", 1000, 10], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("USING INDEX queue_messages_by_visibility (scope=? AND queue=? AND visible_at_ms<?)"),
+            "{plan}"
+        );
+        // A sort would read every visible message of the queue to return the first few.
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     #[test]
