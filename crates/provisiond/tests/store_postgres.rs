@@ -4,7 +4,9 @@
 
 mod support;
 
-use provisiond::store::postgres::{PostgresStore, POINT_STATEMENTS, SCHEMA_VERSION};
+use provisiond::store::postgres::{
+    PostgresStore, POINT_STATEMENTS, SCHEMA_VERSION, SCOPES_OF_KIND,
+};
 use provisiond::store::{conformance, transact, Kind, Mode, Store, StoreError};
 use std::sync::Arc;
 use support::TestPostgres;
@@ -161,6 +163,62 @@ fn point_lookups_and_claims_use_their_index_before_any_statistics() {
             "{sql}\nmust read its rows in the index's order, but its plan is\n{plan}"
         );
     }
+}
+
+#[test]
+fn listing_the_scopes_of_a_kind_steps_from_scope_to_scope() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.database("scopes");
+    let store = PostgresStore::open(&url).unwrap();
+    transact::<_, StoreError>(&store, Mode::Write, |tx| {
+        for i in 0..3_000 {
+            tx.put(
+                Kind::Test,
+                &format!("scope-{}", i % 3),
+                &format!("doc-{i}"),
+                "",
+                b"{}",
+            )?;
+        }
+        tx.put(Kind::Audit, "scope-x", "other-kind", "", b"{}")
+    })
+    .unwrap();
+    let scopes = transact::<_, StoreError>(&store, Mode::Read, |tx| tx.scopes(Kind::Test)).unwrap();
+    assert_eq!(scopes, ["scope-0", "scope-1", "scope-2"]);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client.batch_execute("ANALYZE documents").unwrap();
+    client
+        .batch_execute(&format!("PREPARE scopes AS {SCOPES_OF_KIND}"))
+        .unwrap();
+    let plan = client
+        .simple_query("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE scopes('test')")
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a plan");
+    // Rows the scans of the table or its indexes returned, over all their loops: about one per
+    // scope, not one per document.
+    fn table_rows(node: &serde_json::Value) -> f64 {
+        let own = match node["Node Type"].as_str() {
+            Some("Seq Scan" | "Index Scan" | "Index Only Scan" | "Bitmap Heap Scan") => {
+                node["Actual Rows"].as_f64().unwrap_or(0.0)
+                    * node["Actual Loops"].as_f64().unwrap_or(1.0)
+            }
+            _ => 0.0,
+        };
+        let children = node["Plans"]
+            .as_array()
+            .map_or(0.0, |plans| plans.iter().map(table_rows).sum::<f64>());
+        own + children
+    }
+    let value: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let read = table_rows(&value[0]["Plan"]);
+    assert!(read <= 20.0, "{read} rows read for 3 scopes:\n{plan}");
 }
 
 /// A store on `url` keeps a document and reads it back.

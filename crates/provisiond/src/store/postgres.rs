@@ -1110,6 +1110,17 @@ const DELETE_MESSAGE: &str = "DELETE FROM queue_messages WHERE message_id = $3 A
 /// [`DELETE_MESSAGE`] from any of the queues `$2` (an array).
 const DISCARD_MESSAGE: &str = "DELETE FROM queue_messages WHERE message_id = $3 AND scope IS NOT DISTINCT FROM $1 AND queue = ANY($2)";
 
+/// Every scope holding a document of kind `$1`, in order: one step of the unique key
+/// `(kind, scope, id)` per scope, from each scope to the next, rather than a read of every
+/// document of the kind (PostgreSQL has no skip scan before version 18).
+pub const SCOPES_OF_KIND: &str = "WITH RECURSIVE scopes(scope) AS (
+        SELECT MIN(scope) FROM documents WHERE kind = $1
+        UNION ALL
+        SELECT (SELECT MIN(d.scope) FROM documents d WHERE d.kind = $1 AND d.scope > scopes.scope)
+        FROM scopes WHERE scopes.scope IS NOT NULL
+    )
+    SELECT scope FROM scopes WHERE scope IS NOT NULL";
+
 /// The visible messages of a queue in the order they became visible: one range of
 /// `queue_messages_by_visibility`, read in its order, whatever else the table holds.
 const CLAIM_MESSAGES: &str = messages_sql!(
@@ -1200,10 +1211,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn scopes(&mut self, kind: Kind) -> Result<Vec<String>, StoreError> {
-        let rows = self.query(
-            "SELECT DISTINCT scope FROM documents WHERE kind = $1 ORDER BY scope",
-            &[&kind.as_str()],
-        )?;
+        let rows = self.query(SCOPES_OF_KIND, &[&kind.as_str()])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
