@@ -916,6 +916,71 @@ fn filtered_lists_and_checks_read_what_they_find_not_the_whole_account() {
     );
 }
 
+/// The caller's provisioned products, a page of `page_size` per call, following the tokens:
+/// each page's names.
+fn scan_pages(w: &World, page_size: i32) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut token = None;
+    loop {
+        let out = provisioning::scan(
+            &w.dev(),
+            sc::ScanProvisionedProductsInput {
+                page_size: Some(page_size),
+                page_token: token.take(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        pages.push(
+            out.provisioned_products
+                .unwrap_or_default()
+                .into_iter()
+                .map(|pp| pp.name.unwrap())
+                .collect(),
+        );
+        match out.next_page_token {
+            Some(next) => token = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+#[test]
+fn a_scan_of_ones_own_looks_at_a_bounded_part_of_the_account_per_call() {
+    let w = World::new();
+    let mine = w.provision("mine").unwrap();
+    // 1,500 provisioned products of another principal of the account, then one more of the
+    // caller's.
+    let scope = format!("{ACCOUNT}/us-east-1");
+    let id = mine.provisioned_product_id.unwrap();
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        let body = tx.get(Kind::ProvisionedProduct, &scope, &id)?.unwrap();
+        let mut theirs: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for i in 0..1_500 {
+            theirs["id"] = format!("pp-theirs{i}").into();
+            theirs["name"] = format!("theirs-{i}").into();
+            theirs["owner_principal"] = format!("arn:aws:iam::{ACCOUNT}:role/other").into();
+            let body = serde_json::to_vec(&theirs).unwrap();
+            tx.put(
+                Kind::ProvisionedProduct,
+                &scope,
+                &format!("pp-theirs{i}"),
+                "",
+                &body,
+            )?;
+        }
+        Ok::<_, provisiond::store::StoreError>(())
+    })
+    .unwrap();
+    w.provision("mine-too").unwrap();
+    let pages = scan_pages(&w, 20);
+    // The first call stops after looking at 1,000 (`paging::SCAN_BUDGET`): a short page and a
+    // token past what it looked at; the caller's second product comes on a later page.
+    assert_eq!(pages[0], ["mine"]);
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert_eq!(pages.concat(), ["mine", "mine-too"]);
+}
+
 #[test]
 fn records_stored_before_their_index_are_found_once_it_is_built() {
     let w = World::new();

@@ -846,25 +846,15 @@ pub fn scan(
     )?;
     let after = paging::parse_token(input.page_token.as_deref())?;
     let size = paging_size(input.page_size);
+    // Narrowed to the caller's own, a page looks at no more than `paging::SCAN_BUDGET` of the
+    // account's provisioned products.
     let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        let mut rows: Vec<(i64, ProvisionedProduct)> = Vec::new();
-        let mut cursor = after;
-        loop {
-            let batch: Vec<(i64, ProvisionedProduct)> =
-                store::list(tx, Kind::ProvisionedProduct, &scope, "", cursor, 100)?;
-            let Some((last, _)) = batch.last() else { break };
-            cursor = Some(*last);
-            rows.extend(
-                batch
-                    .into_iter()
-                    .filter(|(_, pp)| access.admits(&pp.owner_principal)),
-            );
-            if rows.len() > size {
-                break;
-            }
-        }
-        rows.truncate(size + 1);
-        Ok::<_, AwsError>(paging::split_page(rows, size))
+        paging::scan_page(
+            after,
+            size,
+            |from, limit| store::list(tx, Kind::ProvisionedProduct, &scope, "", from, limit),
+            |pp: &ProvisionedProduct| access.admits(&pp.owner_principal),
+        )
     })?;
     Ok(sc::ScanProvisionedProductsOutput {
         provisioned_products: Some(page.iter().map(ProvisionedProduct::detail).collect()),
