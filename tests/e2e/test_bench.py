@@ -13,6 +13,7 @@ SCENARIOS = {
     "store alone: Notify-shaped write transactions (threads)": 2500,
     "DescribeProvisionedProduct, 1000 stored": 2000,
     "SearchProvisionedProducts first page, 1000 stored": 500,
+    "SearchProvisionedProducts sorted by name, 1000 stored": 200,
 }
 
 

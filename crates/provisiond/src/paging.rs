@@ -91,6 +91,99 @@ pub fn scan_page<T, E>(
     }
 }
 
+/// The token that continues after the item named `name` at `seq`, for lists sorted by name.
+pub fn token_after_named(name: &str, seq: i64) -> String {
+    B64.encode(format!("v1n:{seq}:{name}"))
+}
+
+/// The `(name, seq)` a [`token_after_named`] token continues after; `None` for the first
+/// page; a token provisiond did not issue for a list by name answers Service Catalog's
+/// `InvalidParametersException`.
+pub fn parse_named_token(
+    token: Option<&str>,
+) -> Result<Option<(String, i64)>, provisiond_model::AwsError> {
+    let parse = |t: &str| -> Option<(String, i64)> {
+        let raw = B64.decode(t).ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (seq, name) = text.strip_prefix("v1n:")?.split_once(':')?;
+        Some((name.to_string(), seq.parse().ok()?))
+    };
+    match token {
+        None | Some("") => Ok(None),
+        Some(t) => parse(t).map(Some).ok_or_else(|| {
+            provisiond_model::servicecatalog::ErrorCode::InvalidParametersException
+                .with("The page token is not valid.")
+        }),
+    }
+}
+
+/// One page of a list sorted by a key, gathered while the whole list streams by in any order:
+/// the `size` items with the smallest keys past the cursor `after`, and whether more follow.
+/// It holds `size + 1` items at most, however long the list.
+pub struct TopPage<K: Ord, T> {
+    after: Option<K>,
+    size: usize,
+    kept: std::collections::BinaryHeap<Keyed<K, T>>,
+}
+
+/// An item ordered by its key alone (the largest on top of [`TopPage`]'s heap, evicted first).
+struct Keyed<K, T>(K, T);
+
+impl<K: Ord, T> PartialEq for Keyed<K, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<K: Ord, T> Eq for Keyed<K, T> {}
+impl<K: Ord, T> PartialOrd for Keyed<K, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K: Ord, T> Ord for Keyed<K, T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl<K: Ord, T> TopPage<K, T> {
+    pub fn new(after: Option<K>, size: usize) -> TopPage<K, T> {
+        TopPage {
+            after,
+            size,
+            kept: std::collections::BinaryHeap::with_capacity(size + 2),
+        }
+    }
+
+    /// Considers `item`, whose key is `key`: kept if it is past the cursor and among the
+    /// `size + 1` smallest seen.
+    pub fn offer(&mut self, key: K, item: T) {
+        if self.after.as_ref().is_some_and(|after| key <= *after) {
+            return;
+        }
+        if self.kept.len() > self.size {
+            if self.kept.peek().is_some_and(|largest| key >= largest.0) {
+                return;
+            }
+            self.kept.pop();
+        }
+        self.kept.push(Keyed(key, item));
+    }
+
+    /// The page in key order, and whether an item past it was seen.
+    pub fn finish(self) -> (Vec<(K, T)>, bool) {
+        let mut rows: Vec<(K, T)> = self
+            .kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Keyed(k, t)| (k, t))
+            .collect();
+        let more = rows.len() > self.size;
+        rows.truncate(self.size);
+        (rows, more)
+    }
+}
+
 /// One page of a list already in memory: the items after position `after` (as read from a
 /// page token; `-1` for the first page), `size` of them, and the token for the next page.
 pub fn page_in_memory<T>(
@@ -146,6 +239,42 @@ mod tests {
             from = next.and_then(|t| position(&t));
         }
         assert_eq!(found, [9_999], "following the tokens finds it");
+    }
+
+    #[test]
+    fn a_top_page_keeps_the_smallest_keys_past_its_cursor_whatever_the_order_they_come_in() {
+        // 1,000 keys in a scrambled order: the page of 3 after 500 is 501..=503, with more.
+        let scrambled = (0..1_000u32).map(|i| (i * 7_919) % 1_000);
+        let mut page = TopPage::new(Some(500), 3);
+        for k in scrambled.clone() {
+            page.offer(k, format!("item {k}"));
+            assert!(page.kept.len() <= 4, "never more than the page and one");
+        }
+        let (rows, more) = page.finish();
+        assert_eq!(
+            rows.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [501, 502, 503]
+        );
+        assert_eq!(rows[0].1, "item 501");
+        assert!(more);
+        // The last page: no more.
+        let mut page = TopPage::new(Some(997), 3);
+        scrambled.for_each(|k| page.offer(k, ()));
+        let (rows, more) = page.finish();
+        assert_eq!((rows.len(), more), (2, false));
+    }
+
+    #[test]
+    fn named_tokens_round_trip_and_reject_strangers() {
+        let token = token_after_named("a:name with: colons", 42);
+        assert_eq!(
+            parse_named_token(Some(&token)).unwrap(),
+            Some(("a:name with: colons".to_string(), 42))
+        );
+        assert_eq!(parse_named_token(None).unwrap(), None);
+        assert!(parse_named_token(Some(&token_after(42))).is_err());
+        assert!(parse_token(Some(&token)).is_err());
+        assert!(parse_named_token(Some("garbage")).is_err());
     }
 
     #[test]

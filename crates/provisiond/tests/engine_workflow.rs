@@ -981,6 +981,85 @@ fn a_scan_of_ones_own_looks_at_a_bounded_part_of_the_account_per_call() {
     assert_eq!(pages.concat(), ["mine", "mine-too"]);
 }
 
+/// One page of `SearchProvisionedProducts`: the names, the token, and the total.
+fn search_page(
+    w: &World,
+    sort_by: Option<&str>,
+    sort_order: Option<&str>,
+    token: Option<String>,
+) -> (Vec<String>, Option<String>, i32) {
+    let out = provisioning::search(
+        &w.dev(),
+        sc::SearchProvisionedProductsInput {
+            sort_by: sort_by.map(str::to_string),
+            sort_order: sort_order.map(str::to_string),
+            page_size: Some(2),
+            page_token: token,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (
+        out.provisioned_products
+            .unwrap_or_default()
+            .into_iter()
+            .map(|pp| pp.name.unwrap())
+            .collect(),
+        out.next_page_token,
+        out.total_results_count.unwrap(),
+    )
+}
+
+#[test]
+fn a_sorted_search_continues_after_the_last_item_shown_whatever_was_added_before_it() {
+    let w = World::new();
+    for name in ["b", "d", "f"] {
+        w.provision(name).unwrap();
+    }
+    let (first, token, total) = search_page(&w, Some("name"), None, None);
+    assert_eq!((first, total), (vec!["b".to_string(), "d".to_string()], 3));
+    // Two that sort before the page shown arrive; the next page still starts after "d".
+    for name in ["a", "c"] {
+        w.provision(name).unwrap();
+    }
+    let (second, token, total) = search_page(&w, Some("name"), None, token);
+    assert_eq!((second, token, total), (vec!["f".to_string()], None, 5));
+
+    // Newest first, by creation: the same.
+    let (first, token, _) = search_page(&w, None, Some("DESCENDING"), None);
+    assert_eq!(first, ["c", "a"]);
+    w.provision("e").unwrap();
+    let (second, token, _) = search_page(&w, None, Some("DESCENDING"), token);
+    assert_eq!(second, ["f", "d"]);
+    let (third, token, total) = search_page(&w, None, Some("DESCENDING"), token);
+    assert_eq!((third, token, total), (vec!["b".to_string()], None, 6));
+
+    // By name, descending, across the pages.
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next, _) = search_page(&w, Some("name"), Some("DESCENDING"), token);
+        names.extend(page);
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["f", "e", "d", "c", "b", "a"]);
+    // A token of one order is refused by the other.
+    let (_, by_creation, _) = search_page(&w, None, Some("DESCENDING"), None);
+    let refused = provisioning::search(
+        &w.dev(),
+        sc::SearchProvisionedProductsInput {
+            sort_by: Some("name".into()),
+            page_token: by_creation,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(refused.code, "InvalidParametersException");
+}
+
 #[test]
 fn records_stored_before_their_index_are_found_once_it_is_built() {
     let w = World::new();

@@ -136,11 +136,21 @@ pub(crate) async fn start_server_with(
 
 /// Resident memory of a process, in MiB.
 fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// The most resident memory the process has had (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A size in kB of `/proc/PID/status`, in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -983,9 +993,38 @@ async fn run(options: Options) -> Result<(), String> {
                 &search,
             );
         }
+        // A search that must look at every provisioned product (a sort by name): its time
+        // grows with the account, its memory must not.
+        let (creds, addr) = (s.credentials.clone(), s.addr);
+        let sorted = on_cpu_of(
+            s.child.id(),
+            &format!("sorted search {size}"),
+            load::run(
+                s.addr,
+                1,
+                if size > 1_000 { 4 } else { 200 },
+                Arc::new(move |_| {
+                    prepared(
+                        &creds,
+                        addr,
+                        Api::ServiceCatalog,
+                        "SearchProvisionedProducts",
+                        &json!({"PageSize": 20, "SortBy": "name"}),
+                    )
+                }),
+            ),
+        )
+        .await?;
+        row(
+            &mut report,
+            &format!("SearchProvisionedProducts sorted by name, {size} stored"),
+            1,
+            &sorted,
+        );
         report.push_str(&format!(
-            "(RSS with {size} stored, after the reads: {:.1} MiB)\n",
-            rss_mib(s.child.id())
+            "(RSS with {size} stored, after the reads: {:.1} MiB; most since start-up: {:.1} MiB)\n",
+            rss_mib(s.child.id()),
+            peak_rss_mib(s.child.id())
         ));
     }
     drop(server);

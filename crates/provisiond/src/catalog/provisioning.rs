@@ -914,6 +914,48 @@ pub fn record_history(
     })
 }
 
+/// How many provisioned products a filtered or sorted search decodes at a time.
+const SEARCH_BATCH: usize = 500;
+
+/// Where a provisioned product sorts in a search: by name (then creation) or by creation,
+/// either way round.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SearchKey {
+    Ascending(String, i64),
+    Descending(std::cmp::Reverse<(String, i64)>),
+}
+
+impl SearchKey {
+    fn of(name: String, seq: i64, descending: bool) -> SearchKey {
+        if descending {
+            SearchKey::Descending(std::cmp::Reverse((name, seq)))
+        } else {
+            SearchKey::Ascending(name, seq)
+        }
+    }
+
+    fn parts(&self) -> (&str, i64) {
+        match self {
+            SearchKey::Ascending(name, seq)
+            | SearchKey::Descending(std::cmp::Reverse((name, seq))) => (name, *seq),
+        }
+    }
+
+    fn seq(&self) -> i64 {
+        self.parts().1
+    }
+
+    /// The page token that continues after this key.
+    fn token(&self, by_name: bool) -> String {
+        let (name, seq) = self.parts();
+        if by_name {
+            paging::token_after_named(name, seq)
+        } else {
+            paging::token_after(seq)
+        }
+    }
+}
+
 /// `SearchProvisionedProducts`: the account's provisioned products (`AccessLevelFilter` `User`:
 /// the caller's), narrowed by `Filters` `SearchQuery` (case-insensitive substring of name, id,
 /// status or type, or `field:value`), sorted by `SortBy` (`name`, `createdTime`, default
@@ -959,16 +1001,28 @@ pub fn search(
             .any(|f| f.to_lowercase().contains(&q)),
         }
     };
-    let after = paging::parse_token(input.page_token.as_deref())?;
     let size = paging_size(input.page_size);
+    let by_name = input.sort_by.as_deref() == Some("name");
+    let descending = input.sort_order.as_deref() == Some("DESCENDING");
     // Without a query, a sort or an access filter, a page is read straight from the store in
     // creation order: its cost does not depend on how many provisioned products there are.
     let plain = queries.is_empty()
         && input.sort_by.as_deref().is_none_or(|s| s == "createdTime")
-        && input.sort_order.as_deref() != Some("DESCENDING")
+        && !descending
         && access == super::access_level::AccessLevel::Account;
+    // Otherwise every provisioned product of the account streams past (`TotalResultsCount`
+    // counts all matches) and only the page is kept. A page continues after the sort key of
+    // the last item of the one before: `(name, seq)` by name, `seq` by creation.
+    let after: Option<SearchKey> = if by_name {
+        paging::parse_named_token(input.page_token.as_deref())?
+            .map(|(name, seq)| SearchKey::of(name, seq, descending))
+    } else {
+        paging::parse_token(input.page_token.as_deref())?
+            .map(|seq| SearchKey::of(String::new(), seq, descending))
+    };
     let (page, next, total, names) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let (page, next, total) = if plain {
+            let after = after.as_ref().map(SearchKey::seq);
             let rows = store::list::<ProvisionedProduct>(
                 tx,
                 Kind::ProvisionedProduct,
@@ -981,29 +1035,35 @@ pub fn search(
             let (page, next) = paging::split_page(rows, size);
             (page, next, total)
         } else {
-            let mut found: Vec<ProvisionedProduct> = store::list::<ProvisionedProduct>(
-                tx,
-                Kind::ProvisionedProduct,
-                &scope,
-                "",
-                None,
-                usize::MAX >> 1,
-            )?
-            .into_iter()
-            .map(|(_, p)| p)
-            .filter(|pp| {
-                access.admits(&pp.owner_principal) && queries.iter().all(|q| matches(pp, q))
-            })
-            .collect();
-            if input.sort_by.as_deref() == Some("name") {
-                found.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut top = paging::TopPage::new(after.clone(), size);
+            let mut total = 0i32;
+            let mut from = None;
+            loop {
+                let batch: Vec<(i64, ProvisionedProduct)> =
+                    store::list(tx, Kind::ProvisionedProduct, &scope, "", from, SEARCH_BATCH)?;
+                let ended = batch.len() < SEARCH_BATCH;
+                from = batch.last().map(|(seq, _)| *seq).or(from);
+                for (seq, pp) in batch {
+                    if access.admits(&pp.owner_principal) && queries.iter().all(|q| matches(&pp, q))
+                    {
+                        total = total.saturating_add(1);
+                        let name = if by_name {
+                            pp.name.clone()
+                        } else {
+                            String::new()
+                        };
+                        top.offer(SearchKey::of(name, seq, descending), pp);
+                    }
+                }
+                if ended {
+                    break;
+                }
             }
-            if input.sort_order.as_deref() == Some("DESCENDING") {
-                found.reverse();
-            }
-            let total = found.len() as i32;
-            let (page, next) = paging::page_in_memory(found, after.unwrap_or(-1), size);
-            (page, next, total)
+            let (rows, more) = top.finish();
+            let next = more
+                .then(|| rows.last().map(|(key, _)| key.token(by_name)))
+                .flatten();
+            (rows.into_iter().map(|(_, pp)| pp).collect(), next, total)
         };
         let mut names = std::collections::HashMap::new();
         for pp in &page {
