@@ -69,6 +69,15 @@ pub const ANY_KEY: Facts = Facts {
     audited: false,
 };
 
+/// A read any key may make whose cost grows with the account (a search that must look at
+/// every provisioned product to count its matches), on the pool: however long it takes, it
+/// never holds one of the threads that answer requests.
+pub const ANY_KEY_LONG_READ: Facts = Facts {
+    caller: Caller::AnyKey,
+    runs: Runs::OnPool,
+    audited: false,
+};
+
 /// A call any key may make that may wait (a long poll), on the pool; not audited.
 pub const ANY_KEY_WAITS: Facts = Facts {
     caller: Caller::AnyKey,
