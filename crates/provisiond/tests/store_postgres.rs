@@ -144,15 +144,10 @@ fn point_lookups_and_claims_use_their_index_before_any_statistics() {
         client
             .batch_execute(&format!("BEGIN; PREPARE p{i} AS {sql}"))
             .unwrap();
-        let plan = client
-            .simple_query(&format!("EXPLAIN (FORMAT JSON) EXECUTE p{i}({args})"))
-            .unwrap()
-            .into_iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-                _ => None,
-            })
-            .expect("a plan");
+        let plan = plan_of(
+            &mut client,
+            &format!("EXPLAIN (FORMAT JSON) EXECUTE p{i}({args})"),
+        );
         client.batch_execute("ROLLBACK").unwrap();
         assert!(
             plan.contains(&format!("\"Index Name\": \"{index}\"")),
@@ -172,35 +167,16 @@ fn listing_the_scopes_of_a_kind_steps_from_scope_to_scope() {
     };
     let url = pg.database("scopes");
     let store = PostgresStore::open(&url).unwrap();
-    transact::<_, StoreError>(&store, Mode::Write, |tx| {
-        for i in 0..3_000 {
-            tx.put(
-                Kind::Test,
-                &format!("scope-{}", i % 3),
-                &format!("doc-{i}"),
-                "",
-                b"{}",
-            )?;
-        }
-        tx.put(Kind::Audit, "scope-x", "other-kind", "", b"{}")
-    })
-    .unwrap();
-    let scopes = transact::<_, StoreError>(&store, Mode::Read, |tx| tx.scopes(Kind::Test)).unwrap();
-    assert_eq!(scopes, ["scope-0", "scope-1", "scope-2"]);
+    conformance::fill_three_scopes(&store);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     client.batch_execute("ANALYZE documents").unwrap();
     client
         .batch_execute(&format!("PREPARE scopes AS {SCOPES_OF_KIND}"))
         .unwrap();
-    let plan = client
-        .simple_query("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE scopes('test')")
-        .unwrap()
-        .into_iter()
-        .find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-            _ => None,
-        })
-        .expect("a plan");
+    let plan = plan_of(
+        &mut client,
+        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE scopes('test')",
+    );
     // Rows the scans of the table or its indexes returned, over all their loops: about one per
     // scope, not one per document.
     fn table_rows(node: &serde_json::Value) -> f64 {
@@ -219,6 +195,19 @@ fn listing_the_scopes_of_a_kind_steps_from_scope_to_scope() {
     let value: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let read = table_rows(&value[0]["Plan"]);
     assert!(read <= 20.0, "{read} rows read for 3 scopes:\n{plan}");
+}
+
+/// What `explain` (an `EXPLAIN (FORMAT JSON) …` statement) answers.
+fn plan_of(client: &mut postgres::Client, explain: &str) -> String {
+    client
+        .simple_query(explain)
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a plan")
 }
 
 /// A store on `url` keeps a document and reads it back.

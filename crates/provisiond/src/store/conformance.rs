@@ -675,6 +675,23 @@ fn counts_follow_every_change(store: &dyn Store) {
 /// Checks that a schema's count triggers (`migration`, the one that last defines them) name
 /// exactly the counted kinds ([`Kind::COUNTED`]): each `IN (…)` list in it is theirs, and there
 /// is one per trigger and one for the clean-up of the other kinds' counts.
+/// Stores 3,000 test documents, a thousand in each of three scopes, and one of another kind in
+/// a fourth, and checks the store lists those three scopes as holding test documents: the
+/// setting of each store's test that the listing reads about one entry per scope.
+pub fn fill_three_scopes(store: &dyn Store) {
+    w(store, |tx| {
+        for i in 0..3_000 {
+            let scope = format!("scope-{}", i % 3);
+            tx.put(Kind::Test, &scope, &format!("doc-{i}"), "", b"{}")?;
+        }
+        tx.put(Kind::Audit, "scope-x", "other-kind", "", b"{}")
+    });
+    assert_eq!(
+        r(store, |tx| tx.scopes(Kind::Test)),
+        ["scope-0", "scope-1", "scope-2"]
+    );
+}
+
 pub fn assert_triggers_count_the_counted_kinds(migration: &str, lists: usize) {
     let names: Vec<String> = Kind::COUNTED
         .iter()

@@ -1183,19 +1183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.db");
         let store = SqliteStore::open(&path).unwrap();
-        crate::store::transact::<_, StoreError>(&store, Mode::Write, |tx| {
-            for i in 0..3_000 {
-                tx.put(
-                    Kind::Test,
-                    &format!("scope-{}", i % 3),
-                    &format!("doc-{i}"),
-                    "",
-                    b"{}",
-                )?;
-            }
-            tx.put(Kind::Audit, "scope-x", "other-kind", "", b"{}")
-        })
-        .unwrap();
+        crate::store::conformance::fill_three_scopes(&store);
         drop(store);
         let conn = rusqlite::Connection::open(&path).unwrap();
         let mut stmt = conn.prepare(SCOPES_OF_KIND).unwrap();
