@@ -140,23 +140,31 @@ fn point_lookups_and_claims_use_their_index_before_any_statistics() {
     })
     .unwrap();
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    for (i, (sql, args, index)) in POINT_STATEMENTS.iter().enumerate() {
-        client
-            .batch_execute(&format!("BEGIN; PREPARE p{i} AS {sql}"))
-            .unwrap();
-        let plan = plan_of(
-            &mut client,
-            &format!("EXPLAIN (FORMAT JSON) EXECUTE p{i}({args})"),
-        );
-        client.batch_execute("ROLLBACK").unwrap();
-        assert!(
-            plan.contains(&format!("\"Index Name\": \"{index}\"")),
-            "{sql}\nmust be served by {index}, but its plan is\n{plan}"
-        );
-        assert!(
-            !plan.contains("\"Node Type\": \"Sort\""),
-            "{sql}\nmust read its rows in the index's order, but its plan is\n{plan}"
-        );
+    // The plan for these arguments, and the generic plan PostgreSQL may switch a prepared
+    // statement to after a few executions.
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        for (i, (sql, args, index)) in POINT_STATEMENTS.iter().enumerate() {
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL plan_cache_mode = {mode}; PREPARE p{i} AS {sql}"
+                ))
+                .unwrap();
+            let plan = plan_of(
+                &mut client,
+                &format!("EXPLAIN (FORMAT JSON) EXECUTE p{i}({args})"),
+            );
+            client
+                .batch_execute(&format!("ROLLBACK; DEALLOCATE p{i}"))
+                .unwrap();
+            assert!(
+                plan.contains(&format!("\"Index Name\": \"{index}\"")),
+                "{sql}\nmust be served by {index} ({mode}), but its plan is\n{plan}"
+            );
+            assert!(
+                !plan.contains("\"Node Type\": \"Sort\""),
+                "{sql}\nmust read its rows in the index's order ({mode}), but its plan is\n{plan}"
+            );
+        }
     }
 }
 
