@@ -42,10 +42,12 @@ def test_a_quick_benchmark_runs_every_scenario_without_errors():
     assert "Idle RSS" in run.stdout and "Notify / ceiling at 1 connections" in run.stdout
 
 
+# Past one connection, one replica and the pair take three turns each at Notify, and each row
+# adds the turns up.
 POSTGRES_SCENARIOS = {
-    "PostgreSQL, 1 replica: Notify": 1000,
+    "PostgreSQL, 1 replica: Notify": 3000,
     "PostgreSQL, 1 replica: full cycle": 500,
-    "PostgreSQL, 2 replicas: Notify (spread)": 1000,
+    "PostgreSQL, 2 replicas: Notify (spread)": 3000,
     "PostgreSQL, 2 replicas: full cycle (each call to the next replica)": 500,
     "PostgreSQL alone: Notify-shaped transactions (threads)": 2500,
 }
@@ -62,6 +64,7 @@ def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
         assert "PostgreSQL (1 replica) / SQLite Notify" in run.stdout
         assert "Scale model" in run.stdout
         assert "Each replica of the pair runs" in run.stdout
+        assert "in 3 alternating rounds" in run.stdout and "median" in run.stdout
         # The scratch database is gone: only the server's own databases remain.
         listed = pg.psql("SELECT datname FROM pg_database ORDER BY 1")
         assert listed.split() == ["postgres", "template0", "template1"], listed

@@ -41,6 +41,29 @@ impl Stats {
         }
     }
 
+    /// Several runs of one scenario as one: their requests, errors, wall time and CPU added up.
+    pub fn merged(runs: Vec<Stats>) -> Stats {
+        let add = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        let mut elapsed = Duration::ZERO;
+        let (mut errors, mut server_cpu, mut client_cpu) = (0, None, None);
+        let mut latencies = Vec::new();
+        for run in runs {
+            elapsed += run.elapsed;
+            errors += run.errors;
+            server_cpu = add(server_cpu, run.server_cpu);
+            client_cpu = add(client_cpu, run.client_cpu);
+            latencies.extend(run.latencies);
+        }
+        Stats {
+            server_cpu,
+            client_cpu,
+            ..Stats::new(latencies, errors, elapsed)
+        }
+    }
+
     /// Completed per second.
     pub fn throughput(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
