@@ -956,6 +956,22 @@ impl SearchKey {
     }
 }
 
+/// Whether `field`, lowercased, contains `needle` (lowercased already). Names, ids, statuses
+/// and types are ASCII, compared in place; anything else is lowercased first.
+fn contains_folded(field: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if field.is_ascii() {
+        field
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        field.to_lowercase().contains(needle)
+    }
+}
+
 /// `SearchProvisionedProducts`: the account's provisioned products (`AccessLevelFilter` `User`:
 /// the caller's), narrowed by `Filters` `SearchQuery` (case-insensitive substring of name, id,
 /// status or type, or `field:value`), sorted by `SortBy` (`name`, `createdTime`, default
@@ -975,31 +991,29 @@ pub fn search(
         .clone()
         .unwrap_or_default()
         .get("SearchQuery")
-        .cloned()
+        .map(|queries| queries.iter().map(|q| q.to_lowercase()).collect())
         .unwrap_or_default();
-    let matches = |pp: &ProvisionedProduct, q: &str| {
-        let q = q.to_lowercase();
-        match q.split_once(':') {
-            Some((field, value)) => {
-                let v = match field {
-                    "name" => pp.name.as_str(),
-                    "id" => pp.id.as_str(),
-                    "status" => pp.status.as_str(),
-                    "type" => pp.product_type.as_str(),
-                    "productid" => pp.product_id.as_str(),
-                    _ => return false,
-                };
-                v.to_lowercase().contains(value)
-            }
-            None => [
-                pp.name.as_str(),
-                pp.id.as_str(),
-                pp.status.as_str(),
-                pp.product_type.as_str(),
-            ]
-            .iter()
-            .any(|f| f.to_lowercase().contains(&q)),
+    // `q` is lowercased already: each product's fields are compared without a copy.
+    let matches = |pp: &ProvisionedProduct, q: &str| match q.split_once(':') {
+        Some((field, value)) => {
+            let v = match field {
+                "name" => pp.name.as_str(),
+                "id" => pp.id.as_str(),
+                "status" => pp.status.as_str(),
+                "type" => pp.product_type.as_str(),
+                "productid" => pp.product_id.as_str(),
+                _ => return false,
+            };
+            contains_folded(v, value)
         }
+        None => [
+            pp.name.as_str(),
+            pp.id.as_str(),
+            pp.status.as_str(),
+            pp.product_type.as_str(),
+        ]
+        .iter()
+        .any(|f| contains_folded(f, q)),
     };
     let size = paging_size(input.page_size);
     let by_name = input.sort_by.as_deref() == Some("name");
@@ -1217,6 +1231,22 @@ pub fn update_properties(
 mod tests {
     use super::*;
     use crate::catalog::product::StoredVariable;
+
+    #[test]
+    fn a_search_query_matches_whatever_the_case_of_the_field() {
+        let lowered = |q: &str| q.to_lowercase();
+        assert!(contains_folded("Web-Server-01", &lowered("SERVER")));
+        assert!(contains_folded("Web-Server-01", &lowered("web-server-01")));
+        assert!(contains_folded("AVAILABLE", &lowered("avail")));
+        assert!(contains_folded("anything", ""));
+        assert!(!contains_folded("Web", &lowered("web-server")));
+        assert!(!contains_folded("Web-Server", &lowered("servers")));
+        // The Kelvin sign lowercases to an ASCII k, as `str::to_lowercase` has it.
+        assert!(contains_folded("kube", &lowered("\u{212A}UBE")));
+        // A field outside ASCII is lowercased whole.
+        assert!(contains_folded("ÉTÉ-2026", &lowered("été")));
+        assert!(!contains_folded("ÉTÉ-2026", &lowered("ete")));
+    }
 
     fn variable(name: &str, default: Option<&str>) -> StoredVariable {
         StoredVariable {
