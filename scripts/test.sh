@@ -79,7 +79,8 @@ bash scripts/fuzz.sh --quick 3
 
 step "end-to-end suite (real binary, boto3)"
 cargo build --quiet -p provisiond
-PROVISIOND_BIN="$PWD/target/debug/provisiond" .venv/bin/python -m pytest -q tests/e2e
+# The slowest tests are listed at the end: the suite must keep CI under 20 minutes.
+PROVISIOND_BIN="$PWD/target/debug/provisiond" .venv/bin/python -m pytest -q --durations=15 tests/e2e
 
 step "disk the build took (a CI machine's disk is finite)"
 du -sh target fuzz/target 2>/dev/null || true

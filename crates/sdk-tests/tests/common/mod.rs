@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use aws_sdk_servicecatalog::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use std::path::{Path, PathBuf};
 
 /// A running server; it stops when dropped.
@@ -48,6 +49,7 @@ impl Running {
     /// A Service Catalog client with the admin key.
     pub fn servicecatalog(&self) -> aws_sdk_servicecatalog::Client {
         let config = aws_sdk_servicecatalog::Config::builder()
+            .http_client(http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
@@ -59,6 +61,7 @@ impl Running {
     /// An SQS client with the admin key.
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         let config = aws_sdk_sqs::Config::builder()
+            .http_client(http_client())
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
@@ -72,6 +75,7 @@ impl Running {
     /// An S3 client (path-style) with the admin key.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
+            .http_client(http_client())
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
@@ -80,6 +84,13 @@ impl Running {
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
+}
+
+/// The clients' HTTP client: the SDK's own, on rustls with ring (plain HTTP to the test server).
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 fn read_credentials(path: &Path) -> (String, String) {
