@@ -78,7 +78,10 @@ step "fuzz targets build and run briefly (scripts/fuzz.sh --quick 3)"
 bash scripts/fuzz.sh --quick 3
 
 step "end-to-end suite (real binary, boto3)"
-cargo build --quiet -p provisiond
+# The binary `cargo test --workspace` built already, with the workspace's features: built for
+# `provisiond` alone, its dependencies' features differ and a clean machine compiled them all
+# again (about 2 minutes).
+cargo build --quiet --workspace --all-targets
 # The slowest tests are listed at the end: the suite must keep CI under 20 minutes.
 PROVISIOND_BIN="$PWD/target/debug/provisiond" .venv/bin/python -m pytest -q --durations=15 tests/e2e
 
