@@ -373,6 +373,22 @@ def test_service_instances_see_environment_outputs_and_components_deploy(platfor
     assert code(e)[0] == "ResourceNotFoundException"
     names = [i["name"] for i in p.proton.list_service_instances(serviceName="web", sortBy="name", sortOrder="DESCENDING")["serviceInstances"]]
     assert names == ["two", "one"]
+    # AWS's default order is by service, then instance name; filters of one key are alternatives.
+    listed = p.proton.list_service_instances()["serviceInstances"]
+    assert [(i["serviceName"], i["name"]) for i in listed] == [("web", "one"), ("web", "two")]
+    page = p.proton.list_service_instances(maxResults=1, sortBy="createdAt", sortOrder="DESCENDING")
+    assert [i["name"] for i in page["serviceInstances"]] == ["two"]
+    rest = p.proton.list_service_instances(maxResults=1, sortBy="createdAt", sortOrder="DESCENDING",
+                                           nextToken=page["nextToken"])
+    assert [i["name"] for i in rest["serviceInstances"]] == ["one"] and "nextToken" not in rest
+    filtered = p.proton.list_service_instances(filters=[
+        {"key": "deploymentStatus", "value": "IN_PROGRESS"}, {"key": "deploymentStatus", "value": "FAILED"},
+        {"key": "createdAtAfter", "value": "2020-01-01T00:00:00.000Z"},
+        {"key": "deployedTemplateVersionStatus", "value": "PUBLISHED"}])["serviceInstances"]
+    assert [i["name"] for i in filtered] == ["two"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        p.proton.list_service_instances(filters=[{"key": "createdAtBefore", "value": "last week"}])
+    assert code(e)[0] == "ValidationException"
     succeed(p, f"arn:aws:proton:us-east-1:{p.account}:service/web/service-instance/two")
 
     # A component attached to instance one.

@@ -117,6 +117,29 @@ pub fn parse_named_token(
     }
 }
 
+/// The token that continues after the item whose sort key is `key`, for a list sorted by a key
+/// of its own (a [`TopPage`]); `listing` names the list and its order, so that a token is taken
+/// back only by the listing that issued it. Standard base64, the alphabet Proton's `NextToken`
+/// admits.
+pub fn token_after_key<K: serde::Serialize>(listing: &str, key: &K) -> String {
+    let key = serde_json::to_string(key).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(format!("v1k:{listing}:{key}"))
+}
+
+/// The sort key a [`token_after_key`] token of `listing` continues after; `None` when the
+/// token is not one that listing issued.
+pub fn key_of_token<K: serde::de::DeserializeOwned>(listing: &str, token: &str) -> Option<K> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    let key = text
+        .strip_prefix("v1k:")?
+        .strip_prefix(listing)?
+        .strip_prefix(':')?;
+    serde_json::from_str(key).ok()
+}
+
 /// One page of a list sorted by a key, gathered while the whole list streams by in any order:
 /// the `size` items with the smallest keys past the cursor `after`, and whether more follow.
 /// It holds `size + 1` items at most, however long the list.
@@ -239,6 +262,32 @@ mod tests {
             from = next.and_then(|t| position(&t));
         }
         assert_eq!(found, [9_999], "following the tokens finds it");
+    }
+
+    #[test]
+    fn a_keyed_token_is_taken_back_only_by_its_listing() {
+        let key = ("b\u{e9}ta/\"quoted\"".to_string(), 42i64);
+        let token = token_after_key("things:name:ascending", &key);
+        assert!(token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+=/".contains(&c)));
+        assert_eq!(
+            key_of_token::<(String, i64)>("things:name:ascending", &token),
+            Some(key)
+        );
+        assert_eq!(
+            key_of_token::<(String, i64)>("things:name:descending", &token),
+            None
+        );
+        assert_eq!(key_of_token::<(String, i64)>("things", &token), None);
+        assert_eq!(
+            key_of_token::<(String, i64)>("things:name:ascending", "not base64!"),
+            None
+        );
+        assert_eq!(
+            key_of_token::<(String, i64)>("things:name:ascending", &token_after(7)),
+            None
+        );
     }
 
     #[test]

@@ -49,6 +49,64 @@ pub fn format_http_date(ms: i64) -> String {
     )
 }
 
+/// Parses an RFC 3339 date and time in UTC, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (the form
+/// Proton's date filters take, "with no UTC offset"), into epoch milliseconds; digits of the
+/// fraction past milliseconds are dropped. `None` for anything else, an impossible date included.
+pub fn parse_rfc3339_utc(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || !b.is_ascii() {
+        return None;
+    }
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(i, c)| b[i] != c)
+        || !matches!(b[10], b'T' | b't')
+        || !matches!(b[b.len() - 1], b'Z' | b'z')
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = &text[r];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let fraction = &text[19..text.len() - 1];
+    let millis = match fraction.strip_prefix('.') {
+        None if fraction.is_empty() => 0,
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => {
+            let first3: String = digits.chars().chain("00".chars()).take(3).collect();
+            first3.parse().ok()?
+        }
+        _ => return None,
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let secs = provisiond_sigv4::date::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
+    Some(secs * 1000 + millis)
+}
+
 /// Parses a duration an operator types: a whole number followed by `ms`, `s`, `m`, `h` or `d`
 /// (`0` alone is allowed); in milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
@@ -89,6 +147,43 @@ mod tests {
             format_http_date(1_440_938_160_000),
             "Sun, 30 Aug 2015 12:36:00 GMT"
         );
+    }
+
+    #[test]
+    fn rfc3339_dates_in_utc_parse_to_milliseconds() {
+        assert_eq!(
+            parse_rfc3339_utc("2015-08-30T12:36:00.123Z"),
+            Some(1_440_938_160_123)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2015-08-30T12:36:00Z"),
+            Some(1_440_938_160_000)
+        );
+        // The example of Proton's documentation: a fraction of two digits is 520 ms.
+        assert_eq!(
+            parse_rfc3339_utc("1985-04-12T23:20:50.52Z").map(|ms| ms % 1000),
+            Some(520)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2024-02-29t00:00:00.123456789z"),
+            parse_rfc3339_utc("2024-02-29T00:00:00.123Z")
+        );
+        for bad in [
+            "",
+            "2015-08-30",
+            "2015-08-30T12:36:00",
+            "2015-08-30T12:36:00+01:00",
+            "2015-08-30 12:36:00Z",
+            "2015-08-30T12:36:00.Z",
+            "2015-08-30T12:36:00.1aZ",
+            "2023-02-29T00:00:00Z",
+            "2015-13-01T00:00:00Z",
+            "2015-08-30T24:00:00Z",
+            "+015-08-30T12:36:00Z",
+            "2015-08-30T12:36:00\u{e9}Z",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

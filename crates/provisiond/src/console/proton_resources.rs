@@ -75,7 +75,7 @@ pub fn gather(ctx: &RequestContext) -> Result<Vec<Resource>, AwsError> {
             message: e.deployment_status_message,
         });
     }
-    let instances = proton::service::list_instances(
+    let instances = proton::instance_list::list(
         ctx,
         pr::ListServiceInstancesInput {
             max_results: Some(LISTED),

@@ -6,6 +6,7 @@
 //! - `common.rs`: ARNs, errors, the admin check the table asks for, paging, tags.
 //! - `repository.rs`, `template.rs`, `environment.rs`, `service.rs` (services and their
 //!   instances), `component.rs`, `settings.rs`: the resources.
+//! - `instance_list.rs`: `ListServiceInstances`, its filters, sort orders and pages.
 //! - `schema.rs`: YAML, template schemas, spec validation with defaults.
 //! - `bundle.rs`, `render.rs`: template bundles in, deployment bundles out.
 //! - `deployment.rs`, `target.rs`, `notify.rs`: deployments, the resources they target, and
@@ -20,6 +21,7 @@ pub mod deployable;
 pub mod deployment;
 pub mod environment;
 pub mod in_use;
+pub mod instance_list;
 pub mod notify;
 pub mod operations;
 pub mod render;
@@ -447,7 +449,7 @@ impl pr::Handler for Proton {
         ctx: &RequestContext,
         input: pr::ListServiceInstancesInput,
     ) -> Result<pr::ListServiceInstancesOutput, AwsError> {
-        service::list_instances(ctx, input)
+        instance_list::list(ctx, input)
     }
 
     fn list_service_instance_outputs(

@@ -159,7 +159,8 @@ impl ServiceInstance {
         }
     }
 
-    fn summary(&self) -> pr::ServiceInstanceSummary {
+    /// The instance as a list shows it.
+    pub(crate) fn summary(&self) -> pr::ServiceInstanceSummary {
         let w = self.wire();
         pr::ServiceInstanceSummary {
             arn: w.arn,
@@ -347,15 +348,6 @@ pub fn instances(
     .into_iter()
     .map(|(_, i)| i)
     .collect())
-}
-
-fn all_instances(tx: &mut dyn Tx, scope: &str) -> Result<Vec<ServiceInstance>, AwsError> {
-    let mut out = Vec::new();
-    for (_, service) in store::list::<Service>(tx, Kind::ProtonService, scope, "", None, 1_000_000)?
-    {
-        out.extend(instances(tx, scope, &service.name)?);
-    }
-    Ok(out)
 }
 
 /// Whether an instance runs in the environment `name`.
@@ -948,72 +940,6 @@ pub fn get_instance(
     })?;
     Ok(pr::GetServiceInstanceOutput {
         service_instance: Some(instance.wire()),
-    })
-}
-
-/// `ListServiceInstances`: optionally of one service, filtered by `name`, `deploymentStatus`,
-/// `templateName`, `serviceName` or `environmentName`, sorted by `name`, `deploymentStatus`,
-/// `templateName`, `serviceName`, `environmentName`, `createdAt` or `lastDeploymentAttemptedAt`.
-pub fn list_instances(
-    ctx: &RequestContext,
-    input: pr::ListServiceInstancesInput,
-) -> Result<pr::ListServiceInstancesOutput, AwsError> {
-    let scope = ctx.scope();
-    let mut all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        match input.service_name.as_deref() {
-            Some(service) => {
-                load(tx, &scope, service)?;
-                instances(tx, &scope, service)
-            }
-            None => all_instances(tx, &scope),
-        }
-    })?;
-    for filter in input.filters.iter().flatten() {
-        let key = filter.key.as_deref().unwrap_or_default();
-        let value = filter.value.clone().unwrap_or_default();
-        let field = |i: &ServiceInstance| -> Result<String, AwsError> {
-            Ok(match key {
-                "name" => i.name.clone(),
-                "deploymentStatus" => i.status.status.as_str().to_string(),
-                "templateName" => i.state.template_name.clone(),
-                "serviceName" => i.service_name.clone(),
-                "environmentName" => i.environment_name.clone(),
-                other => {
-                    return Err(invalid(format!(
-                        "The filter {other} is not served by provisiond; use name, deploymentStatus, templateName, serviceName or environmentName."
-                    )))
-                }
-            })
-        };
-        let mut kept = Vec::new();
-        for i in all {
-            if field(&i)? == value {
-                kept.push(i);
-            }
-        }
-        all = kept;
-    }
-    match input.sort_by.as_deref() {
-        Some("name") => all.sort_by(|a, b| a.name.cmp(&b.name)),
-        Some("deploymentStatus") => {
-            all.sort_by(|a, b| a.status.status.as_str().cmp(b.status.status.as_str()))
-        }
-        Some("templateName") => {
-            all.sort_by(|a, b| a.state.template_name.cmp(&b.state.template_name))
-        }
-        Some("serviceName") => all.sort_by(|a, b| a.service_name.cmp(&b.service_name)),
-        Some("environmentName") => all.sort_by(|a, b| a.environment_name.cmp(&b.environment_name)),
-        Some("lastDeploymentAttemptedAt") => all.sort_by_key(|i| i.status.last_attempted_ms),
-        _ => all.sort_by_key(|i| i.created_ms),
-    }
-    if input.sort_order.as_deref() == Some("DESCENDING") {
-        all.reverse();
-    }
-    let summaries: Vec<_> = all.iter().map(ServiceInstance::summary).collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
-    Ok(pr::ListServiceInstancesOutput {
-        service_instances: Some(page),
-        next_token: next,
     })
 }
 

@@ -273,6 +273,23 @@ pub fn versions(
     Ok(all)
 }
 
+/// The version `major.minor` of `name`, if there is one.
+pub fn find_version(
+    tx: &mut dyn Tx,
+    scope: &str,
+    kind: TemplateKind,
+    name: &str,
+    major: u32,
+    minor: u32,
+) -> Result<Option<Version>, AwsError> {
+    Ok(store::get(
+        tx,
+        Kind::ProtonTemplateVersion,
+        scope,
+        &version_id(kind, name, major, minor),
+    )?)
+}
+
 /// The version `major.minor` of `name`, or `ResourceNotFoundException`.
 pub fn get_version(
     tx: &mut dyn Tx,
@@ -282,13 +299,7 @@ pub fn get_version(
     major: u32,
     minor: u32,
 ) -> Result<Version, AwsError> {
-    store::get(
-        tx,
-        Kind::ProtonTemplateVersion,
-        scope,
-        &version_id(kind, name, major, minor),
-    )?
-    .ok_or_else(|| {
+    find_version(tx, scope, kind, name, major, minor)?.ok_or_else(|| {
         not_found(
             &format!("{} version", kind.noun()),
             &format!("{name}:{major}.{minor}"),
@@ -360,7 +371,12 @@ fn save_template(tx: &mut dyn Tx, scope: &str, template: &Template) -> Result<()
     Ok(())
 }
 
-fn save_version(tx: &mut dyn Tx, scope: &str, version: &Version) -> Result<(), AwsError> {
+/// Stores a version (under its template, for the lists of versions).
+pub(crate) fn save_version(
+    tx: &mut dyn Tx,
+    scope: &str,
+    version: &Version,
+) -> Result<(), AwsError> {
     let (kind, name) = (version.kind, &version.template_name);
     store::put(
         tx,
