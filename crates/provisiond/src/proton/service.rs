@@ -216,7 +216,9 @@ impl ServiceInstance {
         delete_tags(tx, scope, &self.arn)?;
         if let Some(service) = find(tx, scope, &self.service_name)? {
             if service.status == ServiceStatus::DeleteInProgress
-                && instances(tx, scope, &service.name)?.is_empty()
+                && tx
+                    .list(Kind::ProtonServiceInstance, scope, &service.name, None, 1)?
+                    .is_empty()
             {
                 tx.delete(Kind::ProtonService, scope, &service.name)?;
                 delete_tags(tx, scope, &service.arn)?;
