@@ -63,6 +63,14 @@ def test_record_history_and_search(world):
     assert attr["UserArn"] == world.dev_principal and attr["Status"] == "UNDER_CHANGE"
     everything = world.dev.search_provisioned_products(SortBy="name", SortOrder="DESCENDING")["ProvisionedProducts"]
     assert [p["Name"] for p in everything] == ["beta", "alpha"]
+    # Each provisioned product of a page shows its own version's name, however many share one.
+    v2 = world.admin.create_provisioning_artifact(ProductId=world.product, Parameters={
+        "Name": "v2", "Info": {"LoadTemplateFromURL": f"file://{world.archive}"}})["ProvisioningArtifactDetail"]["Id"]
+    world.dev.provision_product(ProductId=world.product, ProvisioningArtifactId=v2, ProvisionedProductName="gamma",
+                                ProvisioningParameters=[{"Key": "bucket_name", "Value": "b3"}])
+    shown = world.dev.search_provisioned_products(SortBy="name")["ProvisionedProducts"]
+    assert [(p["Name"], p["ProductName"], p["ProvisioningArtifactName"]) for p in shown] == [
+        ("alpha", "bucket", "v1"), ("beta", "bucket", "v1"), ("gamma", "bucket", "v2")]
     assert world.admin.search_provisioned_products(AccessLevelFilter={"Key": "User", "Value": "Self"})["ProvisionedProducts"] == []
 
 

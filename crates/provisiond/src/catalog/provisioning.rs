@@ -1079,13 +1079,19 @@ pub fn search(
                 .flatten();
             (rows.into_iter().map(|(_, pp)| pp).collect(), next, total)
         };
+        // The name of each product and version on the page, read once: a page's provisioned
+        // products often share a few.
         let mut names = std::collections::HashMap::new();
         for pp in &page {
+            let key = (pp.product_id.clone(), pp.artifact_id.clone());
+            if names.contains_key(&key) {
+                continue;
+            }
             if let Ok(prod) = product::get(tx, &scope, &pp.product_id) {
                 let version = product::get_artifact(tx, &scope, &pp.product_id, &pp.artifact_id)
                     .ok()
                     .and_then(|a| a.name);
-                names.insert(pp.id.clone(), (prod.name, version));
+                names.insert(key, (prod.name, version));
             }
         }
         Ok::<_, AwsError>((page, next, total, names))
@@ -1093,7 +1099,10 @@ pub fn search(
     let attributes = page
         .into_iter()
         .map(|pp| {
-            let (product_name, version_name) = names.get(&pp.id).cloned().unwrap_or_default();
+            let (product_name, version_name) = names
+                .get(&(pp.product_id.clone(), pp.artifact_id.clone()))
+                .cloned()
+                .unwrap_or_default();
             sc::ProvisionedProductAttribute {
                 name: Some(pp.name.clone()),
                 arn: Some(pp.arn.clone()),
