@@ -612,3 +612,137 @@ fn lists_and_checks_by_resource_read_what_they_find_not_the_whole_account() {
         Some("DELETE_IN_PROGRESS")
     );
 }
+
+#[test]
+fn templates_and_repositories_page_in_creation_order_from_the_store() {
+    let w = World::new();
+    let admin = w.admin();
+    // Templates of both kinds share one list in the store: each kind's pages keep to their own.
+    for (env, svc) in [("e2", "s1"), ("e3", "s2")] {
+        template::ops::create_environment_template(
+            &admin,
+            pr::CreateEnvironmentTemplateInput {
+                name: Some(env.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        template::ops::create_service_template(
+            &admin,
+            pr::CreateServiceTemplateInput {
+                name: Some(svc.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let mut environment_templates = Vec::new();
+    let mut service_templates = Vec::new();
+    let (mut env_token, mut svc_token) = (None, None);
+    loop {
+        let envs = template::ops::list_environment_templates(
+            &admin,
+            pr::ListEnvironmentTemplatesInput {
+                max_results: Some(1),
+                next_token: env_token.clone(),
+            },
+        )
+        .unwrap();
+        environment_templates.extend(envs.templates.unwrap().into_iter().map(|t| t.name.unwrap()));
+        env_token = envs.next_token;
+        if env_token.is_none() {
+            break;
+        }
+    }
+    loop {
+        let svcs = template::ops::list_service_templates(
+            &admin,
+            pr::ListServiceTemplatesInput {
+                max_results: Some(1),
+                next_token: svc_token.clone(),
+            },
+        )
+        .unwrap();
+        service_templates.extend(svcs.templates.unwrap().into_iter().map(|t| t.name.unwrap()));
+        svc_token = svcs.next_token;
+        if svc_token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(environment_templates, ["vpc", "e2", "e3"]);
+    assert_eq!(service_templates, ["s1", "s2"]);
+
+    for name in ["acme/apps", "acme/more"] {
+        repository::create(
+            &admin,
+            pr::CreateRepositoryInput {
+                provider: Some("GITHUB".into()),
+                name: Some(name.into()),
+                connection_arn: Some(format!(
+                    "arn:aws:codestar-connections:us-east-1:{ACCOUNT}:connection/c"
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let first = repository::list(
+        &admin,
+        pr::ListRepositoriesInput {
+            max_results: Some(2),
+            next_token: None,
+        },
+    )
+    .unwrap();
+    let rest = repository::list(
+        &admin,
+        pr::ListRepositoriesInput {
+            max_results: Some(2),
+            next_token: first.next_token.clone(),
+        },
+    )
+    .unwrap();
+    let names: Vec<String> = first
+        .repositories
+        .unwrap()
+        .into_iter()
+        .chain(rest.repositories.unwrap())
+        .map(|r| r.name.unwrap())
+        .collect();
+    assert_eq!(names, ["acme/envs", "acme/apps", "acme/more"]);
+    assert_eq!(rest.next_token, None);
+    let e = repository::list(
+        &admin,
+        pr::ListRepositoriesInput {
+            max_results: None,
+            next_token: Some("bm90IGEgdG9rZW4=".into()),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
+
+    // A first page reads the first documents of the list, not the whole account's.
+    plant_unreadable(&w, Kind::ProtonTemplate, "", 300);
+    plant_unreadable(&w, Kind::ProtonRepository, "", 300);
+    let first_templates = template::ops::list_environment_templates(
+        &admin,
+        pr::ListEnvironmentTemplatesInput {
+            max_results: Some(1),
+            next_token: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        first_templates.templates.unwrap()[0].name.as_deref(),
+        Some("vpc")
+    );
+    let first_repositories = repository::list(
+        &admin,
+        pr::ListRepositoriesInput {
+            max_results: Some(2),
+            next_token: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(first_repositories.repositories.unwrap().len(), 2);
+}

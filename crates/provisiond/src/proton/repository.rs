@@ -3,8 +3,11 @@
 //! which git repository on disk it means is the server's configuration (`serve
 //! --git-repository NAME=PATH`, see `delivery.rs`).
 
-use super::common::{arn, conflict, create_tags, delete_tags, not_found, page};
+use super::common::{
+    arn, conflict, create_tags, delete_tags, not_found, page_size, parse_next_token,
+};
 use crate::context::RequestContext;
+use crate::paging;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
@@ -104,19 +107,25 @@ pub fn list(
     ctx: &RequestContext,
     input: pr::ListRepositoriesInput,
 ) -> Result<pr::ListRepositoriesOutput, AwsError> {
-    let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Repository>(tx, Kind::ProtonRepository, &ctx.scope(), "", None, 100_000)
+    let after = parse_next_token(input.next_token.as_deref())?;
+    let scope = ctx.scope();
+    let (repositories, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            after,
+            page_size(input.max_results),
+            |from, limit| store::list(tx, Kind::ProtonRepository, &scope, "", from, limit),
+            |_: &Repository| true,
+        )
     })?;
-    let summaries: Vec<pr::RepositorySummary> = all
+    let page: Vec<pr::RepositorySummary> = repositories
         .into_iter()
-        .map(|(_, r)| pr::RepositorySummary {
+        .map(|r| pr::RepositorySummary {
             arn: Some(r.arn),
             connection_arn: Some(r.connection_arn),
             name: Some(r.name),
             provider: Some(r.provider),
         })
         .collect();
-    let (page, next) = page(summaries, input.next_token.as_deref(), input.max_results)?;
     Ok(pr::ListRepositoriesOutput {
         repositories: Some(page),
         next_token: next,

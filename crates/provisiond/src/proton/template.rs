@@ -8,12 +8,15 @@
 //! `UpdateEnvironmentTemplateVersion{status: PUBLISHED}` publishes; the template's
 //! `recommendedVersion` is the highest published minor of the highest major that has one.
 
-use super::common::{arn, conflict, create_tags, delete_tags, invalid, not_found, page};
+use super::common::{
+    arn, conflict, create_tags, delete_tags, invalid, not_found, page, page_size, parse_next_token,
+};
 use super::dependents::Dependents;
 use super::schema::{yaml_to_json, Schema};
 use super::status::VersionStatus;
 use crate::catalog::product::ARTIFACT_BUCKET;
 use crate::context::RequestContext;
+use crate::paging;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
 use md5::{Digest, Md5};
 use provisiond_formats::bundle::{self, Files};
@@ -476,15 +479,24 @@ fn update_template(
     })
 }
 
-fn list_templates(ctx: &RequestContext, kind: TemplateKind) -> Result<Vec<Template>, AwsError> {
-    let all = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<Template>(tx, Kind::ProtonTemplate, &ctx.scope(), "", None, 100_000)
-    })?;
-    Ok(all
-        .into_iter()
-        .map(|(_, t)| t)
-        .filter(|t| t.kind == kind)
-        .collect())
+/// One page of the templates of `kind`, in creation order, read straight from the store (both
+/// kinds share the list; a page looks at a bounded number of the other kind's).
+fn template_page(
+    ctx: &RequestContext,
+    kind: TemplateKind,
+    next_token: Option<&str>,
+    max_results: Option<i32>,
+) -> Result<(Vec<Template>, Option<String>), AwsError> {
+    let after = parse_next_token(next_token)?;
+    let scope = ctx.scope();
+    Ok(transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        paging::scan_page(
+            after,
+            page_size(max_results),
+            |from, limit| store::list(tx, Kind::ProtonTemplate, &scope, "", from, limit),
+            |t: &Template| t.kind == kind,
+        )
+    })?)
 }
 
 fn delete_template(
@@ -944,13 +956,10 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::ListEnvironmentTemplatesInput,
     ) -> Result<pr::ListEnvironmentTemplatesOutput, AwsError> {
-        let all: Vec<_> = list_templates(ctx, Env)?
-            .iter()
-            .map(Template::summary)
-            .collect();
-        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        let (templates, next) =
+            template_page(ctx, Env, input.next_token.as_deref(), input.max_results)?;
         Ok(pr::ListEnvironmentTemplatesOutput {
-            templates: Some(page),
+            templates: Some(templates.iter().map(Template::summary).collect()),
             next_token: next,
         })
     }
@@ -960,13 +969,10 @@ pub mod ops {
         ctx: &RequestContext,
         input: pr::ListServiceTemplatesInput,
     ) -> Result<pr::ListServiceTemplatesOutput, AwsError> {
-        let all: Vec<_> = list_templates(ctx, Svc)?
-            .iter()
-            .map(Template::service_summary)
-            .collect();
-        let (page, next) = page(all, input.next_token.as_deref(), input.max_results)?;
+        let (templates, next) =
+            template_page(ctx, Svc, input.next_token.as_deref(), input.max_results)?;
         Ok(pr::ListServiceTemplatesOutput {
-            templates: Some(page),
+            templates: Some(templates.iter().map(Template::service_summary).collect()),
             next_token: next,
         })
     }
