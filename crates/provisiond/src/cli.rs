@@ -476,6 +476,7 @@ pub fn main() -> ExitCode {
 fn index_backfills() -> Vec<crate::store::index::Backfill> {
     use crate::store::index::backfill;
     vec![
+        backfill::<crate::catalog::product::Product>(),
         backfill::<crate::catalog::provisioning::Record>(),
         backfill::<crate::catalog::plan::Plan>(),
         backfill::<crate::proton::environment::Environment>(),

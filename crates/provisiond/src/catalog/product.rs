@@ -7,6 +7,7 @@
 
 use super::{artifact_source, portfolio, terraform};
 use crate::context::RequestContext;
+use crate::store::index::Index;
 use crate::store::{self, transact, Kind, Mode, StoredObject, Tx};
 use crate::{idempotency, paging};
 use md5::{Digest, Md5};
@@ -194,11 +195,24 @@ pub fn get(tx: &mut dyn Tx, scope: &str, id: &str) -> Result<Product, AwsError> 
     store::get(tx, Kind::Product, scope, id)?.ok_or_else(|| product_not_found(id))
 }
 
+/// Products by name (names need not be unique).
+pub(crate) const PRODUCTS_BY_NAME: Index = Index::new(Kind::Product, "name");
+
+impl store::index::Indexed for Product {
+    const KIND: Kind = Kind::Product;
+    const INDEXES: &'static [Index] = &[PRODUCTS_BY_NAME];
+    fn index_values(&self) -> Vec<(Index, String)> {
+        vec![(PRODUCTS_BY_NAME, self.name.clone())]
+    }
+}
+
+/// The product named `name`, found through its index; of several with the name, the one
+/// created first.
 pub(super) fn find_by_name(tx: &mut dyn Tx, scope: &str, name: &str) -> Result<Product, AwsError> {
-    store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)?
+    PRODUCTS_BY_NAME
+        .all(tx, scope, name, |p: &Product| p.name == name)?
         .into_iter()
-        .map(|(_, p)| p)
-        .find(|p| p.name == name)
+        .min_by_key(|p| p.created_ms)
         .ok_or_else(|| {
             ErrorCode::ResourceNotFoundException.with(format!("Product named {name} not found."))
         })
@@ -379,6 +393,7 @@ pub fn create(
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
         idempotency::remember(tx, &scope, "CreateProduct", &token, |tx| {
             store::insert(tx, Kind::Product, &scope, &product.id, "", &product)?;
+            store::index::note(tx, &scope, &product.id, &product)?;
             if let Some((artifact, object)) = &prepared {
                 save_artifact(tx, ctx, &scope, artifact, object)?;
             }
@@ -441,7 +456,7 @@ pub fn delete(
     let id = input.id.unwrap_or_default();
     let scope = ctx.scope();
     transact(ctx.store.as_ref(), Mode::Write, |tx| {
-        get(tx, &scope, &id)?;
+        let product = get(tx, &scope, &id)?;
         if !tx
             .list(Kind::ProductPortfolio, &scope, &id, None, 1)?
             .is_empty()
@@ -455,6 +470,7 @@ pub fn delete(
             tx.delete(Kind::Artifact, &scope, &artifact.id)?;
         }
         tx.delete(Kind::Product, &scope, &id)?;
+        store::index::forget(tx, &scope, &id, &product)?;
         Ok(sc::DeleteProductOutput {})
     })
 }
@@ -749,8 +765,10 @@ pub fn update(
                 field.clone_from(value);
             }
         };
-        if let Some(name) = &input.name {
+        if let Some(name) = input.name.as_ref().filter(|n| **n != p.name) {
+            store::index::forget(tx, &scope, &id, &p)?;
             p.name = name.clone();
+            store::index::note(tx, &scope, &id, &p)?;
         }
         if let Some(owner) = &input.owner {
             p.owner = owner.clone();
@@ -887,6 +905,7 @@ mod tests {
         transact(fx.store.as_ref(), Mode::Write, |tx| {
             for (p, name) in [("prod-a", "web"), ("prod-b", "db")] {
                 store::put(tx, Kind::Product, &scope, p, "", &product(p, name))?;
+                store::index::note(tx, &scope, p, &product(p, name))?;
             }
             for (a, p, name) in [
                 ("pa-1", "prod-a", "v1"),
@@ -916,5 +935,83 @@ mod tests {
             err.message,
             "Either ProvisioningArtifactId or ProvisioningArtifactName must be given."
         );
+    }
+
+    #[test]
+    fn products_are_found_by_name_through_their_index_whatever_else_is_stored() {
+        let fx = Fixture::new();
+        let admin = fx.ctx("platform", true);
+        let scope = admin.scope();
+        let find = |name: &str| {
+            transact(fx.store.as_ref(), Mode::Read, |tx| {
+                find_by_name(tx, &scope, name).map(|p| p.id)
+            })
+        };
+        transact(fx.store.as_ref(), Mode::Write, |tx| {
+            // Two products share a name: the one created first answers for it.
+            for (p, name, created_ms) in [
+                ("prod-b", "web", 20),
+                ("prod-a", "web", 10),
+                ("prod-c", "db", 30),
+            ] {
+                let product = Product {
+                    created_ms,
+                    ..product(p, name)
+                };
+                store::put(tx, Kind::Product, &scope, p, "", &product)?;
+                store::index::note(tx, &scope, p, &product)?;
+            }
+            // Products no lookup by name may read: one would fail to decode.
+            for i in 0..300 {
+                tx.put(
+                    Kind::Product,
+                    &scope,
+                    &format!("prod-broken-{i}"),
+                    "",
+                    b"not a product",
+                )?;
+            }
+            Ok::<_, AwsError>(())
+        })
+        .unwrap();
+        assert_eq!(find("web").unwrap(), "prod-a");
+        assert_eq!(find("db").unwrap(), "prod-c");
+        // Renamed: found by the new name only.
+        update(
+            &admin,
+            sc::UpdateProductInput {
+                id: Some("prod-c".into()),
+                name: Some("database".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(find("database").unwrap(), "prod-c");
+        assert_eq!(find("db").unwrap_err().code, "ResourceNotFoundException");
+        // Deleted: no longer found; the other of its name answers.
+        delete(
+            &admin,
+            sc::DeleteProductInput {
+                id: Some("prod-a".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(find("web").unwrap(), "prod-b");
+        // A name as long as the model allows.
+        let long = "n".repeat(8_191);
+        transact(fx.store.as_ref(), Mode::Write, |tx| {
+            store::put(
+                tx,
+                Kind::Product,
+                &scope,
+                "prod-long",
+                "",
+                &product("prod-long", &long),
+            )?;
+            store::index::note(tx, &scope, "prod-long", &product("prod-long", &long))
+        })
+        .unwrap();
+        assert_eq!(find(&long).unwrap(), "prod-long");
     }
 }

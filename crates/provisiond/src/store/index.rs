@@ -25,7 +25,15 @@ impl Index {
         Index { kind, name }
     }
 
+    /// The list the entries of `value` sit under. A value longer than [`LONGEST_VALUE_KEPT`]
+    /// bytes is named by its SHA-256 instead (PostgreSQL refuses index rows over about 2.7 kB;
+    /// readers check the value again, so two values sharing a list would still be told apart).
     fn parent(&self, value: &str) -> String {
+        if value.len() > LONGEST_VALUE_KEPT {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+            return format!("{}/{}/#sha256:{digest}", self.kind.as_str(), self.name);
+        }
         format!("{}/{}/{value}", self.kind.as_str(), self.name)
     }
 
@@ -110,6 +118,9 @@ impl Index {
         }
     }
 }
+
+/// The longest indexed value kept as it is in its entries' list name, in bytes.
+pub const LONGEST_VALUE_KEPT: usize = 128;
 
 /// Entries read (and written by [`build_missing`]) per round trip.
 pub const PAGE: usize = 500;
@@ -296,6 +307,43 @@ mod tests {
         })
         .unwrap();
         assert!(other_scope.is_empty());
+    }
+
+    #[test]
+    fn long_values_are_listed_under_their_digest_and_still_told_apart() {
+        let (_dir, store) = store();
+        let long = |last: char| format!("{}{last}", "x".repeat(8_000));
+        transact(&store, Mode::Write, |tx| {
+            for (id, c) in [
+                ("a", long('a')),
+                ("b", long('b')),
+                ("c", "short".to_string()),
+            ] {
+                tx.put(
+                    Kind::Test,
+                    "s",
+                    id,
+                    "",
+                    serde_json::to_vec(&c).unwrap().as_slice(),
+                )?;
+                BY_COLOUR.add(tx, "s", &c, id)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        for last in ['a', 'b'] {
+            let found: Vec<String> = transact(&store, Mode::Read, |tx| {
+                BY_COLOUR.all(tx, "s", &long(last), |c: &String| *c == long(last))
+            })
+            .unwrap();
+            assert_eq!(found, [long(last)]);
+        }
+        let hashed = BY_COLOUR.parent(&long('a'));
+        assert!(
+            hashed.len() < 100 && hashed.contains("#sha256:"),
+            "{hashed}"
+        );
+        assert_eq!(BY_COLOUR.parent("short"), "test/colour/short");
     }
 
     #[derive(serde::Deserialize)]
