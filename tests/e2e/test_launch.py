@@ -24,7 +24,7 @@ def catalog(server, tmp_path):
     sc.associate_product_with_portfolio(ProductId=pid, PortfolioId=port)
     return {
         "account": account, "sc": sc, "dev": server.client("servicecatalog", dev_key), "product": pid,
-        "artifact": out["ProvisioningArtifactDetail"]["Id"], "portfolio": port,
+        "artifact": out["ProvisioningArtifactDetail"]["Id"], "portfolio": port, "url": f"file://{archive}",
     }
 
 
@@ -49,6 +49,21 @@ def test_launch_constraint_lifecycle(catalog):
     described = sc.describe_constraint(Id=detail["ConstraintId"])
     assert described["ConstraintParameters"] == f'{{"RoleArn":"{role}"}}'
     assert [c["ConstraintId"] for c in sc.list_constraints_for_portfolio(PortfolioId=catalog["portfolio"])["ConstraintDetails"]] == [detail["ConstraintId"]]
+    # A second product's constraint: pages of one, and the list narrowed to one product.
+    other = sc.create_product(Name="other", Owner="platform", ProductType="TERRAFORM_OPEN_SOURCE",
+                              ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": catalog["url"]}})
+    other_id = other["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    sc.associate_product_with_portfolio(ProductId=other_id, PortfolioId=catalog["portfolio"])
+    second = sc.create_constraint(PortfolioId=catalog["portfolio"], ProductId=other_id, Type="LAUNCH",
+                                  Parameters=f'{{"RoleArn": "{role}"}}')["ConstraintDetail"]["ConstraintId"]
+    first_page = sc.list_constraints_for_portfolio(PortfolioId=catalog["portfolio"], PageSize=1)
+    rest = sc.list_constraints_for_portfolio(PortfolioId=catalog["portfolio"], PageSize=1, PageToken=first_page["NextPageToken"])
+    assert [c["ConstraintId"] for c in first_page["ConstraintDetails"] + rest["ConstraintDetails"]] == [detail["ConstraintId"], second]
+    assert "NextPageToken" not in rest
+    narrowed = sc.list_constraints_for_portfolio(PortfolioId=catalog["portfolio"], ProductId=other_id)["ConstraintDetails"]
+    assert [c["ConstraintId"] for c in narrowed] == [second]
+    sc.delete_constraint(Id=second)
+    sc.disassociate_product_from_portfolio(ProductId=other_id, PortfolioId=catalog["portfolio"])
     for call in (lambda: sc.disassociate_product_from_portfolio(ProductId=catalog["product"], PortfolioId=catalog["portfolio"]),
                  lambda: sc.delete_portfolio(Id=catalog["portfolio"])):
         with pytest.raises(botocore.exceptions.ClientError) as e:

@@ -67,9 +67,8 @@ pub fn launch_constraint(
     product_id: &str,
 ) -> Result<Option<Constraint>, AwsError> {
     Ok(
-        store::list::<Constraint>(tx, Kind::Constraint, scope, portfolio_id, None, 10_000)?
+        store::list_all::<Constraint>(tx, Kind::Constraint, scope, portfolio_id)?
             .into_iter()
-            .map(|(_, c)| c)
             .find(|c| c.product_id == product_id && c.constraint_type == "LAUNCH"),
     )
 }
@@ -208,13 +207,13 @@ pub fn list_for_portfolio(
     let scope = ctx.scope();
     let (page, next) = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         portfolio::get(tx, &scope, &portfolio_id)?;
-        let mut rows: Vec<(i64, Constraint)> =
-            store::list(tx, Kind::Constraint, &scope, &portfolio_id, after, 10_000)?;
-        if let Some(product_id) = &input.product_id {
-            rows.retain(|(_, c)| &c.product_id == product_id);
-        }
-        rows.truncate(size + 1);
-        Ok::<_, AwsError>(paging::split_page(rows, size))
+        let product_id = input.product_id.as_deref();
+        Ok::<_, AwsError>(paging::scan_page(
+            after,
+            size,
+            |from, limit| store::list(tx, Kind::Constraint, &scope, &portfolio_id, from, limit),
+            |c: &Constraint| product_id.is_none_or(|p| c.product_id == p),
+        )?)
     })?;
     Ok(sc::ListConstraintsForPortfolioOutput {
         constraint_details: Some(page.iter().map(Constraint::detail).collect()),

@@ -37,16 +37,10 @@ pub fn paths(
     product_id: &str,
 ) -> Result<Vec<LaunchPath>, AwsError> {
     product::get(tx, scope, product_id)?;
-    let links = store::list::<product::ProductLink>(
-        tx,
-        Kind::ProductPortfolio,
-        scope,
-        product_id,
-        None,
-        10_000,
-    )?;
+    let links =
+        store::list_all::<product::ProductLink>(tx, Kind::ProductPortfolio, scope, product_id)?;
     let mut out = Vec::new();
-    for (_, link) in links {
+    for link in links {
         let associations = principal::of_portfolio(tx, scope, &link.portfolio_id)?;
         if !associations
             .iter()

@@ -201,17 +201,12 @@ pub fn of_portfolio(
     scope: &str,
     portfolio_id: &str,
 ) -> Result<Vec<Association>, AwsError> {
-    Ok(store::list::<Association>(
+    Ok(store::list_all::<Association>(
         tx,
         Kind::PortfolioPrincipal,
         scope,
         portfolio_id,
-        None,
-        10_000,
-    )?
-    .into_iter()
-    .map(|(_, a)| a)
-    .collect())
+    )?)
 }
 
 #[cfg(test)]

@@ -224,12 +224,12 @@ pub fn artifacts(
     scope: &str,
     product_id: &str,
 ) -> Result<Vec<Artifact>, AwsError> {
-    Ok(
-        store::list::<Artifact>(tx, Kind::Artifact, scope, product_id, None, 100_000)?
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect(),
-    )
+    Ok(store::list_all::<Artifact>(
+        tx,
+        Kind::Artifact,
+        scope,
+        product_id,
+    )?)
 }
 
 /// The version `artifact_id` of `product_id`, or `ResourceNotFoundException`.
@@ -497,24 +497,19 @@ pub fn search_as_admin(
         let products: Vec<Product> = match input.portfolio_id.as_deref() {
             Some(portfolio_id) => {
                 portfolio::get(tx, &scope, portfolio_id)?;
-                let links = store::list::<ProductLink>(
+                let links = store::list_all::<ProductLink>(
                     tx,
                     Kind::PortfolioProduct,
                     &scope,
                     portfolio_id,
-                    None,
-                    100_000,
                 )?;
                 let mut products = Vec::new();
-                for (_, link) in links {
+                for link in links {
                     products.push(get(tx, &scope, &link.product_id)?);
                 }
                 products
             }
-            None => store::list::<Product>(tx, Kind::Product, &scope, "", None, 100_000)?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect(),
+            None => store::list_all::<Product>(tx, Kind::Product, &scope, "")?,
         };
         query.apply(tx, &scope, products)
     })?;

@@ -18,7 +18,7 @@ fn launchable(
     scope: &str,
 ) -> Result<Vec<(Product, Vec<launch_path::LaunchPath>)>, AwsError> {
     let mut out = Vec::new();
-    for (_, p) in store::list::<Product>(tx, Kind::Product, scope, "", None, 100_000)? {
+    for p in store::list_all::<Product>(tx, Kind::Product, scope, "")? {
         let paths = launch_path::paths(tx, ctx, scope, &p.id)?;
         if !paths.is_empty() {
             out.push((p, paths));

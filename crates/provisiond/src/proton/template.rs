@@ -261,17 +261,12 @@ pub fn versions(
     kind: TemplateKind,
     name: &str,
 ) -> Result<Vec<Version>, AwsError> {
-    let mut all: Vec<Version> = store::list::<Version>(
+    let mut all: Vec<Version> = store::list_all::<Version>(
         tx,
         Kind::ProtonTemplateVersion,
         scope,
         &template_id(kind, name),
-        None,
-        100_000,
-    )?
-    .into_iter()
-    .map(|(_, v)| v)
-    .collect();
+    )?;
     all.sort_by_key(|v| (v.major, v.minor));
     Ok(all)
 }

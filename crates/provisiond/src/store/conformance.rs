@@ -803,6 +803,22 @@ fn lists_keep_insertion_order_and_page(store: &dyn Store) {
     // In a write transaction too (the PostgreSQL store remembers what it listed).
     let in_write = w(store, |tx| tx.list_newest(Kind::Test, "s2", "q", None, 3));
     assert_eq!(in_write.len(), 1);
+
+    // `list_all` reads past any one page, in list order.
+    w(store, |tx| {
+        for i in 0..1_203 {
+            tx.put(
+                Kind::Test,
+                "s2",
+                &format!("many-{i}"),
+                "many",
+                format!("{i}").as_bytes(),
+            )?;
+        }
+        Ok(())
+    });
+    let all: Vec<u32> = r(store, |tx| super::list_all(tx, Kind::Test, "s2", "many"));
+    assert_eq!(all, (0..1_203).collect::<Vec<u32>>());
 }
 
 fn a_failed_transaction_leaves_nothing(store: &dyn Store) {

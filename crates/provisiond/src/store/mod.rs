@@ -865,6 +865,30 @@ pub fn list<T: DeserializeOwned>(
         .collect()
 }
 
+/// Every document under `parent`, in list order, read a page at a time: for lists whose
+/// length the domain bounds (a portfolio's constraints, a product's versions), never cut short.
+pub fn list_all<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    scope: &str,
+    parent: &str,
+) -> Result<Vec<T>, StoreError> {
+    const PAGE: usize = 500;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = tx.list(kind, scope, parent, after, PAGE)?;
+        let ended = rows.len() < PAGE;
+        after = rows.last().map(|row| row.seq).or(after);
+        for row in rows {
+            out.push(decode(kind, &row.body)?);
+        }
+        if ended {
+            return Ok(out);
+        }
+    }
+}
+
 /// Lists documents as `(seq, T)`, newest first (see [`Tx::list_newest`]).
 pub fn list_newest<T: DeserializeOwned>(
     tx: &mut dyn Tx,
