@@ -139,14 +139,13 @@ pub(super) fn list(
         ));
     }
     let scope = ctx.scope();
-    let mut tasks: Vec<MoveTask> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
-        store::list::<MoveTask>(tx, Kind::QueueMoveTask, &scope, &source, None, 1000)
+    // The most recent first, read newest first: however many the queue has had.
+    let tasks: Vec<MoveTask> = transact(ctx.store.as_ref(), Mode::Read, |tx| {
+        store::list_newest::<MoveTask>(tx, Kind::QueueMoveTask, &scope, &source, None, max as usize)
     })?
     .into_iter()
     .map(|(_, t)| t)
     .collect();
-    tasks.reverse();
-    tasks.truncate(max as usize);
     Ok(sqs::ListMessageMoveTasksResult {
         results: Some(
             tasks
@@ -198,4 +197,48 @@ pub(super) fn sources(
         queue_urls: Some(urls),
         next_token: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Fixture;
+
+    #[test]
+    fn the_most_recent_move_tasks_are_listed_however_many_there_were() {
+        let fx = Fixture::new();
+        let ctx = fx.ctx("platform", true);
+        let scope = ctx.scope();
+        let source = "ServiceCatalogTerraformOSProvisionOperationQueue-dlq";
+        transact(fx.store.as_ref(), Mode::Write, |tx| {
+            for i in 0..1_005 {
+                let task = MoveTask {
+                    handle: format!("task-{i}"),
+                    source_arn: arn(&ctx, source),
+                    destination_arn: arn(&ctx, "ServiceCatalogTerraformOSProvisionOperationQueue"),
+                    moved: i,
+                    started_ms: i,
+                    max_per_second: None,
+                };
+                store::put(tx, Kind::QueueMoveTask, &scope, &task.handle, source, &task)?;
+            }
+            Ok::<_, AwsError>(())
+        })
+        .unwrap();
+        let listed = list(
+            &ctx,
+            sqs::ListMessageMoveTasksRequest {
+                source_arn: Some(arn(&ctx, source)),
+                max_results: Some(3),
+            },
+        )
+        .unwrap();
+        let moved: Vec<i64> = listed
+            .results
+            .unwrap()
+            .into_iter()
+            .map(|t| t.approximate_number_of_messages_moved.unwrap())
+            .collect();
+        assert_eq!(moved, [1_004, 1_003, 1_002]);
+    }
 }
