@@ -636,39 +636,42 @@ fn templates_and_repositories_page_in_creation_order_from_the_store() {
         )
         .unwrap();
     }
-    let mut environment_templates = Vec::new();
-    let mut service_templates = Vec::new();
-    let (mut env_token, mut svc_token) = (None, None);
-    loop {
-        let envs = template::ops::list_environment_templates(
+    // Every page, following the tokens, of a list read by `page`.
+    let all_pages = |page: &dyn Fn(Option<String>) -> (Vec<String>, Option<String>)| {
+        let (mut names, mut token) = (Vec::new(), None);
+        loop {
+            let (more, next) = page(token);
+            names.extend(more);
+            token = next;
+            if token.is_none() {
+                return names;
+            }
+        }
+    };
+    let environment_templates = all_pages(&|next_token| {
+        let out = template::ops::list_environment_templates(
             &admin,
             pr::ListEnvironmentTemplatesInput {
                 max_results: Some(1),
-                next_token: env_token.clone(),
+                next_token,
             },
         )
         .unwrap();
-        environment_templates.extend(envs.templates.unwrap().into_iter().map(|t| t.name.unwrap()));
-        env_token = envs.next_token;
-        if env_token.is_none() {
-            break;
-        }
-    }
-    loop {
-        let svcs = template::ops::list_service_templates(
+        let names = out.templates.unwrap().into_iter().map(|t| t.name.unwrap());
+        (names.collect(), out.next_token)
+    });
+    let service_templates = all_pages(&|next_token| {
+        let out = template::ops::list_service_templates(
             &admin,
             pr::ListServiceTemplatesInput {
                 max_results: Some(1),
-                next_token: svc_token.clone(),
+                next_token,
             },
         )
         .unwrap();
-        service_templates.extend(svcs.templates.unwrap().into_iter().map(|t| t.name.unwrap()));
-        svc_token = svcs.next_token;
-        if svc_token.is_none() {
-            break;
-        }
-    }
+        let names = out.templates.unwrap().into_iter().map(|t| t.name.unwrap());
+        (names.collect(), out.next_token)
+    });
     assert_eq!(environment_templates, ["vpc", "e2", "e3"]);
     assert_eq!(service_templates, ["s1", "s2"]);
 

@@ -585,74 +585,62 @@ mod tests {
     #[test]
     fn filters_of_one_key_are_alternatives_and_keys_all_apply() {
         let f = world();
-        assert_eq!(
-            filtered(&f, &[("deploymentStatus", "SUCCEEDED")]).unwrap(),
-            ["api/alpha", "web/two"]
+        // The filters given, and the instances listed.
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static [&'static str],
         );
-        assert_eq!(
-            filtered(
-                &f,
+        let cases: &[Case] = &[
+            (
+                &[("deploymentStatus", "SUCCEEDED")],
+                &["api/alpha", "web/two"],
+            ),
+            (
                 &[
                     ("deploymentStatus", "SUCCEEDED"),
-                    ("deploymentStatus", "FAILED")
-                ]
-            )
-            .unwrap(),
-            ["api/alpha", "api/zeta", "web/two"]
-        );
-        assert_eq!(
-            filtered(
-                &f,
+                    ("deploymentStatus", "FAILED"),
+                ],
+                &["api/alpha", "api/zeta", "web/two"],
+            ),
+            (
                 &[
                     ("deploymentStatus", "SUCCEEDED"),
                     ("environmentName", "dev"),
-                    ("deploymentStatus", "FAILED")
-                ]
-            )
-            .unwrap(),
-            ["api/alpha", "api/zeta"]
-        );
-        assert_eq!(
-            filtered(
-                &f,
+                    ("deploymentStatus", "FAILED"),
+                ],
+                &["api/alpha", "api/zeta"],
+            ),
+            (
                 &[
                     ("name", "one"),
                     ("serviceName", "web"),
-                    ("templateName", "svc")
-                ]
-            )
-            .unwrap(),
-            ["web/one"]
-        );
-        // The status of the version each is deployed on: `other` 1.0 is gone, so it is neither.
-        assert_eq!(
-            filtered(&f, &[("deployedTemplateVersionStatus", "PUBLISHED")]).unwrap(),
-            ["api/zeta", "web/two"]
-        );
-        assert_eq!(
-            filtered(&f, &[("deployedTemplateVersionStatus", "DRAFT")]).unwrap(),
-            ["web/one"]
-        );
-        // Dates: strictly before or after, in RFC 3339 UTC.
-        assert_eq!(
-            filtered(&f, &[("createdAtAfter", "1970-01-01T00:00:02.000Z")]).unwrap(),
-            ["api/alpha", "web/two"]
-        );
-        assert_eq!(
-            filtered(&f, &[("createdAtBefore", "1970-01-01T00:00:02Z")]).unwrap(),
-            ["web/one"]
-        );
-        assert_eq!(
-            filtered(
-                &f,
+                    ("templateName", "svc"),
+                ],
+                &["web/one"],
+            ),
+            // The status of the version each is deployed on: `other` 1.0 is gone, so neither.
+            (
+                &[("deployedTemplateVersionStatus", "PUBLISHED")],
+                &["api/zeta", "web/two"],
+            ),
+            (&[("deployedTemplateVersionStatus", "DRAFT")], &["web/one"]),
+            // Dates: strictly before or after, in RFC 3339 UTC.
+            (
+                &[("createdAtAfter", "1970-01-01T00:00:02.000Z")],
+                &["api/alpha", "web/two"],
+            ),
+            (&[("createdAtBefore", "1970-01-01T00:00:02Z")], &["web/one"]),
+            (
                 &[
                     ("lastDeploymentAttemptedAtAfter", "1970-01-01T00:00:01.000Z"),
                     ("lastDeploymentAttemptedAtBefore", "1970-01-01T00:00:04.5Z"),
-                ]
-            )
-            .unwrap(),
-            ["api/zeta", "web/two"]
-        );
+                ],
+                &["api/zeta", "web/two"],
+            ),
+        ];
+        for (filters, expected) in cases {
+            assert_eq!(filtered(&f, filters).unwrap(), *expected, "{filters:?}");
+        }
         for bad in [
             ("createdAtAfter", "yesterday"),
             ("createdAtBefore", "1970-01-01T00:00:02+01:00"),
