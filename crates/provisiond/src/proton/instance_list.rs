@@ -10,6 +10,7 @@ use super::template::{self, TemplateKind};
 use crate::context::RequestContext;
 use crate::paging::{self, TopPage};
 use crate::store::{self, transact, Kind, Mode, Tx};
+use crate::wire_enum::wire_enum;
 use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ pub fn list(
     input: pr::ListServiceInstancesInput,
 ) -> Result<pr::ListServiceInstancesOutput, AwsError> {
     let scope = ctx.scope();
-    let sort_by = SortBy::parse(input.sort_by.as_deref())?;
+    let sort_by = SortBy::given(input.sort_by.as_deref())?;
     let descending = match input.sort_order.as_deref() {
         None | Some("ASCENDING") => false,
         Some("DESCENDING") => true,
@@ -141,50 +142,27 @@ fn each_instance_of(
     }
 }
 
-/// `sortBy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SortBy {
-    Name,
-    DeploymentStatus,
-    TemplateName,
-    ServiceName,
-    EnvironmentName,
-    LastDeploymentAttemptedAt,
-    CreatedAt,
+wire_enum! {
+    /// `sortBy`.
+    enum SortBy {
+        Name = "name",
+        DeploymentStatus = "deploymentStatus",
+        TemplateName = "templateName",
+        ServiceName = "serviceName",
+        EnvironmentName = "environmentName",
+        LastDeploymentAttemptedAt = "lastDeploymentAttemptedAt",
+        CreatedAt = "createdAt",
+    }
 }
 
 impl SortBy {
-    const ALL: [SortBy; 7] = [
-        SortBy::Name,
-        SortBy::DeploymentStatus,
-        SortBy::TemplateName,
-        SortBy::ServiceName,
-        SortBy::EnvironmentName,
-        SortBy::LastDeploymentAttemptedAt,
-        SortBy::CreatedAt,
-    ];
-
     /// The wire's value; `serviceName` when none is given, as AWS documents.
-    fn parse(wire: Option<&str>) -> Result<SortBy, AwsError> {
+    fn given(wire: Option<&str>) -> Result<SortBy, AwsError> {
         let Some(wire) = wire else {
             return Ok(SortBy::ServiceName);
         };
-        SortBy::ALL
-            .into_iter()
-            .find(|s| s.as_str() == wire)
+        SortBy::parse(wire)
             .ok_or_else(|| invalid(format!("The sortBy {wire} is not one Proton sorts by.")))
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            SortBy::Name => "name",
-            SortBy::DeploymentStatus => "deploymentStatus",
-            SortBy::TemplateName => "templateName",
-            SortBy::ServiceName => "serviceName",
-            SortBy::EnvironmentName => "environmentName",
-            SortBy::LastDeploymentAttemptedAt => "lastDeploymentAttemptedAt",
-            SortBy::CreatedAt => "createdAt",
-        }
     }
 
     /// Where `instance` goes in this order.
