@@ -4,7 +4,7 @@
 
 use provisiond::auth::Identity;
 use provisiond::catalog::{
-    constraint, membership, notify, plan, portfolio, principal, product, provisioning,
+    constraint, membership, notify, plan, portfolio, principal, product, product_view, provisioning,
 };
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
@@ -1087,4 +1087,49 @@ fn records_stored_before_their_index_are_found_once_it_is_built() {
         history(&w, Some(("provisionedproduct", &pp)), 20),
         [record.record_id.unwrap()]
     );
+}
+
+#[test]
+fn an_end_users_product_search_reads_who_may_use_each_portfolio_and_nothing_more() {
+    let w = World::new();
+    let portfolio_id = portfolio::list(&w.admin(), sc::ListPortfoliosInput::default())
+        .unwrap()
+        .portfolio_details
+        .unwrap()[0]
+        .id
+        .clone()
+        .unwrap();
+    // Constraints of the portfolio that cannot be decoded: SearchProducts asks whether the
+    // caller may launch, not through which constraint.
+    transact(w.store.as_ref(), Mode::Write, |tx| {
+        for i in 0..300 {
+            tx.put(
+                Kind::Constraint,
+                &format!("{ACCOUNT}/us-east-1"),
+                &format!("unreadable-{i}"),
+                &portfolio_id,
+                b"not a constraint",
+            )?;
+        }
+        Ok::<_, provisiond::store::StoreError>(())
+    })
+    .unwrap();
+    let search = |ctx: &RequestContext| {
+        product_view::search(ctx, sc::SearchProductsInput::default())
+            .unwrap()
+            .product_view_summaries
+            .unwrap()
+            .into_iter()
+            .map(|p| p.product_id.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(search(&w.dev()), std::slice::from_ref(&w.product));
+    // A principal the portfolio does not name sees nothing.
+    let stranger = w.ctx(
+        ACCOUNT,
+        "us-east-1",
+        &format!("arn:aws:iam::{ACCOUNT}:role/stranger"),
+        false,
+    );
+    assert!(search(&stranger).is_empty());
 }

@@ -41,11 +41,7 @@ pub fn paths(
         store::list_all::<product::ProductLink>(tx, Kind::ProductPortfolio, scope, product_id)?;
     let mut out = Vec::new();
     for link in links {
-        let associations = principal::of_portfolio(tx, scope, &link.portfolio_id)?;
-        if !associations
-            .iter()
-            .any(|a| a.matches(&ctx.identity.principal))
-        {
+        if !open_to_caller(tx, ctx, scope, &link.portfolio_id)? {
             continue;
         }
         out.push(LaunchPath {
@@ -55,6 +51,18 @@ pub fn paths(
         });
     }
     Ok(out)
+}
+
+/// Whether the caller's principal is associated with the portfolio (by ARN or pattern).
+pub fn open_to_caller(
+    tx: &mut dyn Tx,
+    ctx: &RequestContext,
+    scope: &str,
+    portfolio_id: &str,
+) -> Result<bool, AwsError> {
+    Ok(principal::of_portfolio(tx, scope, portfolio_id)?
+        .iter()
+        .any(|a| a.matches(&ctx.identity.principal)))
 }
 
 /// The path a provisioning call uses: `path_id` if given (and open to the caller), else the only

@@ -3,25 +3,39 @@
 
 use super::launch_path;
 use super::product::{
-    artifacts, product_not_found, resolve, Product, ProductQuery, DEFAULT_PAGE_SIZE,
+    artifacts, product_not_found, resolve, Product, ProductLink, ProductQuery, DEFAULT_PAGE_SIZE,
 };
 use crate::context::RequestContext;
 use crate::paging;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::servicecatalog as sc;
 use provisiond_model::{AwsError, Timestamp};
+use std::collections::HashMap;
 
-/// Every product with a launch path open to the caller, in creation order.
+/// Every product with a launch path open to the caller, in creation order. Whether the caller
+/// may use a portfolio is asked once per portfolio, however many products it holds.
 fn launchable(
     tx: &mut dyn Tx,
     ctx: &RequestContext,
     scope: &str,
-) -> Result<Vec<(Product, Vec<launch_path::LaunchPath>)>, AwsError> {
+) -> Result<Vec<Product>, AwsError> {
+    let mut open: HashMap<String, bool> = HashMap::new();
     let mut out = Vec::new();
-    for p in store::list_all::<Product>(tx, Kind::Product, scope, "")? {
-        let paths = launch_path::paths(tx, ctx, scope, &p.id)?;
-        if !paths.is_empty() {
-            out.push((p, paths));
+    for product in store::list_all::<Product>(tx, Kind::Product, scope, "")? {
+        let links = store::list_all::<ProductLink>(tx, Kind::ProductPortfolio, scope, &product.id)?;
+        for link in links {
+            let may = match open.get(&link.portfolio_id) {
+                Some(may) => *may,
+                None => {
+                    let may = launch_path::open_to_caller(tx, ctx, scope, &link.portfolio_id)?;
+                    open.insert(link.portfolio_id, may);
+                    may
+                }
+            };
+            if may {
+                out.push(product);
+                break;
+            }
         }
     }
     Ok(out)
@@ -83,7 +97,7 @@ pub fn search(
     };
     let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let launchable = launchable(tx, ctx, &scope)?;
-        query.apply(tx, &scope, launchable.into_iter().map(|(p, _)| p).collect())
+        query.apply(tx, &scope, launchable)
     })?;
     let (page, next) = paging::page_in_memory(found, after, size);
     Ok(sc::SearchProductsOutput {
