@@ -15,7 +15,7 @@ use provisiond_model::proton as pr;
 use provisiond_model::AwsError;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// How many services, or instances of one service, one read of the store brings in.
 const BATCH: usize = 100;
@@ -228,57 +228,96 @@ impl Ord for Directed {
     }
 }
 
-/// One of `filters`, its value read as its key needs.
-#[derive(Debug, Clone, PartialEq)]
-enum Filter {
-    Name(String),
-    DeploymentStatus(String),
-    TemplateName(String),
-    ServiceName(String),
-    DeployedTemplateVersionStatus(String),
-    EnvironmentName(String),
-    LastDeploymentAttemptedAtBefore(i64),
-    LastDeploymentAttemptedAtAfter(i64),
-    CreatedAtBefore(i64),
-    CreatedAtAfter(i64),
+/// A text field an instance is filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextField {
+    Name,
+    DeploymentStatus,
+    TemplateName,
+    ServiceName,
+    DeployedTemplateVersionStatus,
+    EnvironmentName,
 }
 
-impl Filter {
-    fn parse(filter: &pr::ListServiceInstancesFilter) -> Result<Filter, AwsError> {
+/// A time an instance is filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeField {
+    LastDeploymentAttemptedAt,
+    CreatedAt,
+}
+
+/// What one filter key asks, its values folded together (values of one key are alternatives):
+/// a text key's into a set, a date key's into its loosest bound. However many filters a
+/// request sends, an instance is checked once per key.
+#[derive(Debug, Clone, PartialEq)]
+enum Condition {
+    OneOf(TextField, HashSet<String>),
+    Before(TimeField, i64),
+    After(TimeField, i64),
+}
+
+impl Condition {
+    /// The condition one filter states, and its key.
+    fn parse(
+        filter: &pr::ListServiceInstancesFilter,
+    ) -> Result<(&'static str, Condition), AwsError> {
         let Some(key) = filter.key.as_deref() else {
             return Err(invalid("Every filter needs a key."));
         };
         let Some(value) = filter.value.clone() else {
             return Err(invalid(format!("The filter {key} needs a value.")));
         };
-        let date = |value: &str| {
-            crate::time::parse_rfc3339_utc(value).ok_or_else(|| {
+        let date = || {
+            crate::time::parse_rfc3339_utc(&value).ok_or_else(|| {
                 invalid(format!(
                     "The filter {key} takes an RFC 3339 date and time in UTC, such as 2026-10-07T12:00:00.000Z."
                 ))
             })
         };
+        let text = |field| Condition::OneOf(field, HashSet::from([value.clone()]));
         Ok(match key {
-            "name" => Filter::Name(value),
-            "deploymentStatus" => Filter::DeploymentStatus(value),
-            "templateName" => Filter::TemplateName(value),
-            "serviceName" => Filter::ServiceName(value),
-            "deployedTemplateVersionStatus" => Filter::DeployedTemplateVersionStatus(value),
-            "environmentName" => Filter::EnvironmentName(value),
-            "lastDeploymentAttemptedAtBefore" => {
-                Filter::LastDeploymentAttemptedAtBefore(date(&value)?)
-            }
-            "lastDeploymentAttemptedAtAfter" => {
-                Filter::LastDeploymentAttemptedAtAfter(date(&value)?)
-            }
-            "createdAtBefore" => Filter::CreatedAtBefore(date(&value)?),
-            "createdAtAfter" => Filter::CreatedAtAfter(date(&value)?),
+            "name" => ("name", text(TextField::Name)),
+            "deploymentStatus" => ("deploymentStatus", text(TextField::DeploymentStatus)),
+            "templateName" => ("templateName", text(TextField::TemplateName)),
+            "serviceName" => ("serviceName", text(TextField::ServiceName)),
+            "deployedTemplateVersionStatus" => (
+                "deployedTemplateVersionStatus",
+                text(TextField::DeployedTemplateVersionStatus),
+            ),
+            "environmentName" => ("environmentName", text(TextField::EnvironmentName)),
+            "lastDeploymentAttemptedAtBefore" => (
+                "lastDeploymentAttemptedAtBefore",
+                Condition::Before(TimeField::LastDeploymentAttemptedAt, date()?),
+            ),
+            "lastDeploymentAttemptedAtAfter" => (
+                "lastDeploymentAttemptedAtAfter",
+                Condition::After(TimeField::LastDeploymentAttemptedAt, date()?),
+            ),
+            "createdAtBefore" => (
+                "createdAtBefore",
+                Condition::Before(TimeField::CreatedAt, date()?),
+            ),
+            "createdAtAfter" => (
+                "createdAtAfter",
+                Condition::After(TimeField::CreatedAt, date()?),
+            ),
             other => {
                 return Err(invalid(format!(
                     "The filter key {other} is not one Proton filters by."
                 )))
             }
         })
+    }
+
+    /// Takes in another filter of the same key: one more accepted value, or a looser bound.
+    fn widen(&mut self, other: Condition) {
+        match (self, other) {
+            (Condition::OneOf(_, values), Condition::OneOf(_, more)) => values.extend(more),
+            (Condition::Before(_, ms), Condition::Before(_, other)) => *ms = (*ms).max(other),
+            (Condition::After(_, ms), Condition::After(_, other)) => *ms = (*ms).min(other),
+            // One key always states the same kind of condition.
+            _ => {}
+        }
     }
 
     /// Whether `instance` passes; `version_status` gives the status of the template version
@@ -288,43 +327,47 @@ impl Filter {
         instance: &ServiceInstance,
         version_status: &mut dyn FnMut(&ServiceInstance) -> Result<Option<&'static str>, AwsError>,
     ) -> Result<bool, AwsError> {
+        let time = |field: &TimeField| match field {
+            TimeField::LastDeploymentAttemptedAt => instance.status.last_attempted_ms,
+            TimeField::CreatedAt => instance.created_ms,
+        };
         Ok(match self {
-            Filter::Name(v) => instance.name == *v,
-            Filter::DeploymentStatus(v) => instance.status.status.as_str() == v,
-            Filter::TemplateName(v) => instance.state.template_name == *v,
-            Filter::ServiceName(v) => instance.service_name == *v,
-            Filter::DeployedTemplateVersionStatus(v) => {
-                version_status(instance)? == Some(v.as_str())
+            Condition::OneOf(field, values) => {
+                let value = match field {
+                    TextField::Name => instance.name.as_str(),
+                    TextField::DeploymentStatus => instance.status.status.as_str(),
+                    TextField::TemplateName => instance.state.template_name.as_str(),
+                    TextField::ServiceName => instance.service_name.as_str(),
+                    TextField::EnvironmentName => instance.environment_name.as_str(),
+                    TextField::DeployedTemplateVersionStatus => match version_status(instance)? {
+                        Some(status) => status,
+                        None => return Ok(false),
+                    },
+                };
+                values.contains(value)
             }
-            Filter::EnvironmentName(v) => instance.environment_name == *v,
-            Filter::LastDeploymentAttemptedAtBefore(ms) => instance.status.last_attempted_ms < *ms,
-            Filter::LastDeploymentAttemptedAtAfter(ms) => instance.status.last_attempted_ms > *ms,
-            Filter::CreatedAtBefore(ms) => instance.created_ms < *ms,
-            Filter::CreatedAtAfter(ms) => instance.created_ms > *ms,
+            Condition::Before(field, ms) => time(field) < *ms,
+            Condition::After(field, ms) => time(field) > *ms,
         })
     }
 }
 
-/// The filters grouped by key: an instance is listed when, for every key given, it passes one
-/// of that key's filters (so `deploymentStatus` twice lists either status; docs/decisions.md).
+/// The filters, one condition per key given: an instance is listed when it passes them all
+/// (so `deploymentStatus` twice lists either status; docs/decisions.md).
 #[derive(Debug, Default)]
-struct Filters(Vec<Vec<Filter>>);
+struct Filters(Vec<(&'static str, Condition)>);
 
 impl Filters {
     fn parse(given: &[pr::ListServiceInstancesFilter]) -> Result<Filters, AwsError> {
-        let mut groups: Vec<Vec<Filter>> = Vec::new();
+        let mut conditions: Vec<(&'static str, Condition)> = Vec::new();
         for filter in given {
-            let filter = Filter::parse(filter)?;
-            let key = std::mem::discriminant(&filter);
-            match groups
-                .iter_mut()
-                .find(|g| g.first().map(std::mem::discriminant) == Some(key))
-            {
-                Some(group) => group.push(filter),
-                None => groups.push(vec![filter]),
+            let (key, condition) = Condition::parse(filter)?;
+            match conditions.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, known)) => known.widen(condition),
+                None => conditions.push((key, condition)),
             }
         }
-        Ok(Filters(groups))
+        Ok(Filters(conditions))
     }
 
     fn admit(
@@ -332,15 +375,8 @@ impl Filters {
         instance: &ServiceInstance,
         version_status: &mut dyn FnMut(&ServiceInstance) -> Result<Option<&'static str>, AwsError>,
     ) -> Result<bool, AwsError> {
-        for group in &self.0 {
-            let mut passes = false;
-            for filter in group {
-                if filter.admits(instance, version_status)? {
-                    passes = true;
-                    break;
-                }
-            }
-            if !passes {
+        for (_, condition) in &self.0 {
+            if !condition.admits(instance, version_status)? {
                 return Ok(false);
             }
         }
@@ -619,6 +655,45 @@ mod tests {
         for (filters, expected) in cases {
             assert_eq!(filtered(&f, filters).unwrap(), *expected, "{filters:?}");
         }
+        // Dates of one key are alternatives too: the loosest bound holds.
+        assert_eq!(
+            filtered(
+                &f,
+                &[
+                    ("createdAtBefore", "1970-01-01T00:00:01Z"),
+                    ("createdAtBefore", "1970-01-01T00:00:03Z"),
+                ]
+            )
+            .unwrap(),
+            ["api/zeta", "web/one"]
+        );
+        assert_eq!(
+            filtered(
+                &f,
+                &[
+                    ("createdAtAfter", "1970-01-01T00:00:03.5Z"),
+                    ("createdAtAfter", "1970-01-01T00:00:01Z"),
+                ]
+            )
+            .unwrap(),
+            ["api/alpha", "api/zeta", "web/two"]
+        );
+        // However many filters a request sends, one condition per key is checked.
+        let many: Vec<pr::ListServiceInstancesFilter> = (0..20_000)
+            .flat_map(|i| {
+                [
+                    pr::ListServiceInstancesFilter {
+                        key: Some("name".into()),
+                        value: Some(format!("n{i}")),
+                    },
+                    pr::ListServiceInstancesFilter {
+                        key: Some("createdAtAfter".into()),
+                        value: Some("1970-01-01T00:00:00Z".into()),
+                    },
+                ]
+            })
+            .collect();
+        assert_eq!(Filters::parse(&many).unwrap().0.len(), 2);
         for bad in [
             ("createdAtAfter", "yesterday"),
             ("createdAtBefore", "1970-01-01T00:00:02+01:00"),
