@@ -986,13 +986,16 @@ pub fn search(
         input.access_level_filter.as_ref(),
         super::access_level::Default::Account,
     )?;
-    let queries: Vec<String> = input
+    // Each query once, however often a request repeats it: every product is checked against
+    // every query.
+    let mut queries: Vec<String> = input
         .filters
-        .clone()
-        .unwrap_or_default()
-        .get("SearchQuery")
+        .as_ref()
+        .and_then(|filters| filters.get("SearchQuery"))
         .map(|queries| queries.iter().map(|q| q.to_lowercase()).collect())
         .unwrap_or_default();
+    queries.sort_unstable();
+    queries.dedup();
     // `q` is lowercased already: each product's fields are compared without a copy.
     let matches = |pp: &ProvisionedProduct, q: &str| match q.split_once(':') {
         Some((field, value)) => {
