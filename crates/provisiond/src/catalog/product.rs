@@ -488,11 +488,11 @@ pub fn search_as_admin(
     let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
     let scope = ctx.scope();
-    let query = ProductQuery {
-        filters: input.filters.clone().unwrap_or_default(),
-        sort_by: input.sort_by.clone(),
-        descending: input.sort_order.as_deref() == Some("DESCENDING"),
-    };
+    let query = ProductQuery::new(
+        input.filters.as_ref(),
+        input.sort_by.clone(),
+        input.sort_order.as_deref(),
+    );
     let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let products: Vec<Product> = match input.portfolio_id.as_deref() {
             Some(portfolio_id) => {
@@ -528,31 +528,61 @@ pub fn search_as_admin(
 /// key, one of its values matches. Sort: `Title` (name), `CreationDate`, `VersionCount`
 /// (number of provisioning artifacts), ties kept in creation order.
 pub struct ProductQuery {
-    /// Filter key → accepted values.
-    pub filters: std::collections::BTreeMap<String, Vec<String>>,
+    /// Filter key → accepted values, each once (`FullTextSearch`'s lowercased).
+    filters: std::collections::BTreeMap<String, Vec<String>>,
     /// `Title`, `VersionCount` or `CreationDate`.
-    pub sort_by: Option<String>,
+    sort_by: Option<String>,
     /// `SortOrder` `DESCENDING`.
-    pub descending: bool,
+    descending: bool,
 }
 
 impl ProductQuery {
+    /// The query a search call asks: its filters' values each once, however often a request
+    /// repeats them (every product is checked against each), `FullTextSearch`'s lowercased.
+    pub fn new(
+        filters: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+        sort_by: Option<String>,
+        sort_order: Option<&str>,
+    ) -> ProductQuery {
+        let filters = filters
+            .into_iter()
+            .flatten()
+            .map(|(key, values)| {
+                let mut values: Vec<String> = if key == "FullTextSearch" {
+                    values.iter().map(|v| v.to_lowercase()).collect()
+                } else {
+                    values.clone()
+                };
+                values.sort_unstable();
+                values.dedup();
+                (key.clone(), values)
+            })
+            .collect();
+        ProductQuery {
+            filters,
+            sort_by,
+            descending: sort_order == Some("DESCENDING"),
+        }
+    }
+
     /// Whether `p` passes every filter.
     pub fn matches(&self, p: &Product) -> bool {
-        self.filters.iter().all(|(key, values)| {
-            values.iter().any(|v| match key.as_str() {
-                "FullTextSearch" => {
-                    let needle = v.to_lowercase();
-                    [Some(&p.name), Some(&p.owner), p.description.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .any(|f| f.to_lowercase().contains(&needle))
-                }
-                "Owner" => p.owner == *v,
-                "ProductType" => p.product_type == *v,
-                "SourceProductId" => p.id == *v,
-                _ => true,
-            })
+        self.filters.iter().all(|(key, values)| match key.as_str() {
+            "FullTextSearch" => {
+                // The product's text lowercased once, for all the needles.
+                let text: Vec<String> = [Some(&p.name), Some(&p.owner), p.description.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|f| f.to_lowercase())
+                    .collect();
+                values
+                    .iter()
+                    .any(|needle| text.iter().any(|f| f.contains(needle.as_str())))
+            }
+            "Owner" => values.contains(&p.owner),
+            "ProductType" => values.contains(&p.product_type),
+            "SourceProductId" => values.contains(&p.id),
+            _ => true,
         })
     }
 
@@ -1008,5 +1038,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(find(&long).unwrap(), "prod-long");
+    }
+
+    #[test]
+    fn a_search_query_keeps_each_value_once_and_matches_text_whatever_its_case() {
+        let filters: std::collections::BTreeMap<String, Vec<String>> = [
+            (
+                "FullTextSearch".to_string(),
+                vec!["WEB".into(), "web".into(), "Web".into()],
+            ),
+            (
+                "Owner".to_string(),
+                vec!["platform".into(), "platform".into(), "other".into()],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let query = ProductQuery::new(Some(&filters), None, None);
+        assert_eq!(query.filters["FullTextSearch"], ["web"]);
+        assert_eq!(query.filters["Owner"], ["other", "platform"]);
+        let mut p = product("prod-a", "My Web App");
+        assert!(query.matches(&p));
+        p.owner = "someone".into();
+        assert!(!query.matches(&p), "every key must match");
+        assert!(ProductQuery::new(Some(&filters), None, Some("DESCENDING")).descending);
     }
 }

@@ -90,11 +90,11 @@ pub fn search(
     let scope = ctx.scope();
     let after = paging::parse_token(input.page_token.as_deref())?.unwrap_or(-1);
     let size = paging::page_size(input.page_size, DEFAULT_PAGE_SIZE, 100);
-    let query = ProductQuery {
-        filters: input.filters.clone().unwrap_or_default(),
-        sort_by: input.sort_by.clone(),
-        descending: input.sort_order.as_deref() == Some("DESCENDING"),
-    };
+    let query = ProductQuery::new(
+        input.filters.as_ref(),
+        input.sort_by.clone(),
+        input.sort_order.as_deref(),
+    );
     let found = transact(ctx.store.as_ref(), Mode::Read, |tx| {
         let launchable = launchable(tx, ctx, &scope)?;
         query.apply(tx, &scope, launchable)
