@@ -91,32 +91,6 @@ pub fn scan_page<T, E>(
     }
 }
 
-/// The token that continues after the item named `name` at `seq`, for lists sorted by name.
-pub fn token_after_named(name: &str, seq: i64) -> String {
-    B64.encode(format!("v1n:{seq}:{name}"))
-}
-
-/// The `(name, seq)` a [`token_after_named`] token continues after; `None` for the first
-/// page; a token provisiond did not issue for a list by name answers Service Catalog's
-/// `InvalidParametersException`.
-pub fn parse_named_token(
-    token: Option<&str>,
-) -> Result<Option<(String, i64)>, provisiond_model::AwsError> {
-    let parse = |t: &str| -> Option<(String, i64)> {
-        let raw = B64.decode(t).ok()?;
-        let text = String::from_utf8(raw).ok()?;
-        let (seq, name) = text.strip_prefix("v1n:")?.split_once(':')?;
-        Some((name.to_string(), seq.parse().ok()?))
-    };
-    match token {
-        None | Some("") => Ok(None),
-        Some(t) => parse(t).map(Some).ok_or_else(|| {
-            provisiond_model::servicecatalog::ErrorCode::InvalidParametersException
-                .with("The page token is not valid.")
-        }),
-    }
-}
-
 /// The token that continues after the item whose sort key is `key`, for a list sorted by a key
 /// of its own (a [`TopPage`]); `listing` names the list and its order, so that a token is taken
 /// back only by the listing that issued it. Standard base64, the alphabet Proton's `NextToken`
@@ -311,19 +285,6 @@ mod tests {
         scrambled.for_each(|k| page.offer(k, ()));
         let (rows, more) = page.finish();
         assert_eq!((rows.len(), more), (2, false));
-    }
-
-    #[test]
-    fn named_tokens_round_trip_and_reject_strangers() {
-        let token = token_after_named("a:name with: colons", 42);
-        assert_eq!(
-            parse_named_token(Some(&token)).unwrap(),
-            Some(("a:name with: colons".to_string(), 42))
-        );
-        assert_eq!(parse_named_token(None).unwrap(), None);
-        assert!(parse_named_token(Some(&token_after(42))).is_err());
-        assert!(parse_token(Some(&token)).is_err());
-        assert!(parse_named_token(Some("garbage")).is_err());
     }
 
     #[test]

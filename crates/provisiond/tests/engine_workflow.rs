@@ -4,7 +4,8 @@
 
 use provisiond::auth::Identity;
 use provisiond::catalog::{
-    constraint, membership, notify, plan, portfolio, principal, product, product_view, provisioning,
+    constraint, membership, notify, plan, portfolio, principal, product, product_view,
+    provisioned_search, provisioning,
 };
 use provisiond::context::RequestContext;
 use provisiond::crypto::ServerKey;
@@ -988,7 +989,7 @@ fn search_page(
     sort_order: Option<&str>,
     token: Option<String>,
 ) -> (Vec<String>, Option<String>, i32) {
-    let out = provisioning::search(
+    let out = provisioned_search::search(
         &w.dev(),
         sc::SearchProvisionedProductsInput {
             sort_by: sort_by.map(str::to_string),
@@ -1048,7 +1049,7 @@ fn a_sorted_search_continues_after_the_last_item_shown_whatever_was_added_before
     assert_eq!(names, ["f", "e", "d", "c", "b", "a"]);
     // A token of one order is refused by the other.
     let (_, by_creation, _) = search_page(&w, None, Some("DESCENDING"), None);
-    let refused = provisioning::search(
+    let refused = provisioned_search::search(
         &w.dev(),
         sc::SearchProvisionedProductsInput {
             sort_by: Some("name".into()),
@@ -1132,4 +1133,145 @@ fn an_end_users_product_search_reads_who_may_use_each_portfolio_and_nothing_more
         false,
     );
     assert!(search(&stranger).is_empty());
+}
+
+/// A search's names and `TotalResultsCount`, all in one page.
+fn search_all(
+    w: &World,
+    input: sc::SearchProvisionedProductsInput,
+) -> Result<(Vec<String>, i32), AwsError> {
+    let out = provisioned_search::search(
+        &w.dev(),
+        sc::SearchProvisionedProductsInput {
+            page_size: Some(100),
+            ..input
+        },
+    )?;
+    Ok((
+        out.provisioned_products
+            .unwrap()
+            .into_iter()
+            .map(|pp| pp.name.unwrap())
+            .collect(),
+        out.total_results_count.unwrap(),
+    ))
+}
+
+#[test]
+fn a_search_sorts_by_the_documented_fields_and_queries_any_of_them() {
+    let w = World::new();
+    let mut made = Vec::new();
+    for name in ["web", "db", "cache"] {
+        let record = w.provision(name).unwrap();
+        made.push((
+            name.to_string(),
+            record.provisioned_product_id.unwrap(),
+            record.record_id.unwrap(),
+        ));
+    }
+    // Each documented SortBy orders by its field, either way round.
+    let by = |key: fn(&(String, String, String)) -> String| {
+        let mut sorted = made.clone();
+        sorted.sort_by_key(key);
+        sorted
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect::<Vec<_>>()
+    };
+    for (sort_by, expected) in [
+        ("name", by(|m| m.0.clone())),
+        ("id", by(|m| m.1.clone())),
+        ("lastRecordId", by(|m| m.2.clone())),
+    ] {
+        let asked = |order: Option<&str>| {
+            search_all(
+                &w,
+                sc::SearchProvisionedProductsInput {
+                    sort_by: Some(sort_by.into()),
+                    sort_order: order.map(String::from),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .0
+        };
+        assert_eq!(asked(None), expected, "{sort_by}");
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(asked(Some("DESCENDING")), reversed, "{sort_by} descending");
+    }
+    let by_arn = search_all(
+        &w,
+        sc::SearchProvisionedProductsInput {
+            sort_by: Some("arn".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .0;
+    let pp_arn = |name: &str| {
+        let id = &made.iter().find(|m| m.0 == name).unwrap().1;
+        w.pp(id).unwrap().arn.unwrap()
+    };
+    let mut arns: Vec<String> = by_arn.iter().map(|n| pp_arn(n)).collect();
+    let listed = arns.clone();
+    arns.sort();
+    assert_eq!(listed, arns, "sorted by ARN");
+    // Another SortBy is refused.
+    let e = search_all(
+        &w,
+        sc::SearchProvisionedProductsInput {
+            sort_by: Some("status".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "InvalidParametersException");
+
+    // SearchQuery over the documented fields, any case; a prefix that names none is text.
+    let query = |q: &str| {
+        search_all(
+            &w,
+            sc::SearchProvisionedProductsInput {
+                filters: Some([("SearchQuery".to_string(), vec![q.to_string()])].into()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let db = &made[1];
+    let three = vec!["web".to_string(), "db".to_string(), "cache".to_string()];
+    assert_eq!(query("productName:BUCKET"), (three.clone(), 3));
+    assert_eq!(query("productName:other"), (vec![], 0));
+    assert_eq!(
+        query(&format!("lastRecordId:{}", db.2)),
+        (vec!["db".to_string()], 1)
+    );
+    assert_eq!(
+        query(&format!("provisioningArtifactId:{}", w.artifact)).1,
+        3
+    );
+    assert_eq!(
+        query(&format!("userArn:arn:aws:iam::{ACCOUNT}:role/dev")).1,
+        3
+    );
+    assert_eq!(query("status:under_change").1, 3);
+    assert_eq!(
+        query(&format!(
+            "createdTime:{}",
+            &provisiond::time::format_iso8601(provisiond::time::now_ms())[..4]
+        ))
+        .1,
+        3
+    );
+    assert_eq!(
+        query("userArnSession:arn").1,
+        0,
+        "provisiond keeps no session"
+    );
+    assert_eq!(
+        query("nosuchfield:web"),
+        (vec![], 0),
+        "the text 'nosuchfield:web' is in no name"
+    );
 }

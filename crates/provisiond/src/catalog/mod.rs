@@ -15,6 +15,7 @@ pub mod portfolio;
 pub mod principal;
 pub mod product;
 pub mod product_view;
+pub mod provisioned_search;
 pub mod provisioning;
 pub mod repair;
 pub mod status;
@@ -378,7 +379,7 @@ impl sc::Handler for ServiceCatalog {
         ctx: &RequestContext,
         input: sc::SearchProvisionedProductsInput,
     ) -> Result<sc::SearchProvisionedProductsOutput, AwsError> {
-        provisioning::search(ctx, input)
+        provisioned_search::search(ctx, input)
     }
 
     fn update_provisioned_product_properties(

@@ -61,7 +61,7 @@ pub fn gather(console: &Console, ctx: &RequestContext) -> Result<Overview, AwsEr
     let mut token = None;
     let mut more_products = false;
     loop {
-        let page = catalog::provisioning::search(
+        let page = catalog::provisioned_search::search(
             ctx,
             sc::SearchProvisionedProductsInput {
                 access_level_filter: admin.then(|| sc::AccessLevelFilter {
