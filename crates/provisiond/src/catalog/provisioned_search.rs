@@ -12,7 +12,7 @@ use crate::context::RequestContext;
 use crate::paging;
 use crate::store::{self, transact, Kind, Mode, Tx};
 use provisiond_model::servicecatalog::{self as sc, ErrorCode};
-use provisiond_model::{AwsError, Timestamp};
+use provisiond_model::AwsError;
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
@@ -130,37 +130,7 @@ pub fn search(
         .into_iter()
         .map(|pp| {
             let (product_name, version_name) = names.known(&pp).unwrap_or_default();
-            sc::ProvisionedProductAttribute {
-                name: Some(pp.name.clone()),
-                arn: Some(pp.arn.clone()),
-                r#type: Some(pp.product_type.clone()),
-                id: Some(pp.id.clone()),
-                status: Some(pp.status.into()),
-                status_message: pp.status_message.clone(),
-                created_time: Some(Timestamp::from_millis(pp.created_ms)),
-                idempotency_token: Some(pp.idempotency_token.clone()),
-                last_record_id: Some(pp.last_record_id.clone()),
-                last_provisioning_record_id: Some(pp.last_provisioning_record_id.clone()),
-                last_successful_provisioning_record_id: pp
-                    .last_successful_provisioning_record_id
-                    .clone(),
-                tags: Some(
-                    pp.tags
-                        .iter()
-                        .map(|(k, v)| sc::Tag {
-                            key: Some(k.clone()),
-                            value: Some(v.clone()),
-                        })
-                        .collect(),
-                ),
-                physical_id: physical_id(&pp),
-                product_id: Some(pp.product_id.clone()),
-                product_name: Some(product_name),
-                provisioning_artifact_id: Some(pp.artifact_id.clone()),
-                provisioning_artifact_name: version_name,
-                user_arn: Some(pp.owner_principal.clone()),
-                user_arn_session: None,
-            }
+            pp.attribute(product_name, version_name)
         })
         .collect();
     Ok(sc::SearchProvisionedProductsOutput {
@@ -168,13 +138,6 @@ pub fn search(
         total_results_count: Some(total),
         next_page_token: next,
     })
-}
-
-/// A provisioned product's `PhysicalId`: its resource group tag, `key=value`.
-fn physical_id(pp: &ProvisionedProduct) -> Option<String> {
-    pp.resource_group_tag
-        .as_ref()
-        .map(|(k, v)| format!("{k}={v}"))
 }
 
 /// `SortBy`: the fields AWS documents (`arn`, `id`, `name`, `lastRecordId`); `createdTime`, and
@@ -374,7 +337,7 @@ impl Query {
             Field::LastRecordId => text(&pp.last_record_id),
             Field::IdempotencyToken => text(&pp.idempotency_token),
             Field::Name => text(&pp.name),
-            Field::PhysicalId => physical_id(pp).is_some_and(|p| text(&p)),
+            Field::PhysicalId => pp.physical_id().is_some_and(|p| text(&p)),
             Field::ProductId => text(&pp.product_id),
             Field::ProvisioningArtifactId => text(&pp.artifact_id),
             Field::Type => text(&pp.product_type),

@@ -179,6 +179,53 @@ impl Record {
 }
 
 impl ProvisionedProduct {
+    /// Its `PhysicalId`: the engine's resource group tag, `key=value`.
+    pub fn physical_id(&self) -> Option<String> {
+        self.resource_group_tag
+            .as_ref()
+            .map(|(k, v)| format!("{k}={v}"))
+    }
+
+    /// The provisioned product as a search lists it (`ProvisionedProductAttribute`), with the
+    /// names of its product and version.
+    pub fn attribute(
+        &self,
+        product_name: String,
+        version_name: Option<String>,
+    ) -> sc::ProvisionedProductAttribute {
+        sc::ProvisionedProductAttribute {
+            name: Some(self.name.clone()),
+            arn: Some(self.arn.clone()),
+            r#type: Some(self.product_type.clone()),
+            id: Some(self.id.clone()),
+            status: Some(self.status.into()),
+            status_message: self.status_message.clone(),
+            created_time: Some(Timestamp::from_millis(self.created_ms)),
+            idempotency_token: Some(self.idempotency_token.clone()),
+            last_record_id: Some(self.last_record_id.clone()),
+            last_provisioning_record_id: Some(self.last_provisioning_record_id.clone()),
+            last_successful_provisioning_record_id: self
+                .last_successful_provisioning_record_id
+                .clone(),
+            tags: Some(
+                self.tags
+                    .iter()
+                    .map(|(k, v)| sc::Tag {
+                        key: Some(k.clone()),
+                        value: Some(v.clone()),
+                    })
+                    .collect(),
+            ),
+            physical_id: self.physical_id(),
+            product_id: Some(self.product_id.clone()),
+            product_name: Some(product_name),
+            provisioning_artifact_id: Some(self.artifact_id.clone()),
+            provisioning_artifact_name: version_name,
+            user_arn: Some(self.owner_principal.clone()),
+            user_arn_session: None,
+        }
+    }
+
     /// The provisioned product as `ProvisionedProductDetail`.
     pub fn detail(&self) -> sc::ProvisionedProductDetail {
         sc::ProvisionedProductDetail {
