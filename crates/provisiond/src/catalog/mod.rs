@@ -35,6 +35,16 @@ pub fn paging_size(requested: Option<i32>) -> usize {
     crate::paging::page_size(requested, 20, 100)
 }
 
+/// Stored `(key, value)` tags as the wire's `Tag`s.
+pub fn wire_tags(tags: &[(String, String)]) -> Vec<sc::Tag> {
+    tags.iter()
+        .map(|(k, v)| sc::Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
 /// The IAM-style action name of an operation, as named in access-denied messages.
 pub fn action(operation: Operation) -> String {
     format!("servicecatalog:{}", operation.name())

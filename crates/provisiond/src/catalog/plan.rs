@@ -96,15 +96,7 @@ impl Plan {
                     })
                     .collect(),
             ),
-            tags: Some(
-                self.tags
-                    .iter()
-                    .map(|(k, v)| sc::Tag {
-                        key: Some(k.clone()),
-                        value: Some(v.clone()),
-                    })
-                    .collect(),
-            ),
+            tags: Some(super::wire_tags(&self.tags)),
             status_message: self.status_message.clone(),
         }
     }

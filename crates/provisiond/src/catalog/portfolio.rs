@@ -45,13 +45,7 @@ impl Portfolio {
     }
 
     fn wire_tags(&self) -> Vec<sc::Tag> {
-        self.tags
-            .iter()
-            .map(|(k, v)| sc::Tag {
-                key: Some(k.clone()),
-                value: Some(v.clone()),
-            })
-            .collect()
+        super::wire_tags(&self.tags)
     }
 }
 

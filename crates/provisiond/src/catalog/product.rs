@@ -125,13 +125,7 @@ impl Product {
     }
 
     fn wire_tags(&self) -> Vec<sc::Tag> {
-        self.tags
-            .iter()
-            .map(|(k, v)| sc::Tag {
-                key: Some(k.clone()),
-                value: Some(v.clone()),
-            })
-            .collect()
+        super::wire_tags(&self.tags)
     }
 }
 

@@ -207,15 +207,7 @@ impl ProvisionedProduct {
             last_successful_provisioning_record_id: self
                 .last_successful_provisioning_record_id
                 .clone(),
-            tags: Some(
-                self.tags
-                    .iter()
-                    .map(|(k, v)| sc::Tag {
-                        key: Some(k.clone()),
-                        value: Some(v.clone()),
-                    })
-                    .collect(),
-            ),
+            tags: Some(super::wire_tags(&self.tags)),
             physical_id: self.physical_id(),
             product_id: Some(self.product_id.clone()),
             product_name: Some(product_name),
