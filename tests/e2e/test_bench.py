@@ -42,9 +42,10 @@ def test_a_quick_benchmark_runs_every_scenario_without_errors():
     assert "Idle RSS" in run.stdout and "Notify / ceiling at 1 connections" in run.stdout
 
 
-# Past one connection, one replica and the pair take three turns each at Notify, and each row
-# adds the turns up.
+# Past one connection, SQLite, one replica and the pair take three turns each at Notify, and
+# each row adds the turns up.
 POSTGRES_SCENARIOS = {
+    "SQLite, in the same turns: Notify": 3000,
     "PostgreSQL, 1 replica: Notify": 3000,
     "PostgreSQL, 1 replica: full cycle": 500,
     "PostgreSQL, 2 replicas: Notify (spread)": 3000,
@@ -61,7 +62,7 @@ def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
                              capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stderr[-2000:]
         assert_complete(scenario_rows(run.stdout, 2), POSTGRES_SCENARIOS, run.stdout)
-        assert "PostgreSQL (1 replica) / SQLite Notify" in run.stdout
+        assert "PostgreSQL (1 replica) / SQLite Notify, in the same turns" in run.stdout
         assert "Scale model" in run.stdout
         assert "Each replica of the pair runs" in run.stdout
         assert "in 3 alternating rounds" in run.stdout and "median" in run.stdout

@@ -15,6 +15,7 @@ use provisiond_engine::client::Api;
 use provisiond_sigv4::sign::{sign, Credentials, Unsigned};
 use provisiond_sigv4::PathStyle;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -159,7 +160,7 @@ fn status_mib(pid: u32, field: &str) -> f64 {
 
 /// CPU time (user + system, every thread, living or exited) a process has used so far, from
 /// `/proc/<pid>/stat` in the kernel's fixed 100 ticks per second.
-pub(crate) fn cpu_time(pid: u32) -> Duration {
+fn cpu_ticks(pid: u32) -> Duration {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -173,6 +174,56 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
         })
         .unwrap_or(0);
     Duration::from_millis(ticks * 10)
+}
+
+/// The nanoseconds each living thread of `pid` has run, from `/proc/<pid>/task/*/schedstat`.
+fn thread_runtimes(pid: u32) -> HashMap<u32, u64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            Some((tid, stat.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The CPU time a process spends from [`CpuClock::start`] on. Ticks of 10 ms would be a few per
+/// cent of a replica's share of a turn, so the clock adds up its threads' run times in
+/// nanoseconds; when threads ended meanwhile (their time left with them), it falls back to the
+/// ticks, which count exited threads too.
+pub(crate) struct CpuClock {
+    pid: u32,
+    ticks: Duration,
+    threads: HashMap<u32, u64>,
+}
+
+impl CpuClock {
+    pub(crate) fn start(pid: u32) -> CpuClock {
+        CpuClock {
+            pid,
+            ticks: cpu_ticks(pid),
+            threads: thread_runtimes(pid),
+        }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        let ticks = cpu_ticks(self.pid).saturating_sub(self.ticks);
+        let exact: u64 = thread_runtimes(self.pid)
+            .into_iter()
+            .map(|(tid, ns)| ns.saturating_sub(self.threads.get(&tid).copied().unwrap_or(0)))
+            .sum();
+        let exact = Duration::from_nanos(exact);
+        // More than the ticks' rounding above the threads still living: some ended.
+        if ticks > exact + Duration::from_millis(20) {
+            ticks
+        } else {
+            exact
+        }
+    }
 }
 
 /// A `perf record` call-graph profile of one process, running while this lives (with
@@ -189,12 +240,21 @@ impl Profile {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        // DWARF unwinding works on any build; a build with frame pointers profiles more cheaply
-        // with PROVISIOND_PERF_CALL_GRAPH=fp.
-        let call_graph = std::env::var("PROVISIOND_PERF_CALL_GRAPH")
-            .unwrap_or_else(|_| "dwarf,16384".to_string());
-        let perf = Command::new("perf")
-            .args([
+        // PROVISIOND_PERF_EVENTS=a,b,… counts those events (`perf stat`, into NAME.txt)
+        // instead of sampling: exact numbers of syscalls or switches per request, where a
+        // profile's samples are noisy.
+        let mut perf = Command::new("perf");
+        if let Ok(events) = std::env::var("PROVISIOND_PERF_EVENTS") {
+            perf.args(["stat", "-e", &events, "-p"])
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(dir.join(format!("{name}.txt")));
+        } else {
+            // DWARF unwinding works on any build; a build with frame pointers profiles more
+            // cheaply with PROVISIOND_PERF_CALL_GRAPH=fp.
+            let call_graph = std::env::var("PROVISIOND_PERF_CALL_GRAPH")
+                .unwrap_or_else(|_| "dwarf,16384".to_string());
+            perf.args([
                 "record",
                 "-q",
                 "-F",
@@ -205,7 +265,9 @@ impl Profile {
             ])
             .arg(pid.to_string())
             .arg("-o")
-            .arg(dir.join(format!("{name}.data")))
+            .arg(dir.join(format!("{name}.data")));
+        }
+        let perf = perf
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -237,11 +299,11 @@ pub(crate) async fn on_cpu_of(
 ) -> Result<Stats, String> {
     let profile = Profile::start(pid, label).await;
     let me = std::process::id();
-    let (before, before_me) = (cpu_time(pid), cpu_time(me));
+    let (server, client) = (CpuClock::start(pid), CpuClock::start(me));
     let mut stats = scenario.await?;
-    stats.server_cpu = Some(cpu_time(pid).saturating_sub(before));
+    stats.server_cpu = Some(server.elapsed());
     if pid != me {
-        stats.client_cpu = Some(cpu_time(me).saturating_sub(before_me));
+        stats.client_cpu = Some(client.elapsed());
     }
     profile.stop();
     Ok(stats)
@@ -616,7 +678,7 @@ async fn signed_reads(
             );
             let who = if addr == ceiling { "ceiling" } else { "server" };
             let profile = Profile::start(pid, &format!("wrk list-portfolios {c} {who}")).await;
-            let before = cpu_time(pid);
+            let clock = CpuClock::start(pid);
             let run = tokio::task::spawn_blocking(move || wrk::run(addr, c, seconds, &request))
                 .await
                 .map_err(|e| e.to_string())??;
@@ -624,7 +686,7 @@ async fn signed_reads(
             if run.errors > 0 {
                 return Err(format!("wrk ListPortfolios at {c}: {} errors", run.errors));
             }
-            let cpu = cpu_time(pid).saturating_sub(before);
+            let cpu = clock.elapsed();
             runs.push((run.clone(), cpu.as_secs_f64() * 1e6 / run.requests as f64));
         }
         out.push_str(&format!(
@@ -752,7 +814,6 @@ async fn run(options: Options) -> Result<(), String> {
     let product = publish(&server).await?;
     report.push_str(HEADER);
     let mut ratios = Vec::new();
-    let mut sqlite_notify = Vec::new();
     for &c in &connections {
         let n = 5_000 * scale;
         let (creds, addr) = (server.credentials.clone(), ceiling_addr);
@@ -817,7 +878,6 @@ async fn run(options: Options) -> Result<(), String> {
             notify.throughput() / ceiling.throughput(),
             notify.quantile(0.99),
         ));
-        sqlite_notify.push((c, notify.throughput()));
 
         let cycle = on_cpu_of(
             server.child.id(),
@@ -877,15 +937,9 @@ async fn run(options: Options) -> Result<(), String> {
 
     // PostgreSQL: one replica and two, in this same run.
     if let Some(url) = &options.database_url {
-        let section = postgres::section(
-            url,
-            &root.join("postgres"),
-            &connections,
-            scale,
-            &sqlite_notify,
-        )
-        .await
-        .map_err(|e| format!("the PostgreSQL scenarios: {e}"))?;
+        let section = postgres::section(url, &root.join("postgres"), &connections, scale)
+            .await
+            .map_err(|e| format!("the PostgreSQL scenarios: {e}"))?;
         report.push_str(&section);
     }
 

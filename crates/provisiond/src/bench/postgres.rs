@@ -1,6 +1,7 @@
 //! The PostgreSQL part of `provisiond bench --database-url URL`, in the same run as SQLite's:
 //! Notify and the full cycle on one replica and on two replicas of one scratch database
-//! (made and dropped by the run; each replica of the two sized to half of this machine), the
+//! (made and dropped by the run; each replica of the two sized to half of this machine), Notify
+//! on SQLite in turns with them for the comparison of the stores, the
 //! server CPU per request of each replica, PostgreSQL's own rate for the Notify transaction
 //! shape (the store alone), and a scale model built from them.
 
@@ -62,9 +63,9 @@ async fn notify_over(
     tasks: Arc<Vec<(String, String)>>,
     connections: usize,
 ) -> Result<(Stats, Vec<f64>), String> {
-    let before: Vec<_> = servers
+    let clocks: Vec<_> = servers
         .iter()
-        .map(|s| super::cpu_time(s.child.id()))
+        .map(|s| super::CpuClock::start(s.child.id()))
         .collect();
     let started = std::time::Instant::now();
     let share = tasks.len() / servers.len();
@@ -100,8 +101,8 @@ async fn notify_over(
     let mut stats = Stats::new(latencies, errors, started.elapsed());
     let mut per_replica = Vec::new();
     let mut total_cpu = std::time::Duration::ZERO;
-    for ((s, before), count) in servers.iter().zip(before).zip(counts) {
-        let cpu = super::cpu_time(s.child.id()).saturating_sub(before);
+    for (clock, count) in clocks.iter().zip(counts) {
+        let cpu = clock.elapsed();
         total_cpu += cpu;
         per_replica.push(cpu.as_secs_f64() * 1e6 / count.max(1) as f64);
     }
@@ -115,7 +116,6 @@ pub async fn section(
     root: &Path,
     connections: &[usize],
     scale: usize,
-    sqlite_notify: &[(usize, f64)],
 ) -> Result<String, String> {
     std::fs::create_dir_all(root).map_err(|e| e.to_string())?;
     let owned = url.to_string();
@@ -153,6 +153,10 @@ pub async fn section(
     }
     let (pair_a, pair_b) = (&pair[0], &pair[1]);
     let product = publish(&a).await?;
+    // SQLite takes its turns beside PostgreSQL's, for the comparison of the two stores: a
+    // single run of each at different moments compares the machine's phases as much as them.
+    let (lite, _) = super::start_server(&root.join("sqlite")).await?;
+    let lite_product = publish(&lite).await?;
     out.push_str(HEADER);
     let mut lines = vec![format!(
         "Each replica of the pair runs {} request threads and opens {} connections, half of \
@@ -164,12 +168,21 @@ pub async fn section(
         // One replica and the pair take turns, so that a slow phase of the machine falls on
         // both alike: their CPU per Notify moves by ±15% from run to run here.
         let rounds = if c >= 2 { ROUNDS } else { 1 };
-        let (mut ones, mut twos, mut cpu_by_round) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lites, mut ones, mut twos, mut cpu_by_round) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let label = |who: &str| match round {
                 0 => format!("pg notify {c}{who}"),
                 r => format!("pg notify {c}{who} round {}", r + 1),
             };
+            provision_many(&lite, &lite_product, &format!("lite-{c}-{round}"), n).await?;
+            let tasks = Arc::new(drain_tasks(&lite, n).await?);
+            lites.push(
+                on_cpu_of(lite.child.id(), &label(" sqlite"), async {
+                    Ok(notify_over(&[&lite], tasks, c).await?.0)
+                })
+                .await?,
+            );
             provision_many(&a, &product, &format!("pg1-{c}-{round}"), n).await?;
             let tasks = Arc::new(drain_tasks(&a, n).await?);
             let mut one_cpu = Vec::new();
@@ -197,6 +210,13 @@ pub async fn section(
             twos.push(two);
             cpu_by_round.push((one_cpu[0], two_cpu));
         }
+        let lite_notify = Stats::merged(lites);
+        row(
+            &mut out,
+            "SQLite, in the same turns: Notify",
+            c,
+            &lite_notify,
+        );
         let one = Stats::merged(ones);
         row(&mut out, "PostgreSQL, 1 replica: Notify", c, &one);
         let cycle = on_cpu_of(
@@ -209,7 +229,7 @@ pub async fn section(
         if c >= 2 {
             let two = Stats::merged(twos);
             row(&mut out, "PostgreSQL, 2 replicas: Notify (spread)", c, &two);
-            let before = [pair_a.child.id(), pair_b.child.id()].map(super::cpu_time);
+            let clocks = [pair_a.child.id(), pair_b.child.id()].map(super::CpuClock::start);
             let mut cycle2 = super::cycles_over(
                 &[pair_a, pair_b],
                 &product,
@@ -218,9 +238,7 @@ pub async fn section(
                 &format!("pg2cycle{c}"),
             )
             .await?;
-            let after = [pair_a.child.id(), pair_b.child.id()].map(super::cpu_time);
-            cycle2.server_cpu =
-                Some(after[0].saturating_sub(before[0]) + after[1].saturating_sub(before[1]));
+            cycle2.server_cpu = Some(clocks[0].elapsed() + clocks[1].elapsed());
             row(
                 &mut out,
                 "PostgreSQL, 2 replicas: full cycle (each call to the next replica)",
@@ -234,16 +252,16 @@ pub async fn section(
                 replica_cpu_rounds(&cpu_by_round)
             ));
         }
-        if let Some((_, sqlite)) = sqlite_notify.iter().find(|(k, _)| *k == c) {
-            lines.push(format!(
-                "At {c} connections: PostgreSQL (1 replica) / SQLite Notify: {:.0}% (p99 {} ms).",
-                100.0 * one.throughput() / sqlite,
-                ms(one.quantile(0.99))
-            ));
-        }
+        lines.push(format!(
+            "At {c} connections: PostgreSQL (1 replica) / SQLite Notify, in the same turns: \
+             {:.0}% (p99 {} ms against {} ms).",
+            100.0 * one.throughput() / lite_notify.throughput(),
+            ms(one.quantile(0.99)),
+            ms(lite_notify.quantile(0.99))
+        ));
         eprintln!("bench: postgres at {c} done");
     }
-    drop((a, pair));
+    drop((a, pair, lite));
     out.push('\n');
 
     // PostgreSQL alone: the Notify transaction shape from threads of this process.

@@ -63,7 +63,7 @@ pub fn notify_shaped(store: Arc<dyn Store>, threads: usize, total: usize) -> Res
         .map_err(|e| e.to_string())?;
     }
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu_before = super::cpu_time(std::process::id());
+    let cpu = super::CpuClock::start(std::process::id());
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
@@ -103,6 +103,6 @@ pub fn notify_shaped(store: Arc<dyn Store>, threads: usize, total: usize) -> Res
     }
     let elapsed = started.elapsed();
     let mut stats = Stats::new(latencies, 0, elapsed);
-    stats.server_cpu = Some(super::cpu_time(std::process::id()).saturating_sub(cpu_before));
+    stats.server_cpu = Some(cpu.elapsed());
     Ok(stats)
 }
