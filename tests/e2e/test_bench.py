@@ -63,6 +63,7 @@ def test_the_postgresql_part_runs_on_a_scratch_database_and_drops_it(tmp_path):
         assert run.returncode == 0, run.stderr[-2000:]
         assert_complete(scenario_rows(run.stdout, 2), POSTGRES_SCENARIOS, run.stdout)
         assert "PostgreSQL (1 replica) / SQLite Notify, in the same turns" in run.stdout
+        assert "PostgreSQL alone / SQLite Notify in the same turns" in run.stdout
         assert "Scale model" in run.stdout
         assert "Each replica of the pair runs" in run.stdout
         assert "in 3 alternating rounds" in run.stdout and "median" in run.stdout

@@ -163,6 +163,7 @@ pub async fn section(
          the single replica's, as if each had half of this machine to itself.",
         half.request_threads, half.connections
     )];
+    let mut lite_rates = Vec::new();
     for &c in connections {
         let n = 1_000 * scale;
         // One replica and the pair take turns, so that a slow phase of the machine falls on
@@ -252,6 +253,7 @@ pub async fn section(
                 replica_cpu_rounds(&cpu_by_round)
             ));
         }
+        lite_rates.push((c, lite_notify.throughput()));
         lines.push(format!(
             "At {c} connections: PostgreSQL (1 replica) / SQLite Notify, in the same turns: \
              {:.0}% (p99 {} ms against {} ms).",
@@ -281,6 +283,17 @@ pub async fn section(
         .await
         .map_err(|e| e.to_string())??;
         capacity = capacity.max(stats.throughput());
+        if let Some((_, lite)) = lite_rates.iter().find(|(k, _)| *k == c) {
+            // What the database alone commits bounds what a replica can reach on a machine
+            // whose cores the database shares with the server and the load generator.
+            lines.push(format!(
+                "At {c} connections: PostgreSQL alone / SQLite Notify in the same turns: {:.0}%, \
+                 about the most the replica's ratio can reach while the database shares this \
+                 machine's cores (the transactions alone spend less CPU beside it than a \
+                 replica and its load generator).",
+                100.0 * stats.throughput() / lite
+            ));
+        }
         row(
             &mut out,
             "PostgreSQL alone: Notify-shaped transactions (threads)",
