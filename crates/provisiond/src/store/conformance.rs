@@ -332,6 +332,7 @@ pub fn run_all(store: &dyn Store) {
     counts_follow_every_change(store);
     reads_in_one_snapshot_leave_the_store_as_it_was(store);
     quiet_writes_do_what_their_answering_forms_do(store);
+    a_run_of_quiet_writes_lands_whole(store);
     a_read_transaction_refuses_every_write(store);
     work_stands_only_while_what_it_requires_exists(store);
     a_lock_ahead_changes_nothing_a_transaction_sees(store);
@@ -596,6 +597,65 @@ fn quiet_writes_do_what_their_answering_forms_do(store: &dyn Store) {
     });
     assert_eq!(get(store, "made"), Some(b"1+".to_vec()));
     assert_eq!(get(store, "added"), None);
+}
+
+/// A run of quiet writes to several documents, as a Notify makes (a networked store sends
+/// them together, behind one another): each lands as it would alone, a second write of one
+/// document in the run lands after the first, counts follow the parents, and one `create` of a
+/// document that exists fails the whole transaction, the writes of the run beside it included.
+fn a_run_of_quiet_writes_lands_whole(store: &dyn Store) {
+    let get = |store: &dyn Store, id: &'static str| r(store, |tx| tx.get(Kind::Test, "run", id));
+    let count = |store: &dyn Store, parent: &'static str| {
+        r(store, |tx| tx.count(Kind::Test, "run", parent))
+    };
+    w(store, |tx| {
+        for id in ["a", "b", "c"] {
+            tx.create(Kind::Test, "run", id, "p", b"0")?;
+        }
+        Ok(())
+    });
+    w(store, |tx| {
+        for id in ["a", "b"] {
+            tx.get_for_update(Kind::Test, "run", id)?;
+        }
+        tx.put(Kind::Test, "run", "a", "p", b"1")?;
+        tx.discard(Kind::Test, "run", "c")?;
+        tx.create(Kind::Test, "run", "d", "p", b"1")?;
+        tx.put(Kind::Test, "run", "b", "q", b"1")?;
+        tx.put(Kind::Test, "run", "a", "p", b"2")?;
+        tx.create(Kind::Test, "run", "e", "q", b"1")?;
+        tx.discard(Kind::Test, "run", "d")?;
+        tx.create(Kind::Test, "run", "d", "q", b"2")
+    });
+    assert_eq!(get(store, "a"), Some(b"2".to_vec()), "the later write wins");
+    assert_eq!(get(store, "b"), Some(b"1".to_vec()));
+    assert_eq!(get(store, "c"), None);
+    assert_eq!(
+        get(store, "d"),
+        Some(b"2".to_vec()),
+        "removed, then made again"
+    );
+    assert_eq!(get(store, "e"), Some(b"1".to_vec()));
+    assert_eq!((count(store, "p"), count(store, "q")), (1, 3));
+
+    let refused = transact::<_, StoreError>(store, Mode::Write, |tx| {
+        tx.get_for_update(Kind::Test, "run", "a")?;
+        tx.put(Kind::Test, "run", "a", "p", b"3")?;
+        tx.discard(Kind::Test, "run", "b")?;
+        tx.create(Kind::Test, "run", "f", "p", b"1")?;
+        tx.create(Kind::Test, "run", "e", "p", b"2")?;
+        tx.create(Kind::Test, "run", "g", "p", b"1")
+    });
+    assert!(refused.is_err(), "a create of a document that exists fails");
+    assert_eq!(
+        get(store, "a"),
+        Some(b"2".to_vec()),
+        "nothing of it is kept"
+    );
+    assert_eq!(get(store, "b"), Some(b"1".to_vec()));
+    assert_eq!((get(store, "f"), get(store, "g")), (None, None));
+    assert_eq!(get(store, "e"), Some(b"1".to_vec()));
+    assert_eq!((count(store, "p"), count(store, "q")), (1, 3));
 }
 
 /// Work in one snapshot (`Store::in_one_snapshot`) reads and writes as any work does, and the
